@@ -1,0 +1,536 @@
+//! The breaker handle: the plain API, shared by every clone and service.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use buttress_core::{
+    Classification, Classify, Clock, DefaultClassifier, FastRandom, Listener, Listeners, Name,
+    Outcome, Random, SharedClock, SharedRandom, TokioClock,
+};
+
+use crate::config::{BreakerConfig, ConfigError, OpenDuration, Rules, Window, nanos};
+use crate::error::{CallError, Rejected};
+use crate::event::BreakerEvent;
+use crate::layer::CircuitBreakerLayer;
+use crate::machine::{Machine, Ticket, TicketKind, Transition, Verdict};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::snapshot::Snapshot;
+use crate::state::State;
+
+/// A circuit breaker. Cheap to clone; every clone shares one state.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use buttress_breaker::{CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::builder("embeddings")
+///     .consecutive_failures(2)
+///     .build()
+///     .expect("valid config");
+/// for _ in 0..2 {
+///     let r: Result<(), _> = breaker.call(|| async { Err::<(), _>("upstream down") }).await;
+///     assert!(r.unwrap_err().rejected().is_none()); // the call ran and failed
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// let r = breaker.call(|| async { Ok::<_, &str>(1) }).await;
+/// assert!(r.unwrap_err().rejected().is_some()); // refused at once
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: Name,
+    machine: Machine,
+    clock: SharedClock,
+    origin: Instant,
+    times_calls: bool,
+    slow_nanos: u64,
+    metrics: Metrics,
+    listeners: Listeners<BreakerEvent>,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.shared.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CircuitBreaker {
+    /// Starts a builder with the default configuration.
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name)
+    }
+
+    /// A breaker with `config`.
+    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Result<Self, ConfigError> {
+        Builder::new(name).config(config).build()
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &Name {
+        &self.shared.name
+    }
+
+    /// The current state (one atomic load).
+    ///
+    /// An open breaker reports `Open` until the first call after its open
+    /// period moves it to half-open.
+    pub fn state(&self) -> State {
+        self.shared.machine.state()
+    }
+
+    /// A tower layer that puts this breaker in front of a service.
+    pub fn layer(&self) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(self.clone())
+    }
+
+    #[inline]
+    fn nanos_at(&self, t: Instant) -> u64 {
+        nanos(t.saturating_duration_since(self.shared.origin))
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        self.nanos_at(self.shared.clock.now())
+    }
+
+    /// Asks to make one call: a [`Permit`] to record its outcome with, or a
+    /// [`Rejected`] error at once.
+    ///
+    /// Dropping the permit without recording counts the call as ignored (and
+    /// gives a half-open probe permit back).
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit, Rejected> {
+        let (admission, change) = self.shared.machine.acquire(|| self.now());
+        self.publish(change);
+        match admission {
+            Ok(ticket) => {
+                let start = self.shared.times_calls.then(|| self.shared.clock.now());
+                Ok(Permit {
+                    breaker: self.clone(),
+                    ticket,
+                    start,
+                    done: false,
+                })
+            }
+            Err(refusal) => {
+                self.shared.metrics.rejected();
+                tracing::trace!(breaker = %self.shared.name, state = %refusal.state, "call rejected");
+                if !self.shared.listeners.is_empty() {
+                    self.shared.listeners.emit(&BreakerEvent::Rejected {
+                        name: self.shared.name.clone(),
+                        state: refusal.state,
+                        retry_after: refusal.retry_after,
+                    });
+                }
+                Err(Rejected::new(
+                    self.shared.name.clone(),
+                    refusal.state,
+                    refusal.retry_after,
+                ))
+            }
+        }
+    }
+
+    /// Runs `f` through the breaker; every `Err` is a failure.
+    ///
+    /// If the returned future is dropped before `f`'s future completes, the
+    /// call counts as ignored.
+    pub async fn call<F, Fut, T, E>(&self, f: F) -> Result<T, CallError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&DefaultClassifier, f).await
+    }
+
+    /// Runs `f` through the breaker, judging its result with `classifier`.
+    pub async fn call_with<C, F, Fut, T, E>(&self, classifier: &C, f: F) -> Result<T, CallError<E>>
+    where
+        C: Classify<T, E>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let result = f().await;
+        permit.record_result(&result, classifier);
+        result.map_err(CallError::Inner)
+    }
+
+    /// Opens the breaker until [`reset`](Self::reset): every call is
+    /// rejected (for example to isolate a dependency during maintenance).
+    pub fn force_open(&self) {
+        let change = self.shared.machine.force_open();
+        self.publish(change);
+    }
+
+    /// Lets every call through and never trips, still counting outcomes.
+    /// [`reset`](Self::reset) turns the breaker back on.
+    pub fn disable(&self) {
+        let change = self.shared.machine.disable();
+        self.publish(change);
+    }
+
+    /// Closes the breaker with empty counts and forgets past openings.
+    /// Outcomes of calls admitted before the reset are dropped when they
+    /// arrive.
+    pub fn reset(&self) {
+        let change = self.shared.machine.reset();
+        self.publish(Some(change));
+    }
+
+    /// A picture of the breaker now, for health endpoints and tests.
+    pub fn snapshot(&self) -> Snapshot {
+        let m = self.shared.machine.snapshot(self.now());
+        Snapshot::new(&self.shared.name, m)
+    }
+
+    fn record(
+        &self,
+        ticket: Ticket,
+        outcome: Outcome,
+        retry_after: Option<Duration>,
+        start: Option<Instant>,
+    ) {
+        let shared = &*self.shared;
+        let mut end = None;
+        let slow = match start {
+            Some(start) if outcome != Outcome::Ignored => {
+                let e = shared.clock.now();
+                end = Some(e);
+                nanos(e.saturating_duration_since(start)) >= shared.slow_nanos
+            }
+            _ => false,
+        };
+        let verdict = Verdict {
+            outcome,
+            slow,
+            retry_after,
+        };
+        let recorded = shared.machine.record(ticket, verdict, || match end {
+            Some(e) => self.nanos_at(e),
+            None => self.now(),
+        });
+        shared.metrics.recorded(outcome, slow);
+        if !shared.listeners.is_empty() {
+            shared.listeners.emit(&BreakerEvent::Recorded {
+                name: shared.name.clone(),
+                outcome,
+                slow,
+                probe: ticket.kind == TicketKind::Probe,
+                stale: !recorded.counted,
+            });
+        }
+        self.publish(recorded.change);
+    }
+
+    /// Reports a change of state: gauge, counter, tracing, listeners.
+    fn publish(&self, change: Option<Transition>) {
+        let Some(t) = change else { return };
+        let shared = &*self.shared;
+        shared.metrics.transition(t.from, t.to);
+        match t.to {
+            State::Open | State::ForcedOpen => tracing::warn!(
+                breaker = %shared.name, from = %t.from, to = %t.to, reason = %t.reason,
+                open_for = ?t.open_for, generation = t.generation, "circuit breaker opened"
+            ),
+            _ => tracing::info!(
+                breaker = %shared.name, from = %t.from, to = %t.to, reason = %t.reason,
+                generation = t.generation, "circuit breaker changed state"
+            ),
+        }
+        if !shared.listeners.is_empty() {
+            shared.listeners.emit(&BreakerEvent::StateChanged {
+                name: shared.name.clone(),
+                from: t.from,
+                to: t.to,
+                reason: t.reason,
+                open_for: t.open_for,
+            });
+        }
+    }
+}
+
+/// Permission to make one call, from [`CircuitBreaker::try_acquire`].
+///
+/// Record the outcome with one of the consuming methods. A permit dropped
+/// without a record counts as ignored: a half-open probe gives its permit
+/// back, so the breaker never waits for a call that will not report.
+///
+/// ```
+/// use buttress_breaker::CircuitBreaker;
+///
+/// let breaker = CircuitBreaker::builder("db").build().unwrap();
+/// match breaker.try_acquire() {
+///     Ok(permit) => {
+///         let result: Result<u32, std::io::Error> = Ok(42); // do the work
+///         permit.record_result(&result, &buttress_core::DefaultClassifier);
+///     }
+///     Err(rejected) => println!("not now: {rejected}"),
+/// }
+/// ```
+#[must_use = "a permit dropped without a record counts as ignored"]
+pub struct Permit {
+    breaker: CircuitBreaker,
+    ticket: Ticket,
+    start: Option<Instant>,
+    done: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.breaker.shared.name)
+            .field("generation", &self.ticket.generation)
+            .field("probe", &self.is_probe())
+            .finish()
+    }
+}
+
+impl Permit {
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.ticket.kind == TicketKind::Probe
+    }
+
+    /// Records a success.
+    pub fn success(self) {
+        self.record(Outcome::Success);
+    }
+
+    /// Records a failure.
+    pub fn failure(self) {
+        self.record(Outcome::Failure);
+    }
+
+    /// Records an outcome.
+    pub fn record(mut self, outcome: Outcome) {
+        self.done = true;
+        self.breaker.record(self.ticket, outcome, None, self.start);
+    }
+
+    /// Records a full classification, including a `Retry-After` hint.
+    pub fn record_classified(mut self, c: Classification) {
+        self.done = true;
+        self.breaker
+            .record(self.ticket, c.outcome, c.retry_after, self.start);
+    }
+
+    /// Classifies `result` with `classifier` and records it.
+    pub fn record_result<T, E, C: Classify<T, E> + ?Sized>(
+        self,
+        result: &Result<T, E>,
+        classifier: &C,
+    ) {
+        let c = classifier.classify(result);
+        self.record_classified(c);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker
+                .record(self.ticket, Outcome::Ignored, None, None);
+        }
+    }
+}
+
+/// Builds a [`CircuitBreaker`]; every setter has a matching
+/// [`BreakerConfig`] field.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_breaker::CircuitBreaker;
+///
+/// let breaker = CircuitBreaker::builder("vector-store")
+///     .failure_rate(0.5)
+///     .count_window(50)
+///     .minimum_calls(20)
+///     .slow_calls(0.8, Duration::from_secs(2))
+///     .open_exponential(Duration::from_secs(5), 2.0, Duration::from_secs(300), 0.2)
+///     .half_open_permits(3)
+///     .build()
+///     .expect("valid config");
+/// # drop(breaker);
+/// ```
+#[must_use]
+pub struct Builder {
+    name: String,
+    config: BreakerConfig,
+    clock: SharedClock,
+    random: SharedRandom,
+    listeners: Vec<Listener<BreakerEvent>>,
+    registry: Option<Registry>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .field("listeners", &self.listeners.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            config: BreakerConfig::default(),
+            clock: Arc::new(TokioClock),
+            random: Arc::new(FastRandom),
+            listeners: Vec::new(),
+            registry: None,
+        }
+    }
+
+    /// Replaces the whole configuration (for example one loaded from a file
+    /// or a preset such as [`BreakerConfig::llm`]).
+    pub fn config(mut self, config: BreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Trips after `n` failures in a row.
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.config.consecutive_failures = Some(n);
+        self
+    }
+
+    /// Trips when the failure rate in the window reaches `threshold`;
+    /// `None` turns the rule off.
+    pub fn failure_rate(mut self, threshold: impl Into<Option<f64>>) -> Self {
+        self.config.failure_rate_threshold = threshold.into();
+        self
+    }
+
+    /// Trips when the share of calls taking at least `duration` reaches
+    /// `threshold`.
+    pub fn slow_calls(mut self, threshold: f64, duration: Duration) -> Self {
+        self.config.slow_call_rate_threshold = Some(threshold);
+        self.config.slow_call_duration = duration;
+        self
+    }
+
+    /// Measures rates over the last `size` calls.
+    pub fn count_window(mut self, size: u32) -> Self {
+        self.config.window = Window::Count { size };
+        self
+    }
+
+    /// Measures rates over the last `duration`, in `buckets` slices.
+    pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
+        self.config.window = Window::Time { duration, buckets };
+        self
+    }
+
+    /// Judges rates only once the window holds `n` calls.
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+
+    /// Stays open for `duration` each time.
+    pub fn open_for(mut self, duration: Duration) -> Self {
+        self.config.open = OpenDuration::Fixed { duration };
+        self
+    }
+
+    /// Stays open `initial × multiplier^(n−1)` for the n-th opening in a
+    /// row, at most `max`, shortened at random by up to `jitter`.
+    pub fn open_exponential(
+        mut self,
+        initial: Duration,
+        multiplier: f64,
+        max: Duration,
+        jitter: f64,
+    ) -> Self {
+        self.config.open = OpenDuration::Exponential {
+            initial,
+            multiplier,
+            max,
+            jitter,
+        };
+        self
+    }
+
+    /// Lets `n` probes through in half-open.
+    pub fn half_open_permits(mut self, n: u32) -> Self {
+        self.config.half_open_permits = n;
+        self
+    }
+
+    /// Reopens if the probes have not decided within `duration`.
+    pub fn max_half_open(mut self, duration: Duration) -> Self {
+        self.config.max_half_open = Some(duration);
+        self
+    }
+
+    /// Honours `Retry-After` hints up to `max` (`None` ignores them).
+    pub fn retry_after_max(mut self, max: Option<Duration>) -> Self {
+        self.config.retry_after_max = max;
+        self
+    }
+
+    /// The clock (default: tokio's `Instant`).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The random source for jitter (default: a fast thread-local one).
+    pub fn random(mut self, random: impl Random) -> Self {
+        self.random = Arc::new(random);
+        self
+    }
+
+    /// Adds a listener for [`BreakerEvent`]s.
+    pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(f));
+        self
+    }
+
+    /// Registers the breaker in `registry` when it is built.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Validates the configuration and builds the breaker.
+    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        let name = Name::new(&self.name).map_err(ConfigError::Name)?;
+        let rules = Rules::new(&self.config)?;
+        let origin = self.clock.now();
+        let breaker = CircuitBreaker {
+            shared: Arc::new(Shared {
+                metrics: Metrics::new(&name),
+                times_calls: rules.times_calls(),
+                slow_nanos: rules.slow_nanos,
+                machine: Machine::new(rules, self.random),
+                name,
+                clock: self.clock,
+                origin,
+                listeners: Listeners::from_vec(self.listeners),
+            }),
+        };
+        if let Some(registry) = self.registry {
+            registry.register(&breaker)?;
+        }
+        Ok(breaker)
+    }
+}

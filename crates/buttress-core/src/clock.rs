@@ -1,0 +1,140 @@
+//! The one place where buttress reads the time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A monotonic source of time.
+///
+/// State machines in buttress never read a clock: they take `now` as an
+/// argument. Only the adapters (tower services, plain async APIs) call
+/// [`Clock::now`], through this trait, so that every decision can be tested
+/// with a clock the test controls.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current instant. Must never go backwards.
+    fn now(&self) -> Instant;
+}
+
+/// A clock shared between clones of a primitive.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The default clock: tokio's `Instant::now()`.
+///
+/// Under `#[tokio::test(start_paused = true)]` (tokio's `test-util` feature)
+/// this clock is paused and moved by `tokio::time::advance`, so adapter tests
+/// never sleep in real time. Outside a paused runtime it is the system's
+/// monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// A clock that moves only when told to. Clones share one time.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let other = clock.clone();
+/// let t0 = clock.now();
+/// other.advance(Duration::from_millis(250));
+/// assert_eq!(clock.now() - t0, Duration::from_millis(250));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+struct ManualInner {
+    base: Instant,
+    offset_nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at an arbitrary fixed instant.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(ManualInner {
+                base: Instant::now(),
+                offset_nanos: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Moves the clock forward by `by` (saturating, never backwards).
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .inner
+            .offset_nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                Some(cur.saturating_add(by))
+            });
+    }
+
+    /// How far the clock has been advanced since it was created.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.inner.offset_nanos.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock to `since_start` after its creation; never backwards.
+    pub fn set_elapsed(&self, since_start: Duration) {
+        let target = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.offset_nanos.fetch_max(target, Ordering::AcqRel);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &self.elapsed())
+            .finish()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.inner.base + self.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_clones_share_time_and_never_go_back() {
+        let a = ManualClock::new();
+        let b = a.clone();
+        let t0 = a.now();
+        b.advance(Duration::from_secs(3));
+        assert_eq!(a.now() - t0, Duration::from_secs(3));
+        a.set_elapsed(Duration::from_secs(1));
+        assert_eq!(a.elapsed(), Duration::from_secs(3));
+        a.set_elapsed(Duration::from_secs(10));
+        assert_eq!(b.elapsed(), Duration::from_secs(10));
+        a.advance(Duration::MAX);
+        assert_eq!(a.elapsed(), Duration::from_nanos(u64::MAX));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_time() {
+        let clock = TokioClock;
+        let t0 = clock.now();
+        tokio::time::advance(Duration::from_secs(42)).await;
+        assert_eq!(clock.now() - t0, Duration::from_secs(42));
+    }
+}

@@ -1,0 +1,172 @@
+//! Classification of HTTP responses, and `Retry-After` parsing.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, Method, Response, StatusCode, header::RETRY_AFTER};
+
+use crate::classify::{Classification, Classify};
+
+/// Classifies `Result<http::Response<B>, E>`.
+///
+/// * `Err(_)` (the request never got a response): a failure, retryable when
+///   the request is idempotent.
+/// * 5xx and 429: failures, retryable (500, 502, 503, 504 and 429) when the
+///   request is idempotent, carrying the `Retry-After` hint if present.
+/// * Every other status, 4xx included: a success. A client error says nothing
+///   about the server's health.
+///
+/// Whether the request is idempotent is known before the call; by default it
+/// is assumed to be ([`HttpClassifier::for_method`] decides from the method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpClassifier {
+    idempotent: bool,
+}
+
+impl Default for HttpClassifier {
+    fn default() -> Self {
+        Self { idempotent: true }
+    }
+}
+
+impl HttpClassifier {
+    /// A classifier for idempotent requests.
+    pub const fn new() -> Self {
+        Self { idempotent: true }
+    }
+
+    /// A classifier for a request with `method`: retries are allowed only
+    /// for the idempotent methods of RFC 9110 (GET, HEAD, OPTIONS, TRACE,
+    /// PUT, DELETE).
+    pub fn for_method(method: &Method) -> Self {
+        Self {
+            idempotent: method.is_idempotent(),
+        }
+    }
+
+    /// A classifier that never marks a result retryable.
+    pub const fn non_idempotent() -> Self {
+        Self { idempotent: false }
+    }
+
+    /// The verdict for a status and its headers.
+    pub fn classify_status(&self, status: StatusCode, headers: &HeaderMap) -> Classification {
+        let failure = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        if !failure {
+            return Classification::SUCCESS;
+        }
+        let transient = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504);
+        let mut c = if transient && self.idempotent {
+            Classification::RETRYABLE_FAILURE
+        } else {
+            Classification::FATAL_FAILURE
+        };
+        c.retry_after = parse_retry_after(headers, SystemTime::now());
+        c
+    }
+}
+
+impl<B, E> Classify<Response<B>, E> for HttpClassifier {
+    fn classify(&self, result: &Result<Response<B>, E>) -> Classification {
+        match result {
+            Ok(resp) => self.classify_status(resp.status(), resp.headers()),
+            Err(_) if self.idempotent => Classification::RETRYABLE_FAILURE,
+            Err(_) => Classification::FATAL_FAILURE,
+        }
+    }
+}
+
+/// The longest `Retry-After` buttress will believe: one day. A larger value
+/// is clamped, so a hostile header cannot overflow a deadline.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads a `Retry-After` header: delay-seconds or an HTTP date (relative to
+/// `now`). Returns `None` when the header is absent or malformed; a date in
+/// the past gives zero; anything above one day is clamped to one day.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use buttress_core::parse_retry_after;
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("retry-after", "120".parse().unwrap());
+/// assert_eq!(parse_retry_after(&h, SystemTime::now()), Some(Duration::from_secs(120)));
+/// ```
+pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: delay-seconds. Saturate absurdly long numbers.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, retry_after: Option<&str>) -> Result<Response<()>, ()> {
+        let mut b = Response::builder().status(status);
+        if let Some(v) = retry_after {
+            b = b.header(RETRY_AFTER, v);
+        }
+        Ok(b.body(()).expect("valid response"))
+    }
+
+    #[test]
+    fn statuses() {
+        let c = HttpClassifier::new();
+        assert_eq!(c.classify(&resp(200, None)), Classification::SUCCESS);
+        assert_eq!(c.classify(&resp(404, None)), Classification::SUCCESS);
+        assert_eq!(
+            c.classify(&resp(503, None)),
+            Classification::RETRYABLE_FAILURE
+        );
+        assert_eq!(c.classify(&resp(501, None)), Classification::FATAL_FAILURE);
+        let r = c.classify(&resp(429, Some("7")));
+        assert!(r.retryable);
+        assert_eq!(r.retry_after, Some(Duration::from_secs(7)));
+        let err: Result<Response<()>, ()> = Err(());
+        assert!(c.classify(&err).retryable);
+        assert!(
+            !HttpClassifier::for_method(&Method::POST)
+                .classify(&err)
+                .retryable
+        );
+        assert!(
+            !HttpClassifier::non_idempotent()
+                .classify(&resp(503, None))
+                .retryable
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let mut h = HeaderMap::new();
+        let parse = |h: &HeaderMap| parse_retry_after(h, now);
+        assert_eq!(parse(&h), None);
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:30 GMT".parse().expect("hv"),
+        );
+        assert_eq!(parse(&h), Some(Duration::from_secs(30)));
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:00:00 GMT".parse().expect("hv"),
+        );
+        assert_eq!(parse(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, "99999999999999999999999".parse().expect("hv"));
+        assert_eq!(parse(&h), Some(MAX_RETRY_AFTER));
+        for bad in ["-1", "1.5", "soon", "", "0x10"] {
+            h.insert(RETRY_AFTER, bad.parse().expect("hv"));
+            assert_eq!(parse(&h), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Listener plumbing: user callbacks that cannot break the primitive.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// A user callback for events of type `E`.
+pub type Listener<E> = Arc<dyn Fn(&E) + Send + Sync>;
+
+/// A fixed list of listeners, set when a primitive is built.
+///
+/// [`Listeners::emit`] calls each listener in order and catches a panic in
+/// any of them: the panic is reported through `tracing` and the remaining
+/// listeners still run. A primitive therefore never changes its behaviour
+/// because a callback misbehaved. With no listeners, `emit` costs one
+/// branch.
+pub struct Listeners<E> {
+    list: Arc<[Listener<E>]>,
+}
+
+impl<E> Listeners<E> {
+    /// No listeners.
+    pub fn new() -> Self {
+        Self {
+            list: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The listeners in `list`, called in that order.
+    pub fn from_vec(list: Vec<Listener<E>>) -> Self {
+        Self {
+            list: Arc::from(list),
+        }
+    }
+
+    /// Whether there are no listeners (so building an event can be skipped).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many listeners there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Calls every listener with `event`, isolating panics.
+    pub fn emit(&self, event: &E) {
+        for listener in self.list.iter() {
+            if catch_unwind(AssertUnwindSafe(|| listener(event))).is_err() {
+                tracing::warn!("a buttress event listener panicked; the panic was contained");
+            }
+        }
+    }
+}
+
+impl<E> Clone for Listeners<E> {
+    fn clone(&self) -> Self {
+        Self {
+            list: Arc::clone(&self.list),
+        }
+    }
+}
+
+impl<E> Default for Listeners<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> fmt::Debug for Listeners<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listeners")
+            .field("len", &self.list.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_panicking_listener_does_not_stop_the_others() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s = Arc::clone(&seen);
+        let l: Listeners<u32> = Listeners::from_vec(vec![
+            Arc::new(|_| panic!("listener bug")),
+            Arc::new(move |e| {
+                s.fetch_add(*e as usize, Ordering::SeqCst);
+            }),
+        ]);
+        l.emit(&2);
+        l.emit(&3);
+        assert_eq!(seen.load(Ordering::SeqCst), 5);
+        assert_eq!(l.len(), 2);
+        assert!(Listeners::<u32>::new().is_empty());
+    }
+}

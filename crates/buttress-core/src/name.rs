@@ -1,0 +1,96 @@
+//! The validated name of one primitive instance.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The name of one primitive instance (`"embeddings"`, `"llm"`), used as the
+/// `name` label of its metrics and in its errors. Cloning is one reference
+/// count; the name is never copied per call.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(Arc<str>);
+
+/// Why a string is not a valid [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty or only white space.
+    Empty,
+    /// The name is longer than 128 bytes.
+    TooLong(usize),
+    /// The name holds a control character.
+    ControlCharacter,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("name is empty"),
+            Self::TooLong(n) => write!(f, "name is {n} bytes long; at most 128 are allowed"),
+            Self::ControlCharacter => f.write_str("name contains a control character"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+impl Name {
+    /// Validates `name`: 1 to 128 bytes, not blank, no control characters.
+    pub fn new(name: impl AsRef<str>) -> Result<Self, NameError> {
+        let name = name.as_ref();
+        if name.trim().is_empty() {
+            return Err(NameError::Empty);
+        }
+        if name.len() > 128 {
+            return Err(NameError::TooLong(name.len()));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(NameError::ControlCharacter);
+        }
+        Ok(Self(Arc::from(name)))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        assert_eq!(
+            Name::new("llm").map(|n| n.to_string()),
+            Ok("llm".to_string())
+        );
+        assert_eq!(Name::new(" "), Err(NameError::Empty));
+        assert_eq!(Name::new("a\nb"), Err(NameError::ControlCharacter));
+        assert_eq!(Name::new("x".repeat(129)), Err(NameError::TooLong(129)));
+    }
+}

@@ -1,0 +1,24 @@
+//! buttress: small, fast, proven resilience primitives for async services.
+//!
+//! This umbrella crate re-exports each primitive behind a feature:
+//!
+//! | feature   | module               | crate              |
+//! |-----------|----------------------|--------------------|
+//! | `breaker` | [`breaker`] (default) | `buttress-breaker` |
+//!
+//! and the shared pieces of `buttress-core` under [`core`]. The features
+//! `http` and `serde` switch on HTTP support and configuration loading in
+//! every enabled primitive.
+//!
+//! ```
+//! # #[cfg(feature = "breaker")] {
+//! use buttress::breaker::CircuitBreaker;
+//! let breaker = CircuitBreaker::builder("llm").build().expect("valid config");
+//! assert!(breaker.try_acquire().is_ok());
+//! # }
+//! ```
+
+pub use buttress_core as core;
+
+#[cfg(feature = "breaker")]
+pub use buttress_breaker as breaker;

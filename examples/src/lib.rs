@@ -1,0 +1,1 @@
+//! Runnable demos of buttress: see the `[[example]]` targets.
