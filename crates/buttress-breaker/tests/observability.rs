@@ -1,0 +1,273 @@
+//! Listeners, metrics, snapshots, the registry, and bad configuration.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use buttress_breaker::{
+    BreakerConfig, BreakerEvent, CircuitBreaker, ConfigError, Reason, Registry, State,
+};
+use buttress_core::{ManualClock, Outcome};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+fn tripping(clock: &ManualClock) -> buttress_breaker::Builder {
+    CircuitBreaker::builder("llm")
+        .config(BreakerConfig::llm())
+        .clock(clock.clone())
+}
+
+#[test]
+fn listeners_see_every_transition_and_a_panicking_one_breaks_nothing() {
+    let clock = ManualClock::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let b = tripping(&clock)
+        .on_event(|_| panic!("a buggy listener"))
+        .on_event(move |e| s.lock().expect("lock").push(e.clone()))
+        .build()
+        .expect("valid");
+    for _ in 0..3 {
+        b.try_acquire().expect("closed").failure();
+    }
+    assert!(b.try_acquire().is_err());
+    clock.advance(Duration::from_secs(120));
+    b.try_acquire().expect("probe").success();
+    assert_eq!(b.state(), State::Closed);
+
+    let events = seen.lock().expect("lock");
+    let transitions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            BreakerEvent::StateChanged {
+                from, to, reason, ..
+            } => Some((*from, *to, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transitions,
+        vec![
+            (State::Closed, State::Open, Reason::ConsecutiveFailures),
+            (State::Open, State::HalfOpen, Reason::OpenElapsed),
+            (State::HalfOpen, State::Closed, Reason::ProbesSucceeded),
+        ]
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        BreakerEvent::Rejected {
+            state: State::Open,
+            ..
+        }
+    )));
+    let recorded = events
+        .iter()
+        .filter(|e| matches!(e, BreakerEvent::Recorded { .. }))
+        .count();
+    assert_eq!(recorded, 4);
+}
+
+#[test]
+fn a_result_after_a_reset_is_reported_stale() {
+    let clock = ManualClock::new();
+    let stale = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&stale);
+    let b = tripping(&clock)
+        .on_event(move |e| {
+            if let BreakerEvent::Recorded { stale, .. } = e {
+                s.lock().expect("lock").push(*stale);
+            }
+        })
+        .build()
+        .expect("valid");
+    let early = b.try_acquire().expect("closed");
+    b.reset();
+    early.failure();
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(*stale.lock().expect("lock"), vec![true, false]);
+    assert_eq!(b.snapshot().consecutive_failures, 1);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Counter(u64),
+    Gauge(f64),
+    Other,
+}
+
+fn value(
+    snapshot: &[(String, Vec<(String, String)>, Val)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<Val> {
+    snapshot
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v.clone())
+}
+
+#[test]
+fn metrics_are_named_and_labelled() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let clock = ManualClock::new();
+    let b = metrics::with_local_recorder(&recorder, || tripping(&clock).build().expect("valid"));
+    b.try_acquire().expect("closed").success();
+    for _ in 0..3 {
+        b.try_acquire().expect("closed").failure();
+    }
+    let _ = b.try_acquire();
+    metrics::with_local_recorder(&recorder, || b.reset());
+    drop(b.try_acquire().expect("closed")); // ignored
+
+    let snap: Vec<(String, Vec<(String, String)>, Val)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(k, _, _, v)| {
+            let key = k.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_string(), l.value().to_string()))
+                .collect();
+            let v = match v {
+                DebugValue::Counter(c) => Val::Counter(c),
+                DebugValue::Gauge(g) => Val::Gauge(g.into_inner()),
+                _ => Val::Other,
+            };
+            (key.name().to_string(), labels, v)
+        })
+        .collect();
+    let calls = |o: &str| {
+        value(
+            &snap,
+            "buttress_breaker_calls_total",
+            &[("name", "llm"), ("outcome", o)],
+        )
+    };
+    assert_eq!(calls("success"), Some(Val::Counter(1)));
+    assert_eq!(calls("failure"), Some(Val::Counter(3)));
+    assert_eq!(calls("ignored"), Some(Val::Counter(1)));
+    assert_eq!(
+        value(&snap, "buttress_breaker_rejected_total", &[("name", "llm")]),
+        Some(Val::Counter(1))
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "buttress_breaker_transitions_total",
+            &[("name", "llm"), ("from", "open"), ("to", "closed")]
+        ),
+        Some(Val::Counter(1))
+    );
+    assert_eq!(
+        value(&snap, "buttress_breaker_state", &[("name", "llm")]),
+        Some(Val::Gauge(0.0))
+    );
+}
+
+#[test]
+fn snapshots_and_the_registry() {
+    let clock = ManualClock::new();
+    let registry = Registry::new();
+    let llm = tripping(&clock).registry(&registry).build().expect("valid");
+    CircuitBreaker::builder("embeddings")
+        .config(BreakerConfig::embeddings())
+        .clock(clock.clone())
+        .registry(&registry)
+        .build()
+        .expect("valid");
+    let dup = CircuitBreaker::builder("llm").registry(&registry).build();
+    assert_eq!(dup.err(), Some(ConfigError::DuplicateName("llm".into())));
+    assert_eq!(
+        registry.names(),
+        vec!["embeddings".to_string(), "llm".to_string()]
+    );
+
+    for _ in 0..3 {
+        llm.try_acquire().expect("closed").failure();
+    }
+    clock.advance(Duration::from_secs(20));
+    let snaps = registry.snapshots();
+    let s = snaps.iter().find(|s| s.name == "llm").expect("listed");
+    assert_eq!(s.state, State::Open);
+    assert_eq!(s.time_until_half_open, Some(Duration::from_secs(100)));
+    assert_eq!(s.openings, 1);
+    assert_eq!(
+        registry.get("embeddings").map(|b| b.state()),
+        Some(State::Closed)
+    );
+    assert!(registry.remove("embeddings").is_some());
+    assert_eq!(registry.len(), 1);
+}
+
+#[test]
+fn bad_configuration_is_a_typed_error_never_a_panic() {
+    let bad = [
+        CircuitBreaker::builder("").build().err(),
+        CircuitBreaker::builder("x").failure_rate(1.5).build().err(),
+        CircuitBreaker::builder("x")
+            .failure_rate(None)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x").count_window(0).build().err(),
+        CircuitBreaker::builder("x")
+            .count_window(10)
+            .minimum_calls(20)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .time_window(Duration::ZERO, 10)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .half_open_permits(0)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .open_for(Duration::ZERO)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .open_for(Duration::MAX)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .open_exponential(
+                Duration::from_secs(1),
+                f64::NAN,
+                Duration::from_secs(2),
+                0.0,
+            )
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .open_exponential(Duration::from_secs(1), 2.0, Duration::from_secs(2), 1.5)
+            .build()
+            .err(),
+        CircuitBreaker::builder("x")
+            .slow_calls(0.5, Duration::ZERO)
+            .build()
+            .err(),
+    ];
+    for (i, e) in bad.iter().enumerate() {
+        let e = e
+            .as_ref()
+            .unwrap_or_else(|| panic!("case {i} should be refused"));
+        assert!(!e.to_string().is_empty());
+    }
+    assert!(matches!(bad[0], Some(ConfigError::Name(_))));
+}
+
+#[test]
+fn outcome_is_shared_with_core() {
+    let b = CircuitBreaker::builder("x")
+        .consecutive_failures(1)
+        .build()
+        .expect("valid");
+    b.try_acquire().expect("closed").record(Outcome::Ignored);
+    assert_eq!(b.state(), State::Closed);
+}
