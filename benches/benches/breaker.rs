@@ -1,1 +1,240 @@
-fn main() {}
+//! The breaker side by side with the crates a user would otherwise pick, in
+//! one run:
+//!
+//! ```text
+//! cargo bench -p buttress-benches --bench breaker
+//! ```
+//!
+//! Every service here is a no-op that answers at once, so what is measured
+//! is the breaker's own cost. Futures are polled once with a no-op waker
+//! (they are all ready), inside a tokio runtime context for the crates that
+//! need one. The two-thread groups report the time per call on each thread
+//! while both threads hammer one shared breaker.
+
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use buttress_breaker::{BreakerConfig, CircuitBreaker};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::{Layer, Service, service_fn};
+
+/// Polls a future that must be ready at once (a few retries allowed).
+fn run<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("benchmark future did not complete");
+}
+
+type NoOp = tower::util::ServiceFn<fn(u64) -> Ready<Result<u64, std::io::Error>>>;
+
+fn noop() -> NoOp {
+    service_fn(|x: u64| ready(Ok(x)))
+}
+
+/// One call through a tower service: readiness, then the call.
+#[inline]
+fn through<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
+    run(async {
+        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+        svc.call(x).await
+    })
+}
+
+fn buttress_default() -> CircuitBreaker {
+    // resilience4j defaults: 50 % of a 100-call window.
+    CircuitBreaker::new("bench", BreakerConfig::default()).expect("valid")
+}
+
+fn buttress_consecutive() -> CircuitBreaker {
+    CircuitBreaker::new("bench", BreakerConfig::embeddings()).expect("valid")
+}
+
+fn tower_resilience() -> tower_resilience_circuitbreaker::CircuitBreakerLayer {
+    tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .build()
+        .expect("valid")
+}
+
+fn closed_one_thread(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
+    let mut g = c.benchmark_group("breaker_closed_1_thread");
+
+    let mut base = noop();
+    g.bench_function("baseline_noop_service", |b| {
+        b.iter(|| through(&mut base, black_box(1)))
+    });
+
+    let breaker = buttress_default();
+    g.bench_function("buttress_permit_rate_window", |b| {
+        b.iter(|| breaker.try_acquire().map(|p| p.success()))
+    });
+    let consecutive = buttress_consecutive();
+    g.bench_function("buttress_permit_consecutive", |b| {
+        b.iter(|| consecutive.try_acquire().map(|p| p.success()))
+    });
+    g.bench_function("buttress_call_rate_window", |b| {
+        b.iter(|| run(breaker.call(|| ready(Ok::<_, std::io::Error>(black_box(1u64))))))
+    });
+    let mut svc = breaker.layer().layer(noop());
+    g.bench_function("buttress_tower_rate_window", |b| {
+        b.iter(|| through(&mut svc, black_box(1)))
+    });
+
+    let failsafe_cb = failsafe::Config::new().build();
+    g.bench_function("failsafe_sync_call", |b| {
+        b.iter(|| failsafe::CircuitBreaker::call(&failsafe_cb, || Ok::<_, std::io::Error>(black_box(1u64))))
+    });
+    g.bench_function("failsafe_future_call", |b| {
+        b.iter(|| {
+            run(failsafe::futures::CircuitBreaker::call(
+                &failsafe_cb,
+                ready(Ok::<_, std::io::Error>(black_box(1u64))),
+            ))
+        })
+    });
+
+    let mut tr = tower_resilience().layer(noop());
+    g.bench_function("tower_resilience_tower", |b| {
+        b.iter(|| through(&mut tr, black_box(1)))
+    });
+    g.finish();
+}
+
+fn rejected(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
+    let mut g = c.benchmark_group("breaker_rejected_open");
+    let breaker = CircuitBreaker::builder("bench")
+        .consecutive_failures(1)
+        .failure_rate(None)
+        .open_for(Duration::from_secs(3600))
+        .build()
+        .expect("valid");
+    breaker.try_acquire().expect("closed").failure();
+    g.bench_function("buttress_permit", |b| {
+        b.iter(|| breaker.try_acquire().is_err())
+    });
+    let mut svc = breaker.layer().layer(noop());
+    g.bench_function("buttress_tower", |b| {
+        b.iter(|| through(&mut svc, black_box(1)).is_err())
+    });
+    g.finish();
+}
+
+/// Runs `op` `iters` times on each of two threads at once; returns the wall
+/// time divided by `iters`, so the figure is the time per call on a thread.
+fn two_threads<F>(iters: u64, make: impl Fn() -> F) -> Duration
+where
+    F: FnMut() + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let mut op = make();
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("runtime");
+                let _guard = rt.enter();
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    op();
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    barrier.wait();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .max()
+        .unwrap_or_default()
+}
+
+fn closed_two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("breaker_closed_2_threads");
+    g.bench_function("baseline_noop_service", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let mut s = noop();
+                move || {
+                    let _ = black_box(through(&mut s, black_box(1)));
+                }
+            })
+        })
+    });
+    let breaker = buttress_default();
+    g.bench_function("buttress_permit_rate_window", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let br = breaker.clone();
+                move || {
+                    let _ = black_box(br.try_acquire().map(|p| p.success()));
+                }
+            })
+        })
+    });
+    g.bench_function("buttress_tower_rate_window", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let mut s = breaker.layer().layer(noop());
+                move || {
+                    let _ = black_box(through(&mut s, black_box(1)));
+                }
+            })
+        })
+    });
+    let consecutive = buttress_consecutive();
+    g.bench_function("buttress_tower_consecutive", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let mut s = consecutive.layer().layer(noop());
+                move || {
+                    let _ = black_box(through(&mut s, black_box(1)));
+                }
+            })
+        })
+    });
+    let tr = tower_resilience().layer(noop());
+    g.bench_function("tower_resilience_tower", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let mut s = tr.clone();
+                move || {
+                    let _ = black_box(through(&mut s, black_box(1)));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = closed_one_thread, rejected, closed_two_threads
+}
+criterion_main!(benches);
