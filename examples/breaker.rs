@@ -37,7 +37,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open_for(Duration::from_millis(500))
         .half_open_permits(2)
         .on_event(move |e| {
-            if let BreakerEvent::StateChanged { from, to, reason, open_for, .. } = e {
+            if let BreakerEvent::StateChanged {
+                from,
+                to,
+                reason,
+                open_for,
+                ..
+            } = e
+            {
                 t.fetch_add(1, Ordering::Relaxed);
                 let extra = open_for.map(|d| format!(" for {d:?}")).unwrap_or_default();
                 println!("         ── {from} → {to} ({reason}){extra}");
@@ -47,11 +54,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let upstream_calls = AtomicU32::new(0);
     let (mut ok, mut failed, mut rejected) = (0u32, 0u32, 0u32);
-    println!("{:>7}  {:>4}  {:<34} {}", "time", "call", "outcome", "state after");
+    println!(
+        "{:>7}  {:>4}  {:<34} {}",
+        "time", "call", "outcome", "state after"
+    );
     for call in 1..=30u32 {
-        let result = breaker
-            .call(|| upstream(started, &upstream_calls))
-            .await;
+        let result = breaker.call(|| upstream(started, &upstream_calls)).await;
         let outcome = match &result {
             Ok(v) => {
                 ok += 1;

@@ -96,7 +96,11 @@ fn closed_one_thread(c: &mut Criterion) {
 
     let failsafe_cb = failsafe::Config::new().build();
     g.bench_function("failsafe_sync_call", |b| {
-        b.iter(|| failsafe::CircuitBreaker::call(&failsafe_cb, || Ok::<_, std::io::Error>(black_box(1u64))))
+        b.iter(|| {
+            failsafe::CircuitBreaker::call(&failsafe_cb, || {
+                Ok::<_, std::io::Error>(black_box(1u64))
+            })
+        })
     });
     g.bench_function("failsafe_future_call", |b| {
         b.iter(|| {

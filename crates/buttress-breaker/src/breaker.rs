@@ -1,5 +1,6 @@
 //! The breaker handle: the plain API, shared by every clone and service.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::config::{BreakerConfig, ConfigError, OpenDuration, Rules, Window, nan
 use crate::error::{CallError, Rejected};
 use crate::event::BreakerEvent;
 use crate::layer::CircuitBreakerLayer;
-use crate::machine::{Machine, Ticket, TicketKind, Transition, Verdict};
+use crate::machine::{Machine, Refusal, Ticket, TicketKind, Transition, Verdict};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::snapshot::Snapshot;
@@ -110,38 +111,48 @@ impl CircuitBreaker {
     /// [`Rejected`] error at once.
     ///
     /// Dropping the permit without recording counts the call as ignored (and
-    /// gives a half-open probe permit back).
+    /// gives a half-open probe permit back). The permit borrows the breaker;
+    /// [`try_acquire_owned`](Self::try_acquire_owned) gives one that does not.
     #[inline]
-    pub fn try_acquire(&self) -> Result<Permit, Rejected> {
-        let (admission, change) = self.shared.machine.acquire(|| self.now());
-        self.publish(change);
-        match admission {
-            Ok(ticket) => {
-                let start = self.shared.times_calls.then(|| self.shared.clock.now());
-                Ok(Permit {
-                    breaker: self.clone(),
-                    ticket,
-                    start,
-                    done: false,
-                })
-            }
-            Err(refusal) => {
-                self.shared.metrics.rejected();
-                tracing::trace!(breaker = %self.shared.name, state = %refusal.state, "call rejected");
-                if !self.shared.listeners.is_empty() {
-                    self.shared.listeners.emit(&BreakerEvent::Rejected {
-                        name: self.shared.name.clone(),
-                        state: refusal.state,
-                        retry_after: refusal.retry_after,
-                    });
-                }
-                Err(Rejected::new(
-                    self.shared.name.clone(),
-                    refusal.state,
-                    refusal.retry_after,
-                ))
-            }
+    pub fn try_acquire(&self) -> Result<Permit<&CircuitBreaker>, Rejected> {
+        self.admit()
+            .map(|(ticket, start)| Permit::new(self, ticket, start))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit holds its own
+    /// handle to the breaker, so it can move into a `'static` task.
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<Permit, Rejected> {
+        self.admit()
+            .map(|(ticket, start)| Permit::new(self.clone(), ticket, start))
+    }
+
+    #[inline]
+    fn admit(&self) -> Result<(Ticket, Option<Instant>), Rejected> {
+        let shared = &*self.shared;
+        let (admission, change) = shared.machine.acquire(|| self.now());
+        if change.is_some() {
+            self.publish(change);
         }
+        match admission {
+            Ok(ticket) => Ok((ticket, shared.times_calls.then(|| shared.clock.now()))),
+            Err(refusal) => Err(self.refuse(refusal)),
+        }
+    }
+
+    #[cold]
+    fn refuse(&self, refusal: Refusal) -> Rejected {
+        let shared = &*self.shared;
+        shared.metrics.rejected();
+        tracing::trace!(breaker = %shared.name, state = %refusal.state, "call rejected");
+        if !shared.listeners.is_empty() {
+            shared.listeners.emit(&BreakerEvent::Rejected {
+                name: shared.name.clone(),
+                state: refusal.state,
+                retry_after: refusal.retry_after,
+            });
+        }
+        Rejected::new(shared.name.clone(), refusal.state, refusal.retry_after)
     }
 
     /// Runs `f` through the breaker; every `Err` is a failure.
@@ -197,6 +208,7 @@ impl CircuitBreaker {
         Snapshot::new(&self.shared.name, m)
     }
 
+    #[inline]
     fn record(
         &self,
         ticket: Ticket,
@@ -225,18 +237,26 @@ impl CircuitBreaker {
         });
         shared.metrics.recorded(outcome, slow);
         if !shared.listeners.is_empty() {
-            shared.listeners.emit(&BreakerEvent::Recorded {
-                name: shared.name.clone(),
-                outcome,
-                slow,
-                probe: ticket.kind == TicketKind::Probe,
-                stale: !recorded.counted,
-            });
+            self.emit_recorded(ticket, verdict, recorded.counted);
         }
-        self.publish(recorded.change);
+        if recorded.change.is_some() {
+            self.publish(recorded.change);
+        }
+    }
+
+    #[cold]
+    fn emit_recorded(&self, ticket: Ticket, verdict: Verdict, counted: bool) {
+        self.shared.listeners.emit(&BreakerEvent::Recorded {
+            name: self.shared.name.clone(),
+            outcome: verdict.outcome,
+            slow: verdict.slow,
+            probe: ticket.kind == TicketKind::Probe,
+            stale: !counted,
+        });
     }
 
     /// Reports a change of state: gauge, counter, tracing, listeners.
+    #[cold]
     fn publish(&self, change: Option<Transition>) {
         let Some(t) = change else { return };
         let shared = &*self.shared;
@@ -263,7 +283,9 @@ impl CircuitBreaker {
     }
 }
 
-/// Permission to make one call, from [`CircuitBreaker::try_acquire`].
+/// Permission to make one call, from [`CircuitBreaker::try_acquire`]
+/// (`Permit<&CircuitBreaker>`, borrowing the breaker) or
+/// [`CircuitBreaker::try_acquire_owned`] (`Permit`, holding its own handle).
 ///
 /// Record the outcome with one of the consuming methods. A permit dropped
 /// without a record counts as ignored: a half-open probe gives its permit
@@ -282,53 +304,65 @@ impl CircuitBreaker {
 /// }
 /// ```
 #[must_use = "a permit dropped without a record counts as ignored"]
-pub struct Permit {
-    breaker: CircuitBreaker,
+pub struct Permit<B: Borrow<CircuitBreaker> = CircuitBreaker> {
+    breaker: B,
     ticket: Ticket,
     start: Option<Instant>,
     done: bool,
 }
 
-impl fmt::Debug for Permit {
+impl<B: Borrow<CircuitBreaker>> fmt::Debug for Permit<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("breaker", &self.breaker.shared.name)
+            .field("breaker", &self.breaker.borrow().shared.name)
             .field("generation", &self.ticket.generation)
             .field("probe", &self.is_probe())
             .finish()
     }
 }
 
-impl Permit {
+impl<B: Borrow<CircuitBreaker>> Permit<B> {
+    #[inline]
+    fn new(breaker: B, ticket: Ticket, start: Option<Instant>) -> Self {
+        Self {
+            breaker,
+            ticket,
+            start,
+            done: false,
+        }
+    }
+
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
         self.ticket.kind == TicketKind::Probe
     }
 
     /// Records a success.
+    #[inline]
     pub fn success(self) {
         self.record(Outcome::Success);
     }
 
     /// Records a failure.
+    #[inline]
     pub fn failure(self) {
         self.record(Outcome::Failure);
     }
 
     /// Records an outcome.
-    pub fn record(mut self, outcome: Outcome) {
-        self.done = true;
-        self.breaker.record(self.ticket, outcome, None, self.start);
+    #[inline]
+    pub fn record(self, outcome: Outcome) {
+        self.finish(outcome, None);
     }
 
     /// Records a full classification, including a `Retry-After` hint.
-    pub fn record_classified(mut self, c: Classification) {
-        self.done = true;
-        self.breaker
-            .record(self.ticket, c.outcome, c.retry_after, self.start);
+    #[inline]
+    pub fn record_classified(self, c: Classification) {
+        self.finish(c.outcome, c.retry_after);
     }
 
     /// Classifies `result` with `classifier` and records it.
+    #[inline]
     pub fn record_result<T, E, C: Classify<T, E> + ?Sized>(
         self,
         result: &Result<T, E>,
@@ -337,12 +371,22 @@ impl Permit {
         let c = classifier.classify(result);
         self.record_classified(c);
     }
+
+    #[inline]
+    fn finish(mut self, outcome: Outcome, retry_after: Option<Duration>) {
+        self.done = true;
+        self.breaker
+            .borrow()
+            .record(self.ticket, outcome, retry_after, self.start);
+    }
 }
 
-impl Drop for Permit {
+impl<B: Borrow<CircuitBreaker>> Drop for Permit<B> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.breaker
+                .borrow()
                 .record(self.ticket, Outcome::Ignored, None, None);
         }
     }

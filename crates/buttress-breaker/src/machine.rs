@@ -21,7 +21,7 @@ use buttress_core::{Outcome, SharedRandom};
 
 use crate::config::{Rules, nanos};
 use crate::state::{Reason, State};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering, Padded};
 use crate::window::{Counts, Window};
 
 const KIND_BITS: u32 = 3;
@@ -137,14 +137,21 @@ pub(crate) struct MachineSnapshot {
     pub(crate) openings: u32,
 }
 
-/// The circuit breaker's state machine.
+/// The words every call reads; written only at transitions and failures.
 #[derive(Debug)]
-pub(crate) struct Machine {
-    rules: Rules,
+struct Hot {
     word: AtomicU64,
     /// End of the open period; meaningful while the state is `Open`.
     open_until: AtomicU64,
     consecutive: AtomicU64,
+}
+
+/// The circuit breaker's state machine.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    /// Read by every call, written rarely: on cache lines of their own.
+    hot: Padded<Hot>,
+    rules: Rules,
     window: Option<Window>,
     slow: Mutex<Slow>,
     random: SharedRandom,
@@ -155,9 +162,11 @@ impl Machine {
         Self {
             window: rules.window.map(Window::new),
             rules,
-            word: AtomicU64::new(word(State::Closed, 0)),
-            open_until: AtomicU64::new(0),
-            consecutive: AtomicU64::new(0),
+            hot: Padded(Hot {
+                word: AtomicU64::new(word(State::Closed, 0)),
+                open_until: AtomicU64::new(0),
+                consecutive: AtomicU64::new(0),
+            }),
             slow: Mutex::new(Slow::default()),
             random,
         }
@@ -166,13 +175,13 @@ impl Machine {
     /// The current state, with one load.
     #[inline]
     pub(crate) fn state(&self) -> State {
-        state_of(self.word.load(Ordering::Acquire))
+        state_of(self.hot.0.word.load(Ordering::Acquire))
     }
 
     /// Admits or refuses a call.
     #[inline]
     pub(crate) fn acquire(&self, now: impl FnOnce() -> u64) -> Admission {
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         match state_of(w) {
             State::Closed => (
                 Ok(Ticket {
@@ -218,7 +227,7 @@ impl Machine {
                     );
                 }
                 State::Open => {
-                    let until = self.open_until.load(Ordering::Relaxed);
+                    let until = self.hot.0.open_until.load(Ordering::Relaxed);
                     if now < until {
                         return (
                             Err(Refusal {
@@ -233,7 +242,7 @@ impl Machine {
             }
             // Open and elapsed, or half-open: decide under the lock.
             let mut slow = self.slow.lock();
-            let cur = self.word.load(Ordering::Acquire);
+            let cur = self.hot.0.word.load(Ordering::Acquire);
             if cur != w {
                 // Someone moved the breaker meanwhile; look again.
                 drop(slow);
@@ -283,7 +292,7 @@ impl Machine {
         verdict: Verdict,
         now: impl FnOnce() -> u64,
     ) -> Recorded {
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         if generation_of(w) != ticket.generation {
             // Admitted before a change of state: it does not count now.
             return Recorded::STALE;
@@ -307,12 +316,12 @@ impl Machine {
             Outcome::Success => false,
         };
         let consecutive = if failed {
-            self.consecutive.fetch_add(1, Ordering::Relaxed) + 1
+            self.hot.0.consecutive.fetch_add(1, Ordering::Relaxed) + 1
         } else {
             // Load first: in a healthy service the counter is already zero
             // and the cache line stays shared.
-            if self.consecutive.load(Ordering::Relaxed) != 0 {
-                self.consecutive.store(0, Ordering::Relaxed);
+            if self.hot.0.consecutive.load(Ordering::Relaxed) != 0 {
+                self.hot.0.consecutive.store(0, Ordering::Relaxed);
             }
             0
         };
@@ -376,7 +385,7 @@ impl Machine {
         now: u64,
     ) -> Option<Transition> {
         let mut slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         if w != word(State::Closed, generation) {
             return None; // another thread already moved it
         }
@@ -386,7 +395,7 @@ impl Machine {
     #[cold]
     fn record_probe(&self, ticket: Ticket, verdict: Verdict, now: u64) -> Recorded {
         let mut slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         if w != word(State::HalfOpen, ticket.generation) {
             return Recorded::STALE;
         }
@@ -465,7 +474,10 @@ impl Machine {
         open_for: Option<Duration>,
     ) -> Transition {
         let generation = generation_of(from_word) + 1;
-        self.word.store(word(to, generation), Ordering::Release);
+        self.hot
+            .0
+            .word
+            .store(word(to, generation), Ordering::Release);
         Transition {
             from: state_of(from_word),
             to,
@@ -490,7 +502,9 @@ impl Machine {
                 nanos(self.rules.open.period(slow.openings, self.random.unit()))
             }
         };
-        self.open_until
+        self.hot
+            .0
+            .open_until
             .store(now.saturating_add(period), Ordering::Relaxed);
         slow.probes = Probes::default();
         self.publish(
@@ -517,7 +531,7 @@ impl Machine {
     }
 
     fn clear_counts(&self) {
-        self.consecutive.store(0, Ordering::Relaxed);
+        self.hot.0.consecutive.store(0, Ordering::Relaxed);
         if let Some(window) = &self.window {
             window.clear();
         }
@@ -528,7 +542,7 @@ impl Machine {
     /// Opens the breaker until [`Machine::reset`].
     pub(crate) fn force_open(&self) -> Option<Transition> {
         let mut slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         if state_of(w) == State::ForcedOpen {
             return None;
         }
@@ -539,7 +553,7 @@ impl Machine {
     /// Admits everything and never trips, still counting.
     pub(crate) fn disable(&self) -> Option<Transition> {
         let mut slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         if state_of(w) == State::Disabled {
             return None;
         }
@@ -553,7 +567,7 @@ impl Machine {
     /// the generation changes.
     pub(crate) fn reset(&self) -> Transition {
         let mut slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         slow.openings = 0;
         self.enter_closed(&mut slow, w, Reason::Reset)
     }
@@ -561,7 +575,7 @@ impl Machine {
     /// A picture of the machine at `now`.
     pub(crate) fn snapshot(&self, now: u64) -> MachineSnapshot {
         let slow = self.slow.lock();
-        let w = self.word.load(Ordering::Acquire);
+        let w = self.hot.0.word.load(Ordering::Acquire);
         let state = state_of(w);
         let counts = self
             .window
@@ -570,10 +584,16 @@ impl Machine {
         MachineSnapshot {
             state,
             generation: generation_of(w),
-            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            consecutive_failures: self.hot.0.consecutive.load(Ordering::Relaxed),
             counts,
             open_remaining: (state == State::Open).then(|| {
-                Duration::from_nanos(self.open_until.load(Ordering::Relaxed).saturating_sub(now))
+                Duration::from_nanos(
+                    self.hot
+                        .0
+                        .open_until
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(now),
+                )
             }),
             probes: (state == State::HalfOpen).then_some(slow.probes),
             openings: slow.openings,

@@ -9,7 +9,7 @@
 //! `0 ≤ slow, failures ≤ calls`.
 
 use crate::config::WindowSpec;
-use crate::sync::{AtomicI64, AtomicU8, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicI64, AtomicU8, AtomicU64, Mutex, Ordering, Padded};
 
 const PRESENT: u8 = 0b001;
 const FAILED: u8 = 0b010;
@@ -82,8 +82,9 @@ fn bits(failed: bool, slow: bool) -> u8 {
 /// The last N calls: a ring of one byte per call.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
+    /// Written by every call: alone on its cache line.
+    cursor: Padded<AtomicU64>,
     slots: Box<[AtomicU8]>,
-    cursor: AtomicU64,
     totals: Totals,
 }
 
@@ -91,7 +92,7 @@ impl CountWindow {
     fn new(size: u32) -> Self {
         Self {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
-            cursor: AtomicU64::new(0),
+            cursor: Padded(AtomicU64::new(0)),
             totals: Totals::new(),
         }
     }
@@ -99,12 +100,17 @@ impl CountWindow {
     #[inline]
     fn record(&self, failed: bool, slow: bool) {
         let n = self.slots.len() as u64;
-        let i = (self.cursor.fetch_add(1, Ordering::Relaxed) % n) as usize;
+        let i = (self.cursor.0.fetch_add(1, Ordering::Relaxed) % n) as usize;
         let new = bits(failed, slow);
+        // The steady state of a healthy service: a success replaces a
+        // success. Writing the value the slot already holds changes nothing,
+        // so a load suffices and the cache line stays shared; a racing writer
+        // of a different value is ordered after this no-op write.
+        if self.slots[i].load(Ordering::Relaxed) == new {
+            return;
+        }
         let old = self.slots[i].swap(new, Ordering::Relaxed);
         if old == new {
-            // The steady state of a healthy service: a success replaces a
-            // success and the totals do not move.
             return;
         }
         self.totals.apply(new, 1);

@@ -258,7 +258,7 @@ proptest! {
         let clock = ManualClock::new();
         let sut = breaker(&p, &clock);
         let mut model = Model::new(p);
-        let mut live: Vec<(Permit, (u64, bool))> = Vec::new();
+        let mut live: Vec<(Permit<&CircuitBreaker>, (u64, bool))> = Vec::new();
         for op in ops {
             match op {
                 Op::Acquire => {
