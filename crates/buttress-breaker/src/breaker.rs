@@ -113,7 +113,7 @@ impl CircuitBreaker {
     /// Dropping the permit without recording counts the call as ignored (and
     /// gives a half-open probe permit back). The permit borrows the breaker;
     /// [`try_acquire_owned`](Self::try_acquire_owned) gives one that does not.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<&CircuitBreaker>, Rejected> {
         self.admit()
             .map(|(ticket, start)| Permit::new(self, ticket, start))
@@ -121,21 +121,28 @@ impl CircuitBreaker {
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit holds its own
     /// handle to the breaker, so it can move into a `'static` task.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit, Rejected> {
         self.admit()
             .map(|(ticket, start)| Permit::new(self.clone(), ticket, start))
     }
 
-    #[inline]
-    fn admit(&self) -> Result<(Ticket, Option<Instant>), Rejected> {
+    #[inline(always)]
+    fn admit(&self) -> Result<(Ticket, u64), Rejected> {
         let shared = &*self.shared;
         let (admission, change) = shared.machine.acquire(|| self.now());
         if change.is_some() {
             self.publish(change);
         }
         match admission {
-            Ok(ticket) => Ok((ticket, shared.times_calls.then(|| shared.clock.now()))),
+            Ok(ticket) => Ok((
+                ticket,
+                if shared.times_calls {
+                    self.now()
+                } else {
+                    NOT_TIMED
+                },
+            )),
             Err(refusal) => Err(self.refuse(refusal)),
         }
     }
@@ -208,36 +215,26 @@ impl CircuitBreaker {
         Snapshot::new(&self.shared.name, m)
     }
 
-    #[inline]
-    fn record(
-        &self,
-        ticket: Ticket,
-        outcome: Outcome,
-        retry_after: Option<Duration>,
-        start: Option<Instant>,
-    ) {
+    #[inline(always)]
+    fn record(&self, ticket: Ticket, outcome: Outcome, retry_after: Option<Duration>, start: u64) {
         let shared = &*self.shared;
-        let mut end = None;
-        let slow = match start {
-            Some(start) if outcome != Outcome::Ignored => {
-                let e = shared.clock.now();
-                end = Some(e);
-                nanos(e.saturating_duration_since(start)) >= shared.slow_nanos
-            }
-            _ => false,
-        };
+        let mut end = NOT_TIMED;
+        let mut slow = false;
+        if start != NOT_TIMED && outcome != Outcome::Ignored {
+            end = self.now();
+            slow = end.saturating_sub(start) >= shared.slow_nanos;
+        }
         let verdict = Verdict {
             outcome,
             slow,
             retry_after,
         };
-        let recorded = shared.machine.record(ticket, verdict, || match end {
-            Some(e) => self.nanos_at(e),
-            None => self.now(),
+        let recorded = shared.machine.record(ticket, verdict, || {
+            if end != NOT_TIMED { end } else { self.now() }
         });
         shared.metrics.recorded(outcome, slow);
         if !shared.listeners.is_empty() {
-            self.emit_recorded(ticket, verdict, recorded.counted);
+            self.emit_recorded(ticket.kind(), outcome, slow, recorded.counted);
         }
         if recorded.change.is_some() {
             self.publish(recorded.change);
@@ -245,12 +242,12 @@ impl CircuitBreaker {
     }
 
     #[cold]
-    fn emit_recorded(&self, ticket: Ticket, verdict: Verdict, counted: bool) {
+    fn emit_recorded(&self, kind: TicketKind, outcome: Outcome, slow: bool, counted: bool) {
         self.shared.listeners.emit(&BreakerEvent::Recorded {
             name: self.shared.name.clone(),
-            outcome: verdict.outcome,
-            slow: verdict.slow,
-            probe: ticket.kind == TicketKind::Probe,
+            outcome,
+            slow,
+            probe: kind == TicketKind::Probe,
             stale: !counted,
         });
     }
@@ -306,16 +303,20 @@ impl CircuitBreaker {
 #[must_use = "a permit dropped without a record counts as ignored"]
 pub struct Permit<B: Borrow<CircuitBreaker> = CircuitBreaker> {
     breaker: B,
+    /// [`Ticket::SPENT`] once the outcome is recorded.
     ticket: Ticket,
-    start: Option<Instant>,
-    done: bool,
+    /// Nanoseconds since the breaker's origin, or [`NOT_TIMED`].
+    start: u64,
 }
+
+/// The start time of a call that is not timed.
+const NOT_TIMED: u64 = u64::MAX;
 
 impl<B: Borrow<CircuitBreaker>> fmt::Debug for Permit<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("breaker", &self.breaker.borrow().shared.name)
-            .field("generation", &self.ticket.generation)
+            .field("generation", &self.ticket.generation())
             .field("probe", &self.is_probe())
             .finish()
     }
@@ -323,46 +324,45 @@ impl<B: Borrow<CircuitBreaker>> fmt::Debug for Permit<B> {
 
 impl<B: Borrow<CircuitBreaker>> Permit<B> {
     #[inline]
-    fn new(breaker: B, ticket: Ticket, start: Option<Instant>) -> Self {
+    fn new(breaker: B, ticket: Ticket, start: u64) -> Self {
         Self {
             breaker,
             ticket,
             start,
-            done: false,
         }
     }
 
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.ticket.kind == TicketKind::Probe
+        self.ticket.kind() == TicketKind::Probe
     }
 
     /// Records a success.
-    #[inline]
+    #[inline(always)]
     pub fn success(self) {
         self.record(Outcome::Success);
     }
 
     /// Records a failure.
-    #[inline]
+    #[inline(always)]
     pub fn failure(self) {
         self.record(Outcome::Failure);
     }
 
     /// Records an outcome.
-    #[inline]
+    #[inline(always)]
     pub fn record(self, outcome: Outcome) {
         self.finish(outcome, None);
     }
 
     /// Records a full classification, including a `Retry-After` hint.
-    #[inline]
+    #[inline(always)]
     pub fn record_classified(self, c: Classification) {
         self.finish(c.outcome, c.retry_after);
     }
 
     /// Classifies `result` with `classifier` and records it.
-    #[inline]
+    #[inline(always)]
     pub fn record_result<T, E, C: Classify<T, E> + ?Sized>(
         self,
         result: &Result<T, E>,
@@ -372,22 +372,22 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
         self.record_classified(c);
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(mut self, outcome: Outcome, retry_after: Option<Duration>) {
-        self.done = true;
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::SPENT);
         self.breaker
             .borrow()
-            .record(self.ticket, outcome, retry_after, self.start);
+            .record(ticket, outcome, retry_after, self.start);
     }
 }
 
 impl<B: Borrow<CircuitBreaker>> Drop for Permit<B> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.done {
+        if self.ticket != Ticket::SPENT {
             self.breaker
                 .borrow()
-                .record(self.ticket, Outcome::Ignored, None, None);
+                .record(self.ticket, Outcome::Ignored, None, NOT_TIMED);
         }
     }
 }

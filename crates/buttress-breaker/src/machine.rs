@@ -41,17 +41,41 @@ const fn generation_of(word: u64) -> u64 {
 
 /// What kind of admission a ticket records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum TicketKind {
-    Closed,
-    Disabled,
-    Probe,
+    Closed = 0,
+    Disabled = 1,
+    Probe = 2,
 }
 
-/// Proof of admission: the generation the call was admitted in.
+/// Proof of admission: the generation the call was admitted in and its
+/// kind, packed in one word so that permits and futures stay small and are
+/// moved in whole words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticket {
-    pub(crate) generation: u64,
-    pub(crate) kind: TicketKind,
+pub(crate) struct Ticket(u64);
+
+impl Ticket {
+    /// A ticket that was already used; never issued by the machine.
+    pub(crate) const SPENT: Self = Self(u64::MAX);
+
+    #[inline(always)]
+    pub(crate) const fn new(generation: u64, kind: TicketKind) -> Self {
+        Self((generation << 2) | kind as u64)
+    }
+
+    #[inline(always)]
+    pub(crate) const fn generation(self) -> u64 {
+        self.0 >> 2
+    }
+
+    #[inline(always)]
+    pub(crate) const fn kind(self) -> TicketKind {
+        match self.0 & 3 {
+            0 => TicketKind::Closed,
+            1 => TicketKind::Disabled,
+            _ => TicketKind::Probe,
+        }
+    }
 }
 
 /// A refused call.
@@ -179,22 +203,13 @@ impl Machine {
     }
 
     /// Admits or refuses a call.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self, now: impl FnOnce() -> u64) -> Admission {
         let w = self.hot.0.word.load(Ordering::Acquire);
         match state_of(w) {
-            State::Closed => (
-                Ok(Ticket {
-                    generation: generation_of(w),
-                    kind: TicketKind::Closed,
-                }),
-                None,
-            ),
+            State::Closed => (Ok(Ticket::new(generation_of(w), TicketKind::Closed)), None),
             State::Disabled => (
-                Ok(Ticket {
-                    generation: generation_of(w),
-                    kind: TicketKind::Disabled,
-                }),
+                Ok(Ticket::new(generation_of(w), TicketKind::Disabled)),
                 None,
             ),
             _ => self.acquire_slow(w, now()),
@@ -211,10 +226,7 @@ impl Machine {
                     } else {
                         TicketKind::Disabled
                     };
-                    let ticket = Ticket {
-                        generation: generation_of(w),
-                        kind,
-                    };
+                    let ticket = Ticket::new(generation_of(w), kind);
                     return (Ok(ticket), None);
                 }
                 State::ForcedOpen => {
@@ -276,16 +288,13 @@ impl Machine {
                 );
             }
             slow.probes.left -= 1;
-            let ticket = Ticket {
-                generation: generation_of(w),
-                kind: TicketKind::Probe,
-            };
+            let ticket = Ticket::new(generation_of(w), TicketKind::Probe);
             return (Ok(ticket), change);
         }
     }
 
     /// Records the outcome of an admitted call.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(
         &self,
         ticket: Ticket,
@@ -293,17 +302,17 @@ impl Machine {
         now: impl FnOnce() -> u64,
     ) -> Recorded {
         let w = self.hot.0.word.load(Ordering::Acquire);
-        if generation_of(w) != ticket.generation {
+        if generation_of(w) != ticket.generation() {
             // Admitted before a change of state: it does not count now.
             return Recorded::STALE;
         }
-        if ticket.kind == TicketKind::Probe {
+        if ticket.kind() == TicketKind::Probe {
             return self.record_probe(ticket, verdict, now());
         }
         Recorded::counted(self.record_closed(ticket, verdict, now))
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_closed(
         &self,
         ticket: Ticket,
@@ -330,14 +339,19 @@ impl Machine {
             let t = if window.needs_time() { now.get() } else { 0 };
             window.record(failed, verdict.slow, t);
         }
-        if ticket.kind == TicketKind::Disabled || !(failed || verdict.slow) {
+        if ticket.kind() == TicketKind::Disabled || !(failed || verdict.slow) {
             return None;
         }
         if failed && let Some(hint) = self.hint(verdict.retry_after) {
-            return self.trip(ticket.generation, Reason::RetryAfter, Some(hint), now.get());
+            return self.trip(
+                ticket.generation(),
+                Reason::RetryAfter,
+                Some(hint),
+                now.get(),
+            );
         }
         let reason = self.trip_reason(consecutive, &mut now)?;
-        self.trip(ticket.generation, reason, None, now.get())
+        self.trip(ticket.generation(), reason, None, now.get())
     }
 
     /// A `Retry-After` hint that should open the breaker, clamped.
@@ -396,7 +410,7 @@ impl Machine {
     fn record_probe(&self, ticket: Ticket, verdict: Verdict, now: u64) -> Recorded {
         let mut slow = self.slow.lock();
         let w = self.hot.0.word.load(Ordering::Acquire);
-        if w != word(State::HalfOpen, ticket.generation) {
+        if w != word(State::HalfOpen, ticket.generation()) {
             return Recorded::STALE;
         }
         if let Some(max) = self.rules.max_half_open_nanos

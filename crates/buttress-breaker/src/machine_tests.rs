@@ -69,7 +69,7 @@ fn closed_admits_without_reading_the_clock() {
     let (admission, change) = m.acquire(|| panic!("closed path must not read the clock"));
     assert!(admission.is_ok() && change.is_none());
     let t = admission.expect("admitted");
-    assert_eq!(t.kind, TicketKind::Closed);
+    assert_eq!(t.kind(), TicketKind::Closed);
     // Recording a success in a count-only configuration needs no time either.
     let r = m.record(t, verdict(Outcome::Success), || {
         panic!("no clock on success")
@@ -115,7 +115,7 @@ fn open_becomes_half_open_after_the_period_and_lets_exactly_n_probes() {
     assert_eq!(refused(&m, 10 * S - 1).0, State::Open);
     let (a, change) = m.acquire(|| 10 * S);
     let p1 = a.expect("first probe");
-    assert_eq!(p1.kind, TicketKind::Probe);
+    assert_eq!(p1.kind(), TicketKind::Probe);
     assert_eq!(
         change.map(|t| (t.to, t.reason)),
         Some((State::HalfOpen, Reason::OpenElapsed))
@@ -421,7 +421,7 @@ fn manual_controls() {
     assert_eq!(change.to, State::Disabled);
     for _ in 0..10 {
         let t = admit(&m, 0);
-        assert_eq!(t.kind, TicketKind::Disabled);
+        assert_eq!(t.kind(), TicketKind::Disabled);
         assert!(
             rec(&m, t, Outcome::Failure, 0).change.is_none(),
             "disabled never trips"

@@ -97,10 +97,19 @@ impl CountWindow {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, failed: bool, slow: bool) {
+        // The cursor wraps at the window size itself, which spares a
+        // division per call; uncontended, this is one compare-and-swap.
         let n = self.slots.len() as u64;
-        let i = (self.cursor.0.fetch_add(1, Ordering::Relaxed) % n) as usize;
+        let next = |c: u64| Some(if c + 1 >= n { 0 } else { c + 1 });
+        let i = match self
+            .cursor
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
+        {
+            Ok(c) | Err(c) => c as usize,
+        };
         let new = bits(failed, slow);
         // The steady state of a healthy service: a success replaces a
         // success. Writing the value the slot already holds changes nothing,
@@ -167,7 +176,7 @@ impl TimeWindow {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, failed: bool, slow: bool, now: u64) {
         let slice = now / self.bucket_nanos;
         let stamp = slice + 1;
@@ -253,7 +262,7 @@ impl Window {
         matches!(self, Self::Time(_))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, failed: bool, slow: bool, now: u64) {
         match self {
             Self::Count(w) => w.record(failed, slow),
