@@ -55,8 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let upstream_calls = AtomicU32::new(0);
     let (mut ok, mut failed, mut rejected) = (0u32, 0u32, 0u32);
     println!(
-        "{:>7}  {:>4}  {:<34} {}",
-        "time", "call", "outcome", "state after"
+        "{:>7}  {:>4}  {:<34} state after",
+        "time", "call", "outcome"
     );
     for call in 1..=30u32 {
         let result = breaker.call(|| upstream(started, &upstream_calls)).await;

@@ -34,7 +34,7 @@ fn run<F: Future>(f: F) -> F::Output {
             return v;
         }
         polls += 1;
-        if polls % 64 == 0 {
+        if polls.is_multiple_of(64) {
             std::thread::yield_now();
         }
     }

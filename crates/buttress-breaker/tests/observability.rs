@@ -86,6 +86,9 @@ fn a_result_after_a_reset_is_reported_stale() {
     assert_eq!(b.snapshot().consecutive_failures, 1);
 }
 
+/// One metric: name, labels, value.
+type Metric = (String, Vec<(String, String)>, Val);
+
 #[derive(Debug, Clone, PartialEq)]
 enum Val {
     Counter(u64),
@@ -93,11 +96,7 @@ enum Val {
     Other,
 }
 
-fn value(
-    snapshot: &[(String, Vec<(String, String)>, Val)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<Val> {
+fn value(snapshot: &[Metric], name: &str, labels: &[(&str, &str)]) -> Option<Val> {
     snapshot
         .iter()
         .find(|(n, l, _)| {
@@ -123,7 +122,7 @@ fn metrics_are_named_and_labelled() {
     metrics::with_local_recorder(&recorder, || b.reset());
     drop(b.try_acquire().expect("closed")); // ignored
 
-    let snap: Vec<(String, Vec<(String, String)>, Val)> = snapshotter
+    let snap: Vec<Metric> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
