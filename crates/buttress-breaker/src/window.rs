@@ -411,3 +411,103 @@ mod tests {
         assert_eq!(Counts::default().failure_rate(), None);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod model_tests {
+    //! Both windows against plain models, for random records and times.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Record {
+            failed: bool,
+            slow: bool,
+            advance: u64,
+        },
+        Read {
+            advance: u64,
+        },
+        Clear,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let advance = prop_oneof![Just(0u64), 1u64..50, 50u64..2_000];
+        let op = prop_oneof![
+            6 => (any::<bool>(), any::<bool>(), advance.clone())
+                .prop_map(|(failed, slow, advance)| Op::Record { failed, slow, advance }),
+            2 => advance.prop_map(|advance| Op::Read { advance }),
+            1 => Just(Op::Clear),
+        ];
+        prop::collection::vec(op, 1..200)
+    }
+
+    fn counts_of<'a>(it: impl Iterator<Item = &'a (u64, bool, bool)>) -> Counts {
+        let mut c = Counts::default();
+        for &(_, failed, slow) in it {
+            c.calls += 1;
+            c.failures += u64::from(failed);
+            c.slow += u64::from(slow);
+        }
+        c
+    }
+
+    proptest! {
+        #[test]
+        fn count_window_is_the_last_n_records(size in 1u32..8, ops in ops()) {
+            let w = Window::new(WindowSpec::Count(size));
+            let mut model: VecDeque<(u64, bool, bool)> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Record { failed, slow, .. } => {
+                        w.record(failed, slow, 0);
+                        model.push_back((0, failed, slow));
+                        if model.len() > size as usize {
+                            model.pop_front();
+                        }
+                    }
+                    Op::Read { .. } => {}
+                    Op::Clear => {
+                        w.clear();
+                        model.clear();
+                    }
+                }
+                prop_assert_eq!(w.counts(None), counts_of(model.iter()));
+            }
+        }
+
+        #[test]
+        fn time_window_holds_the_records_of_the_last_buckets(
+            buckets in 1u32..6,
+            width in 1u64..100,
+            ops in ops(),
+        ) {
+            let w = Window::new(WindowSpec::Time { bucket_nanos: width, buckets });
+            let mut model: Vec<(u64, bool, bool)> = Vec::new();
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Record { failed, slow, advance } => {
+                        now += advance;
+                        w.record(failed, slow, now);
+                        model.push((now, failed, slow));
+                    }
+                    Op::Read { advance } => now += advance,
+                    Op::Clear => {
+                        w.clear();
+                        model.clear();
+                    }
+                }
+                // A record counts while its slice is one of the newest
+                // `buckets` slices, the current one included.
+                let current = now / width;
+                let kept = model
+                    .iter()
+                    .filter(|(t, _, _)| t / width + u64::from(buckets) > current);
+                prop_assert_eq!(w.counts(Some(now)), counts_of(kept));
+            }
+        }
+    }
+}
