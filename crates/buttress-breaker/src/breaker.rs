@@ -57,6 +57,8 @@ struct Shared {
     slow_nanos: u64,
     metrics: Metrics,
     listeners: Listeners<BreakerEvent>,
+    /// Orders the reports of transitions; see `publish`.
+    publishing: std::sync::Mutex<()>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -115,35 +117,42 @@ impl CircuitBreaker {
     /// [`try_acquire_owned`](Self::try_acquire_owned) gives one that does not.
     #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<&CircuitBreaker>, Rejected> {
-        self.admit()
-            .map(|(ticket, start)| Permit::new(self, ticket, start))
+        self.admit(|ticket, start| Permit::new(self, ticket, start))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit holds its own
     /// handle to the breaker, so it can move into a `'static` task.
     #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit, Rejected> {
-        self.admit()
-            .map(|(ticket, start)| Permit::new(self.clone(), ticket, start))
+        self.admit(|ticket, start| Permit::new(self.clone(), ticket, start))
     }
 
     #[inline(always)]
-    fn admit(&self) -> Result<(Ticket, u64), Rejected> {
+    fn admit<P>(&self, permit: impl FnOnce(Ticket, u64) -> P) -> Result<P, Rejected> {
         let shared = &*self.shared;
         let (admission, change) = shared.machine.acquire(|| self.now());
-        if change.is_some() {
-            self.publish(change);
-        }
         match admission {
-            Ok(ticket) => Ok((
-                ticket,
-                if shared.times_calls {
+            Ok(ticket) => {
+                let start = if shared.times_calls {
                     self.now()
                 } else {
                     NOT_TIMED
-                },
-            )),
-            Err(refusal) => Err(self.refuse(refusal)),
+                };
+                // The permit exists before anything user-supplied runs (a
+                // tracing subscriber, a listener), so a panic there drops it
+                // and gives a probe permit back.
+                let permit = permit(ticket, start);
+                if change.is_some() {
+                    self.publish(change);
+                }
+                Ok(permit)
+            }
+            Err(refusal) => {
+                if change.is_some() {
+                    self.publish(change);
+                }
+                Err(self.refuse(refusal))
+            }
         }
     }
 
@@ -257,7 +266,19 @@ impl CircuitBreaker {
     fn publish(&self, change: Option<Transition>) {
         let Some(t) = change else { return };
         let shared = &*self.shared;
-        shared.metrics.transition(t.from, t.to);
+        {
+            // Transitions are reported after the machine's lock is released,
+            // so two reports can race. Under this lock the gauge is set from
+            // the state as it is now, so the last report always leaves the
+            // current state, whatever order the reports ran in.
+            let _order = shared
+                .publishing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            shared
+                .metrics
+                .transition(t.from, t.to, shared.machine.state());
+        }
         match t.to {
             State::Open | State::ForcedOpen => tracing::warn!(
                 breaker = %shared.name, from = %t.from, to = %t.to, reason = %t.reason,
@@ -275,6 +296,7 @@ impl CircuitBreaker {
                 to: t.to,
                 reason: t.reason,
                 open_for: t.open_for,
+                generation: t.generation,
             });
         }
     }
@@ -370,6 +392,15 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
     ) {
         let c = classifier.classify(result);
         self.record_classified(c);
+    }
+
+    /// Starts the call's clock again (for a permit taken before the call
+    /// could start, as a tower service does in `poll_ready`).
+    #[inline(always)]
+    pub(crate) fn restart_timer(&mut self) {
+        if self.start != NOT_TIMED {
+            self.start = self.breaker.borrow().now();
+        }
     }
 
     #[inline(always)]
@@ -570,6 +601,7 @@ impl Builder {
                 clock: self.clock,
                 origin,
                 listeners: Listeners::from_vec(self.listeners),
+                publishing: std::sync::Mutex::new(()),
             }),
         };
         if let Some(registry) = self.registry {

@@ -351,9 +351,14 @@ fn check_threshold(field: &'static str, value: Option<f64>) -> Result<(), Config
 
 /// The smallest count `k` of `n` probes with `k / n ≥ rate`.
 fn probes_reaching(rate: f64, n: u32) -> u32 {
-    let k = (rate * f64::from(n)).ceil();
-    // rate ∈ (0, 1] so k ∈ [1, n]; clamp against rounding.
-    (k as u32).clamp(1, n)
+    // rate ∈ (0, 1] so k ∈ [1, n]. `ceil(rate × n)` can round up one too
+    // many (0.14 × 50 = 7.000000000000001), so step down while the same
+    // comparison the closed state uses, k / n ≥ rate, still holds.
+    let mut k = ((rate * f64::from(n)).ceil() as u32).clamp(1, n);
+    while k > 1 && f64::from(k - 1) / f64::from(n) >= rate {
+        k -= 1;
+    }
+    k
 }
 
 impl Rules {
@@ -608,5 +613,19 @@ mod tests {
         assert_eq!(probes_reaching(0.01, 10), 1);
         assert_eq!(probes_reaching(1.0, 3), 3);
         assert_eq!(probes_reaching(0.34, 3), 2);
+        assert_eq!(probes_reaching(0.14, 50), 7);
+        for n in 1..200u32 {
+            for r in [0.01, 0.1, 0.14, 0.2, 0.3, 1.0 / 3.0, 0.5, 0.7, 0.99, 1.0] {
+                let k = probes_reaching(r, n);
+                assert!(
+                    f64::from(k) / f64::from(n) >= r || k == n,
+                    "{r} of {n}: {k}"
+                );
+                assert!(
+                    k == 1 || f64::from(k - 1) / f64::from(n) < r,
+                    "{r} of {n}: {k}"
+                );
+            }
+        }
     }
 }

@@ -27,6 +27,10 @@ pub enum BreakerEvent {
         reason: Reason,
         /// How long it will stay open, when it opened.
         open_for: Option<Duration>,
+        /// The generation of the new state. Listeners run outside the
+        /// breaker's lock, so two reports can arrive out of order; the
+        /// generation orders them.
+        generation: u64,
     },
     /// A call was refused.
     Rejected {

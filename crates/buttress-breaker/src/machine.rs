@@ -15,6 +15,7 @@
 //! mutex, and each transition re-checks the word under it, so two threads
 //! can never both move the breaker out of the same state.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use buttress_core::{Outcome, SharedRandom};
@@ -194,6 +195,12 @@ impl Machine {
             slow: Mutex::new(Slow::default()),
             random,
         }
+    }
+
+    /// The window, for tests that recount it.
+    #[cfg(all(test, loom))]
+    pub(crate) fn window(&self) -> Option<&Window> {
+        self.window.as_ref()
     }
 
     /// The current state, with one load.
@@ -513,7 +520,10 @@ impl Machine {
             Some(h) => h,
             None => {
                 slow.openings = slow.openings.saturating_add(1);
-                nanos(self.rules.open.period(slow.openings, self.random.unit()))
+                // A user's random source that panics must not strand the
+                // breaker mid-transition with the lock held.
+                let u = catch_unwind(AssertUnwindSafe(|| self.random.unit())).unwrap_or(0.0);
+                nanos(self.rules.open.period(slow.openings, u))
             }
         };
         self.hot
@@ -539,9 +549,14 @@ impl Machine {
     }
 
     fn enter_closed(&self, slow: &mut Slow, from: u64, reason: Reason) -> Transition {
-        self.clear_counts();
         slow.probes = Probes::default();
-        self.publish(from, State::Closed, reason, None)
+        // Publish the new generation before clearing, so that no outcome of
+        // the old generation passes its check while the (possibly long)
+        // clear runs. A fresh outcome racing the clear may be erased: an
+        // undercount, never a false trip.
+        let t = self.publish(from, State::Closed, reason, None);
+        self.clear_counts();
+        t
     }
 
     fn clear_counts(&self) {
@@ -571,9 +586,10 @@ impl Machine {
         if state_of(w) == State::Disabled {
             return None;
         }
-        self.clear_counts();
         slow.probes = Probes::default();
-        Some(self.publish(w, State::Disabled, Reason::Disabled, None))
+        let t = self.publish(w, State::Disabled, Reason::Disabled, None);
+        self.clear_counts();
+        Some(t)
     }
 
     /// Closes the breaker with empty counts. Results of calls admitted before

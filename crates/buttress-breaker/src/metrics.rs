@@ -55,8 +55,9 @@ impl Metrics {
         self.rejected.increment(1);
     }
 
-    pub(crate) fn transition(&self, from: State, to: State) {
-        self.state.set(f64::from(to as u8));
+    /// Counts a transition and sets the gauge to the state as it is now.
+    pub(crate) fn transition(&self, from: State, to: State, now: State) {
+        self.state.set(f64::from(now as u8));
         metrics::counter!(
             "buttress_breaker_transitions_total",
             "name" => self.name.to_string(),

@@ -5,24 +5,45 @@ use std::task::{Context, Poll};
 use buttress_core::Classify;
 use tower_service::Service;
 
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{CircuitBreaker, Permit};
 use crate::error::BoxError;
+use crate::error::Rejected;
 use crate::future::ResponseFuture;
 use crate::reject::OnRejected;
 
 /// A service behind a [`CircuitBreaker`]; made by
 /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
 ///
-/// Readiness is the inner service's. The breaker is asked in `call`, and a
-/// refused call never reaches the inner service. The call is made on the
-/// very service that was polled ready (never on a fresh clone), and clones
-/// share the breaker.
-#[derive(Debug, Clone)]
+/// The breaker is asked in `poll_ready`, before the inner service: a
+/// refused call is ready at once (the rejection is returned by `call`), so
+/// callers never wait on a busy inner service only to be refused, and a
+/// refused call never reaches the inner service. An admitted call holds its
+/// permit from `poll_ready` to `call`; a service dropped in between gives it
+/// back (counted as ignored). The call is made on the very service that was
+/// polled ready, never on a fresh clone; clones share the breaker but not a
+/// held permit.
+#[derive(Debug)]
 pub struct CircuitBreakerService<S, C, R> {
     inner: S,
     breaker: CircuitBreaker,
     classifier: C,
     on_rejected: R,
+    /// The breaker's answer, taken in `poll_ready` and used by `call`.
+    admission: Option<Result<Permit, Rejected>>,
+}
+
+impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreakerService<S, C, R> {
+    /// A clone shares the breaker, but not a permit this service holds: it
+    /// must be polled ready itself.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            breaker: self.breaker.clone(),
+            classifier: self.classifier.clone(),
+            on_rejected: self.on_rejected.clone(),
+            admission: None,
+        }
+    }
 }
 
 impl<S, C, R> CircuitBreakerService<S, C, R> {
@@ -32,6 +53,7 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
             breaker,
             classifier,
             on_rejected,
+            admission: None,
         }
     }
 
@@ -69,13 +91,33 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        let admission = self
+            .admission
+            .get_or_insert_with(|| self.breaker.try_acquire_owned());
+        if admission.is_err() {
+            // Refused: ready at once; `call` returns the rejection.
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Err(e)) => {
+                self.admission = None; // the permit goes back as ignored
+                Poll::Ready(Err(e.into()))
+            }
+            other => other.map_err(Into::into),
+        }
     }
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.breaker.try_acquire_owned() {
-            Ok(permit) => {
+        // Without a prior `poll_ready` (a contract breach), ask now.
+        let admission = self
+            .admission
+            .take()
+            .unwrap_or_else(|| self.breaker.try_acquire_owned());
+        match admission {
+            Ok(mut permit) => {
+                // Time the call itself, not the wait for readiness.
+                permit.restart_timer();
                 ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
             }
             Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),

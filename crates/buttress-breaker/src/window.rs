@@ -190,8 +190,9 @@ impl TimeWindow {
             }
             self.rotate(slice);
         }
-        b.calls.fetch_add(1, Ordering::Relaxed);
-        self.totals.calls.fetch_add(1, Ordering::Relaxed);
+        // Failures and slowness first, the call last: an eviction racing
+        // between the adds can then only strand a call (a success, which
+        // lowers a rate), never a failure without its call.
         if failed {
             b.failures.fetch_add(1, Ordering::Relaxed);
             self.totals.failures.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +201,8 @@ impl TimeWindow {
             b.slow.fetch_add(1, Ordering::Relaxed);
             self.totals.slow.fetch_add(1, Ordering::Relaxed);
         }
+        b.calls.fetch_add(1, Ordering::Relaxed);
+        self.totals.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     fn evict(&self, b: &Bucket) {
@@ -218,14 +221,17 @@ impl TimeWindow {
         let n = self.buckets.len() as u64;
         let oldest_kept = (slice + 1).saturating_sub(n - 1); // stamp of the oldest slice still in the window
         for b in self.buckets.iter() {
-            let s = b.stamp.load(Ordering::Acquire);
-            if s != 0 && s < oldest_kept {
+            // Empty buckets too: a record racing a clear may have landed in
+            // one whose stamp was already reset.
+            if b.stamp.load(Ordering::Acquire) < oldest_kept {
                 self.evict(b);
                 b.stamp.store(0, Ordering::Release);
             }
         }
         let b = &self.buckets[(slice % n) as usize];
         if b.stamp.load(Ordering::Acquire) < slice + 1 {
+            // Claiming a bucket starts it empty.
+            self.evict(b);
             b.stamp.store(slice + 1, Ordering::Release);
         }
     }
@@ -293,6 +299,33 @@ impl Window {
             Self::Count(w) => w.clear(),
             Self::Time(w) => w.clear(),
         }
+    }
+
+    /// The counts recomputed from the slots or buckets, for tests that
+    /// check the running totals against them.
+    #[cfg(test)]
+    pub(crate) fn recount(&self) -> Counts {
+        let mut c = Counts::default();
+        match self {
+            Self::Count(w) => {
+                for slot in w.slots.iter() {
+                    let b = slot.load(Ordering::Relaxed);
+                    if b & PRESENT != 0 {
+                        c.calls += 1;
+                        c.failures += u64::from(b & FAILED != 0);
+                        c.slow += u64::from(b & SLOW != 0);
+                    }
+                }
+            }
+            Self::Time(w) => {
+                for b in w.buckets.iter() {
+                    c.calls += b.calls.load(Ordering::Relaxed) as u64;
+                    c.failures += b.failures.load(Ordering::Relaxed) as u64;
+                    c.slow += b.slow.load(Ordering::Relaxed) as u64;
+                }
+            }
+        }
+        c
     }
 }
 
@@ -475,6 +508,7 @@ mod model_tests {
                     }
                 }
                 prop_assert_eq!(w.counts(None), counts_of(model.iter()));
+                prop_assert_eq!(w.recount(), counts_of(model.iter()));
             }
         }
 
@@ -506,7 +540,9 @@ mod model_tests {
                 let kept = model
                     .iter()
                     .filter(|(t, _, _)| t / width + u64::from(buckets) > current);
-                prop_assert_eq!(w.counts(Some(now)), counts_of(kept));
+                let want = counts_of(kept);
+                prop_assert_eq!(w.counts(Some(now)), want);
+                prop_assert_eq!(w.recount(), want);
             }
         }
     }

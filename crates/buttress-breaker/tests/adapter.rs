@@ -208,3 +208,65 @@ async fn plain_call_and_cancellation() {
     assert_eq!(b.state(), State::Closed);
     let _ = Outcome::Success;
 }
+
+/// An inner service that is never ready.
+#[derive(Clone, Debug)]
+struct NeverReady;
+
+impl Service<u32> for NeverReady {
+    type Response = u32;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<u32, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        panic!("never ready, never called")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_rejects_at_once_even_when_the_inner_service_is_busy() {
+    let b = breaker(1);
+    b.try_acquire().expect("closed").failure();
+    let mut svc = b.layer().layer(NeverReady);
+    let ready = tokio::time::timeout(Duration::from_millis(1), svc.ready())
+        .await
+        .expect("ready at once")
+        .expect("no error");
+    let e = ready.call(1).await.expect_err("rejected");
+    assert!(e.is::<Rejected>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_dropped_after_poll_ready_gives_its_probe_back() {
+    let b = breaker(1);
+    b.try_acquire().expect("closed").failure();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let mut svc = b.layer().layer(NeverReady);
+    // Takes the only probe permit, then waits on the inner service.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), svc.ready())
+            .await
+            .is_err()
+    );
+    assert_eq!(b.snapshot().half_open_permits_left, Some(0));
+    let clone = svc.clone();
+    drop(svc);
+    assert_eq!(
+        b.snapshot().half_open_permits_left,
+        Some(1),
+        "returned on drop"
+    );
+    drop(clone);
+    assert_eq!(
+        b.snapshot().half_open_permits_left,
+        Some(1),
+        "a clone holds no permit"
+    );
+}

@@ -11,7 +11,7 @@ use crate::classify::{Classification, Classify};
 /// * `Err(_)` (the request never got a response): a failure, retryable when
 ///   the request is idempotent.
 /// * 5xx and 429: failures, retryable (500, 502, 503, 504 and 429) when the
-///   request is idempotent, carrying the `Retry-After` hint if present.
+///   request is idempotent; a 503 or 429 carries its `Retry-After` hint.
 /// * Every other status, 4xx included: a success. A client error says nothing
 ///   about the server's health.
 ///
@@ -60,7 +60,10 @@ impl HttpClassifier {
         } else {
             Classification::FATAL_FAILURE
         };
-        c.retry_after = parse_retry_after(headers, SystemTime::now());
+        // RFC 9110 gives `Retry-After` a meaning on 503 and 429 only.
+        if matches!(status.as_u16(), 429 | 503) {
+            c.retry_after = parse_retry_after(headers, SystemTime::now());
+        }
         c
     }
 }
@@ -132,6 +135,11 @@ mod tests {
         let r = c.classify(&resp(429, Some("7")));
         assert!(r.retryable);
         assert_eq!(r.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(c.classify(&resp(500, Some("7"))).retry_after, None);
+        assert_eq!(
+            c.classify(&resp(503, Some("7"))).retry_after,
+            Some(Duration::from_secs(7))
+        );
         let err: Result<Response<()>, ()> = Err(());
         assert!(c.classify(&err).retryable);
         assert!(
