@@ -90,6 +90,7 @@ impl CircuitBreaker {
     ///
     /// An open breaker reports `Open` until the first call after its open
     /// period moves it to half-open.
+    #[inline]
     pub fn state(&self) -> State {
         self.shared.machine.state()
     }
@@ -138,12 +139,12 @@ impl CircuitBreaker {
                 } else {
                     NOT_TIMED
                 };
-                // The permit exists before anything user-supplied runs (a
-                // tracing subscriber, a listener), so a panic there drops it
-                // and gives a probe permit back.
                 let permit = permit(ticket, start);
                 if change.is_some() {
-                    self.publish(change);
+                    // The permit exists before anything user-supplied runs
+                    // (a tracing subscriber, a listener), so a panic there
+                    // drops it and gives a probe permit back.
+                    return Ok(self.publish_then(change, permit));
                 }
                 Ok(permit)
             }
@@ -154,6 +155,13 @@ impl CircuitBreaker {
                 Err(self.refuse(refusal))
             }
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn publish_then<P>(&self, change: Option<Transition>, permit: P) -> P {
+        self.publish(change);
+        permit
     }
 
     #[cold]

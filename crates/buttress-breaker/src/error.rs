@@ -26,19 +26,34 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// assert_eq!(rejected.name(), "llm");
 /// assert!(rejected.retry_after().is_some());
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rejected {
     name: Name,
+    /// Nanoseconds, or `u64::MAX` for none: whole words keep the error
+    /// cheap to move on the rejection path.
+    retry_after_nanos: u64,
     state: State,
-    retry_after: Option<Duration>,
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("retry_after", &self.retry_after())
+            .finish()
+    }
 }
 
 impl Rejected {
     pub(crate) fn new(name: Name, state: State, retry_after: Option<Duration>) -> Self {
+        let retry_after_nanos = retry_after.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+        });
         Self {
             name,
+            retry_after_nanos,
             state,
-            retry_after,
         }
     }
 
@@ -56,14 +71,14 @@ impl Rejected {
     /// rest of the open period. `None` when half-open with every probe
     /// permit taken, or when forced open.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (self.retry_after_nanos != u64::MAX).then(|| Duration::from_nanos(self.retry_after_nanos))
     }
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "circuit breaker '{}' is {}", self.name, self.state)?;
-        match self.retry_after {
+        match self.retry_after() {
             Some(d) => write!(f, "; retry in {:.3}s", d.as_secs_f64()),
             None => Ok(()),
         }

@@ -14,12 +14,13 @@ use crate::reject::OnRejected;
 /// A service behind a [`CircuitBreaker`]; made by
 /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
 ///
-/// The breaker is asked in `poll_ready`, before the inner service: a
-/// refused call is ready at once (the rejection is returned by `call`), so
-/// callers never wait on a busy inner service only to be refused, and a
-/// refused call never reaches the inner service. An admitted call holds its
-/// permit from `poll_ready` to `call`; a service dropped in between gives it
-/// back (counted as ignored). The call is made on the very service that was
+/// Unless the breaker is closed, it is asked in `poll_ready`, before the
+/// inner service: a refused call is ready at once (the rejection is returned
+/// by `call`), so callers never wait on a busy inner service only to be
+/// refused, and a refused call never reaches the inner service. A probe
+/// admitted there holds its permit until `call`; a service dropped in
+/// between gives it back (counted as ignored). In the closed state the
+/// permit is taken in `call`. The call is made on the very service that was
 /// polled ready, never on a fresh clone; clones share the breaker but not a
 /// held permit.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct CircuitBreakerService<S, C, R> {
     on_rejected: R,
     /// The breaker's answer, taken in `poll_ready` and used by `call`.
     admission: Option<Result<Permit, Rejected>>,
+    /// Whether `admission` is set.
+    held: bool,
 }
 
 impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreakerService<S, C, R> {
@@ -42,6 +45,7 @@ impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreakerService<S, C, R> {
             classifier: self.classifier.clone(),
             on_rejected: self.on_rejected.clone(),
             admission: None,
+            held: false,
         }
     }
 }
@@ -54,6 +58,7 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
             classifier,
             on_rejected,
             admission: None,
+            held: false,
         }
     }
 
@@ -78,6 +83,34 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
     }
 }
 
+impl<S, C, R> CircuitBreakerService<S, C, R> {
+    /// `call` with the answer `poll_ready` took (the breaker was not
+    /// closed): kept out of line so the closed path stays short.
+    #[inline(never)]
+    fn call_held<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, C, S::Response>
+    where
+        S: Service<Req>,
+        C: Clone,
+        R: OnRejected<S::Response>,
+    {
+        self.held = false;
+        match self.admission.take() {
+            Some(Ok(mut permit)) => {
+                // Time the call itself, not the wait for readiness.
+                permit.restart_timer();
+                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
+            }
+            Some(Err(rejected)) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
+            None => match self.breaker.try_acquire_owned() {
+                Ok(permit) => {
+                    ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
+                }
+                Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
+            },
+        }
+    }
+}
+
 impl<S, Req, C, R> Service<Req> for CircuitBreakerService<S, C, R>
 where
     S: Service<Req>,
@@ -91,15 +124,22 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let admission = self
-            .admission
-            .get_or_insert_with(|| self.breaker.try_acquire_owned());
-        if admission.is_err() {
-            // Refused: ready at once; `call` returns the rejection.
-            return Poll::Ready(Ok(()));
+        // In the closed state the permit is taken in `call` (the hot path
+        // stays a few atomic operations); otherwise ask now, so a refused
+        // call does not wait on the inner service.
+        if self.held || !self.breaker.state().admits_all() {
+            self.held = true;
+            let admission = self
+                .admission
+                .get_or_insert_with(|| self.breaker.try_acquire_owned());
+            if admission.is_err() {
+                // Refused: ready at once; `call` returns the rejection.
+                return Poll::Ready(Ok(()));
+            }
         }
         match self.inner.poll_ready(cx) {
             Poll::Ready(Err(e)) => {
+                self.held = false;
                 self.admission = None; // the permit goes back as ignored
                 Poll::Ready(Err(e.into()))
             }
@@ -109,15 +149,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        // Without a prior `poll_ready` (a contract breach), ask now.
-        let admission = self
-            .admission
-            .take()
-            .unwrap_or_else(|| self.breaker.try_acquire_owned());
-        match admission {
-            Ok(mut permit) => {
-                // Time the call itself, not the wait for readiness.
-                permit.restart_timer();
+        if self.held {
+            return self.call_held(req);
+        }
+        // Closed at `poll_ready` (or no `poll_ready` at all): ask now.
+        match self.breaker.try_acquire_owned() {
+            Ok(permit) => {
                 ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
             }
             Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
