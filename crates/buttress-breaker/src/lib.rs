@@ -73,7 +73,6 @@ mod reject;
 mod service;
 mod snapshot;
 mod state;
-mod sync;
 mod window;
 
 #[cfg(all(test, loom))]

@@ -22,7 +22,7 @@ use buttress_core::{Outcome, SharedRandom};
 
 use crate::config::{Rules, nanos};
 use crate::state::{Reason, State};
-use crate::sync::{AtomicU64, Mutex, Ordering, Padded};
+use buttress_core::sync::{AtomicU64, Mutex, Ordering, Padded};
 use crate::window::{Counts, Window};
 
 const KIND_BITS: u32 = 3;

@@ -9,7 +9,7 @@
 //! `0 ≤ slow, failures ≤ calls`.
 
 use crate::config::WindowSpec;
-use crate::sync::{AtomicI64, AtomicU8, AtomicU64, Mutex, Ordering, Padded};
+use buttress_core::sync::{AtomicI64, AtomicU8, AtomicU64, Mutex, Ordering, Padded};
 
 const PRESENT: u8 = 0b001;
 const FAILED: u8 = 0b010;

@@ -42,6 +42,7 @@ mod http;
 mod listener;
 mod name;
 mod random;
+pub mod sync;
 
 pub use classify::{
     Classification, Classify, DefaultClassifier, FnClassifier, Outcome, classify_fn,

@@ -1,26 +1,31 @@
-//! The synchronisation types of the state machine: std's, or loom's when the
-//! crate is built with `--cfg loom` so that the model checker can explore
-//! every interleaving.
+//! The synchronisation types of the buttress state machines: std's, or
+//! loom's when built with `--cfg loom`, so that the model checker can explore
+//! every interleaving of the lock-free code that uses them.
+//!
+//! This module is for the buttress crates themselves; its contents follow
+//! their needs.
 
 #[cfg(loom)]
 use loom::sync as imp;
 #[cfg(not(loom))]
 use std::sync as imp;
 
-pub(crate) use imp::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+pub use imp::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 /// A mutex whose `lock` never fails: a poisoned lock is recovered, because
 /// every critical section of the machine leaves its data consistent before
 /// anything that can panic.
 #[derive(Debug)]
-pub(crate) struct Mutex<T>(imp::Mutex<T>);
+pub struct Mutex<T>(imp::Mutex<T>);
 
 impl<T> Mutex<T> {
-    pub(crate) fn new(value: T) -> Self {
+    /// A mutex holding `value`.
+    pub fn new(value: T) -> Self {
         Self(imp::Mutex::new(value))
     }
 
-    pub(crate) fn lock(&self) -> imp::MutexGuard<'_, T> {
+    /// Locks, recovering a poisoned lock.
+    pub fn lock(&self) -> imp::MutexGuard<'_, T> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -32,4 +37,4 @@ impl<T> Mutex<T> {
 /// slow down the words every call only reads.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
+pub struct Padded<T>(pub T);

@@ -1,0 +1,353 @@
+//! The synchronous core: after each attempt, retry (after how long, and
+//! why) or stop (and why). No clock reads, no sleeping: time and the random
+//! draw come in as arguments.
+
+use std::fmt;
+use std::time::Duration;
+
+use buttress_core::{Classification, Outcome};
+
+use crate::backoff::Backoff;
+
+/// Why a retry is made; the `reason` label of `buttress_retry_retries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// The attempt failed with a retryable error; the backoff chose the
+    /// delay.
+    Failure,
+    /// The attempt took longer than `attempt_timeout`.
+    Timeout,
+    /// The attempt failed and the server (or a breaker) said when to come
+    /// back; that hint set the delay.
+    RetryAfter,
+}
+
+impl RetryReason {
+    /// A short lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Failure => "failure",
+            Self::Timeout => "timeout",
+            Self::RetryAfter => "retry_after",
+        }
+    }
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why retrying stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The attempt succeeded (or its outcome is ignored and not retryable).
+    Done,
+    /// The failure is not retryable (a client error, a non-idempotent
+    /// request).
+    NotRetryable,
+    /// `max_attempts` attempts were made.
+    MaxAttempts,
+    /// The next delay would end past the deadline.
+    Deadline,
+    /// The server's `Retry-After` lies past the deadline.
+    RetryAfterPastDeadline,
+    /// The retry budget refused.
+    BudgetExhausted,
+    /// The request could not be cloned for another attempt.
+    NotCloneable,
+}
+
+impl Stop {
+    /// A short lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::NotRetryable => "not_retryable",
+            Self::MaxAttempts => "max_attempts",
+            Self::Deadline => "deadline",
+            Self::RetryAfterPastDeadline => "retry_after_past_deadline",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::NotCloneable => "not_cloneable",
+        }
+    }
+
+    /// Whether retrying stopped while the last attempt had failed in a way
+    /// that could have been retried: the caller "gave up".
+    pub const fn gave_up(self) -> bool {
+        matches!(
+            self,
+            Self::MaxAttempts
+                | Self::Deadline
+                | Self::RetryAfterPastDeadline
+                | Self::BudgetExhausted
+                | Self::NotCloneable
+        )
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Retry { delay: Duration, reason: RetryReason },
+    Stop(Stop),
+}
+
+/// The rules the core needs, validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) honor_retry_after: bool,
+}
+
+/// The state of one request's retries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempts {
+    /// Attempts made so far (the first included).
+    made: u32,
+    previous_delay: Duration,
+}
+
+impl Attempts {
+    /// Before the first attempt.
+    pub(crate) const fn new() -> Self {
+        Self {
+            made: 0,
+            previous_delay: Duration::ZERO,
+        }
+    }
+
+    /// An attempt starts.
+    pub(crate) fn start(&mut self) {
+        self.made = self.made.saturating_add(1);
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn made(&self) -> u32 {
+        self.made
+    }
+
+    /// The decision after an attempt whose result was classified as `c`
+    /// (`timed_out` when the attempt timeout cut it off), `elapsed` after
+    /// the first attempt started, with `u` uniform in [0, 1). The budget is
+    /// asked last, through `withdraw`, only when everything else allows a
+    /// retry, so a retry that would not be made never spends a token.
+    pub(crate) fn decide(
+        &mut self,
+        rules: &Rules,
+        c: Classification,
+        timed_out: bool,
+        elapsed: Duration,
+        u: f64,
+        withdraw: impl FnOnce() -> bool,
+    ) -> Decision {
+        if !timed_out && (c.outcome == Outcome::Success || !c.retryable) {
+            return Decision::Stop(if c.outcome == Outcome::Failure {
+                Stop::NotRetryable
+            } else {
+                Stop::Done
+            });
+        }
+        if self.made >= rules.max_attempts {
+            return Decision::Stop(Stop::MaxAttempts);
+        }
+        let mut delay = rules.backoff.delay(self.made, self.previous_delay, u);
+        let mut reason = if timed_out {
+            RetryReason::Timeout
+        } else {
+            RetryReason::Failure
+        };
+        if rules.honor_retry_after
+            && let Some(hint) = c.retry_after
+        {
+            if rules
+                .deadline
+                .is_some_and(|deadline| elapsed.saturating_add(hint) > deadline)
+            {
+                return Decision::Stop(Stop::RetryAfterPastDeadline);
+            }
+            let hint = hint.min(rules.backoff.max());
+            if hint > delay {
+                delay = hint;
+                reason = RetryReason::RetryAfter;
+            }
+        }
+        if rules
+            .deadline
+            .is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
+        {
+            return Decision::Stop(Stop::Deadline);
+        }
+        if !withdraw() {
+            return Decision::Stop(Stop::BudgetExhausted);
+        }
+        self.previous_delay = delay;
+        Decision::Retry { delay, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rules(max_attempts: u32, deadline: Option<u64>) -> Rules {
+        Rules {
+            max_attempts,
+            backoff: Backoff::Exponential {
+                base: Duration::from_secs(1),
+                factor: 2.0,
+                max: Duration::from_secs(10),
+            },
+            deadline: deadline.map(Duration::from_secs),
+            honor_retry_after: true,
+        }
+    }
+
+    const FAIL: Classification = Classification::RETRYABLE_FAILURE;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn retries_until_the_attempt_limit() {
+        let r = rules(3, None);
+        let mut a = Attempts::new();
+        a.start();
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(0), 0.0, || true),
+            Decision::Retry { delay: secs(1), reason: RetryReason::Failure }
+        );
+        a.start();
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(1), 0.0, || true),
+            Decision::Retry { delay: secs(2), reason: RetryReason::Failure }
+        );
+        a.start();
+        assert_eq!(a.decide(&r, FAIL, false, secs(3), 0.0, || true), Decision::Stop(Stop::MaxAttempts));
+    }
+
+    #[test]
+    fn success_and_fatal_errors_stop() {
+        let r = rules(3, None);
+        let mut a = Attempts::new();
+        a.start();
+        assert_eq!(a.decide(&r, Classification::SUCCESS, false, secs(0), 0.0, || true), Decision::Stop(Stop::Done));
+        assert_eq!(
+            a.decide(&r, Classification::FATAL_FAILURE, false, secs(0), 0.0, || true),
+            Decision::Stop(Stop::NotRetryable)
+        );
+        // A timeout is retried whatever the (absent) result said.
+        assert!(matches!(
+            a.decide(&r, Classification::IGNORED, true, secs(0), 0.0, || true),
+            Decision::Retry { reason: RetryReason::Timeout, .. }
+        ));
+    }
+
+    #[test]
+    fn never_sleeps_past_the_deadline() {
+        let r = rules(10, Some(4));
+        let mut a = Attempts::new();
+        a.start();
+        assert!(matches!(a.decide(&r, FAIL, false, secs(0), 0.0, || true), Decision::Retry { .. })); // 1 s
+        a.start();
+        assert!(matches!(a.decide(&r, FAIL, false, secs(1), 0.0, || true), Decision::Retry { .. })); // 2 s, ends at 3
+        a.start();
+        // 4 s more would end at 7 > 4: give up now.
+        assert_eq!(a.decide(&r, FAIL, false, secs(3), 0.0, || true), Decision::Stop(Stop::Deadline));
+    }
+
+    #[test]
+    fn retry_after_sets_a_floor_clamped_to_the_max_or_stops_at_the_deadline() {
+        let r = rules(5, Some(30));
+        let mut a = Attempts::new();
+        a.start();
+        let hint = FAIL.with_retry_after(Some(secs(7)));
+        assert_eq!(
+            a.decide(&r, hint, false, secs(0), 0.0, || true),
+            Decision::Retry { delay: secs(7), reason: RetryReason::RetryAfter }
+        );
+        a.start();
+        let huge = FAIL.with_retry_after(Some(secs(25)));
+        assert_eq!(
+            a.decide(&r, huge, false, secs(1), 0.0, || true),
+            Decision::Retry { delay: secs(10), reason: RetryReason::RetryAfter },
+            "clamped to the backoff's max"
+        );
+        a.start();
+        let past = FAIL.with_retry_after(Some(secs(29)));
+        assert_eq!(a.decide(&r, past, false, secs(5), 0.0, || true), Decision::Stop(Stop::RetryAfterPastDeadline));
+        // Ignored when told to.
+        let r = Rules { honor_retry_after: false, ..rules(5, None) };
+        let mut a = Attempts::new();
+        a.start();
+        assert_eq!(
+            a.decide(&r, hint, false, secs(0), 0.0, || true),
+            Decision::Retry { delay: secs(1), reason: RetryReason::Failure }
+        );
+    }
+
+    #[test]
+    fn the_budget_is_asked_last() {
+        let r = rules(1, None);
+        let mut a = Attempts::new();
+        a.start();
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(0), 0.0, || panic!("not asked when the limit stops anyway")),
+            Decision::Stop(Stop::MaxAttempts)
+        );
+        let r = rules(3, None);
+        assert_eq!(a.decide(&r, FAIL, false, secs(0), 0.0, || false), Decision::Stop(Stop::BudgetExhausted));
+    }
+
+    proptest! {
+        /// Whatever the results and times, attempts never exceed the limit,
+        /// every delay is within [0, max], and the waits never end past the
+        /// deadline.
+        #[test]
+        fn limits_hold(
+            max_attempts in 1u32..8,
+            deadline in prop::option::of(1u64..60),
+            hints in prop::collection::vec(prop::option::of(0u64..100), 1..20),
+            work in prop::collection::vec(0u64..5, 1..20),
+            us in prop::collection::vec(0.0f64..1.0, 1..20),
+        ) {
+            let r = Rules {
+                max_attempts,
+                backoff: Backoff::FullJitter { base: secs(1), factor: 2.0, max: secs(10) },
+                deadline: deadline.map(secs),
+                honor_retry_after: true,
+            };
+            let mut a = Attempts::new();
+            let mut elapsed = Duration::ZERO;
+            for i in 0.. {
+                a.start();
+                prop_assert!(a.made() <= max_attempts);
+                elapsed += secs(work[i % work.len()]);
+                let c = FAIL.with_retry_after(hints[i % hints.len()].map(secs));
+                match a.decide(&r, c, false, elapsed, us[i % us.len()], || true) {
+                    Decision::Retry { delay, .. } => {
+                        prop_assert!(delay <= secs(10));
+                        elapsed += delay;
+                        if let Some(d) = deadline {
+                            prop_assert!(elapsed <= secs(d), "slept past the deadline");
+                        }
+                    }
+                    Decision::Stop(_) => break,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Retry budgets: how many retries the whole fleet of callers may make.
+//!
+//! A retry policy alone multiplies an outage: with 3 retries every failing
+//! request becomes 4 calls. A budget shared by every service and clone that
+//! holds it caps retries as a share of real traffic, so during a total
+//! outage the upstream sees little more than the original requests.
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use buttress_core::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
+
+/// Tokens are counted in millionths, so fractional ratios are exact to six
+/// decimals (tower's `TpsBudget` rounds them and grants too many retries).
+const MICRO: i64 = 1_000_000;
+
+/// A budget of retries shared by everything that holds it.
+///
+/// The retry layer calls [`deposit`](RetryBudget::deposit) once per original
+/// request, [`record`](RetryBudget::record) after every attempt, and
+/// [`try_withdraw`](RetryBudget::try_withdraw) before every retry; a refusal
+/// ends the retries and the caller gets the last error.
+pub trait RetryBudget: Send + Sync + fmt::Debug + 'static {
+    /// An original request was made.
+    fn deposit(&self, now: Instant);
+    /// Asks for one retry; `true` grants (and spends) it.
+    fn try_withdraw(&self, now: Instant) -> bool;
+    /// An attempt finished: `true` for a success, `false` for a failure.
+    fn record(&self, success: bool) {
+        let _ = success;
+    }
+}
+
+/// Finagle's and Envoy's budget: retries may be up to `ratio` of the
+/// original requests of the last `window`, plus a reserve of
+/// `min_per_second` retries per second so that low-traffic callers can
+/// still retry. Deposits and withdrawals both expire after `window`.
+///
+/// Lock-free: a deposit is one or two atomic additions, a withdrawal one
+/// compare-and-swap; expiry runs once per tenth of the window under a lock
+/// no call waits on otherwise.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use buttress_retry::{RatioBudget, RetryBudget};
+///
+/// // 10 % of requests, no reserve.
+/// let budget = RatioBudget::new(0.1, 0.0, Duration::from_secs(10)).unwrap();
+/// let now = Instant::now();
+/// for _ in 0..30 { budget.deposit(now); }
+/// let granted = (0..10).filter(|_| budget.try_withdraw(now)).count();
+/// assert_eq!(granted, 3);
+/// ```
+pub struct RatioBudget {
+    ratio: f64,
+    min_per_second: f64,
+    window: Duration,
+    credit: i64,
+    reserve: i64,
+    bucket_nanos: u64,
+    /// Credits minus withdrawals inside the window, in millionths.
+    balance: AtomicI64,
+    buckets: Box<[Bucket]>,
+    rotation: Mutex<()>,
+    origin: OnceLock<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Slice index + 1; 0 when empty.
+    stamp: AtomicU64,
+    credits: AtomicI64,
+    debits: AtomicI64,
+}
+
+const BUCKETS: u32 = 10;
+
+/// Why a budget's parameters were refused.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BudgetError {
+    /// `ratio` must be finite and in [0, 1000].
+    Ratio(f64),
+    /// `min_per_second` must be finite and in [0, 1,000,000].
+    MinPerSecond(f64),
+    /// The window must be 10 ms to 1 day.
+    Window(Duration),
+    /// Throttling needs `max_tokens` in (0, 1,000,000] and `token_ratio` in
+    /// (0, max_tokens].
+    Throttle {
+        /// The maximum given.
+        max_tokens: f64,
+        /// The ratio given.
+        token_ratio: f64,
+    },
+}
+
+impl fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ratio(r) => write!(f, "budget ratio must be in [0, 1000], got {r}"),
+            Self::MinPerSecond(m) => {
+                write!(f, "budget min_per_second must be in [0, 1000000], got {m}")
+            }
+            Self::Window(w) => write!(f, "budget window must be 10ms to 1 day, got {w:?}"),
+            Self::Throttle {
+                max_tokens,
+                token_ratio,
+            } => write!(
+                f,
+                "throttling needs max_tokens in (0, 1000000] and token_ratio in (0, max_tokens], got {max_tokens} and {token_ratio}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BudgetError {}
+
+impl fmt::Debug for RatioBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RatioBudget")
+            .field("ratio", &self.ratio)
+            .field("min_per_second", &self.min_per_second)
+            .field("window", &self.window)
+            .field("balance", &self.balance.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RatioBudget {
+    /// A budget of `ratio` retries per original request (0.2 = 20 %), plus
+    /// `min_per_second` retries per second, over a sliding `window`.
+    pub fn new(ratio: f64, min_per_second: f64, window: Duration) -> Result<Self, BudgetError> {
+        if !(ratio.is_finite() && (0.0..=1000.0).contains(&ratio)) {
+            return Err(BudgetError::Ratio(ratio));
+        }
+        if !(min_per_second.is_finite() && (0.0..=1e6).contains(&min_per_second)) {
+            return Err(BudgetError::MinPerSecond(min_per_second));
+        }
+        if window < Duration::from_millis(10) || window > Duration::from_secs(86_400) {
+            return Err(BudgetError::Window(window));
+        }
+        let window_nanos = window.as_nanos() as u64;
+        Ok(Self {
+            ratio,
+            min_per_second,
+            window,
+            credit: (ratio * MICRO as f64).round() as i64,
+            reserve: (min_per_second * window.as_secs_f64() * MICRO as f64).round() as i64,
+            bucket_nanos: window_nanos / u64::from(BUCKETS),
+            balance: AtomicI64::new(0),
+            buckets: (0..BUCKETS)
+                .map(|_| Bucket {
+                    stamp: AtomicU64::new(0),
+                    credits: AtomicI64::new(0),
+                    debits: AtomicI64::new(0),
+                })
+                .collect(),
+            rotation: Mutex::new(()),
+            origin: OnceLock::new(),
+        })
+    }
+
+    /// Finagle's defaults: 20 % of requests plus 10 retries a second, over
+    /// 10 seconds.
+    pub fn finagle() -> Self {
+        Self::new(0.2, 10.0, Duration::from_secs(10)).expect("constant, valid parameters")
+    }
+
+    /// Retries still available now, in whole retries.
+    pub fn available(&self, now: Instant) -> u64 {
+        self.bucket(now); // expire what has aged out
+        let total = self.reserve + self.balance.load(Ordering::Acquire);
+        (total.max(0) / MICRO) as u64
+    }
+
+    /// The bucket for `now`, rotating out whatever has expired first.
+    fn bucket(&self, now: Instant) -> &Bucket {
+        let origin = *self.origin.get_or_init(|| now);
+        let t = now.saturating_duration_since(origin).as_nanos() as u64;
+        let slice = t / self.bucket_nanos;
+        let b = &self.buckets[(slice % u64::from(BUCKETS)) as usize];
+        if b.stamp.load(Ordering::Acquire) != slice + 1 {
+            self.rotate(slice);
+        }
+        b
+    }
+
+    fn evict(&self, b: &Bucket) {
+        let credits = b.credits.swap(0, Ordering::AcqRel);
+        let debits = b.debits.swap(0, Ordering::AcqRel);
+        self.balance.fetch_add(debits - credits, Ordering::AcqRel);
+    }
+
+    #[cold]
+    fn rotate(&self, slice: u64) {
+        let _guard = self.rotation.lock();
+        let n = u64::from(BUCKETS);
+        let oldest_kept = (slice + 1).saturating_sub(n - 1);
+        for b in self.buckets.iter() {
+            let s = b.stamp.load(Ordering::Acquire);
+            if s < oldest_kept {
+                self.evict(b);
+                b.stamp.store(0, Ordering::Release);
+            }
+        }
+        let b = &self.buckets[(slice % n) as usize];
+        let s = b.stamp.load(Ordering::Acquire);
+        if s < slice + 1 {
+            self.evict(b);
+            b.stamp.store(slice + 1, Ordering::Release);
+        }
+    }
+}
+
+impl RetryBudget for RatioBudget {
+    #[inline]
+    fn deposit(&self, now: Instant) {
+        if self.credit == 0 {
+            return;
+        }
+        let b = self.bucket(now);
+        // Every change to a bucket is paired with the same change to the
+        // balance; the changes commute, so whatever an eviction interleaves
+        // with, the balance settles to the sum over the buckets.
+        b.credits.fetch_add(self.credit, Ordering::AcqRel);
+        self.balance.fetch_add(self.credit, Ordering::AcqRel);
+    }
+
+    fn try_withdraw(&self, now: Instant) -> bool {
+        let b = self.bucket(now);
+        let reserve = self.reserve;
+        let granted = self
+            .balance
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bal| {
+                (reserve + bal >= MICRO).then_some(bal - MICRO)
+            })
+            .is_ok();
+        if granted {
+            b.debits.fetch_add(MICRO, Ordering::AcqRel);
+        }
+        granted
+    }
+}
+
+/// gRPC's retry throttling (A6): a token count that starts full, loses 1
+/// for every failed attempt and gains `token_ratio` for every success,
+/// between 0 and `max_tokens`; retries are allowed only while more than
+/// half the tokens remain. No time window: the count follows the health of
+/// the upstream.
+///
+/// ```
+/// use std::time::Instant;
+/// use buttress_retry::{RetryBudget, Throttle};
+///
+/// let t = Throttle::new(10.0, 0.1).unwrap();
+/// for _ in 0..5 { t.record(false); } // 5 failures: 5 tokens left
+/// assert!(!t.try_withdraw(Instant::now()));
+/// for _ in 0..10 { t.record(true); } // +1: 6 tokens
+/// assert!(t.try_withdraw(Instant::now()));
+/// ```
+pub struct Throttle {
+    max: i64,
+    ratio: i64,
+    tokens: AtomicI64,
+}
+
+impl fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("max_tokens", &(self.max as f64 / MICRO as f64))
+            .field("token_ratio", &(self.ratio as f64 / MICRO as f64))
+            .field("tokens", &(self.tokens.load(Ordering::Relaxed) as f64 / MICRO as f64))
+            .finish()
+    }
+}
+
+impl Throttle {
+    /// A full throttle of `max_tokens`, refilled by `token_ratio` per
+    /// success.
+    pub fn new(max_tokens: f64, token_ratio: f64) -> Result<Self, BudgetError> {
+        let bad = BudgetError::Throttle {
+            max_tokens,
+            token_ratio,
+        };
+        if !(max_tokens.is_finite() && max_tokens > 0.0 && max_tokens <= 1e6) {
+            return Err(bad);
+        }
+        if !(token_ratio.is_finite() && token_ratio > 0.0 && token_ratio <= max_tokens) {
+            return Err(bad);
+        }
+        let max = (max_tokens * MICRO as f64).round() as i64;
+        Ok(Self {
+            max,
+            ratio: ((token_ratio * MICRO as f64).round() as i64).max(1),
+            tokens: AtomicI64::new(max),
+        })
+    }
+
+    /// The tokens left, in whole tokens (rounded down).
+    pub fn tokens(&self) -> f64 {
+        self.tokens.load(Ordering::Acquire) as f64 / MICRO as f64
+    }
+}
+
+impl RetryBudget for Throttle {
+    fn deposit(&self, _now: Instant) {}
+
+    fn try_withdraw(&self, _now: Instant) -> bool {
+        // Strictly more than half (gRPC: "retries are throttled when the
+        // token count is at or below max_tokens / 2").
+        2 * self.tokens.load(Ordering::Acquire) > self.max
+    }
+
+    fn record(&self, success: bool) {
+        let (max, ratio) = (self.max, self.ratio);
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                let next = if success { (t + ratio).min(max) } else { (t - MICRO).max(0) };
+                (next != t).then_some(next)
+            });
+    }
+}

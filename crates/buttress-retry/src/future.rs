@@ -1,0 +1,182 @@
+//! The response future of [`RetryService`](crate::RetryService).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use buttress_core::{Classification, Classify};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_service::Service;
+
+use crate::attempts::{Decision, Stop};
+use crate::error::{AttemptTimedOut, BoxError};
+use crate::policy::{RetryPolicy, Run};
+use crate::request::CloneRequest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// An attempt is in flight (its timer, if any, is the attempt limit).
+    Calling,
+    /// Waiting out the backoff (the timer is the delay).
+    Sleeping,
+    /// Waiting for the retry service to be ready.
+    Readying,
+}
+
+pin_project! {
+    /// Resolves to the first successful (or final) response, retrying on
+    /// the way. Dropping it cancels the attempt in flight and any retries.
+    pub struct ResponseFuture<S, F, Req, C, K> {
+        #[pin]
+        attempt: Option<F>,
+        #[pin]
+        timer: Option<Sleep>,
+        phase: Phase,
+        limit: Option<Duration>,
+        service: Option<S>,
+        spare: Option<Req>,
+        run: Run,
+        policy: RetryPolicy,
+        classifier: C,
+        cloner: K,
+    }
+}
+
+impl<S, F, Req, C, K> fmt::Debug for ResponseFuture<S, F, Req, C, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("phase", &self.phase)
+            .field("attempts", &self.policy.attempts(&self.run))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, Req, C, K> ResponseFuture<S, F, Req, C, K> {
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn new(
+        first: F,
+        limit: Option<Duration>,
+        service: Option<S>,
+        spare: Option<Req>,
+        run: Run,
+        policy: RetryPolicy,
+        classifier: C,
+        cloner: K,
+    ) -> Self {
+        Self {
+            attempt: Some(first),
+            timer: limit.map(tokio::time::sleep),
+            phase: Phase::Calling,
+            limit,
+            service,
+            spare,
+            run,
+            policy,
+            classifier,
+            cloner,
+        }
+    }
+}
+
+impl<S, F, Req, C, K> Future for ResponseFuture<S, F, Req, C, K>
+where
+    S: Service<Req, Future = F>,
+    F: Future<Output = Result<S::Response, S::Error>>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error>,
+    K: CloneRequest<Req>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match *this.phase {
+                Phase::Calling => {
+                    let result = match this.attempt.as_mut().as_pin_mut() {
+                        Some(f) => match f.poll(cx) {
+                            Poll::Ready(r) => Some(r),
+                            Poll::Pending => None,
+                        },
+                        None => return Poll::Ready(Err("retry future polled after completion".into())),
+                    };
+                    let result = match result {
+                        Some(r) => Some(r),
+                        None => match this.timer.as_mut().as_pin_mut() {
+                            Some(t) => {
+                                ready!(t.poll(cx));
+                                None // the attempt timed out
+                            }
+                            None => return Poll::Pending,
+                        },
+                    };
+                    this.attempt.set(None);
+                    this.timer.set(None);
+                    let timed_out = result.is_none();
+                    let c = match &result {
+                        Some(r) => this.classifier.classify(r),
+                        None => Classification::RETRYABLE_FAILURE,
+                    };
+                    let decision = if this.spare.is_none()
+                        && this.policy.attempts(this.run) < this.policy.max_attempts()
+                    {
+                        // Attempts are left but nothing to send again.
+                        this.policy.stop_without_retry(this.run, c, timed_out, Stop::NotCloneable)
+                    } else {
+                        this.policy.after_attempt(this.run, c, timed_out)
+                    };
+                    match decision {
+                        Decision::Retry { delay, .. } => {
+                            this.timer.set(Some(tokio::time::sleep(delay)));
+                            *this.phase = Phase::Sleeping;
+                        }
+                        Decision::Stop(_) => {
+                            let attempts = this.policy.attempts(this.run);
+                            return Poll::Ready(match result {
+                                Some(r) => r.map_err(Into::into),
+                                None => Err(Box::new(AttemptTimedOut::new(
+                                    this.limit.unwrap_or_default(),
+                                    attempts,
+                                ))),
+                            });
+                        }
+                    }
+                }
+                Phase::Sleeping => {
+                    if let Some(t) = this.timer.as_mut().as_pin_mut() {
+                        ready!(t.poll(cx));
+                    }
+                    this.timer.set(None);
+                    *this.phase = Phase::Readying;
+                }
+                Phase::Readying => {
+                    let Some(service) = this.service.as_mut() else {
+                        return Poll::Ready(Err("retry service missing".into()));
+                    };
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    let Some(req) = this.spare.take() else {
+                        return Poll::Ready(Err("retry request missing".into()));
+                    };
+                    // Keep a copy for the attempt after this one, if any.
+                    if this.policy.attempts(this.run) + 1 < this.policy.max_attempts() {
+                        *this.spare = this.cloner.clone_request(&req);
+                    }
+                    let limit = this.policy.start_attempt(this.run);
+                    *this.limit = limit;
+                    this.attempt.set(Some(service.call(req)));
+                    this.timer.set(limit.map(tokio::time::sleep));
+                    if this.spare.is_none() {
+                        *this.service = None;
+                    }
+                    *this.phase = Phase::Calling;
+                }
+            }
+        }
+    }
+}
