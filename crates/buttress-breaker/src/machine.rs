@@ -22,8 +22,8 @@ use buttress_core::{Outcome, SharedRandom};
 
 use crate::config::{Rules, nanos};
 use crate::state::{Reason, State};
-use buttress_core::sync::{AtomicU64, Mutex, Ordering, Padded};
 use crate::window::{Counts, Window};
+use buttress_core::sync::{AtomicU64, Mutex, Ordering, Padded};
 
 const KIND_BITS: u32 = 3;
 const KIND_MASK: u64 = (1 << KIND_BITS) - 1;

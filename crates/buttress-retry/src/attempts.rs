@@ -98,7 +98,10 @@ impl fmt::Display for Stop {
 /// What to do after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
-    Retry { delay: Duration, reason: RetryReason },
+    Retry {
+        delay: Duration,
+        reason: RetryReason,
+    },
     Stop(Stop),
 }
 
@@ -228,15 +231,24 @@ mod tests {
         a.start();
         assert_eq!(
             a.decide(&r, FAIL, false, secs(0), 0.0, || true),
-            Decision::Retry { delay: secs(1), reason: RetryReason::Failure }
+            Decision::Retry {
+                delay: secs(1),
+                reason: RetryReason::Failure
+            }
         );
         a.start();
         assert_eq!(
             a.decide(&r, FAIL, false, secs(1), 0.0, || true),
-            Decision::Retry { delay: secs(2), reason: RetryReason::Failure }
+            Decision::Retry {
+                delay: secs(2),
+                reason: RetryReason::Failure
+            }
         );
         a.start();
-        assert_eq!(a.decide(&r, FAIL, false, secs(3), 0.0, || true), Decision::Stop(Stop::MaxAttempts));
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(3), 0.0, || true),
+            Decision::Stop(Stop::MaxAttempts)
+        );
     }
 
     #[test]
@@ -244,15 +256,28 @@ mod tests {
         let r = rules(3, None);
         let mut a = Attempts::new();
         a.start();
-        assert_eq!(a.decide(&r, Classification::SUCCESS, false, secs(0), 0.0, || true), Decision::Stop(Stop::Done));
         assert_eq!(
-            a.decide(&r, Classification::FATAL_FAILURE, false, secs(0), 0.0, || true),
+            a.decide(&r, Classification::SUCCESS, false, secs(0), 0.0, || true),
+            Decision::Stop(Stop::Done)
+        );
+        assert_eq!(
+            a.decide(
+                &r,
+                Classification::FATAL_FAILURE,
+                false,
+                secs(0),
+                0.0,
+                || true
+            ),
             Decision::Stop(Stop::NotRetryable)
         );
         // A timeout is retried whatever the (absent) result said.
         assert!(matches!(
             a.decide(&r, Classification::IGNORED, true, secs(0), 0.0, || true),
-            Decision::Retry { reason: RetryReason::Timeout, .. }
+            Decision::Retry {
+                reason: RetryReason::Timeout,
+                ..
+            }
         ));
     }
 
@@ -261,12 +286,21 @@ mod tests {
         let r = rules(10, Some(4));
         let mut a = Attempts::new();
         a.start();
-        assert!(matches!(a.decide(&r, FAIL, false, secs(0), 0.0, || true), Decision::Retry { .. })); // 1 s
+        assert!(matches!(
+            a.decide(&r, FAIL, false, secs(0), 0.0, || true),
+            Decision::Retry { .. }
+        )); // 1 s
         a.start();
-        assert!(matches!(a.decide(&r, FAIL, false, secs(1), 0.0, || true), Decision::Retry { .. })); // 2 s, ends at 3
+        assert!(matches!(
+            a.decide(&r, FAIL, false, secs(1), 0.0, || true),
+            Decision::Retry { .. }
+        )); // 2 s, ends at 3
         a.start();
         // 4 s more would end at 7 > 4: give up now.
-        assert_eq!(a.decide(&r, FAIL, false, secs(3), 0.0, || true), Decision::Stop(Stop::Deadline));
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(3), 0.0, || true),
+            Decision::Stop(Stop::Deadline)
+        );
     }
 
     #[test]
@@ -277,25 +311,40 @@ mod tests {
         let hint = FAIL.with_retry_after(Some(secs(7)));
         assert_eq!(
             a.decide(&r, hint, false, secs(0), 0.0, || true),
-            Decision::Retry { delay: secs(7), reason: RetryReason::RetryAfter }
+            Decision::Retry {
+                delay: secs(7),
+                reason: RetryReason::RetryAfter
+            }
         );
         a.start();
         let huge = FAIL.with_retry_after(Some(secs(25)));
         assert_eq!(
             a.decide(&r, huge, false, secs(1), 0.0, || true),
-            Decision::Retry { delay: secs(10), reason: RetryReason::RetryAfter },
+            Decision::Retry {
+                delay: secs(10),
+                reason: RetryReason::RetryAfter
+            },
             "clamped to the backoff's max"
         );
         a.start();
         let past = FAIL.with_retry_after(Some(secs(29)));
-        assert_eq!(a.decide(&r, past, false, secs(5), 0.0, || true), Decision::Stop(Stop::RetryAfterPastDeadline));
+        assert_eq!(
+            a.decide(&r, past, false, secs(5), 0.0, || true),
+            Decision::Stop(Stop::RetryAfterPastDeadline)
+        );
         // Ignored when told to.
-        let r = Rules { honor_retry_after: false, ..rules(5, None) };
+        let r = Rules {
+            honor_retry_after: false,
+            ..rules(5, None)
+        };
         let mut a = Attempts::new();
         a.start();
         assert_eq!(
             a.decide(&r, hint, false, secs(0), 0.0, || true),
-            Decision::Retry { delay: secs(1), reason: RetryReason::Failure }
+            Decision::Retry {
+                delay: secs(1),
+                reason: RetryReason::Failure
+            }
         );
     }
 
@@ -305,11 +354,16 @@ mod tests {
         let mut a = Attempts::new();
         a.start();
         assert_eq!(
-            a.decide(&r, FAIL, false, secs(0), 0.0, || panic!("not asked when the limit stops anyway")),
+            a.decide(&r, FAIL, false, secs(0), 0.0, || panic!(
+                "not asked when the limit stops anyway"
+            )),
             Decision::Stop(Stop::MaxAttempts)
         );
         let r = rules(3, None);
-        assert_eq!(a.decide(&r, FAIL, false, secs(0), 0.0, || false), Decision::Stop(Stop::BudgetExhausted));
+        assert_eq!(
+            a.decide(&r, FAIL, false, secs(0), 0.0, || false),
+            Decision::Stop(Stop::BudgetExhausted)
+        );
     }
 
     proptest! {

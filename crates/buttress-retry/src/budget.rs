@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use buttress_core::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
-/// Tokens are counted in millionths, so fractional ratios are exact to six
-/// decimals (tower's `TpsBudget` rounds them and grants too many retries).
-const MICRO: i64 = 1_000_000;
+/// Tokens are counted in billionths. A deposit's credit is rounded *up*,
+/// so that `n` deposits at ratio `r` always earn `floor(n × r)` retries
+/// (1/3 × 9 = 3, not 2) while the excess stays below one retry per billion
+/// requests; tower's `TpsBudget` rounds such ratios coarsely and grants too
+/// many.
+const MICRO: i64 = 1_000_000_000;
 
 /// A budget of retries shared by everything that holds it.
 ///
@@ -146,7 +149,7 @@ impl RatioBudget {
             ratio,
             min_per_second,
             window,
-            credit: (ratio * MICRO as f64).round() as i64,
+            credit: (ratio * MICRO as f64).ceil() as i64,
             reserve: (min_per_second * window.as_secs_f64() * MICRO as f64).round() as i64,
             bucket_nanos: window_nanos / u64::from(BUCKETS),
             balance: AtomicI64::new(0),
@@ -271,7 +274,10 @@ impl fmt::Debug for Throttle {
         f.debug_struct("Throttle")
             .field("max_tokens", &(self.max as f64 / MICRO as f64))
             .field("token_ratio", &(self.ratio as f64 / MICRO as f64))
-            .field("tokens", &(self.tokens.load(Ordering::Relaxed) as f64 / MICRO as f64))
+            .field(
+                "tokens",
+                &(self.tokens.load(Ordering::Relaxed) as f64 / MICRO as f64),
+            )
             .finish()
     }
 }
@@ -318,7 +324,11 @@ impl RetryBudget for Throttle {
         let _ = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                let next = if success { (t + ratio).min(max) } else { (t - MICRO).max(0) };
+                let next = if success {
+                    (t + ratio).min(max)
+                } else {
+                    (t - MICRO).max(0)
+                };
                 (next != t).then_some(next)
             });
     }

@@ -34,12 +34,15 @@ fn classify_error<E: Any>(_: &E) -> Classification {
 fn classify_error<E: Any>(e: &E) -> Classification {
     use buttress_breaker::error::{BoxError, Rejected};
     let any = e as &dyn Any;
-    let rejected = any
-        .downcast_ref::<Rejected>()
-        .or_else(|| any.downcast_ref::<BoxError>().and_then(|b| b.downcast_ref::<Rejected>()));
+    let rejected = any.downcast_ref::<Rejected>().or_else(|| {
+        any.downcast_ref::<BoxError>()
+            .and_then(|b| b.downcast_ref::<Rejected>())
+    });
     match rejected {
         None => Classification::RETRYABLE_FAILURE,
-        Some(r) if r.state() == buttress_breaker::State::ForcedOpen => Classification::FATAL_FAILURE,
+        Some(r) if r.state() == buttress_breaker::State::ForcedOpen => {
+            Classification::FATAL_FAILURE
+        }
         Some(r) => Classification::RETRYABLE_FAILURE.with_retry_after(r.retry_after()),
     }
 }
@@ -62,7 +65,11 @@ mod tests {
     fn breaker_rejections_carry_their_retry_after() {
         use buttress_breaker::CircuitBreaker;
         use buttress_breaker::error::BoxError;
-        let b = CircuitBreaker::builder("x").consecutive_failures(1).failure_rate(None).build().expect("valid");
+        let b = CircuitBreaker::builder("x")
+            .consecutive_failures(1)
+            .failure_rate(None)
+            .build()
+            .expect("valid");
         b.try_acquire().expect("closed").failure();
         let rejected = b.try_acquire().expect_err("open");
         let boxed: Result<(), BoxError> = Err(Box::new(rejected.clone()));

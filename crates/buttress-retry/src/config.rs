@@ -159,7 +159,10 @@ impl RetryConfig {
                 check("backoff.base", base, true)?;
                 check("backoff.max", max, true)?;
                 if max < base {
-                    return Err(ConfigError::Duration { field: "backoff.max (below backoff.base)", value: max });
+                    return Err(ConfigError::Duration {
+                        field: "backoff.max (below backoff.base)",
+                        value: max,
+                    });
                 }
             }
             Backoff::Exponential { base, factor, max }
@@ -168,7 +171,10 @@ impl RetryConfig {
                 check("backoff.base", base, true)?;
                 check("backoff.max", max, true)?;
                 if max < base {
-                    return Err(ConfigError::Duration { field: "backoff.max (below backoff.base)", value: max });
+                    return Err(ConfigError::Duration {
+                        field: "backoff.max (below backoff.base)",
+                        value: max,
+                    });
                 }
                 if !factor_ok(factor) {
                     return Err(ConfigError::Factor(factor));
@@ -183,11 +189,20 @@ impl RetryConfig {
         }
         match self.budget {
             BudgetConfig::None => {}
-            BudgetConfig::Ratio { ratio, min_per_second, window } => {
-                crate::budget::RatioBudget::new(ratio, min_per_second, window).map_err(ConfigError::Budget)?;
+            BudgetConfig::Ratio {
+                ratio,
+                min_per_second,
+                window,
+            } => {
+                crate::budget::RatioBudget::new(ratio, min_per_second, window)
+                    .map_err(ConfigError::Budget)?;
             }
-            BudgetConfig::Throttle { max_tokens, token_ratio } => {
-                crate::budget::Throttle::new(max_tokens, token_ratio).map_err(ConfigError::Budget)?;
+            BudgetConfig::Throttle {
+                max_tokens,
+                token_ratio,
+            } => {
+                crate::budget::Throttle::new(max_tokens, token_ratio)
+                    .map_err(ConfigError::Budget)?;
             }
         }
         Ok(())
@@ -222,7 +237,10 @@ impl fmt::Display for ConfigError {
             Self::Name(e) => write!(f, "invalid retry policy name: {e}"),
             Self::MaxAttempts(n) => write!(f, "max_attempts must be 1 to 1000, got {n}"),
             Self::Duration { field, value } => {
-                write!(f, "{field} is out of range (zero, over 100 years, or below its base): {value:?}")
+                write!(
+                    f,
+                    "{field} is out of range (zero, over 100 years, or below its base): {value:?}"
+                )
             }
             Self::Factor(x) => write!(f, "backoff factor must be finite and at least 1, got {x}"),
             Self::Budget(e) => write!(f, "invalid retry budget: {e}"),
@@ -259,14 +277,32 @@ mod tests {
     #[test]
     fn bad_values_are_typed_errors() {
         let d = RetryConfig::default;
-        assert_eq!(RetryConfig { max_attempts: 0, ..d() }.validate(), Err(ConfigError::MaxAttempts(0)));
+        assert_eq!(
+            RetryConfig {
+                max_attempts: 0,
+                ..d()
+            }
+            .validate(),
+            Err(ConfigError::MaxAttempts(0))
+        );
         assert!(matches!(
-            RetryConfig { deadline: Some(Duration::ZERO), ..d() }.validate(),
-            Err(ConfigError::Duration { field: "deadline", .. })
+            RetryConfig {
+                deadline: Some(Duration::ZERO),
+                ..d()
+            }
+            .validate(),
+            Err(ConfigError::Duration {
+                field: "deadline",
+                ..
+            })
         ));
         assert!(matches!(
             RetryConfig {
-                backoff: Backoff::Exponential { base: Duration::from_secs(1), factor: 0.5, max: Duration::from_secs(2) },
+                backoff: Backoff::Exponential {
+                    base: Duration::from_secs(1),
+                    factor: 0.5,
+                    max: Duration::from_secs(2)
+                },
                 ..d()
             }
             .validate(),
@@ -274,7 +310,11 @@ mod tests {
         ));
         assert!(matches!(
             RetryConfig {
-                backoff: Backoff::FullJitter { base: Duration::from_secs(2), factor: 2.0, max: Duration::from_secs(1) },
+                backoff: Backoff::FullJitter {
+                    base: Duration::from_secs(2),
+                    factor: 2.0,
+                    max: Duration::from_secs(1)
+                },
                 ..d()
             }
             .validate(),
@@ -282,14 +322,25 @@ mod tests {
         ));
         assert!(matches!(
             RetryConfig {
-                budget: BudgetConfig::Ratio { ratio: f64::NAN, min_per_second: 1.0, window: Duration::from_secs(1) },
+                budget: BudgetConfig::Ratio {
+                    ratio: f64::NAN,
+                    min_per_second: 1.0,
+                    window: Duration::from_secs(1)
+                },
                 ..d()
             }
             .validate(),
             Err(ConfigError::Budget(BudgetError::Ratio(_)))
         ));
         assert!(matches!(
-            RetryConfig { budget: BudgetConfig::Throttle { max_tokens: 10.0, token_ratio: 0.0 }, ..d() }.validate(),
+            RetryConfig {
+                budget: BudgetConfig::Throttle {
+                    max_tokens: 10.0,
+                    token_ratio: 0.0
+                },
+                ..d()
+            }
+            .validate(),
             Err(ConfigError::Budget(BudgetError::Throttle { .. }))
         ));
         assert!(!ConfigError::MaxAttempts(0).to_string().is_empty());

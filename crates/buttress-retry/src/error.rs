@@ -32,7 +32,11 @@ impl AttemptTimedOut {
 
 impl fmt::Display for AttemptTimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "attempt {} timed out after {:?}", self.attempts, self.after)
+        write!(
+            f,
+            "attempt {} timed out after {:?}",
+            self.attempts, self.after
+        )
     }
 }
 

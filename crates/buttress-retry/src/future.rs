@@ -102,7 +102,9 @@ where
                             Poll::Ready(r) => Some(r),
                             Poll::Pending => None,
                         },
-                        None => return Poll::Ready(Err("retry future polled after completion".into())),
+                        None => {
+                            return Poll::Ready(Err("retry future polled after completion".into()));
+                        }
                     };
                     let result = match result {
                         Some(r) => Some(r),
@@ -125,7 +127,8 @@ where
                         && this.policy.attempts(this.run) < this.policy.max_attempts()
                     {
                         // Attempts are left but nothing to send again.
-                        this.policy.stop_without_retry(this.run, c, timed_out, Stop::NotCloneable)
+                        this.policy
+                            .stop_without_retry(this.run, c, timed_out, Stop::NotCloneable)
                     } else {
                         this.policy.after_attempt(this.run, c, timed_out)
                     };

@@ -81,6 +81,11 @@ impl<S, C: Clone, K: Clone> Layer<S> for RetryLayer<C, K> {
     type Service = RetryService<S, C, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService::new(inner, self.policy.clone(), self.classifier.clone(), self.cloner.clone())
+        RetryService::new(
+            inner,
+            self.policy.clone(),
+            self.classifier.clone(),
+            self.cloner.clone(),
+        )
     }
 }

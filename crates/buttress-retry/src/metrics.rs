@@ -21,9 +21,7 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new(name: &Name) -> Self {
         let label = name.to_string();
-        let retries = |reason: &'static str| {
-            metrics::counter!("buttress_retry_retries_total", "name" => label.clone(), "reason" => reason)
-        };
+        let retries = |reason: &'static str| metrics::counter!("buttress_retry_retries_total", "name" => label.clone(), "reason" => reason);
         Self {
             attempts: metrics::histogram!("buttress_retry_attempts", "name" => label.clone()),
             failure: retries(RetryReason::Failure.as_str()),

@@ -125,7 +125,12 @@ impl RetryPolicy {
 
     /// Decides after an attempt, and reports the decision.
     #[inline]
-    pub(crate) fn after_attempt(&self, run: &mut Run, c: Classification, timed_out: bool) -> Decision {
+    pub(crate) fn after_attempt(
+        &self,
+        run: &mut Run,
+        c: Classification,
+        timed_out: bool,
+    ) -> Decision {
         let inner = &*self.inner;
         if let Some(budget) = &inner.budget {
             budget.record(!timed_out && c.outcome != Outcome::Failure);
@@ -147,9 +152,11 @@ impl RetryPolicy {
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         let u = inner.random.unit();
         let budget = inner.budget.as_deref();
-        let decision = run.attempts.decide(&inner.rules, c, timed_out, elapsed, u, || {
-            budget.is_none_or(|b| b.try_withdraw(now))
-        });
+        let decision = run
+            .attempts
+            .decide(&inner.rules, c, timed_out, elapsed, u, || {
+                budget.is_none_or(|b| b.try_withdraw(now))
+            });
         match decision {
             Decision::Retry { delay, reason } => {
                 inner.metrics.retry(reason);
@@ -174,12 +181,22 @@ impl RetryPolicy {
     /// Ends a request that cannot be retried (nothing to send again),
     /// whatever the attempt's result.
     #[cold]
-    pub(crate) fn stop_without_retry(&self, run: &mut Run, c: Classification, timed_out: bool, stop: Stop) -> Decision {
+    pub(crate) fn stop_without_retry(
+        &self,
+        run: &mut Run,
+        c: Classification,
+        timed_out: bool,
+        stop: Stop,
+    ) -> Decision {
         if let Some(budget) = &self.inner.budget {
             budget.record(!timed_out && c.outcome != Outcome::Failure);
         }
         let stop = if !timed_out && (c.outcome == Outcome::Success || !c.retryable) {
-            if c.outcome == Outcome::Failure { Stop::NotRetryable } else { Stop::Done }
+            if c.outcome == Outcome::Failure {
+                Stop::NotRetryable
+            } else {
+                Stop::Done
+            }
         } else {
             stop
         };
@@ -344,10 +361,23 @@ impl Builder {
         let budget: Option<Arc<dyn RetryBudget>> = match (self.budget, c.budget) {
             (Some(shared), _) => Some(shared),
             (None, BudgetConfig::None) => None,
-            (None, BudgetConfig::Ratio { ratio, min_per_second, window }) => Some(Arc::new(
+            (
+                None,
+                BudgetConfig::Ratio {
+                    ratio,
+                    min_per_second,
+                    window,
+                },
+            ) => Some(Arc::new(
                 RatioBudget::new(ratio, min_per_second, window).map_err(ConfigError::Budget)?,
             )),
-            (None, BudgetConfig::Throttle { max_tokens, token_ratio }) => Some(Arc::new(
+            (
+                None,
+                BudgetConfig::Throttle {
+                    max_tokens,
+                    token_ratio,
+                },
+            ) => Some(Arc::new(
                 Throttle::new(max_tokens, token_ratio).map_err(ConfigError::Budget)?,
             )),
         };

@@ -60,8 +60,16 @@ impl<E> RetryError<E> {
 
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tries = if self.attempts == 1 { "attempt" } else { "attempts" };
-        write!(f, "failed after {} {tries} ({}): ", self.attempts, self.stop)?;
+        let tries = if self.attempts == 1 {
+            "attempt"
+        } else {
+            "attempts"
+        };
+        write!(
+            f,
+            "failed after {} {tries} ({}): ",
+            self.attempts, self.stop
+        )?;
         match &self.last {
             LastError::Error(e) => write!(f, "{e}"),
             LastError::TimedOut(d) => write!(f, "attempt timed out after {d:?}"),
@@ -99,7 +107,11 @@ where
 }
 
 /// Like [`retry`], judging results with `classifier`.
-pub async fn retry_with<C, F, Fut, T, E>(policy: &RetryPolicy, classifier: &C, mut f: F) -> Result<T, RetryError<E>>
+pub async fn retry_with<C, F, Fut, T, E>(
+    policy: &RetryPolicy,
+    classifier: &C,
+    mut f: F,
+) -> Result<T, RetryError<E>>
 where
     C: Classify<T, E> + ?Sized,
     F: FnMut() -> Fut,
@@ -125,8 +137,16 @@ where
                 let attempts = policy.attempts(&run);
                 return match result {
                     Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(RetryError { last: LastError::Error(e), attempts, stop }),
-                    Err(limit) => Err(RetryError { last: LastError::TimedOut(limit), attempts, stop }),
+                    Ok(Err(e)) => Err(RetryError {
+                        last: LastError::Error(e),
+                        attempts,
+                        stop,
+                    }),
+                    Err(limit) => Err(RetryError {
+                        last: LastError::TimedOut(limit),
+                        attempts,
+                        stop,
+                    }),
                 };
             }
         }
@@ -174,7 +194,11 @@ where
             Decision::Retry { delay, .. } => sleep(delay),
             Decision::Stop(stop) => {
                 let attempts = policy.attempts(&run);
-                return result.map_err(|e| RetryError { last: LastError::Error(e), attempts, stop });
+                return result.map_err(|e| RetryError {
+                    last: LastError::Error(e),
+                    attempts,
+                    stop,
+                });
             }
         }
     }

@@ -55,7 +55,12 @@ async fn gives_up_after_max_attempts_with_the_last_error() {
         })
         .build()
         .expect("valid");
-    let e = p.layer().layer(up.clone()).oneshot(1).await.expect_err("fails");
+    let e = p
+        .layer()
+        .layer(up.clone())
+        .oneshot(1)
+        .await
+        .expect_err("fails");
     assert_eq!(e.to_string(), "upstream failed");
     assert_eq!(up.calls(), 3);
     assert_eq!(*stops.lock().expect("lock"), [(3, Stop::MaxAttempts)]);
@@ -89,7 +94,14 @@ async fn a_slow_attempt_is_cut_off_and_retried() {
         .build()
         .expect("valid");
     let start = tokio::time::Instant::now();
-    assert_eq!(p.layer().layer(up.clone()).oneshot(9).await.expect("second attempt"), 9);
+    assert_eq!(
+        p.layer()
+            .layer(up.clone())
+            .oneshot(9)
+            .await
+            .expect("second attempt"),
+        9
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(3)); // 2 s cut off + 1 s wait
 
     // When every attempt is slow, the error says so.
@@ -120,7 +132,8 @@ async fn calls_only_instances_that_were_polled_ready() {
 async fn clones_share_one_budget() {
     use buttress_retry::{RatioBudget, RetryBudget};
     // No reserve and no ratio: not a single retry allowed.
-    let budget: Arc<dyn RetryBudget> = Arc::new(RatioBudget::new(0.0, 0.0, Duration::from_secs(10)).expect("valid"));
+    let budget: Arc<dyn RetryBudget> =
+        Arc::new(RatioBudget::new(0.0, 0.0, Duration::from_secs(10)).expect("valid"));
     let p = RetryPolicy::builder("upstream")
         .max_attempts(3)
         .backoff(exp())

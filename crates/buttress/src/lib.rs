@@ -5,6 +5,7 @@
 //! | feature   | module               | crate              |
 //! |-----------|----------------------|--------------------|
 //! | `breaker` | [`breaker`] (default) | `buttress-breaker` |
+//! | `retry`   | [`retry`] (default)   | `buttress-retry`   |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -22,3 +23,6 @@ pub use buttress_core as core;
 
 #[cfg(feature = "breaker")]
 pub use buttress_breaker as breaker;
+
+#[cfg(feature = "retry")]
+pub use buttress_retry as retry;

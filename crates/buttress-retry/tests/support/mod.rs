@@ -58,8 +58,16 @@ impl Service<u32> for Scripted {
 
     fn call(&mut self, req: u32) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.arrivals.lock().expect("lock").push(tokio::time::Instant::now());
-        let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
+        self.arrivals
+            .lock()
+            .expect("lock")
+            .push(tokio::time::Instant::now());
+        let step = self
+            .script
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(Step::Ok);
         Box::pin(async move {
             match step {
                 Step::Ok => Ok(req),
