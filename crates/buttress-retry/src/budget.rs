@@ -33,6 +33,15 @@ pub trait RetryBudget: Send + Sync + fmt::Debug + 'static {
     fn record(&self, success: bool) {
         let _ = success;
     }
+
+    /// An original request was made, at about the time of the budget's
+    /// most recent timed operation. Reading the clock is the largest cost
+    /// of a deposit, so the retry layer reads it for only some deposits and
+    /// makes the others with this. Returns `false` if the budget cannot
+    /// (the default), and the layer then deposits with the time.
+    fn deposit_untimed(&self) -> bool {
+        false
+    }
 }
 
 /// Finagle's and Envoy's budget: retries may be up to `ratio` of the
@@ -62,8 +71,11 @@ pub struct RatioBudget {
     credit: i64,
     reserve: i64,
     bucket_nanos: u64,
-    /// Credits minus withdrawals inside the window, in millionths.
+    /// Credits minus withdrawals inside the window, in billionths.
     balance: AtomicI64,
+    /// The newest slice seen: lets most operations find their bucket
+    /// without a division, and untimed deposits find theirs at all.
+    current: AtomicU64,
     buckets: Box<[Bucket]>,
     rotation: Mutex<()>,
     origin: OnceLock<Instant>,
@@ -153,6 +165,7 @@ impl RatioBudget {
             reserve: (min_per_second * window.as_secs_f64() * MICRO as f64).round() as i64,
             bucket_nanos: window_nanos / u64::from(BUCKETS),
             balance: AtomicI64::new(0),
+            current: AtomicU64::new(0),
             buckets: (0..BUCKETS)
                 .map(|_| Bucket {
                     stamp: AtomicU64::new(0),
@@ -179,10 +192,23 @@ impl RatioBudget {
     }
 
     /// The bucket for `now`, rotating out whatever has expired first.
+    #[inline]
     fn bucket(&self, now: Instant) -> &Bucket {
         let origin = *self.origin.get_or_init(|| now);
         let t = now.saturating_duration_since(origin).as_nanos() as u64;
-        let slice = t / self.bucket_nanos;
+        let current = self.current.load(Ordering::Acquire);
+        let start = current.saturating_mul(self.bucket_nanos);
+        // Most calls fall in the newest slice: no division needed.
+        let slice = if t >= start && t - start < self.bucket_nanos {
+            current
+        } else {
+            t / self.bucket_nanos
+        };
+        self.bucket_of(slice)
+    }
+
+    #[inline]
+    fn bucket_of(&self, slice: u64) -> &Bucket {
         let b = &self.buckets[(slice % u64::from(BUCKETS)) as usize];
         if b.stamp.load(Ordering::Acquire) != slice + 1 {
             self.rotate(slice);
@@ -214,6 +240,7 @@ impl RatioBudget {
             self.evict(b);
             b.stamp.store(slice + 1, Ordering::Release);
         }
+        self.current.fetch_max(slice, Ordering::AcqRel);
     }
 }
 
@@ -229,6 +256,16 @@ impl RetryBudget for RatioBudget {
         // with, the balance settles to the sum over the buckets.
         b.credits.fetch_add(self.credit, Ordering::AcqRel);
         self.balance.fetch_add(self.credit, Ordering::AcqRel);
+    }
+
+    #[inline]
+    fn deposit_untimed(&self) -> bool {
+        if self.credit != 0 {
+            let b = self.bucket_of(self.current.load(Ordering::Acquire));
+            b.credits.fetch_add(self.credit, Ordering::AcqRel);
+            self.balance.fetch_add(self.credit, Ordering::AcqRel);
+        }
+        true
     }
 
     fn try_withdraw(&self, now: Instant) -> bool {
@@ -304,7 +341,7 @@ impl Throttle {
         })
     }
 
-    /// The tokens left, in whole tokens (rounded down).
+    /// The tokens left.
     pub fn tokens(&self) -> f64 {
         self.tokens.load(Ordering::Acquire) as f64 / MICRO as f64
     }
@@ -312,6 +349,10 @@ impl Throttle {
 
 impl RetryBudget for Throttle {
     fn deposit(&self, _now: Instant) {}
+
+    fn deposit_untimed(&self) -> bool {
+        true
+    }
 
     fn try_withdraw(&self, _now: Instant) -> bool {
         // Strictly more than half (gRPC: "retries are throttled when the

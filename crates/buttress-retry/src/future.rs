@@ -32,8 +32,9 @@ pin_project! {
     pub struct ResponseFuture<S, F, Req, C, K> {
         #[pin]
         attempt: Option<F>,
-        #[pin]
-        timer: Option<Sleep>,
+        // Boxed, and made only when needed: a `Sleep` is large, and the
+        // happy path without an attempt timeout never needs one.
+        timer: Option<Pin<Box<Sleep>>>,
         phase: Phase,
         limit: Option<Duration>,
         service: Option<S>,
@@ -69,7 +70,7 @@ impl<S, F, Req, C, K> ResponseFuture<S, F, Req, C, K> {
     ) -> Self {
         Self {
             attempt: Some(first),
-            timer: limit.map(tokio::time::sleep),
+            timer: limit.map(|d| Box::pin(tokio::time::sleep(d))),
             phase: Phase::Calling,
             limit,
             service,
@@ -108,16 +109,16 @@ where
                     };
                     let result = match result {
                         Some(r) => Some(r),
-                        None => match this.timer.as_mut().as_pin_mut() {
+                        None => match this.timer.as_mut() {
                             Some(t) => {
-                                ready!(t.poll(cx));
+                                ready!(t.as_mut().poll(cx));
                                 None // the attempt timed out
                             }
                             None => return Poll::Pending,
                         },
                     };
                     this.attempt.set(None);
-                    this.timer.set(None);
+                    *this.timer = None;
                     let timed_out = result.is_none();
                     let c = match &result {
                         Some(r) => this.classifier.classify(r),
@@ -134,7 +135,7 @@ where
                     };
                     match decision {
                         Decision::Retry { delay, .. } => {
-                            this.timer.set(Some(tokio::time::sleep(delay)));
+                            *this.timer = Some(Box::pin(tokio::time::sleep(delay)));
                             *this.phase = Phase::Sleeping;
                         }
                         Decision::Stop(_) => {
@@ -150,10 +151,10 @@ where
                     }
                 }
                 Phase::Sleeping => {
-                    if let Some(t) = this.timer.as_mut().as_pin_mut() {
-                        ready!(t.poll(cx));
+                    if let Some(t) = this.timer.as_mut() {
+                        ready!(t.as_mut().poll(cx));
                     }
-                    this.timer.set(None);
+                    *this.timer = None;
                     *this.phase = Phase::Readying;
                 }
                 Phase::Readying => {
@@ -173,7 +174,7 @@ where
                     let limit = this.policy.start_attempt(this.run);
                     *this.limit = limit;
                     this.attempt.set(Some(service.call(req)));
-                    this.timer.set(limit.map(tokio::time::sleep));
+                    *this.timer = limit.map(|d| Box::pin(tokio::time::sleep(d)));
                     if this.spare.is_none() {
                         *this.service = None;
                     }

@@ -148,3 +148,15 @@ fn bad_parameters_are_typed_errors() {
     assert!(Throttle::new(0.0, 0.1).is_err());
     assert!(Throttle::new(10.0, 11.0).is_err());
 }
+
+#[test]
+fn untimed_deposits_land_in_the_newest_slice() {
+    let b = RatioBudget::new(1.0, 0.0, Duration::from_secs(10)).expect("valid");
+    let t0 = Instant::now();
+    b.deposit(t0 + Duration::from_secs(3)); // the budget's time starts here
+    for _ in 0..4 {
+        assert!(b.deposit_untimed());
+    }
+    assert_eq!(b.available(t0 + Duration::from_secs(12)), 5, "still inside the window");
+    assert_eq!(b.available(t0 + Duration::from_secs(13)), 0, "expired with that slice");
+}
