@@ -51,7 +51,8 @@ async fn round(clients: u32, backoff: Backoff, seed: u64) -> (u64, Duration) {
         );
         local.spawn_local(async move {
             let result = retry(&policy, || {
-                let (version, calls, network) = (Rc::clone(&version), Rc::clone(&calls), Arc::clone(&network));
+                let (version, calls, network) =
+                    (Rc::clone(&version), Rc::clone(&calls), Arc::clone(&network));
                 async move {
                     calls.set(calls.get() + 1);
                     let seen = version.get();
@@ -79,9 +80,30 @@ fn main() {
     let base = Duration::from_millis(5);
     let max = Duration::from_secs(2);
     let strategies = [
-        ("no jitter (exponential)", Backoff::Exponential { base, factor: 2.0, max }),
-        ("full jitter", Backoff::FullJitter { base, factor: 2.0, max }),
-        ("equal jitter", Backoff::EqualJitter { base, factor: 2.0, max }),
+        (
+            "no jitter (exponential)",
+            Backoff::Exponential {
+                base,
+                factor: 2.0,
+                max,
+            },
+        ),
+        (
+            "full jitter",
+            Backoff::FullJitter {
+                base,
+                factor: 2.0,
+                max,
+            },
+        ),
+        (
+            "equal jitter",
+            Backoff::EqualJitter {
+                base,
+                factor: 2.0,
+                max,
+            },
+        ),
         ("decorrelated jitter", Backoff::Decorrelated { base, max }),
     ];
     let client_counts: &[u32] = if quick { &[25] } else { &[10, 50, 100, 190] };

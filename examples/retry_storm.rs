@@ -58,7 +58,9 @@ async fn run(setup: &Setup, policy: RetryPolicy) -> (f64, Duration) {
                 }
                 let in_outage = t >= down_from && t < down_to;
                 if in_outage {
-                    counts.requests_in_outage.set(counts.requests_in_outage.get() + 1);
+                    counts
+                        .requests_in_outage
+                        .set(counts.requests_in_outage.get() + 1);
                 }
                 let counts2 = Rc::clone(&counts);
                 let policy = policy.clone();
@@ -88,7 +90,8 @@ async fn run(setup: &Setup, policy: RetryPolicy) -> (f64, Duration) {
         });
     }
     local.await;
-    let amplification = counts.calls_in_outage.get() as f64 / counts.requests_in_outage.get().max(1) as f64;
+    let amplification =
+        counts.calls_in_outage.get() as f64 / counts.requests_in_outage.get().max(1) as f64;
     let drain = counts
         .last_outage_request_done
         .get()
@@ -127,10 +130,18 @@ fn main() {
         setup.clients, rate, setup.outage.0, setup.outage.1
     );
     println!();
-    println!("| policy | upstream calls per request during the outage | last outage request done, after recovery |");
+    println!(
+        "| policy | upstream calls per request during the outage | last outage request done, after recovery |"
+    );
     println!("|---|---|---|");
     let mut results = Vec::new();
-    for (label, config) in [("3 retries, no budget", plain), ("3 retries, default budget (10 % + 10/s over 10 s)", budgeted)] {
+    for (label, config) in [
+        ("3 retries, no budget", plain),
+        (
+            "3 retries, default budget (10 % + 10/s over 10 s)",
+            budgeted,
+        ),
+    ] {
         let policy = RetryPolicy::builder("storm")
             .config(config)
             .random(sim::Seeded::new(7))

@@ -19,7 +19,10 @@ impl Seeded {
     /// A normal draw with mean `mean` and deviation `sd`, at least zero.
     #[allow(dead_code)] // used by one simulation of the two
     pub(crate) fn normal(&self, mean: f64, sd: f64) -> f64 {
-        let mut rng = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Box–Muller.
         let u1 = rng.f64().max(f64::MIN_POSITIVE);
         let u2 = rng.f64();

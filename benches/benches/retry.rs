@@ -87,14 +87,19 @@ fn happy_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("retry_happy_path");
 
     let mut base = noop();
-    g.bench_function("baseline_noop_service", |b| b.iter(|| through(&mut base, black_box(1))));
+    g.bench_function("baseline_noop_service", |b| {
+        b.iter(|| through(&mut base, black_box(1)))
+    });
 
     let with_budget = RetryPolicy::builder("bench").build().expect("valid");
     let mut ours = with_budget.layer().layer(noop());
     g.bench_function("buttress_layer_default_budget", |b| {
         b.iter(|| through(&mut ours, black_box(1)))
     });
-    let no_budget = RetryPolicy::builder("bench").no_budget().build().expect("valid");
+    let no_budget = RetryPolicy::builder("bench")
+        .no_budget()
+        .build()
+        .expect("valid");
     let mut ours_nb = no_budget.layer().layer(noop());
     g.bench_function("buttress_layer_no_budget", |b| {
         b.iter(|| through(&mut ours_nb, black_box(1)))
@@ -116,7 +121,9 @@ fn happy_path(c: &mut Criterion) {
         .exponential_backoff(Duration::from_millis(100))
         .build();
     let mut tr = tr_layer.layer(noop());
-    g.bench_function("tower_resilience_retry", |b| b.iter(|| through(&mut tr, black_box(1))));
+    g.bench_function("tower_resilience_retry", |b| {
+        b.iter(|| through(&mut tr, black_box(1)))
+    });
     g.finish();
 }
 

@@ -157,6 +157,14 @@ fn untimed_deposits_land_in_the_newest_slice() {
     for _ in 0..4 {
         assert!(b.deposit_untimed());
     }
-    assert_eq!(b.available(t0 + Duration::from_secs(12)), 5, "still inside the window");
-    assert_eq!(b.available(t0 + Duration::from_secs(13)), 0, "expired with that slice");
+    assert_eq!(
+        b.available(t0 + Duration::from_secs(12)),
+        5,
+        "still inside the window"
+    );
+    assert_eq!(
+        b.available(t0 + Duration::from_secs(13)),
+        0,
+        "expired with that slice"
+    );
 }
