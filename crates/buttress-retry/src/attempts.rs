@@ -176,7 +176,7 @@ impl Attempts {
         {
             if rules
                 .deadline
-                .is_some_and(|deadline| elapsed.saturating_add(hint) > deadline)
+                .is_some_and(|deadline| elapsed.saturating_add(hint) >= deadline)
             {
                 return Decision::Stop(Stop::RetryAfterPastDeadline);
             }
@@ -186,9 +186,10 @@ impl Attempts {
                 reason = RetryReason::RetryAfter;
             }
         }
+        // A wait that ends at the deadline leaves no time for the attempt.
         if rules
             .deadline
-            .is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
+            .is_some_and(|deadline| elapsed.saturating_add(delay) >= deadline)
         {
             return Decision::Stop(Stop::Deadline);
         }
@@ -396,7 +397,7 @@ mod tests {
                         prop_assert!(delay <= secs(10));
                         elapsed += delay;
                         if let Some(d) = deadline {
-                            prop_assert!(elapsed <= secs(d), "slept past the deadline");
+                            prop_assert!(elapsed < secs(d), "slept to or past the deadline");
                         }
                     }
                     Decision::Stop(_) => break,

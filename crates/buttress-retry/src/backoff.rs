@@ -91,6 +91,10 @@ impl Default for Backoff {
 
 /// `base × factor^(n−1)` capped at `max`, without overflow for any `n`.
 fn capped_exponential(base: Duration, factor: f64, max: Duration, n: u32) -> f64 {
+    if base.is_zero() {
+        // 0 × factor^k is 0 even when factor^k overflows to infinity.
+        return 0.0;
+    }
     let exp = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
     let t = base.as_secs_f64() * factor.powi(exp);
     if t.is_finite() {
@@ -227,6 +231,18 @@ mod tests {
         };
         let total: Duration = b.delays(&FixedRandom::new([])).take(4).sum();
         assert_eq!(total, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_zero_base_stays_zero() {
+        let b = Backoff::Exponential {
+            base: Duration::ZERO,
+            factor: 1e300,
+            max: Duration::from_secs(10),
+        };
+        for n in 1..10 {
+            assert_eq!(b.delay(n, Duration::ZERO, 0.5), Duration::ZERO);
+        }
     }
 
     #[test]

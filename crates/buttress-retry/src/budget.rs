@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use buttress_core::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
-/// Tokens are counted in billionths. A deposit's credit is rounded *up*,
+/// Tokens are counted in millionths. A deposit's credit is rounded *up*,
 /// so that `n` deposits at ratio `r` always earn `floor(n × r)` retries
-/// (1/3 × 9 = 3, not 2) while the excess stays below one retry per billion
+/// (1/3 × 9 = 3, not 2) while the excess stays below one retry per million
 /// requests; tower's `TpsBudget` rounds such ratios coarsely and grants too
-/// many.
-const MICRO: i64 = 1_000_000_000;
+/// many. With the bounds on the parameters, the balance cannot overflow
+/// below a million requests a second sustained over a day-long window.
+const MICRO: i64 = 1_000_000;
 
 /// A budget of retries shared by everything that holds it.
 ///
@@ -49,9 +50,10 @@ pub trait RetryBudget: Send + Sync + fmt::Debug + 'static {
 /// `min_per_second` retries per second so that low-traffic callers can
 /// still retry. Deposits and withdrawals both expire after `window`.
 ///
-/// Lock-free: a deposit is one or two atomic additions, a withdrawal one
-/// compare-and-swap; expiry runs once per tenth of the window under a lock
-/// no call waits on otherwise.
+/// Lock-free on the common path: a deposit is two atomic additions, a
+/// withdrawal one compare-and-swap. Expiry runs once per tenth of the
+/// window, under a short lock that only the calls arriving at that moment
+/// meet.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -95,9 +97,10 @@ const BUCKETS: u32 = 10;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BudgetError {
-    /// `ratio` must be finite and in [0, 1000].
+    /// `ratio` must be finite and in [0, 100].
     Ratio(f64),
-    /// `min_per_second` must be finite and in [0, 1,000,000].
+    /// `min_per_second` must be finite, at least 0, and allow at most a
+    /// billion retries per window.
     MinPerSecond(f64),
     /// The window must be 10 ms to 1 day.
     Window(Duration),
@@ -114,10 +117,11 @@ pub enum BudgetError {
 impl fmt::Display for BudgetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Ratio(r) => write!(f, "budget ratio must be in [0, 1000], got {r}"),
-            Self::MinPerSecond(m) => {
-                write!(f, "budget min_per_second must be in [0, 1000000], got {m}")
-            }
+            Self::Ratio(r) => write!(f, "budget ratio must be in [0, 100], got {r}"),
+            Self::MinPerSecond(m) => write!(
+                f,
+                "budget min_per_second must be at least 0 and allow at most 1e9 retries per window, got {m}"
+            ),
             Self::Window(w) => write!(f, "budget window must be 10ms to 1 day, got {w:?}"),
             Self::Throttle {
                 max_tokens,
@@ -147,14 +151,17 @@ impl RatioBudget {
     /// A budget of `ratio` retries per original request (0.2 = 20 %), plus
     /// `min_per_second` retries per second, over a sliding `window`.
     pub fn new(ratio: f64, min_per_second: f64, window: Duration) -> Result<Self, BudgetError> {
-        if !(ratio.is_finite() && (0.0..=1000.0).contains(&ratio)) {
+        if !(ratio.is_finite() && (0.0..=100.0).contains(&ratio)) {
             return Err(BudgetError::Ratio(ratio));
-        }
-        if !(min_per_second.is_finite() && (0.0..=1e6).contains(&min_per_second)) {
-            return Err(BudgetError::MinPerSecond(min_per_second));
         }
         if window < Duration::from_millis(10) || window > Duration::from_secs(86_400) {
             return Err(BudgetError::Window(window));
+        }
+        if !(min_per_second.is_finite()
+            && min_per_second >= 0.0
+            && min_per_second * window.as_secs_f64() <= 1e9)
+        {
+            return Err(BudgetError::MinPerSecond(min_per_second));
         }
         let window_nanos = window.as_nanos() as u64;
         Ok(Self {
@@ -187,7 +194,9 @@ impl RatioBudget {
     /// Retries still available now, in whole retries.
     pub fn available(&self, now: Instant) -> u64 {
         self.bucket(now); // expire what has aged out
-        let total = self.reserve + self.balance.load(Ordering::Acquire);
+        let total = self
+            .reserve
+            .saturating_add(self.balance.load(Ordering::Acquire));
         (total.max(0) / MICRO) as u64
     }
 
@@ -274,7 +283,7 @@ impl RetryBudget for RatioBudget {
         let granted = self
             .balance
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bal| {
-                (reserve + bal >= MICRO).then_some(bal - MICRO)
+                (reserve.saturating_add(bal) >= MICRO).then(|| bal.saturating_sub(MICRO))
             })
             .is_ok();
         if granted {

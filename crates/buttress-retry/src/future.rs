@@ -29,9 +29,12 @@ enum Phase {
 pin_project! {
     /// Resolves to the first successful (or final) response, retrying on
     /// the way. Dropping it cancels the attempt in flight and any retries.
-    pub struct ResponseFuture<S, F, Req, C, K> {
+    pub struct ResponseFuture<S, F, Req, C, K, T> {
         #[pin]
         attempt: Option<F>,
+        // The last attempt's result, kept while waiting to retry, so that
+        // running out of time returns it.
+        last: Option<Result<T, BoxError>>,
         // Boxed, and made only when needed: a `Sleep` is large, and the
         // happy path without an attempt timeout never needs one.
         timer: Option<Pin<Box<Sleep>>>,
@@ -46,7 +49,7 @@ pin_project! {
     }
 }
 
-impl<S, F, Req, C, K> fmt::Debug for ResponseFuture<S, F, Req, C, K> {
+impl<S, F, Req, C, K, T> fmt::Debug for ResponseFuture<S, F, Req, C, K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("phase", &self.phase)
@@ -55,7 +58,7 @@ impl<S, F, Req, C, K> fmt::Debug for ResponseFuture<S, F, Req, C, K> {
     }
 }
 
-impl<S, F, Req, C, K> ResponseFuture<S, F, Req, C, K> {
+impl<S, F, Req, C, K, T> ResponseFuture<S, F, Req, C, K, T> {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn new(
@@ -70,6 +73,7 @@ impl<S, F, Req, C, K> ResponseFuture<S, F, Req, C, K> {
     ) -> Self {
         Self {
             attempt: Some(first),
+            last: None,
             timer: limit.map(|d| Box::pin(tokio::time::sleep(d))),
             phase: Phase::Calling,
             limit,
@@ -83,7 +87,7 @@ impl<S, F, Req, C, K> ResponseFuture<S, F, Req, C, K> {
     }
 }
 
-impl<S, F, Req, C, K> Future for ResponseFuture<S, F, Req, C, K>
+impl<S, F, Req, C, K> Future for ResponseFuture<S, F, Req, C, K, S::Response>
 where
     S: Service<Req, Future = F>,
     F: Future<Output = Result<S::Response, S::Error>>,
@@ -133,36 +137,65 @@ where
                     } else {
                         this.policy.after_attempt(this.run, c, timed_out)
                     };
+                    let attempts = this.policy.attempts(this.run);
+                    let outcome = match result {
+                        Some(r) => r.map_err(Into::into),
+                        None => Err(Box::new(AttemptTimedOut::new(
+                            this.limit.unwrap_or_default(),
+                            attempts,
+                        )) as BoxError),
+                    };
                     match decision {
                         Decision::Retry { delay, .. } => {
+                            *this.last = Some(outcome);
                             *this.timer = Some(Box::pin(tokio::time::sleep(delay)));
                             *this.phase = Phase::Sleeping;
                         }
-                        Decision::Stop(_) => {
-                            let attempts = this.policy.attempts(this.run);
-                            return Poll::Ready(match result {
-                                Some(r) => r.map_err(Into::into),
-                                None => Err(Box::new(AttemptTimedOut::new(
-                                    this.limit.unwrap_or_default(),
-                                    attempts,
-                                ))),
-                            });
-                        }
+                        Decision::Stop(_) => return Poll::Ready(outcome),
                     }
                 }
                 Phase::Sleeping => {
                     if let Some(t) = this.timer.as_mut() {
                         ready!(t.as_mut().poll(cx));
                     }
-                    *this.timer = None;
+                    // While waiting for readiness, the deadline still runs.
+                    *this.timer = this
+                        .policy
+                        .time_left(this.run)
+                        .map(|d| Box::pin(tokio::time::sleep(d)));
                     *this.phase = Phase::Readying;
                 }
                 Phase::Readying => {
                     let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Err("retry service missing".into()));
                     };
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                    let ready = match service.poll_ready(cx) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            if let Some(t) = this.timer.as_mut() {
+                                ready!(t.as_mut().poll(cx));
+                                // Out of time before the service was ready.
+                                this.policy.finish(this.run, Stop::Deadline);
+                                return Poll::Ready(
+                                    this.last
+                                        .take()
+                                        .unwrap_or_else(|| Err("retry deadline passed".into())),
+                                );
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    *this.timer = None;
+                    if let Err(e) = ready {
                         return Poll::Ready(Err(e.into()));
+                    }
+                    if this.policy.out_of_time(this.run) {
+                        this.policy.finish(this.run, Stop::Deadline);
+                        return Poll::Ready(
+                            this.last
+                                .take()
+                                .unwrap_or_else(|| Err("retry deadline passed".into())),
+                        );
                     }
                     let Some(req) = this.spare.take() else {
                         return Poll::Ready(Err("retry request missing".into()));
@@ -170,7 +203,11 @@ where
                     // Keep a copy for the attempt after this one, if any.
                     if this.policy.attempts(this.run) + 1 < this.policy.max_attempts() {
                         *this.spare = this.cloner.clone_request(&req);
+                        if this.spare.is_none() {
+                            this.policy.not_cloneable();
+                        }
                     }
+                    *this.last = None;
                     let limit = this.policy.start_attempt(this.run);
                     *this.limit = limit;
                     this.attempt.set(Some(service.call(req)));

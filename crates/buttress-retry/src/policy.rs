@@ -47,7 +47,7 @@ impl fmt::Debug for RetryPolicy {
 }
 
 /// The retries of one request in progress.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Run {
     attempts: Attempts,
     /// When the first attempt started; read only when a deadline is set.
@@ -113,19 +113,31 @@ impl RetryPolicy {
         }
     }
 
+    /// What is left of the deadline, if there is one.
+    #[inline]
+    pub(crate) fn time_left(&self, run: &Run) -> Option<Duration> {
+        let inner = &*self.inner;
+        match (inner.rules.deadline, run.started) {
+            (Some(deadline), Some(started)) => {
+                Some(deadline.saturating_sub(inner.clock.now().saturating_duration_since(started)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the deadline has passed: no further attempt may start.
+    #[inline]
+    pub(crate) fn out_of_time(&self, run: &Run) -> bool {
+        self.time_left(run).is_some_and(|d| d.is_zero())
+    }
+
     /// An attempt starts; returns how long it may take at most (the
     /// attempt timeout, cut to what is left of the deadline).
     #[inline]
     pub(crate) fn start_attempt(&self, run: &mut Run) -> Option<Duration> {
         run.attempts.start();
-        let inner = &*self.inner;
-        let left = match (inner.rules.deadline, run.started) {
-            (Some(deadline), Some(started)) => {
-                Some(deadline.saturating_sub(inner.clock.now().saturating_duration_since(started)))
-            }
-            _ => None,
-        };
-        match (inner.attempt_timeout, left) {
+        let left = self.time_left(run);
+        match (self.inner.attempt_timeout, left) {
             (Some(a), Some(l)) => Some(a.min(l)),
             (a, l) => a.or(l),
         }
@@ -146,7 +158,7 @@ impl RetryPolicy {
     ) -> Decision {
         let inner = &*self.inner;
         if let Some(budget) = &inner.budget {
-            budget.record(!timed_out && c.outcome != Outcome::Failure);
+            record_outcome(&**budget, c, timed_out);
         }
         if !timed_out && c.outcome == Outcome::Success {
             // The happy path: nothing more to decide.
@@ -202,7 +214,7 @@ impl RetryPolicy {
         stop: Stop,
     ) -> Decision {
         if let Some(budget) = &self.inner.budget {
-            budget.record(!timed_out && c.outcome != Outcome::Failure);
+            record_outcome(&**budget, c, timed_out);
         }
         let stop = if !timed_out && (c.outcome == Outcome::Success || !c.retryable) {
             if c.outcome == Outcome::Failure {
@@ -242,6 +254,16 @@ impl RetryPolicy {
             retry = %self.inner.name,
             "request cannot be cloned; it is sent once and will not be retried"
         );
+    }
+}
+
+/// Tells the budget how an attempt went; ignored outcomes say nothing.
+#[inline]
+fn record_outcome(budget: &dyn RetryBudget, c: Classification, timed_out: bool) {
+    match (timed_out, c.outcome) {
+        (true, _) | (false, Outcome::Failure) => budget.record(false),
+        (false, Outcome::Success) => budget.record(true),
+        (false, Outcome::Ignored) => {}
     }
 }
 

@@ -118,7 +118,12 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let mut run = policy.begin();
+    let mut last = None;
     loop {
+        if last.is_some() && policy.out_of_time(&run) {
+            policy.finish(&run, Stop::Deadline);
+            return finish(last, policy.attempts(&run), Stop::Deadline);
+        }
         let limit = policy.start_attempt(&mut run);
         let result = match limit {
             Some(limit) => match tokio::time::timeout(limit, f()).await {
@@ -132,24 +137,39 @@ where
             Err(_) => (Classification::RETRYABLE_FAILURE, true),
         };
         match policy.after_attempt(&mut run, c, timed_out) {
-            Decision::Retry { delay, .. } => tokio::time::sleep(delay).await,
-            Decision::Stop(stop) => {
-                let attempts = policy.attempts(&run);
-                return match result {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(RetryError {
-                        last: LastError::Error(e),
-                        attempts,
-                        stop,
-                    }),
-                    Err(limit) => Err(RetryError {
-                        last: LastError::TimedOut(limit),
-                        attempts,
-                        stop,
-                    }),
-                };
+            Decision::Retry { delay, .. } => {
+                last = Some(result);
+                tokio::time::sleep(delay).await;
             }
+            Decision::Stop(stop) => return finish(Some(result), policy.attempts(&run), stop),
         }
+    }
+}
+
+/// The caller's result from the last attempt's.
+fn finish<T, E>(
+    last: Option<Result<Result<T, E>, Duration>>,
+    attempts: u32,
+    stop: Stop,
+) -> Result<T, RetryError<E>> {
+    match last {
+        Some(Ok(Ok(v))) => Ok(v),
+        Some(Ok(Err(e))) => Err(RetryError {
+            last: LastError::Error(e),
+            attempts,
+            stop,
+        }),
+        Some(Err(limit)) => Err(RetryError {
+            last: LastError::TimedOut(limit),
+            attempts,
+            stop,
+        }),
+        // Unreachable: there is always a last attempt when stopping.
+        None => Err(RetryError {
+            last: LastError::TimedOut(Duration::ZERO),
+            attempts,
+            stop,
+        }),
     }
 }
 
@@ -186,20 +206,21 @@ where
     F: FnMut() -> Result<T, E>,
 {
     let mut run = policy.begin();
+    let mut last = None;
     loop {
+        if last.is_some() && policy.out_of_time(&run) {
+            policy.finish(&run, Stop::Deadline);
+            return finish(last.map(Ok), policy.attempts(&run), Stop::Deadline);
+        }
         let _ = policy.start_attempt(&mut run);
         let result = f();
         let c = classifier.classify(&result);
         match policy.after_attempt(&mut run, c, false) {
-            Decision::Retry { delay, .. } => sleep(delay),
-            Decision::Stop(stop) => {
-                let attempts = policy.attempts(&run);
-                return result.map_err(|e| RetryError {
-                    last: LastError::Error(e),
-                    attempts,
-                    stop,
-                });
+            Decision::Retry { delay, .. } => {
+                last = Some(result);
+                sleep(delay);
             }
+            Decision::Stop(stop) => return finish(Some(Ok(result)), policy.attempts(&run), stop),
         }
     }
 }

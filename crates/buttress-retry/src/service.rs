@@ -59,7 +59,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, S::Future, Req, C, K>;
+    type Future = ResponseFuture<S, S::Future, Req, C, K, S::Response>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

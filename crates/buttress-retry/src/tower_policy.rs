@@ -30,7 +30,13 @@ pub struct TowerPolicy<C = RetryClassifier, K = CloneAll> {
     policy: RetryPolicy,
     classifier: C,
     cloner: K,
+    /// The request in progress. tower's `Retry` calls `clone_request`
+    /// before the first attempt and then clones the policy into the
+    /// response future, so the run must travel with the clone.
     run: Option<Run>,
+    /// Whether `retry` granted a retry that has not been sent yet: the
+    /// next `clone_request` is for it, not for a new request.
+    retrying: bool,
 }
 
 impl TowerPolicy {
@@ -41,6 +47,7 @@ impl TowerPolicy {
             classifier: RetryClassifier,
             cloner: CloneAll,
             run: None,
+            retrying: false,
         }
     }
 }
@@ -53,6 +60,7 @@ impl<C, K> TowerPolicy<C, K> {
             classifier,
             cloner: self.cloner,
             run: None,
+            retrying: false,
         }
     }
 
@@ -63,19 +71,22 @@ impl<C, K> TowerPolicy<C, K> {
             classifier: self.classifier,
             cloner,
             run: None,
+            retrying: false,
         }
     }
 }
 
 impl<C: Clone, K: Clone> Clone for TowerPolicy<C, K> {
-    /// tower's `Retry` clones the policy for every request: the clone
-    /// shares the budget and starts a fresh count of attempts.
+    /// tower's `Retry` clones the policy into each response future right
+    /// after `clone_request` began the request: the clone shares the budget
+    /// and carries the request's count of attempts.
     fn clone(&self) -> Self {
         Self {
             policy: self.policy.clone(),
             classifier: self.classifier.clone(),
             cloner: self.cloner.clone(),
-            run: None,
+            run: self.run.clone(),
+            retrying: self.retrying,
         }
     }
 }
@@ -88,27 +99,35 @@ where
     type Future = tokio::time::Sleep;
 
     fn retry(&mut self, _req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        let policy = &self.policy;
+        // `clone_request` began the run; begin here only if it was skipped.
         let run = self.run.get_or_insert_with(|| {
-            let mut run = self.policy.begin();
-            let _ = self.policy.start_attempt(&mut run);
+            let mut run = policy.begin();
+            let _ = policy.start_attempt(&mut run);
             run
         });
         let c: Classification = self.classifier.classify(result);
-        match self.policy.after_attempt(run, c, false) {
+        match policy.after_attempt(run, c, false) {
             Decision::Retry { delay, .. } => {
-                let _ = self.policy.start_attempt(run);
+                let _ = policy.start_attempt(run);
+                self.retrying = true;
                 Some(tokio::time::sleep(delay))
             }
-            Decision::Stop(_) => None,
+            Decision::Stop(_) => {
+                self.retrying = false;
+                None
+            }
         }
     }
 
     fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        if self.run.is_none() {
+        if !self.retrying {
+            // A new request: deposit, start the clock and the count.
             let mut run = self.policy.begin();
             let _ = self.policy.start_attempt(&mut run);
             self.run = Some(run);
         }
+        self.retrying = false;
         let copy = self.cloner.clone_request(req);
         if copy.is_none() {
             self.policy.not_cloneable();

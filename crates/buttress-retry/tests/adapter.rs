@@ -187,3 +187,51 @@ async fn full_jitter_draws_from_the_injected_source() {
     assert!(p.layer().layer(up.clone()).oneshot(1).await.is_ok());
     assert_eq!(up.gaps(), [Duration::from_secs(1), Duration::from_secs(4)]);
 }
+
+/// Fails its first call, then is never ready again.
+#[derive(Clone, Debug, Default)]
+struct StuckAfterFirst {
+    called: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tower::Service<u32> for StuckAfterFirst {
+    type Response = u32;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<u32, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.called.load(std::sync::atomic::Ordering::SeqCst) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        self.called.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::future::ready(Err(std::io::Error::other("first call failed")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_the_wait_for_readiness() {
+    let p = RetryPolicy::builder("upstream")
+        .max_attempts(3)
+        .backoff(exp())
+        .deadline(Duration::from_secs(10))
+        .no_budget()
+        .build()
+        .expect("valid");
+    let start = tokio::time::Instant::now();
+    let e = p
+        .layer()
+        .layer(StuckAfterFirst::default())
+        .oneshot(1)
+        .await
+        .expect_err("gives up");
+    assert_eq!(e.to_string(), "first call failed", "the last real error");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+}

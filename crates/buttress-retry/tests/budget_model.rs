@@ -39,7 +39,7 @@ impl Model {
         self.events
             .iter()
             .filter(|(t, _)| t / self.slice_ms + 10 > current)
-            .map(|(_, w)| if *w { -1_000_000_000 } else { self.credit })
+            .map(|(_, w)| if *w { -1_000_000 } else { self.credit })
             .sum::<i64>()
             + self.reserve
     }
@@ -58,8 +58,8 @@ proptest! {
         let window = Duration::from_secs(window_s);
         let budget = RatioBudget::new(ratio, min_per_second, window).expect("valid");
         let mut model = Model {
-            credit: (ratio * 1e9).ceil() as i64,
-            reserve: (min_per_second * window_s as f64 * 1e9).round() as i64,
+            credit: (ratio * 1e6).ceil() as i64,
+            reserve: (min_per_second * window_s as f64 * 1e6).round() as i64,
             slice_ms: window_s * 100,
             events: Vec::new(),
         };
@@ -74,7 +74,7 @@ proptest! {
                     model.events.push((now, false));
                 }
                 Op::Withdraw => {
-                    let want = model.balance(now) >= 1_000_000_000;
+                    let want = model.balance(now) >= 1_000_000;
                     prop_assert_eq!(budget.try_withdraw(at), want, "at {} ms", now);
                     if want {
                         model.events.push((now, true));
@@ -83,7 +83,7 @@ proptest! {
                 Op::Advance(ms) => now += ms,
             }
             let at = origin + Duration::from_millis(now);
-            prop_assert_eq!(budget.available(at) as i64, model.balance(now).max(0) / 1_000_000_000);
+            prop_assert_eq!(budget.available(at) as i64, model.balance(now).max(0) / 1_000_000);
         }
     }
 
@@ -145,6 +145,9 @@ fn bad_parameters_are_typed_errors() {
     assert!(RatioBudget::new(f64::INFINITY, 0.0, Duration::from_secs(1)).is_err());
     assert!(RatioBudget::new(0.2, f64::NAN, Duration::from_secs(1)).is_err());
     assert!(RatioBudget::new(0.2, 1.0, Duration::ZERO).is_err());
+    // Parameters that could overflow the balance are refused.
+    assert!(RatioBudget::new(0.1, 200_000.0, Duration::from_secs(86_400)).is_err());
+    assert!(RatioBudget::new(1000.0, 0.0, Duration::from_secs(10)).is_err());
     assert!(Throttle::new(0.0, 0.1).is_err());
     assert!(Throttle::new(10.0, 11.0).is_err());
 }

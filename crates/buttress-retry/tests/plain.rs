@@ -178,3 +178,68 @@ fn a_policy_loads_from_json() {
     let bad: RetryConfig = serde_json::from_str(r#"{ "max_attempts": 0 }"#).expect("parses");
     assert!(bad.validate().is_err());
 }
+
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn tower_retry_deposits_once_per_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+    use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        deposits: AtomicUsize,
+    }
+    impl buttress_retry::RetryBudget for Counting {
+        fn deposit(&self, _: Instant) {
+            self.deposits.fetch_add(1, Ordering::SeqCst);
+        }
+        fn try_withdraw(&self, _: Instant) -> bool {
+            true
+        }
+    }
+    let budget = Arc::new(Counting::default());
+    let p = RetryPolicy::builder("tower")
+        .max_attempts(3)
+        .backoff(Backoff::Constant {
+            delay: Duration::from_millis(1),
+        })
+        .shared_budget(budget.clone())
+        .build()
+        .expect("valid");
+    let failing = Arc::new(AtomicUsize::new(0));
+    let f = Arc::clone(&failing);
+    let svc = ServiceBuilder::new()
+        .retry(buttress_retry::TowerPolicy::new(p))
+        .service(service_fn(move |x: u32| {
+            let n = f.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n % 2 == 0 {
+                    Err(std::io::Error::other("odd"))
+                } else {
+                    Ok(x)
+                }
+            }
+        }));
+    for _ in 0..3 {
+        svc.clone()
+            .oneshot(1)
+            .await
+            .expect("second attempt succeeds");
+    }
+    let mut svc = svc;
+    for _ in 0..2 {
+        svc.ready()
+            .await
+            .expect("ready")
+            .call(1)
+            .await
+            .expect("second attempt succeeds");
+    }
+    assert_eq!(
+        budget.deposits.load(Ordering::SeqCst),
+        5,
+        "one deposit per request"
+    );
+}
