@@ -215,7 +215,7 @@ async fn tower_retry_deposits_once_per_request() {
         .service(service_fn(move |x: u32| {
             let n = f.fetch_add(1, Ordering::SeqCst);
             async move {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     Err(std::io::Error::other("odd"))
                 } else {
                     Ok(x)
