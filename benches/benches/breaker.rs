@@ -11,48 +11,19 @@
 //! need one. The two-thread groups report the time per call on each thread
 //! while both threads hammer one shared breaker.
 
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use buttress_benches::{run, through};
 use buttress_breaker::{BreakerConfig, CircuitBreaker};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::{Layer, Service, service_fn};
-
-/// Polls a future until it is ready. Uncontended, every future here is
-/// ready at the first poll; under two threads a lock inside a competitor
-/// may be busy, so spin (yielding now and then) until it is free.
-#[inline]
-fn run<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut polls = 0u32;
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        polls += 1;
-        if polls.is_multiple_of(64) {
-            std::thread::yield_now();
-        }
-    }
-}
+use tower::{Layer, service_fn};
 
 type NoOp = tower::util::ServiceFn<fn(u64) -> Ready<Result<u64, std::io::Error>>>;
 
 fn noop() -> NoOp {
     service_fn(|x: u64| ready(Ok(x)))
-}
-
-/// One call through a tower service: readiness, then the call.
-#[inline]
-fn through<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
-    run(async {
-        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-        svc.call(x).await
-    })
 }
 
 fn buttress_default() -> CircuitBreaker {

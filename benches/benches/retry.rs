@@ -9,15 +9,14 @@
 //! `TowerPolicy`, and tower-resilience's retry. Futures are polled once with
 //! a no-op waker inside a tokio runtime context.
 
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use buttress_benches::through;
 use buttress_retry::{RetryPolicy, TowerPolicy};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::{Layer, Service, ServiceBuilder, service_fn};
+use tower::{Layer, ServiceBuilder, service_fn};
 
 #[derive(Debug, Clone)]
 struct BenchError;
@@ -34,25 +33,6 @@ type NoOp = tower::util::ServiceFn<fn(u64) -> Ready<Result<u64, BenchError>>>;
 
 fn noop() -> NoOp {
     service_fn(|x: u64| ready(Ok(x)))
-}
-
-#[inline]
-fn run<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
-#[inline]
-fn through<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
-    run(async {
-        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-        svc.call(x).await
-    })
 }
 
 /// The smallest useful tower policy: retry errors up to 3 attempts.
