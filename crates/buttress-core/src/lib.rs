@@ -47,6 +47,8 @@ pub mod sync;
 pub use classify::{
     Classification, Classify, DefaultClassifier, FnClassifier, Outcome, classify_fn,
 };
+#[cfg(feature = "fast-clock")]
+pub use clock::FastClock;
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 #[cfg(feature = "http")]
 pub use http::{HttpClassifier, parse_retry_after};

@@ -6,6 +6,7 @@
 //! |-----------|----------------------|--------------------|
 //! | `breaker` | [`breaker`] (default) | `buttress-breaker` |
 //! | `retry`   | [`retry`] (default)   | `buttress-retry`   |
+//! | `limit`   | [`limit`] (default)   | `buttress-limit`   |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -26,3 +27,6 @@ pub use buttress_breaker as breaker;
 
 #[cfg(feature = "retry")]
 pub use buttress_retry as retry;
+
+#[cfg(feature = "limit")]
+pub use buttress_limit as limit;

@@ -1,0 +1,57 @@
+//! Errors the limiter adds.
+
+use std::fmt;
+use std::time::Duration;
+
+use buttress_core::Name;
+
+/// The error of the tower service: tower's `BoxError`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A request refused by a rate limiter.
+///
+/// Through tower it arrives inside a [`BoxError`]; recover it with
+/// `downcast_ref`. `retry_after` says when the tokens will be there; it is
+/// `None` only when the request costs more than the burst and can never be
+/// admitted.
+#[derive(Debug, Clone)]
+pub struct RateLimited {
+    name: Name,
+    retry_after: Option<Duration>,
+}
+
+impl RateLimited {
+    pub(crate) fn new(name: Name, retry_after: Option<Duration>) -> Self {
+        Self { name, retry_after }
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// When to come back; `None` if the request can never be admitted.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.retry_after {
+            Some(d) => write!(
+                f,
+                "rate limit '{}' reached; retry in {:.3}s",
+                self.name,
+                d.as_secs_f64()
+            ),
+            None => write!(
+                f,
+                "request exceeds the burst of rate limit '{}' and can never be admitted",
+                self.name
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RateLimited {}

@@ -1,0 +1,339 @@
+//! The generic cell rate algorithm: the synchronous core. No clock reads;
+//! time comes in as `now`, nanoseconds since the limiter's origin.
+//!
+//! The whole state is the *theoretical arrival time* (TAT) in one atomic
+//! word: the instant at which the bucket would be full again. A request of
+//! cost `n` moves it to `max(tat, now) + n × interval`, and is allowed when
+//! that is at most `burst × interval` ahead of now. Every decision is one
+//! load and, when it consumes, one compare-and-swap.
+
+use buttress_core::sync::{AtomicU64, Ordering};
+
+use crate::quota::Quota;
+
+/// The outcome of asking for tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Allowed; `remaining` whole tokens are left afterwards.
+    Allowed { remaining: u32 },
+    /// Not now; enough tokens in `retry_after` nanoseconds.
+    Denied { retry_after: u64 },
+    /// Never: the cost exceeds the burst.
+    Impossible,
+}
+
+/// A reservation for waiting mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reservation {
+    /// Reserved: the tokens are ours in `wait` nanoseconds. `tat` is the
+    /// arrival time this reservation set, `cost` what it took (to give
+    /// them back if cancelled).
+    Reserved { wait: u64, tat: u64, cost: u64 },
+    /// The wait would exceed the maximum: nothing reserved.
+    TooLong { retry_after: u64 },
+    /// Never: the cost exceeds the burst.
+    Impossible,
+}
+
+/// The current state of a limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) remaining: u32,
+    pub(crate) next_token_in: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Gcra {
+    tat: AtomicU64,
+    interval: AtomicU64,
+    burst: AtomicU64,
+}
+
+impl Gcra {
+    pub(crate) fn new(q: Quota) -> Self {
+        Self {
+            tat: AtomicU64::new(0),
+            interval: AtomicU64::new(q.interval_nanos()),
+            burst: AtomicU64::new(u64::from(q.burst())),
+        }
+    }
+
+    /// The quota in force. A concurrent [`Gcra::set_quota`] may be seen half
+    /// applied by one decision; either half is a valid quota.
+    #[inline]
+    fn quota(&self) -> (u64, u64) {
+        let t = self.interval.load(Ordering::Relaxed);
+        let b = self.burst.load(Ordering::Relaxed);
+        (t, t.saturating_mul(b))
+    }
+
+    /// Replaces the quota; the TAT, and so the tokens already taken, stay.
+    pub(crate) fn set_quota(&self, q: Quota) {
+        self.interval.store(q.interval_nanos(), Ordering::Relaxed);
+        self.burst.store(u64::from(q.burst()), Ordering::Relaxed);
+    }
+
+    /// Takes `cost` tokens if they are there.
+    #[inline]
+    pub(crate) fn check(&self, now: u64, cost: u32) -> Decision {
+        let (t, cap) = self.quota();
+        let inc = t.saturating_mul(u64::from(cost));
+        if inc > cap {
+            return Decision::Impossible;
+        }
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let new_tat = tat.max(now).saturating_add(inc);
+            let ahead = new_tat - now;
+            if ahead > cap {
+                return Decision::Denied {
+                    retry_after: ahead - cap,
+                };
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let remaining = (cap - ahead) / t;
+                    return Decision::Allowed {
+                        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                    };
+                }
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Whether `cost` tokens are there, without taking them.
+    #[inline]
+    pub(crate) fn peek(&self, now: u64, cost: u32) -> Decision {
+        let (t, cap) = self.quota();
+        let inc = t.saturating_mul(u64::from(cost));
+        if inc > cap {
+            return Decision::Impossible;
+        }
+        let tat = self.tat.load(Ordering::Acquire);
+        let ahead = tat.max(now).saturating_add(inc) - now;
+        if ahead > cap {
+            Decision::Denied {
+                retry_after: ahead - cap,
+            }
+        } else {
+            Decision::Allowed {
+                remaining: u32::try_from((cap - ahead) / t).unwrap_or(u32::MAX),
+            }
+        }
+    }
+
+    /// Reserves `cost` tokens, now or up to `max_wait` ahead: waiters are
+    /// served in the order their reservations land, first come first served.
+    pub(crate) fn reserve(&self, now: u64, cost: u32, max_wait: u64) -> Reservation {
+        let (t, cap) = self.quota();
+        let inc = t.saturating_mul(u64::from(cost));
+        if inc > cap {
+            return Reservation::Impossible;
+        }
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let new_tat = tat.max(now).saturating_add(inc);
+            let wait = (new_tat - now).saturating_sub(cap);
+            if wait > max_wait {
+                return Reservation::TooLong { retry_after: wait };
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Reservation::Reserved {
+                        wait,
+                        tat: new_tat,
+                        cost: inc,
+                    };
+                }
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Gives back a reservation that will not be used, if no later one was
+    /// made on top of it (later reservations count on its tokens being
+    /// spent, so then it stays spent). Returns whether it was given back.
+    pub(crate) fn cancel(&self, tat: u64, cost: u64) -> bool {
+        self.tat
+            .compare_exchange(tat, tat - cost, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Tokens left now and the time until one more.
+    pub(crate) fn state(&self, now: u64) -> State {
+        let (t, cap) = self.quota();
+        let debt = self.tat.load(Ordering::Acquire).max(now) - now;
+        let available = cap.saturating_sub(debt) / t;
+        let burst = cap / t;
+        let next_token_in = if available >= burst {
+            0
+        } else {
+            // Debt must fall to cap − (available + 1) × t.
+            debt - (cap - (available + 1) * t)
+        };
+        State {
+            remaining: u32::try_from(available).unwrap_or(u32::MAX),
+            next_token_in,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
+
+    fn gcra(per_sec: u64, burst: u32) -> Gcra {
+        Gcra::new(
+            Quota::per_second(per_sec)
+                .expect("valid")
+                .with_burst(burst)
+                .expect("valid"),
+        )
+    }
+
+    #[test]
+    fn a_full_bucket_allows_the_burst_then_one_per_interval() {
+        let g = gcra(10, 3); // one token per 100 ms, 3 at once
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 2 });
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 1 });
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 0 });
+        assert_eq!(
+            g.check(0, 1),
+            Decision::Denied {
+                retry_after: 100 * MS
+            }
+        );
+        assert_eq!(g.check(99 * MS, 1), Decision::Denied { retry_after: MS });
+        assert_eq!(g.check(100 * MS, 1), Decision::Allowed { remaining: 0 });
+        // A long pause refills to the burst, not beyond.
+        assert_eq!(g.check(10_000 * MS, 1), Decision::Allowed { remaining: 2 });
+    }
+
+    #[test]
+    fn weighted_costs_and_impossible_ones() {
+        let g = gcra(10, 5);
+        assert_eq!(g.check(0, 3), Decision::Allowed { remaining: 2 });
+        assert_eq!(
+            g.check(0, 3),
+            Decision::Denied {
+                retry_after: 100 * MS
+            }
+        );
+        assert_eq!(g.check(0, 6), Decision::Impossible);
+        assert_eq!(g.check(0, 2), Decision::Allowed { remaining: 0 });
+    }
+
+    #[test]
+    fn peek_does_not_consume() {
+        let g = gcra(10, 1);
+        for _ in 0..3 {
+            assert_eq!(g.peek(0, 1), Decision::Allowed { remaining: 0 });
+        }
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 0 });
+        assert_eq!(
+            g.peek(0, 1),
+            Decision::Denied {
+                retry_after: 100 * MS
+            }
+        );
+    }
+
+    #[test]
+    fn state_reports_tokens_and_the_next_one() {
+        let g = gcra(10, 3);
+        assert_eq!(
+            g.state(0),
+            State {
+                remaining: 3,
+                next_token_in: 0
+            }
+        );
+        g.check(0, 1);
+        g.check(0, 1);
+        assert_eq!(
+            g.state(0),
+            State {
+                remaining: 1,
+                next_token_in: 100 * MS
+            }
+        );
+        assert_eq!(
+            g.state(30 * MS),
+            State {
+                remaining: 1,
+                next_token_in: 70 * MS
+            }
+        );
+        assert_eq!(
+            g.state(100 * MS),
+            State {
+                remaining: 2,
+                next_token_in: 100 * MS
+            }
+        );
+        assert_eq!(
+            g.state(200 * MS),
+            State {
+                remaining: 3,
+                next_token_in: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_quota_changes_without_losing_state() {
+        let g = gcra(10, 2);
+        g.check(0, 1);
+        g.check(0, 1); // empty: TAT = 200 ms
+        g.set_quota(
+            Quota::per_second(100)
+                .expect("valid")
+                .with_burst(20)
+                .expect("valid"),
+        );
+        // The debt (200 ms) is now worth 20 tokens of 10 ms: none left.
+        assert!(matches!(g.check(0, 1), Decision::Denied { .. }));
+        assert_eq!(g.check(10 * MS, 1), Decision::Allowed { remaining: 0 });
+        let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn reservations_queue_in_order_and_give_back_when_last() {
+        let g = gcra(10, 1);
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 0 });
+        let Reservation::Reserved {
+            wait: w1,
+            tat: t1,
+            cost,
+        } = g.reserve(0, 1, 1_000 * MS)
+        else {
+            panic!("reserved")
+        };
+        let Reservation::Reserved {
+            wait: w2, tat: t2, ..
+        } = g.reserve(0, 1, 1_000 * MS)
+        else {
+            panic!("reserved")
+        };
+        assert_eq!((w1, w2), (100 * MS, 200 * MS), "first come, first served");
+        assert!(!g.cancel(t1, cost), "a later reservation depends on it");
+        assert!(g.cancel(t2, cost), "the last one can be given back");
+        assert_eq!(
+            g.reserve(0, 1, 150 * MS),
+            Reservation::TooLong {
+                retry_after: 200 * MS
+            }
+        );
+        assert_eq!(g.reserve(0, 2, u64::MAX), Reservation::Impossible);
+    }
+}

@@ -1,0 +1,47 @@
+//! A GCRA rate limiter for async Rust services.
+//!
+//! * One atomic word per limit (the theoretical arrival time), updated by
+//!   compare-and-swap: a check is a clock read, a load and a CAS.
+//! * [`Quota`] constructors that cannot be misread: `per_minute(150)` is 150
+//!   each minute. Zero, overflow and absurd values are typed errors.
+//! * Weighted costs ([`RateLimiter::check_n`]), a check that does not
+//!   consume ([`RateLimiter::peek_n`]), the current state
+//!   ([`RateLimiter::state`]), and quota changes at run time that keep the
+//!   tokens already taken ([`RateLimiter::set_quota`]).
+//! * Reject at once with [`RateLimited`] (carrying `retry_after`), or wait up
+//!   to a maximum, first come first served, failing fast when the wait
+//!   would be longer ([`RateLimiter::until_ready`], [`Mode::Wait`]).
+//! * Clones share one limit; a tower [`RateLimitLayer`].
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use buttress_core::ManualClock;
+//! use buttress_limit::{Quota, RateLimiter};
+//!
+//! let clock = ManualClock::new();
+//! let limiter = RateLimiter::with_clock("api", Quota::per_second(10)?.with_burst(1)?, clock.clone())?;
+//! limiter.check()?;
+//! let refused = limiter.check().unwrap_err();
+//! assert_eq!(refused.retry_after(), Some(Duration::from_millis(100)));
+//! clock.advance(Duration::from_millis(100));
+//! limiter.check()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+mod gcra;
+mod layer;
+mod limiter;
+mod quota;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use error::RateLimited;
+pub use layer::{Mode, RateLimitLayer, RateLimitService, ResponseFuture};
+pub use limiter::{LimitState, LimiterError, RateLimiter};
+#[cfg(feature = "serde")]
+pub use quota::QuotaConfig;
+pub use quota::{Quota, QuotaError};

@@ -1,0 +1,298 @@
+//! The limiter handle: the plain API, shared by every clone and service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use buttress_core::{Clock, Name, SharedClock, TokioClock};
+use metrics::Counter;
+
+use crate::error::RateLimited;
+use crate::gcra::{Decision, Gcra, Reservation};
+use crate::quota::{Quota, QuotaError};
+
+/// A rate limiter. Cheap to clone; every clone shares one limit (tower's
+/// `RateLimit` is not `Clone`-shared, so each clone counted separately:
+/// tower #794).
+///
+/// ```
+/// use buttress_limit::{Quota, RateLimiter};
+///
+/// let limiter = RateLimiter::new("api", Quota::per_minute(150)?.with_burst(2)?)?;
+/// assert!(limiter.check().is_ok());
+/// assert!(limiter.check().is_ok());
+/// let refused = limiter.check().unwrap_err();
+/// assert!(refused.retry_after().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Name,
+    gcra: Gcra,
+    quota: std::sync::RwLock<Quota>,
+    clock: SharedClock,
+    origin: Instant,
+    allowed: Counter,
+    rejected: Counter,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("name", &self.inner.name)
+            .field("quota", &self.quota())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of a limiter at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitState {
+    /// Whole tokens available now.
+    pub remaining: u32,
+    /// Time until one more token (zero when the bucket is full).
+    pub next_token_in: Duration,
+    /// The quota in force.
+    pub quota: Quota,
+}
+
+/// Why a limiter could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimiterError {
+    /// The name is not valid.
+    Name(buttress_core::NameError),
+    /// The quota is not valid.
+    Quota(QuotaError),
+}
+
+impl fmt::Display for LimiterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(e) => write!(f, "invalid limiter name: {e}"),
+            Self::Quota(e) => write!(f, "invalid quota: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LimiterError {}
+
+impl From<QuotaError> for LimiterError {
+    fn from(e: QuotaError) -> Self {
+        Self::Quota(e)
+    }
+}
+
+impl RateLimiter {
+    /// A limiter with `quota`, reading tokio's clock.
+    pub fn new(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
+        Self::with_clock(name, quota, TokioClock)
+    }
+
+    /// A limiter with `quota` reading [`FastClock`](buttress_core::FastClock):
+    /// a check then costs a few nanoseconds of clock instead of a system
+    /// call. Its time does not follow tokio's paused clock, so tests of code
+    /// that uses it should build the limiter with [`RateLimiter::with_clock`]
+    /// and a `ManualClock` or `TokioClock` instead.
+    #[cfg(feature = "fast-clock")]
+    pub fn with_fast_clock(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
+        Self::with_clock(name, quota, buttress_core::FastClock::new())
+    }
+
+    /// A limiter with `quota` reading `clock`.
+    pub fn with_clock(
+        name: impl AsRef<str>,
+        quota: Quota,
+        clock: impl Clock,
+    ) -> Result<Self, LimiterError> {
+        let name = Name::new(name).map_err(LimiterError::Name)?;
+        let label = name.to_string();
+        let origin = clock.now();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                allowed: metrics::counter!("buttress_limit_allowed_total", "name" => label.clone()),
+                rejected: metrics::counter!("buttress_limit_rejected_total", "name" => label),
+                name,
+                gcra: Gcra::new(quota),
+                quota: std::sync::RwLock::new(quota),
+                clock: Arc::new(clock),
+                origin,
+            }),
+        })
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &Name {
+        &self.inner.name
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        u64::try_from(
+            self.inner
+                .clock
+                .now()
+                .saturating_duration_since(self.inner.origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    /// Takes one token, or says when to come back.
+    #[inline]
+    pub fn check(&self) -> Result<(), RateLimited> {
+        self.check_n(1)
+    }
+
+    /// Takes `n` tokens at once (a weighted request), or says when to come
+    /// back. A cost above the burst can never be admitted: the error's
+    /// `retry_after` is then `None`.
+    #[inline]
+    pub fn check_n(&self, n: u32) -> Result<(), RateLimited> {
+        match self.inner.gcra.check(self.now(), n) {
+            Decision::Allowed { .. } => {
+                self.inner.allowed.increment(1);
+                Ok(())
+            }
+            d => Err(self.refuse(d)),
+        }
+    }
+
+    /// Whether `n` tokens are available, without taking them.
+    pub fn peek_n(&self, n: u32) -> Result<(), RateLimited> {
+        match self.inner.gcra.peek(self.now(), n) {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Denied { retry_after } => Err(RateLimited::new(
+                self.inner.name.clone(),
+                Some(Duration::from_nanos(retry_after)),
+            )),
+            Decision::Impossible => Err(RateLimited::new(self.inner.name.clone(), None)),
+        }
+    }
+
+    #[cold]
+    fn refuse(&self, d: Decision) -> RateLimited {
+        self.inner.rejected.increment(1);
+        let retry_after = match d {
+            Decision::Denied { retry_after } => Some(Duration::from_nanos(retry_after)),
+            _ => None,
+        };
+        tracing::trace!(limiter = %self.inner.name, ?retry_after, "rate limited");
+        RateLimited::new(self.inner.name.clone(), retry_after)
+    }
+
+    /// Tokens available now and the time until the next one.
+    pub fn state(&self) -> LimitState {
+        let s = self.inner.gcra.state(self.now());
+        LimitState {
+            remaining: s.remaining,
+            next_token_in: Duration::from_nanos(s.next_token_in),
+            quota: self.quota(),
+        }
+    }
+
+    /// The quota in force.
+    pub fn quota(&self) -> Quota {
+        *self
+            .inner
+            .quota
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the quota at run time. Tokens already taken stay taken: the
+    /// time they cost is re-read at the new rate.
+    pub fn set_quota(&self, quota: Quota) {
+        let mut q = self
+            .inner
+            .quota
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.gcra.set_quota(quota);
+        *q = quota;
+        tracing::info!(limiter = %self.inner.name, interval = ?quota.interval(), burst = quota.burst(), "quota changed");
+    }
+
+    /// Waits until one token is ours, at most `max_wait`; fails at once,
+    /// without waiting, when the token would come later than that (or
+    /// never). Waiters are served first come, first served; a waiter that
+    /// is dropped before its turn gives its token back if nobody queued
+    /// behind it.
+    pub async fn until_ready(&self, max_wait: Duration) -> Result<(), RateLimited> {
+        self.until_n_ready(1, max_wait).await
+    }
+
+    /// Like [`until_ready`](Self::until_ready) for `n` tokens.
+    pub async fn until_n_ready(&self, n: u32, max_wait: Duration) -> Result<(), RateLimited> {
+        let max = u64::try_from(max_wait.as_nanos()).unwrap_or(u64::MAX);
+        match self.inner.gcra.reserve(self.now(), n, max) {
+            Reservation::Reserved { wait, tat, cost } => {
+                self.inner.allowed.increment(1);
+                if wait > 0 {
+                    let guard = GiveBack {
+                        limiter: self,
+                        tat,
+                        cost,
+                        armed: true,
+                    };
+                    tokio::time::sleep(Duration::from_nanos(wait)).await;
+                    guard.disarm();
+                }
+                Ok(())
+            }
+            Reservation::TooLong { retry_after } => {
+                Err(self.refuse(Decision::Denied { retry_after }))
+            }
+            Reservation::Impossible => Err(self.refuse(Decision::Impossible)),
+        }
+    }
+
+    pub(crate) fn reserve(
+        &self,
+        n: u32,
+        max_wait: Duration,
+    ) -> Result<(Duration, u64, u64), RateLimited> {
+        let max = u64::try_from(max_wait.as_nanos()).unwrap_or(u64::MAX);
+        match self.inner.gcra.reserve(self.now(), n, max) {
+            Reservation::Reserved { wait, tat, cost } => {
+                self.inner.allowed.increment(1);
+                Ok((Duration::from_nanos(wait), tat, cost))
+            }
+            Reservation::TooLong { retry_after } => {
+                Err(self.refuse(Decision::Denied { retry_after }))
+            }
+            Reservation::Impossible => Err(self.refuse(Decision::Impossible)),
+        }
+    }
+
+    pub(crate) fn cancel(&self, tat: u64, cost: u64) {
+        let _ = self.inner.gcra.cancel(tat, cost);
+    }
+}
+
+/// Gives a reservation back when a waiter is dropped before its turn.
+struct GiveBack<'a> {
+    limiter: &'a RateLimiter,
+    tat: u64,
+    cost: u64,
+    armed: bool,
+}
+
+impl GiveBack<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.limiter.cancel(self.tat, self.cost);
+        }
+    }
+}

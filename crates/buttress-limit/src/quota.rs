@@ -1,0 +1,216 @@
+//! Quotas: how many, per how long, with what burst.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A rate and a burst, validated.
+///
+/// The constructors say what they mean: `Quota::per_minute(150)` admits
+/// 150 requests each minute, one every 400 ms on average, with a burst of
+/// 150 (tower_governor's `per_second(n)` set the *period* to n seconds and
+/// caused outages). Use [`Quota::with_burst`] for a smaller or larger burst.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_limit::Quota;
+///
+/// let q = Quota::per_minute(150)?.with_burst(10)?;
+/// assert_eq!(q.interval(), Duration::from_millis(400));
+/// assert_eq!(q.burst(), 10);
+/// assert!(Quota::per_second(0).is_err());
+/// # Ok::<(), buttress_limit::QuotaError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "QuotaConfig"))]
+pub struct Quota {
+    /// Nanoseconds between tokens (the emission interval T).
+    interval: u64,
+    /// Tokens that may be taken at once.
+    burst: u32,
+}
+
+/// Why a quota was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuotaError {
+    /// A count of zero requests, or a burst of zero.
+    Zero,
+    /// The period is zero or longer than 100 years.
+    Period(Duration),
+    /// The rate is faster than one request per nanosecond, or the interval
+    /// between tokens rounds to zero.
+    TooFast {
+        /// Requests asked for.
+        count: u64,
+        /// Per this period.
+        period: Duration,
+    },
+    /// The burst times the interval overflows 64-bit nanoseconds (about
+    /// 584 years).
+    Overflow,
+}
+
+impl fmt::Display for QuotaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Zero => {
+                f.write_str("a quota needs at least one request and a burst of at least one")
+            }
+            Self::Period(p) => write!(
+                f,
+                "a quota's period must be above zero and at most 100 years, got {p:?}"
+            ),
+            Self::TooFast { count, period } => write!(
+                f,
+                "{count} requests per {period:?} is faster than one per nanosecond"
+            ),
+            Self::Overflow => {
+                f.write_str("burst × interval overflows; use a smaller burst or a faster rate")
+            }
+        }
+    }
+}
+
+impl std::error::Error for QuotaError {}
+
+/// A quota as written in a configuration file:
+/// `{ "count": 150, "per": "1m", "burst": 10 }` (`burst` defaults to
+/// `count`). Loading validates it into a [`Quota`].
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Requests…
+    pub count: u64,
+    /// …per this period.
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+    /// Tokens that may be taken at once.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<QuotaConfig> for Quota {
+    type Error = QuotaError;
+
+    fn try_from(c: QuotaConfig) -> Result<Self, QuotaError> {
+        let q = Quota::new(c.count, c.per)?;
+        match c.burst {
+            Some(b) => q.with_burst(b),
+            None => Ok(q),
+        }
+    }
+}
+
+const HUNDRED_YEARS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Quota {
+    /// `count` requests per `period`, with a burst of `count`.
+    pub fn new(count: u64, period: Duration) -> Result<Self, QuotaError> {
+        if count == 0 {
+            return Err(QuotaError::Zero);
+        }
+        if period.is_zero() || period > HUNDRED_YEARS {
+            return Err(QuotaError::Period(period));
+        }
+        let nanos = period.as_nanos();
+        // Round the interval up: the limiter is never faster than asked.
+        let interval = nanos.div_ceil(u128::from(count));
+        if nanos < u128::from(count) {
+            return Err(QuotaError::TooFast { count, period });
+        }
+        let interval = u64::try_from(interval).map_err(|_| QuotaError::Period(period))?;
+        let burst = u32::try_from(count).unwrap_or(u32::MAX);
+        Self { interval, burst }.checked()
+    }
+
+    /// `count` requests each second.
+    pub fn per_second(count: u64) -> Result<Self, QuotaError> {
+        Self::new(count, Duration::from_secs(1))
+    }
+
+    /// `count` requests each minute.
+    pub fn per_minute(count: u64) -> Result<Self, QuotaError> {
+        Self::new(count, Duration::from_secs(60))
+    }
+
+    /// `count` requests each hour.
+    pub fn per_hour(count: u64) -> Result<Self, QuotaError> {
+        Self::new(count, Duration::from_secs(3600))
+    }
+
+    /// The same rate with a burst of `burst` requests at once.
+    pub fn with_burst(self, burst: u32) -> Result<Self, QuotaError> {
+        if burst == 0 {
+            return Err(QuotaError::Zero);
+        }
+        Self { burst, ..self }.checked()
+    }
+
+    fn checked(self) -> Result<Self, QuotaError> {
+        self.interval
+            .checked_mul(u64::from(self.burst))
+            .map(|_| self)
+            .ok_or(QuotaError::Overflow)
+    }
+
+    /// The time between tokens.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval)
+    }
+
+    /// The burst.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    pub(crate) fn interval_nanos(&self) -> u64 {
+        self.interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_mean_what_they_say() {
+        let q = Quota::per_minute(150).expect("valid");
+        assert_eq!(q.interval(), Duration::from_millis(400));
+        assert_eq!(q.burst(), 150);
+        let q = Quota::per_second(10).expect("valid");
+        assert_eq!(q.interval(), Duration::from_millis(100));
+        let q = Quota::per_hour(1).expect("valid");
+        assert_eq!(q.interval(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        assert_eq!(Quota::per_second(0), Err(QuotaError::Zero));
+        assert!(matches!(
+            Quota::new(1, Duration::ZERO),
+            Err(QuotaError::Period(_))
+        ));
+        assert!(matches!(
+            Quota::new(1, Duration::MAX),
+            Err(QuotaError::Period(_))
+        ));
+        assert!(matches!(
+            Quota::per_second(2_000_000_000),
+            Err(QuotaError::TooFast { .. })
+        ));
+        assert_eq!(
+            Quota::per_second(1).expect("valid").with_burst(0),
+            Err(QuotaError::Zero)
+        );
+        assert_eq!(
+            Quota::new(1, HUNDRED_YEARS)
+                .expect("valid")
+                .with_burst(u32::MAX),
+            Err(QuotaError::Overflow)
+        );
+        assert!(!QuotaError::Zero.to_string().is_empty());
+    }
+}

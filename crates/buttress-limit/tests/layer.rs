@@ -1,0 +1,178 @@
+//! The plain waiting API and the tower layer, under paused tokio time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use buttress_limit::{Mode, Quota, RateLimitLayer, RateLimited, RateLimiter};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn limiter(per_second: u64, burst: u32) -> RateLimiter {
+    RateLimiter::new(
+        "test",
+        Quota::per_second(per_second)
+            .expect("valid")
+            .with_burst(burst)
+            .expect("valid"),
+    )
+    .expect("valid")
+}
+
+fn echo() -> impl Service<
+    u32,
+    Response = u32,
+    Error = std::io::Error,
+    Future = std::future::Ready<Result<u32, std::io::Error>>,
+> + Clone {
+    service_fn(|x: u32| std::future::ready(Ok(x)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn clones_share_one_limit() {
+    // tower's RateLimit counted per clone: 1500 requests passed a 5/s limit
+    // in an axum test (tower #794). Here every clone draws from one bucket.
+    let svc = RateLimitLayer::new(limiter(5, 5)).layer(echo());
+    let mut passed = 0;
+    for i in 0..1500 {
+        if svc.clone().oneshot(i).await.is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_carries_retry_after_and_never_reaches_the_service() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let inner = service_fn(move |x: u32| {
+        c.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, std::io::Error>(x))
+    });
+    let mut svc = RateLimitLayer::new(limiter(10, 1)).layer(inner);
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(1)
+        .await
+        .expect("allowed");
+    let e = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(2)
+        .await
+        .expect_err("limited");
+    let r = e.downcast_ref::<RateLimited>().expect("a RateLimited");
+    assert_eq!(r.retry_after(), Some(Duration::from_millis(100)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    tokio::time::advance(Duration::from_millis(100)).await;
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(3)
+        .await
+        .expect("a token again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_mode_serves_in_order_and_fails_fast_past_the_maximum() {
+    let l = limiter(10, 1);
+    let svc = RateLimitLayer::new(l.clone())
+        .mode(Mode::Wait(Duration::from_millis(250)))
+        .layer(echo());
+    let start = tokio::time::Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..4u32 {
+        let svc = svc.clone();
+        handles.push(tokio::spawn(async move {
+            let r = svc.oneshot(i).await;
+            (i, r.is_ok(), tokio::time::Instant::now() - start)
+        }));
+        tokio::task::yield_now().await; // arrive in order
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.expect("task"));
+    }
+    // Tokens at 0, 100 and 200 ms; the fourth would wait 300 ms > 250 ms
+    // and fails at once.
+    assert_eq!(
+        results,
+        [
+            (0, true, Duration::ZERO),
+            (1, true, Duration::from_millis(100)),
+            (2, true, Duration::from_millis(200)),
+            (3, false, Duration::ZERO),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_waiter_gives_its_token_back() {
+    let l = limiter(10, 1);
+    l.check().expect("the burst");
+    let waiter = l.until_ready(Duration::from_secs(1));
+    // Cancelled before its turn (at 100 ms).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), waiter)
+            .await
+            .is_err()
+    );
+    // Its reservation was returned: the next token is at 100 ms, not 200.
+    assert_eq!(l.state().next_token_in, Duration::from_millis(50));
+    tokio::time::advance(Duration::from_millis(50)).await;
+    l.check().expect("the returned token");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_quota_changes_live() {
+    let l = limiter(1, 1);
+    l.check().expect("the burst");
+    assert!(l.check().is_err());
+    l.set_quota(
+        Quota::per_second(100)
+            .expect("valid")
+            .with_burst(100)
+            .expect("valid"),
+    );
+    // The debt (1 s) is worth 100 tokens at the new rate: still none left.
+    assert!(l.check().is_err());
+    tokio::time::advance(Duration::from_millis(10)).await;
+    l.check().expect("one token after 10 ms at the new rate");
+    assert_eq!(l.quota().burst(), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn weighted_and_impossible_costs() {
+    let l = limiter(10, 5);
+    l.check_n(5).expect("the whole burst");
+    assert_eq!(
+        l.peek_n(1).expect_err("empty").retry_after(),
+        Some(Duration::from_millis(100))
+    );
+    let never = l.check_n(6).expect_err("above the burst");
+    assert_eq!(never.retry_after(), None);
+    assert!(never.to_string().contains("can never be admitted"));
+    let never = l
+        .until_n_ready(6, Duration::from_secs(60))
+        .await
+        .expect_err("above the burst");
+    assert_eq!(never.retry_after(), None);
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_quota_loads_from_json() {
+    let q: Quota =
+        serde_json::from_str(r#"{ "count": 150, "per": "1m", "burst": 10 }"#).expect("parses");
+    assert_eq!(
+        q,
+        Quota::per_minute(150)
+            .expect("valid")
+            .with_burst(10)
+            .expect("valid")
+    );
+    assert!(serde_json::from_str::<Quota>(r#"{ "count": 0, "per": "1m" }"#).is_err());
+    assert!(serde_json::from_str::<Quota>(r#"{ "count": 5, "per": "1m", "brust": 1 }"#).is_err());
+}
