@@ -154,11 +154,62 @@ fn direct_two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+fn keyed(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
+    let mut g = c.benchmark_group("limit_keyed_10k_keys");
+    let quota = Quota::per_second(u64::from(RATE)).expect("valid");
+    let ours: buttress_limit::KeyedRateLimiter<u64> =
+        buttress_limit::KeyedRateLimiter::builder("bench", quota)
+            .max_keys(100_000)
+            .build()
+            .expect("valid");
+    let fast: buttress_limit::KeyedRateLimiter<u64> =
+        buttress_limit::KeyedRateLimiter::builder("bench", quota)
+            .max_keys(100_000)
+            .clock(buttress_core::FastClock::new())
+            .build()
+            .expect("valid");
+    let gov: governor::DefaultKeyedRateLimiter<u64> = governor::RateLimiter::keyed(
+        governor::Quota::per_second(NonZeroU32::new(RATE).expect("non-zero")),
+    );
+    for k in 0..10_000u64 {
+        let _ = ours.check(&k);
+        let _ = fast.check(&k);
+        let _ = gov.check_key(&k);
+    }
+    let mut k = 0u64;
+    g.bench_function("buttress_check_key", |b| {
+        b.iter(|| {
+            k = (k + 7919) % 10_000;
+            black_box(ours.check(&k).is_ok())
+        })
+    });
+    let mut k = 0u64;
+    g.bench_function("buttress_check_key_fast_clock", |b| {
+        b.iter(|| {
+            k = (k + 7919) % 10_000;
+            black_box(fast.check(&k).is_ok())
+        })
+    });
+    let mut k = 0u64;
+    g.bench_function("governor_check_key", |b| {
+        b.iter(|| {
+            k = (k + 7919) % 10_000;
+            black_box(gov.check_key(&k).is_ok())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = direct, direct_two_threads
+    targets = direct, direct_two_threads, keyed
 }
 criterion_main!(benches);

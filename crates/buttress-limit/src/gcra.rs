@@ -42,6 +42,36 @@ pub(crate) struct State {
     pub(crate) next_token_in: u64,
 }
 
+/// Takes `cost` tokens from the bucket whose state is `tat`, with interval
+/// `t` and capacity `cap` (burst × interval): one load and one
+/// compare-and-swap when uncontended.
+#[inline]
+pub(crate) fn check_tat(tat_word: &AtomicU64, t: u64, cap: u64, now: u64, cost: u32) -> Decision {
+    let inc = t.saturating_mul(u64::from(cost));
+    if inc > cap {
+        return Decision::Impossible;
+    }
+    let mut tat = tat_word.load(Ordering::Acquire);
+    loop {
+        let new_tat = tat.max(now).saturating_add(inc);
+        let ahead = new_tat - now;
+        if ahead > cap {
+            return Decision::Denied {
+                retry_after: ahead - cap,
+            };
+        }
+        match tat_word.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                let remaining = (cap - ahead) / t;
+                return Decision::Allowed {
+                    remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                };
+            }
+            Err(actual) => tat = actual,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Gcra {
     tat: AtomicU64,
@@ -77,32 +107,14 @@ impl Gcra {
     #[inline]
     pub(crate) fn check(&self, now: u64, cost: u32) -> Decision {
         let (t, cap) = self.quota();
-        let inc = t.saturating_mul(u64::from(cost));
-        if inc > cap {
-            return Decision::Impossible;
-        }
-        let mut tat = self.tat.load(Ordering::Acquire);
-        loop {
-            let new_tat = tat.max(now).saturating_add(inc);
-            let ahead = new_tat - now;
-            if ahead > cap {
-                return Decision::Denied {
-                    retry_after: ahead - cap,
-                };
-            }
-            match self
-                .tat
-                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    let remaining = (cap - ahead) / t;
-                    return Decision::Allowed {
-                        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                    };
-                }
-                Err(actual) => tat = actual,
-            }
-        }
+        check_tat(&self.tat, t, cap, now, cost)
+    }
+
+    /// The interval and the capacity (burst × interval) in force, for
+    /// keyed limiters that share one quota over many TAT words.
+    #[inline]
+    pub(crate) fn rates(&self) -> (u64, u64) {
+        self.quota()
     }
 
     /// Whether `cost` tokens are there, without taking them.

@@ -66,28 +66,30 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
-            inner,
-            limiter: self.limiter.clone(),
-            mode: self.mode,
-            state: Admission::Idle,
-        }
+        RateLimitService::new(inner, self.limiter.clone(), self.mode)
     }
 }
 
-enum Admission {
+/// Where a service is between `poll_ready` and `call`. The common case,
+/// a token taken, is one byte; the rare states keep their data aside, so
+/// the hot path never moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
     /// Nothing asked yet.
     Idle,
-    /// A reservation is due after the sleep.
-    Waiting {
-        sleep: Pin<Box<Sleep>>,
-        tat: u64,
-        cost: u64,
-    },
     /// A token is ours.
     Admitted,
-    /// Refused; `call` returns the error.
-    Refused(RateLimited),
+    /// Refused; `call` returns the error in `refused`.
+    Refused,
+    /// A reservation is due when `waiting`'s sleep ends.
+    Waiting,
+}
+
+/// A reservation being waited for.
+struct Wait {
+    sleep: Pin<Box<Sleep>>,
+    tat: u64,
+    cost: u64,
 }
 
 /// A rate-limited service; made by [`RateLimitLayer`].
@@ -102,7 +104,9 @@ pub struct RateLimitService<S> {
     inner: S,
     limiter: RateLimiter,
     mode: Mode,
-    state: Admission,
+    phase: Phase,
+    refused: Option<RateLimited>,
+    waiting: Option<Wait>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RateLimitService<S> {
@@ -111,46 +115,63 @@ impl<S: fmt::Debug> fmt::Debug for RateLimitService<S> {
             .field("inner", &self.inner)
             .field("limiter", &self.limiter)
             .field("mode", &self.mode)
+            .field("phase", &self.phase)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Clone> Clone for RateLimitService<S> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            limiter: self.limiter.clone(),
-            mode: self.mode,
-            state: Admission::Idle,
-        }
+        Self::new(self.inner.clone(), self.limiter.clone(), self.mode)
     }
 }
 
 impl<S> Drop for RateLimitService<S> {
     fn drop(&mut self) {
-        if let Admission::Waiting { tat, cost, .. } = self.state {
-            self.limiter.cancel(tat, cost);
+        if let Some(w) = self.waiting.take() {
+            self.limiter.cancel(w.tat, w.cost);
         }
     }
 }
 
 impl<S> RateLimitService<S> {
-    fn ask(&self) -> Admission {
-        match self.mode {
+    fn new(inner: S, limiter: RateLimiter, mode: Mode) -> Self {
+        Self {
+            inner,
+            limiter,
+            mode,
+            phase: Phase::Idle,
+            refused: None,
+            waiting: None,
+        }
+    }
+
+    #[inline]
+    fn ask(&mut self) {
+        self.phase = match self.mode {
             Mode::Reject => match self.limiter.check() {
-                Ok(()) => Admission::Admitted,
-                Err(e) => Admission::Refused(e),
+                Ok(()) => Phase::Admitted,
+                Err(e) => self.refuse(e),
             },
             Mode::Wait(max) => match self.limiter.reserve(1, max) {
-                Ok((wait, _, _)) if wait.is_zero() => Admission::Admitted,
-                Ok((wait, tat, cost)) => Admission::Waiting {
-                    sleep: Box::pin(tokio::time::sleep(wait)),
-                    tat,
-                    cost,
-                },
-                Err(e) => Admission::Refused(e),
+                Ok((wait, _, _)) if wait.is_zero() => Phase::Admitted,
+                Ok((wait, tat, cost)) => {
+                    self.waiting = Some(Wait {
+                        sleep: Box::pin(tokio::time::sleep(wait)),
+                        tat,
+                        cost,
+                    });
+                    Phase::Waiting
+                }
+                Err(e) => self.refuse(e),
             },
-        }
+        };
+    }
+
+    #[cold]
+    fn refuse(&mut self, e: RateLimited) -> Phase {
+        self.refused = Some(e);
+        Phase::Refused
     }
 }
 
@@ -163,40 +184,48 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
-            match &mut self.state {
-                Admission::Idle => self.state = self.ask(),
-                Admission::Waiting { sleep, .. } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    self.state = Admission::Admitted;
+            match self.phase {
+                Phase::Idle => self.ask(),
+                Phase::Admitted => return self.inner.poll_ready(cx).map_err(Into::into),
+                Phase::Refused => return Poll::Ready(Ok(())),
+                Phase::Waiting => {
+                    if let Some(w) = self.waiting.as_mut() {
+                        ready!(w.sleep.as_mut().poll(cx));
+                    }
+                    self.waiting = None;
+                    self.phase = Phase::Admitted;
                 }
-                Admission::Admitted => return self.inner.poll_ready(cx).map_err(Into::into),
-                Admission::Refused(_) => return Poll::Ready(Ok(())),
             }
         }
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let admission = match std::mem::replace(&mut self.state, Admission::Idle) {
-            Admission::Idle => match self.limiter.check() {
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle);
+        match phase {
+            Phase::Admitted => ResponseFuture::called(self.inner.call(req)),
+            Phase::Idle => match self.limiter.check() {
                 // Called without `poll_ready`: ask now, never wait.
-                Ok(()) => Admission::Admitted,
-                Err(e) => Admission::Refused(e),
+                Ok(()) => ResponseFuture::called(self.inner.call(req)),
+                Err(e) => ResponseFuture::rejected(e),
             },
-            other => other,
-        };
-        match admission {
-            Admission::Refused(e) => ResponseFuture::rejected(e),
-            Admission::Waiting { tat, cost, .. } => {
+            Phase::Refused => match self.refused.take() {
+                Some(e) => ResponseFuture::rejected(e),
+                None => ResponseFuture::called(self.inner.call(req)),
+            },
+            Phase::Waiting => {
                 // Called before the wait was over: give the token back.
-                self.limiter.cancel(tat, cost);
+                if let Some(w) = self.waiting.take() {
+                    self.limiter.cancel(w.tat, w.cost);
+                }
                 ResponseFuture::rejected(RateLimited::new(
                     self.limiter.name().clone(),
                     Some(Duration::ZERO),
                 ))
             }
-            _ => ResponseFuture::called(self.inner.call(req)),
         }
     }
 }

@@ -12,6 +12,9 @@
 //!   to a maximum, first come first served, failing fast when the wait
 //!   would be longer ([`RateLimiter::until_ready`], [`Mode::Wait`]).
 //! * Clones share one limit; a tower [`RateLimitLayer`].
+//! * Keyed limits ([`KeyedRateLimiter`]): one per client IP, API key or
+//!   tenant, in a sharded store whose memory is bounded without a cleanup
+//!   task, with an allowlist of keys or networks ([`allow_networks`]).
 //!
 //! # Example
 //!
@@ -32,6 +35,7 @@
 
 pub mod error;
 mod gcra;
+mod keyed;
 mod layer;
 mod limiter;
 mod quota;
@@ -40,6 +44,7 @@ mod quota;
 mod loom_tests;
 
 pub use error::RateLimited;
+pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter, NetworkError, allow_networks};
 pub use layer::{Mode, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use limiter::{LimitState, LimiterError, RateLimiter};
 #[cfg(feature = "serde")]

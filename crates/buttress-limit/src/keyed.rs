@@ -1,0 +1,405 @@
+//! One limit per key (client IP, API key, tenant), in a sharded store with
+//! bounded memory.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use buttress_core::sync::{AtomicU64, Ordering};
+use buttress_core::{Clock, Name, SharedClock, TokioClock};
+use hashbrown::DefaultHashBuilder;
+use hashbrown::HashMap;
+use metrics::Counter;
+
+use crate::error::RateLimited;
+use crate::gcra::{Decision, Gcra, check_tat};
+use crate::limiter::LimiterError;
+use crate::quota::Quota;
+
+/// A predicate for keys that are never limited.
+pub type Allow<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
+
+/// A rate limiter with one limit per key. Cheap to clone; clones share the
+/// store.
+///
+/// Memory is bounded without a cleanup task: the store holds at most
+/// `max_keys` keys. A key whose bucket has refilled completely carries no
+/// information (it is the same as a key never seen), so such keys are
+/// dropped whenever a shard fills up; if a shard is still full, the keys
+/// closest to refilled are dropped, which can only let those keys through
+/// a little early. (governor's keyed limiters grow until the user calls
+/// `retain_recent`: governor #171.)
+///
+/// ```
+/// use std::net::IpAddr;
+/// use buttress_limit::{KeyedRateLimiter, Quota};
+///
+/// let limiter: KeyedRateLimiter<IpAddr> = KeyedRateLimiter::builder("per-ip", Quota::per_minute(150)?.with_burst(1)?)
+///     .allow(buttress_limit::allow_networks(&["127.0.0.0/8", "::1/128"])?)
+///     .build()?;
+/// let client: IpAddr = "203.0.113.7".parse()?;
+/// assert!(limiter.check(&client).is_ok());
+/// assert!(limiter.check(&client).is_err());
+/// let local: IpAddr = "127.0.0.1".parse()?;
+/// for _ in 0..10 { assert!(limiter.check(&local).is_ok()); } // never limited
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyedRateLimiter<K> {
+    inner: Arc<Inner<K>>,
+}
+
+struct Inner<K> {
+    name: Name,
+    quota: Gcra,
+    current: RwLock<Quota>,
+    shards: Box<[RwLock<HashMap<K, AtomicU64>>]>,
+    per_shard: usize,
+    hasher: DefaultHashBuilder,
+    allow: Option<Allow<K>>,
+    clock: SharedClock,
+    origin: Instant,
+    allowed: Counter,
+    rejected: Counter,
+    evicted: Counter,
+}
+
+impl<K> Clone for KeyedRateLimiter<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K> fmt::Debug for KeyedRateLimiter<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("name", &self.inner.name)
+            .field("shards", &self.inner.shards.len())
+            .field(
+                "max_keys",
+                &(self.inner.per_shard * self.inner.shards.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`KeyedRateLimiter`].
+#[must_use]
+pub struct KeyedBuilder<K> {
+    name: String,
+    quota: Quota,
+    max_keys: usize,
+    shards: usize,
+    allow: Option<Allow<K>>,
+    clock: SharedClock,
+}
+
+impl<K> fmt::Debug for KeyedBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBuilder")
+            .field("name", &self.name)
+            .field("quota", &self.quota)
+            .field("max_keys", &self.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
+    /// At most this many keys are held (default 100,000; at least one per
+    /// shard).
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (default 64).
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Keys for which `allow` is true are never limited.
+    pub fn allow(mut self, allow: impl Fn(&K) -> bool + Send + Sync + 'static) -> Self {
+        self.allow = Some(Arc::new(allow));
+        self
+    }
+
+    /// The clock (default: tokio's).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the limiter.
+    pub fn build(self) -> Result<KeyedRateLimiter<K>, LimiterError> {
+        let name = Name::new(&self.name).map_err(LimiterError::Name)?;
+        let shards = self.shards.clamp(1, 4096).next_power_of_two();
+        let max_keys = self.max_keys.max(shards);
+        let per_shard = max_keys / shards;
+        let label = name.to_string();
+        let origin = self.clock.now();
+        Ok(KeyedRateLimiter {
+            inner: Arc::new(Inner {
+                allowed: metrics::counter!("buttress_limit_allowed_total", "name" => label.clone()),
+                rejected: metrics::counter!("buttress_limit_rejected_total", "name" => label.clone()),
+                evicted: metrics::counter!("buttress_limit_keys_evicted_total", "name" => label),
+                name,
+                quota: Gcra::new(self.quota),
+                current: RwLock::new(self.quota),
+                shards: (0..shards).map(|_| RwLock::new(HashMap::new())).collect(),
+                per_shard,
+                hasher: DefaultHashBuilder::default(),
+                allow: self.allow,
+                clock: self.clock,
+                origin,
+            }),
+        })
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
+    /// Starts a builder.
+    pub fn builder(name: impl Into<String>, quota: Quota) -> KeyedBuilder<K> {
+        KeyedBuilder {
+            name: name.into(),
+            quota,
+            max_keys: 100_000,
+            shards: 64,
+            allow: None,
+            clock: Arc::new(TokioClock),
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        u64::try_from(
+            self.inner
+                .clock
+                .now()
+                .saturating_duration_since(self.inner.origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    #[inline]
+    fn shard(&self, key: &K) -> &RwLock<HashMap<K, AtomicU64>> {
+        let h = self.inner.hasher.hash_one(key);
+        // High bits: the map inside uses the low ones.
+        let i = (h >> 48) as usize & (self.inner.shards.len() - 1);
+        &self.inner.shards[i]
+    }
+
+    /// Takes one token for `key`, or says when to come back.
+    #[inline]
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
+        self.check_n(key, 1)
+    }
+
+    /// Takes `n` tokens for `key`.
+    pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimited> {
+        if let Some(allow) = &self.inner.allow
+            && allow(key)
+        {
+            return Ok(());
+        }
+        let now = self.now();
+        let (t, cap) = self.inner.quota.rates();
+        let shard = self.shard(key);
+        let decision = {
+            let map = shard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(key).map(|tat| check_tat(tat, t, cap, now, n))
+        };
+        let decision = match decision {
+            Some(d) => d,
+            None => self.insert_and_check(shard, key, now, t, cap, n),
+        };
+        match decision {
+            Decision::Allowed { .. } => {
+                self.inner.allowed.increment(1);
+                Ok(())
+            }
+            Decision::Denied { retry_after } => {
+                self.inner.rejected.increment(1);
+                Err(RateLimited::new(
+                    self.inner.name.clone(),
+                    Some(Duration::from_nanos(retry_after)),
+                ))
+            }
+            Decision::Impossible => {
+                self.inner.rejected.increment(1);
+                Err(RateLimited::new(self.inner.name.clone(), None))
+            }
+        }
+    }
+
+    #[cold]
+    fn insert_and_check(
+        &self,
+        shard: &RwLock<HashMap<K, AtomicU64>>,
+        key: &K,
+        now: u64,
+        t: u64,
+        cap: u64,
+        n: u32,
+    ) -> Decision {
+        let mut map = shard
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !map.contains_key(key) && map.len() >= self.inner.per_shard {
+            self.make_room(&mut map, now);
+        }
+        let tat = map.entry(key.clone()).or_insert_with(|| AtomicU64::new(0));
+        check_tat(tat, t, cap, now, n)
+    }
+
+    /// Frees room in a full shard: every refilled key, and if that is not
+    /// enough, the eighth of the keys closest to refilled (in one pass, so
+    /// a flood of new keys costs O(1) amortized per key).
+    fn make_room(&self, map: &mut HashMap<K, AtomicU64>, now: u64) {
+        let before = map.len();
+        // Refilled buckets carry no information: drop them all.
+        map.retain(|_, tat| tat.load(Ordering::Acquire) > now);
+        if map.len() >= self.inner.per_shard {
+            let mut by_tat: Vec<(u64, K)> = map
+                .iter()
+                .map(|(k, tat)| (tat.load(Ordering::Acquire), k.clone()))
+                .collect();
+            let evict = (self.inner.per_shard / 8).max(1).min(by_tat.len());
+            by_tat.select_nth_unstable_by_key(evict - 1, |(tat, _)| *tat);
+            for (_, k) in by_tat.iter().take(evict) {
+                map.remove(k);
+            }
+        }
+        self.inner.evicted.increment((before - map.len()) as u64);
+    }
+
+    /// Drops every key whose bucket has refilled (the same as never seen).
+    /// Not needed for bounded memory; useful to shrink after a burst of
+    /// distinct keys.
+    pub fn retain_recent(&self) {
+        let now = self.now();
+        for shard in self.inner.shards.iter() {
+            let mut map = shard
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.retain(|_, tat| tat.load(Ordering::Acquire) > now);
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len()
+            })
+            .sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The quota every key gets.
+    pub fn quota(&self) -> Quota {
+        *self
+            .inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes every key's quota at run time, keeping what each has taken.
+    pub fn set_quota(&self, quota: Quota) {
+        let mut q = self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.quota.set_quota(quota);
+        *q = quota;
+    }
+}
+
+/// Why an allowlist entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkError(String);
+
+impl fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "not a network in CIDR form (such as 10.0.0.0/8 or ::1/128): {:?}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NetworkError {}
+
+/// An allowlist of IP networks in CIDR form (`"10.0.0.0/8"`, `"::1/128"`;
+/// a bare address is a /32 or /128), for [`KeyedBuilder::allow`].
+/// IPv4-mapped IPv6 addresses match IPv4 networks.
+pub fn allow_networks(
+    networks: &[&str],
+) -> Result<impl Fn(&std::net::IpAddr) -> bool + Send + Sync + 'static, NetworkError> {
+    use std::net::IpAddr;
+    let mut nets: Vec<(IpAddr, u8)> = Vec::with_capacity(networks.len());
+    for s in networks {
+        let bad = || NetworkError((*s).to_string());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (*s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        nets.push((addr, prefix));
+    }
+    Ok(move |ip: &IpAddr| {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
+            v4 => *v4,
+        };
+        nets.iter()
+            .any(|(net, prefix)| in_network(&ip, net, *prefix))
+    })
+}
+
+fn in_network(ip: &std::net::IpAddr, net: &std::net::IpAddr, prefix: u8) -> bool {
+    use std::net::IpAddr;
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            u32::from(*a) & mask == u32::from(*n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
+            u128::from(*a) & mask == u128::from(*n) & mask
+        }
+        _ => false,
+    }
+}

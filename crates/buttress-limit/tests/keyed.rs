@@ -1,0 +1,136 @@
+//! Keyed limits: independence, bounded memory under a flood of keys, the
+//! allowlist, and hostile input.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use buttress_core::ManualClock;
+use buttress_limit::{KeyedRateLimiter, Quota, allow_networks};
+
+fn keyed(clock: &ManualClock, max_keys: usize) -> KeyedRateLimiter<u64> {
+    KeyedRateLimiter::builder(
+        "keyed",
+        Quota::per_second(100)
+            .expect("valid")
+            .with_burst(2)
+            .expect("valid"),
+    )
+    .max_keys(max_keys)
+    .clock(clock.clone())
+    .build()
+    .expect("valid")
+}
+
+#[test]
+fn each_key_has_its_own_limit() {
+    let clock = ManualClock::new();
+    let l = keyed(&clock, 1000);
+    for key in [1, 2, 3] {
+        assert!(l.check(&key).is_ok());
+        assert!(l.check(&key).is_ok());
+        let e = l.check(&key).expect_err("burst of 2");
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(10)));
+    }
+    clock.advance(Duration::from_millis(10));
+    assert!(l.check(&1).is_ok());
+    assert!(l.check(&1).is_err());
+    assert_eq!(l.len(), 3);
+}
+
+#[test]
+fn a_million_distinct_keys_stay_within_the_bound() {
+    let clock = ManualClock::new();
+    let l = keyed(&clock, 10_000);
+    for key in 0..1_000_000u64 {
+        let _ = l.check(&key);
+        if key % 1000 == 0 {
+            clock.advance(Duration::from_micros(1)); // a flood of 1000 keys per µs…
+        }
+        if key % 50_000 == 0 {
+            assert!(l.len() <= 10_000, "{} keys held", l.len());
+        }
+    }
+    assert!(l.len() <= 10_000, "{} keys held", l.len());
+    // A key that is still limited is remembered while room allows.
+    let clock = ManualClock::new();
+    let l = keyed(&clock, 64);
+    l.check_n(&7, 2).expect("the burst");
+    assert!(l.check(&7).is_err());
+    clock.advance(Duration::from_secs(1)); // …and refilled keys are dropped first
+    for key in 100..1_000u64 {
+        let _ = l.check(&key);
+    }
+    assert!(l.len() <= 64);
+    l.retain_recent();
+}
+
+#[test]
+fn the_quota_changes_for_every_key() {
+    let clock = ManualClock::new();
+    let l = keyed(&clock, 100);
+    l.check_n(&1, 2).expect("the burst");
+    l.set_quota(
+        Quota::per_second(1000)
+            .expect("valid")
+            .with_burst(20)
+            .expect("valid"),
+    );
+    assert_eq!(l.quota().burst(), 20);
+    // 20 ms of debt is worth 20 tokens at 1 ms each: none left yet.
+    assert!(l.check(&1).is_err());
+    clock.advance(Duration::from_millis(1));
+    assert!(l.check(&1).is_ok());
+}
+
+#[test]
+fn allowlisted_networks_are_never_limited() {
+    let clock = ManualClock::new();
+    let allow =
+        allow_networks(&["127.0.0.0/8", "10.1.0.0/16", "::1", "2001:db8::/32"]).expect("valid");
+    let l: KeyedRateLimiter<IpAddr> =
+        KeyedRateLimiter::builder("ip", Quota::per_minute(1).expect("valid"))
+            .allow(allow)
+            .clock(clock.clone())
+            .build()
+            .expect("valid");
+    for ip in [
+        "127.0.0.1",
+        "127.255.0.9",
+        "10.1.200.3",
+        "::1",
+        "2001:db8:ffff::1",
+        "::ffff:127.0.0.1",
+    ] {
+        let ip: IpAddr = ip.parse().expect("ip");
+        for _ in 0..5 {
+            assert!(l.check(&ip).is_ok(), "{ip} is allowlisted");
+        }
+    }
+    for ip in ["10.2.0.1", "192.0.2.1", "2001:db9::1", "::2"] {
+        let ip: IpAddr = ip.parse().expect("ip");
+        assert!(l.check(&ip).is_ok());
+        assert!(l.check(&ip).is_err(), "{ip} is limited");
+    }
+    assert_eq!(l.len(), 4, "allowlisted keys take no memory");
+}
+
+#[test]
+fn malformed_networks_are_typed_errors() {
+    for bad in [
+        "",
+        "10.0.0.0/33",
+        "::1/129",
+        "10.0.0/8",
+        "localhost",
+        "1.2.3.4/-1",
+        "1.2.3.4/x",
+    ] {
+        let e = allow_networks(&[bad])
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} should be refused"));
+        assert!(e.to_string().contains("CIDR"));
+    }
+    let zero = allow_networks(&["0.0.0.0/0"]).expect("valid");
+    assert!(zero(&"8.8.8.8".parse().expect("ip")));
+    assert!(!zero(&"::2".parse().expect("ip")));
+}
