@@ -351,7 +351,7 @@ impl std::error::Error for NetworkError {}
 /// IPv4-mapped IPv6 addresses match IPv4 networks.
 pub fn allow_networks(
     networks: &[&str],
-) -> Result<impl Fn(&std::net::IpAddr) -> bool + Send + Sync + 'static, NetworkError> {
+) -> Result<impl Fn(&std::net::IpAddr) -> bool + Clone + Send + Sync + 'static, NetworkError> {
     use std::net::IpAddr;
     let mut nets: Vec<(IpAddr, u8)> = Vec::with_capacity(networks.len());
     for s in networks {

@@ -14,7 +14,11 @@
 //! * Clones share one limit; a tower [`RateLimitLayer`].
 //! * Keyed limits ([`KeyedRateLimiter`]): one per client IP, API key or
 //!   tenant, in a sharded store whose memory is bounded without a cleanup
-//!   task, with an allowlist of keys or networks ([`allow_networks`]).
+//!   task, with an allowlist of keys or networks ([`allow_networks`]), and
+//!   a tower [`KeyedRateLimitLayer`].
+//! * HTTP (feature `http`): `client_ip` reads `Forwarded` or
+//!   `X-Forwarded-For` only from trusted proxies; `Http429` answers `429`
+//!   with `Retry-After` and the IETF RateLimit header fields.
 //!
 //! # Example
 //!
@@ -33,9 +37,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "http")]
+mod client_ip;
 pub mod error;
 mod gcra;
 mod keyed;
+mod keyed_layer;
 mod layer;
 mod limiter;
 mod quota;
@@ -43,8 +50,15 @@ mod quota;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+#[cfg(feature = "http")]
+pub use client_ip::client_ip;
 pub use error::RateLimited;
 pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter, NetworkError, allow_networks};
+#[cfg(feature = "http")]
+pub use keyed_layer::Http429;
+pub use keyed_layer::{
+    KeyedRateLimitLayer, KeyedRateLimitService, KeyedResponseFuture, OnLimited, RejectWithError,
+};
 pub use layer::{Mode, RateLimitLayer, RateLimitService, ResponseFuture};
 pub use limiter::{LimitState, LimiterError, RateLimiter};
 #[cfg(feature = "serde")]
