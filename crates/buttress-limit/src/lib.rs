@@ -19,6 +19,9 @@
 //! * HTTP (feature `http`): `client_ip` reads `Forwarded` or
 //!   `X-Forwarded-For` only from trusted proxies; `Http429` answers `429`
 //!   with `Retry-After` and the IETF RateLimit header fields.
+//! * Shared across replicas (feature `redis`): `RedisRateLimiter` runs the
+//!   same algorithm in one Redis script call, with a timeout, fail-open or
+//!   fail-closed behaviour, and a circuit breaker in front of Redis.
 //!
 //! # Example
 //!
@@ -46,6 +49,8 @@ mod keyed_layer;
 mod layer;
 mod limiter;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -64,3 +69,5 @@ pub use limiter::{LimitState, LimiterError, RateLimiter};
 #[cfg(feature = "serde")]
 pub use quota::QuotaConfig;
 pub use quota::{Quota, QuotaError};
+#[cfg(feature = "redis")]
+pub use redis::{OnRedisFailure, RedisLimiterError, RedisRateLimiter};
