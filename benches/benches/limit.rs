@@ -170,7 +170,7 @@ fn keyed(c: &mut Criterion) {
     let fast: buttress_limit::KeyedRateLimiter<u64> =
         buttress_limit::KeyedRateLimiter::builder("bench", quota)
             .max_keys(100_000)
-            .clock(buttress_core::FastClock::new())
+            .fast_clock()
             .build()
             .expect("valid");
     let gov: governor::DefaultKeyedRateLimiter<u64> = governor::RateLimiter::keyed(

@@ -4,14 +4,15 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use buttress_core::sync::{AtomicU64, Ordering};
-use buttress_core::{Clock, Name, SharedClock, TokioClock};
+use buttress_core::{Clock, Name, TokioClock};
 use hashbrown::DefaultHashBuilder;
 use hashbrown::HashMap;
 use metrics::Counter;
 
+use crate::clock::LimiterClock;
 use crate::error::RateLimited;
 use crate::gcra::{Decision, Gcra, check_tat};
 use crate::limiter::LimiterError;
@@ -57,8 +58,7 @@ struct Inner<K> {
     per_shard: usize,
     hasher: DefaultHashBuilder,
     allow: Option<Allow<K>>,
-    clock: SharedClock,
-    origin: Instant,
+    clock: LimiterClock,
     allowed: Counter,
     rejected: Counter,
     evicted: Counter,
@@ -93,7 +93,7 @@ pub struct KeyedBuilder<K> {
     max_keys: usize,
     shards: usize,
     allow: Option<Allow<K>>,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl<K> fmt::Debug for KeyedBuilder<K> {
@@ -128,7 +128,16 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
 
     /// The clock (default: tokio's).
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        let origin = clock.now();
+        self.clock = LimiterClock::Any(Arc::new(clock), origin);
+        self
+    }
+
+    /// Reads [`FastClock`](buttress_core::FastClock): cheaper checks, but
+    /// its time does not follow tokio's paused clock in tests.
+    #[cfg(feature = "fast-clock")]
+    pub fn fast_clock(mut self) -> Self {
+        self.clock = LimiterClock::Fast(buttress_core::FastClock::new());
         self
     }
 
@@ -139,7 +148,6 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
         let max_keys = self.max_keys.max(shards);
         let per_shard = max_keys / shards;
         let label = name.to_string();
-        let origin = self.clock.now();
         Ok(KeyedRateLimiter {
             inner: Arc::new(Inner {
                 allowed: metrics::counter!("buttress_limit_allowed_total", "name" => label.clone()),
@@ -153,7 +161,6 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
                 hasher: DefaultHashBuilder::default(),
                 allow: self.allow,
                 clock: self.clock,
-                origin,
             }),
         })
     }
@@ -168,20 +175,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             max_keys: 100_000,
             shards: 64,
             allow: None,
-            clock: Arc::new(TokioClock),
+            clock: LimiterClock::Any(Arc::new(TokioClock), TokioClock.now()),
         }
     }
 
     #[inline]
     fn now(&self) -> u64 {
-        u64::try_from(
-            self.inner
-                .clock
-                .now()
-                .saturating_duration_since(self.inner.origin)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        self.inner.clock.nanos()
     }
 
     #[inline]

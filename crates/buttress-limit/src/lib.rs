@@ -42,6 +42,7 @@
 
 #[cfg(feature = "http")]
 mod client_ip;
+mod clock;
 pub mod error;
 mod gcra;
 mod keyed;

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use buttress_core::{Clock, Name, SharedClock, TokioClock};
+use buttress_core::{Clock, Name, TokioClock};
 use metrics::Counter;
 
+use crate::clock::LimiterClock;
 use crate::error::RateLimited;
 use crate::gcra::{Decision, Gcra, Reservation};
 use crate::quota::{Quota, QuotaError};
@@ -34,8 +35,7 @@ struct Inner {
     name: Name,
     gcra: Gcra,
     quota: std::sync::RwLock<Quota>,
-    clock: SharedClock,
-    origin: Instant,
+    clock: LimiterClock,
     allowed: Counter,
     rejected: Counter,
 }
@@ -101,7 +101,11 @@ impl RateLimiter {
     /// and a `ManualClock` or `TokioClock` instead.
     #[cfg(feature = "fast-clock")]
     pub fn with_fast_clock(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
-        Self::with_clock(name, quota, buttress_core::FastClock::new())
+        Self::build(
+            name,
+            quota,
+            LimiterClock::Fast(buttress_core::FastClock::new()),
+        )
     }
 
     /// A limiter with `quota` reading `clock`.
@@ -110,9 +114,17 @@ impl RateLimiter {
         quota: Quota,
         clock: impl Clock,
     ) -> Result<Self, LimiterError> {
+        let origin = clock.now();
+        Self::build(name, quota, LimiterClock::Any(Arc::new(clock), origin))
+    }
+
+    fn build(
+        name: impl AsRef<str>,
+        quota: Quota,
+        clock: LimiterClock,
+    ) -> Result<Self, LimiterError> {
         let name = Name::new(name).map_err(LimiterError::Name)?;
         let label = name.to_string();
-        let origin = clock.now();
         Ok(Self {
             inner: Arc::new(Inner {
                 allowed: metrics::counter!("buttress_limit_allowed_total", "name" => label.clone()),
@@ -120,8 +132,7 @@ impl RateLimiter {
                 name,
                 gcra: Gcra::new(quota),
                 quota: std::sync::RwLock::new(quota),
-                clock: Arc::new(clock),
-                origin,
+                clock,
             }),
         })
     }
@@ -133,14 +144,7 @@ impl RateLimiter {
 
     #[inline]
     fn now(&self) -> u64 {
-        u64::try_from(
-            self.inner
-                .clock
-                .now()
-                .saturating_duration_since(self.inner.origin)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        self.inner.clock.nanos()
     }
 
     /// Takes one token, or says when to come back.
