@@ -11,7 +11,7 @@ use tower::Service;
 /// future in these benchmarks is ready at the first poll; under two threads
 /// a lock inside a competitor may be busy, so spin (yielding now and then)
 /// until it is free.
-#[inline]
+#[inline(always)]
 pub fn run<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
@@ -28,7 +28,7 @@ pub fn run<F: Future>(f: F) -> F::Output {
 }
 
 /// One call through a tower service: readiness, then the call.
-#[inline]
+#[inline(always)]
 pub fn through<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
     run(async {
         std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;

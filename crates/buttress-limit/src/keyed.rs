@@ -200,10 +200,16 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
 
     /// Takes `n` tokens for `key`.
     pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimited> {
+        self.check_remaining(key, n).map(|_| ())
+    }
+
+    /// Takes `n` tokens for `key`; returns the whole tokens left after it
+    /// (`u32::MAX` for an allowlisted key).
+    pub fn check_remaining(&self, key: &K, n: u32) -> Result<u32, RateLimited> {
         if let Some(allow) = &self.inner.allow
             && allow(key)
         {
-            return Ok(());
+            return Ok(u32::MAX);
         }
         let now = self.now();
         let (t, cap) = self.inner.quota.rates();
@@ -219,9 +225,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             None => self.insert_and_check(shard, key, now, t, cap, n),
         };
         match decision {
-            Decision::Allowed { .. } => {
+            Decision::Allowed { remaining } => {
                 self.inner.allowed.increment(1);
-                Ok(())
+                Ok(remaining)
             }
             Decision::Denied { retry_after } => {
                 self.inner.rejected.increment(1);
@@ -235,6 +241,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
                 Err(RateLimited::new(self.inner.name.clone(), None))
             }
         }
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &Name {
+        &self.inner.name
     }
 
     #[cold]

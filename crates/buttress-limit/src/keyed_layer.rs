@@ -23,6 +23,18 @@ pub trait OnLimited<Response, InnerError> {
     type Error: From<InnerError>;
     /// The result of a refused request.
     fn on_limited(&self, limited: RateLimited, quota: Quota) -> Result<Response, Self::Error>;
+
+    /// Whether admitted responses should be shown to
+    /// [`on_admitted`](OnLimited::on_admitted) (costs a little per request).
+    fn wants_admitted(&self) -> bool {
+        false
+    }
+
+    /// Decorates an admitted request's response, for example with the
+    /// quota left.
+    fn on_admitted(&self, response: &mut Response, name: &str, remaining: u32, quota: Quota) {
+        let _ = (response, name, remaining, quota);
+    }
 }
 
 /// Refused requests fail with a boxed [`RateLimited`] (the default).
@@ -44,34 +56,78 @@ where
 /// (whole seconds, rounded up) and the IETF RateLimit header fields
 /// (`RateLimit-Policy: "<name>";q=<burst>;w=<seconds>` and
 /// `RateLimit: "<name>";r=0;t=<seconds>`), and an empty (`Default`) body.
+/// With [`Http429::with_success_headers`], admitted responses carry the
+/// same fields with the quota left.
 #[cfg(feature = "http")]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Http429;
+pub struct Http429 {
+    success_headers: bool,
+}
+
+#[cfg(feature = "http")]
+impl Http429 {
+    /// Also put `RateLimit` and `RateLimit-Policy` on admitted responses.
+    pub fn with_success_headers() -> Self {
+        Self {
+            success_headers: true,
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+fn ratelimit_headers(
+    h: &mut http::HeaderMap,
+    name: &str,
+    remaining: u32,
+    reset: u64,
+    quota: Quota,
+) {
+    use http::HeaderValue;
+    let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let window = secs(quota.interval() * quota.burst());
+    let name = name.replace(['"', '\\'], "_");
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
+        h.insert("ratelimit", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", quota.burst())) {
+        h.insert("ratelimit-policy", v);
+    }
+}
 
 #[cfg(feature = "http")]
 impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
     type Error = E;
 
     fn on_limited(&self, limited: RateLimited, quota: Quota) -> Result<http::Response<B>, E> {
-        use http::HeaderValue;
         let mut r = http::Response::new(B::default());
         *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
         let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        let window = secs(quota.interval() * quota.burst());
-        let name = limited.name().replace(['"', '\\'], "_");
-        let h = r.headers_mut();
-        if let Some(after) = limited.retry_after() {
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs(after)));
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r=0;t={}", secs(after))) {
-                h.insert("ratelimit", v);
-            }
+        let reset = limited.retry_after().map_or(0, secs);
+        if limited.retry_after().is_some() {
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(reset));
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", quota.burst()))
-        {
-            h.insert("ratelimit-policy", v);
-        }
+        ratelimit_headers(r.headers_mut(), limited.name(), 0, reset, quota);
         r.extensions_mut().insert(limited);
         Ok(r)
+    }
+
+    fn wants_admitted(&self) -> bool {
+        self.success_headers
+    }
+
+    fn on_admitted(
+        &self,
+        response: &mut http::Response<B>,
+        name: &str,
+        remaining: u32,
+        quota: Quota,
+    ) {
+        // Time until the bucket is full again, in whole seconds.
+        let missing = quota.burst().saturating_sub(remaining);
+        let d = quota.interval() * missing;
+        let reset = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        ratelimit_headers(response.headers_mut(), name, remaining, reset, quota);
     }
 }
 
@@ -132,7 +188,7 @@ impl<K, X, R> KeyedRateLimitLayer<K, X, R> {
     /// headers.
     #[cfg(feature = "http")]
     pub fn http(self) -> KeyedRateLimitLayer<K, X, Http429> {
-        self.on_limited(Http429)
+        self.on_limited(Http429::default())
     }
 }
 
@@ -174,11 +230,11 @@ where
     S: Service<Req>,
     K: Hash + Eq + Clone + Send + Sync + 'static,
     X: Fn(&Req) -> K,
-    R: OnLimited<S::Response, S::Error>,
+    R: OnLimited<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = R::Error;
-    type Future = KeyedResponseFuture<S::Future, S::Response, R::Error>;
+    type Future = KeyedResponseFuture<S::Future, S::Response, R::Error, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(R::Error::from)
@@ -186,10 +242,16 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = (self.key)(&req);
-        match self.limiter.check(&key) {
-            Ok(()) => KeyedResponseFuture {
+        match self.limiter.check_remaining(&key, 1) {
+            Ok(remaining) => KeyedResponseFuture {
                 kind: Kind::Called {
                     future: self.inner.call(req),
+                    admitted: self.on_limited.wants_admitted().then(|| Admitted {
+                        handler: self.on_limited.clone(),
+                        name: self.limiter.name().clone(),
+                        remaining,
+                        quota: self.limiter.quota(),
+                    }),
                 },
             },
             Err(e) => KeyedResponseFuture {
@@ -201,38 +263,54 @@ where
     }
 }
 
+/// What an admitted response is decorated with.
+struct Admitted<R> {
+    handler: R,
+    name: buttress_core::Name,
+    remaining: u32,
+    quota: Quota,
+}
+
 pin_project! {
     /// The response future of [`KeyedRateLimitService`].
-    pub struct KeyedResponseFuture<F, T, E> {
+    pub struct KeyedResponseFuture<F, T, E, R> {
         #[pin]
-        kind: Kind<F, T, E>,
+        kind: Kind<F, T, E, R>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, T, E> {
-        Called { #[pin] future: F },
+    enum Kind<F, T, E, R> {
+        Called { #[pin] future: F, admitted: Option<Admitted<R>> },
         Rejected { result: Option<Result<T, E>> },
     }
 }
 
-impl<F, T, E> fmt::Debug for KeyedResponseFuture<F, T, E> {
+impl<F, T, E, R> fmt::Debug for KeyedResponseFuture<F, T, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("KeyedResponseFuture")
     }
 }
 
-impl<F, T, E, E2> Future for KeyedResponseFuture<F, T, E2>
+impl<F, T, E, E2, R> Future for KeyedResponseFuture<F, T, E2, R>
 where
     F: Future<Output = Result<T, E>>,
     E2: From<E>,
+    R: OnLimited<T, E>,
 {
     type Output = Result<T, E2>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Called { future } => future.poll(cx).map_err(E2::from),
+            KindProj::Called { future, admitted } => {
+                let mut result = std::task::ready!(future.poll(cx));
+                if let (Ok(response), Some(a)) = (&mut result, admitted.take()) {
+                    a.handler
+                        .on_admitted(response, a.name.as_str(), a.remaining, a.quota);
+                }
+                Poll::Ready(result.map_err(E2::from))
+            }
             // A rejected future is built ready and polled once; polling it
             // again breaks the `Future` contract and pends forever.
             KindProj::Rejected { result } => match result.take() {

@@ -123,3 +123,39 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         .expect("response");
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test(start_paused = true)]
+async fn admitted_responses_can_carry_the_quota_left() {
+    let limiter: KeyedRateLimiter<IpAddr> = KeyedRateLimiter::builder(
+        "api",
+        Quota::per_minute(60)
+            .expect("valid")
+            .with_burst(2)
+            .expect("valid"),
+    )
+    .build()
+    .expect("valid");
+    let key = |req: &Request<Body>| {
+        req.extensions()
+            .get::<SocketAddr>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SocketAddr::ip)
+    };
+    let app = Router::new().route("/", get(|| async { "hello" })).layer(
+        KeyedRateLimitLayer::new(limiter, key)
+            .on_limited(buttress_limit::Http429::with_success_headers()),
+    );
+    let r = app
+        .clone()
+        .oneshot(request("198.51.100.1", None))
+        .await
+        .expect("response");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["ratelimit"], "\"api\";r=1;t=1");
+    assert_eq!(r.headers()["ratelimit-policy"], "\"api\";q=2;w=2");
+    let r = app
+        .clone()
+        .oneshot(request("198.51.100.1", None))
+        .await
+        .expect("response");
+    assert_eq!(r.headers()["ratelimit"], "\"api\";r=0;t=2");
+}

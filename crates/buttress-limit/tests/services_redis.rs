@@ -172,3 +172,27 @@ fn a_bad_url_is_a_typed_error() {
     let e = RedisRateLimiter::new("not a url", "x", quota()).expect_err("refused");
     assert!(e.to_string().contains("invalid Redis URL"));
 }
+
+#[tokio::test]
+async fn a_redis_that_never_answers_times_out_into_the_configured_behaviour() {
+    // A listener that takes connections and never replies: a hung Redis.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("redis://{}", listener.local_addr().expect("addr"));
+    let closed = RedisRateLimiter::with_options(
+        &url,
+        "hung",
+        quota(),
+        Duration::from_millis(50),
+        OnRedisFailure::FailClosed,
+    )
+    .expect("valid");
+    let start = std::time::Instant::now();
+    let e = closed.check("k").await.expect_err("fail closed");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "bounded by the timeout: {:?}",
+        start.elapsed()
+    );
+    drop(listener);
+}
