@@ -26,8 +26,9 @@ fn main() {
         std::mem::forget(l); // keep it allocated for the count
     });
     let governor = allocation_counter::measure(|| {
-        let l: governor::DefaultKeyedRateLimiter<u64> =
-            governor::RateLimiter::keyed(governor::Quota::per_second(NonZeroU32::new(10).expect("non-zero")));
+        let l: governor::DefaultKeyedRateLimiter<u64> = governor::RateLimiter::keyed(
+            governor::Quota::per_second(NonZeroU32::new(10).expect("non-zero")),
+        );
         for k in 0..KEYS {
             let _ = l.check_key(&k);
         }
@@ -36,7 +37,10 @@ fn main() {
     println!("keyed limiter memory, {KEYS} u64 keys:");
     println!("| limiter | bytes allocated | bytes per key |");
     println!("|---|---|---|");
-    for (name, info) in [("buttress KeyedRateLimiter", ours), ("governor keyed (dashmap)", governor)] {
+    for (name, info) in [
+        ("buttress KeyedRateLimiter", ours),
+        ("governor keyed (dashmap)", governor),
+    ] {
         println!(
             "| {name} | {} | {:.1} |",
             info.bytes_current,

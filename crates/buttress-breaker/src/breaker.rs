@@ -118,28 +118,23 @@ impl CircuitBreaker {
     /// [`try_acquire_owned`](Self::try_acquire_owned) gives one that does not.
     #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<&CircuitBreaker>, Rejected> {
-        self.admit(|ticket, start| Permit::new(self, ticket, start))
+        self.admit(|ticket| Permit::new(self, ticket))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit holds its own
     /// handle to the breaker, so it can move into a `'static` task.
     #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit, Rejected> {
-        self.admit(|ticket, start| Permit::new(self.clone(), ticket, start))
+        self.admit(|ticket| Permit::new(self.clone(), ticket))
     }
 
     #[inline(always)]
-    fn admit<P>(&self, permit: impl FnOnce(Ticket, u64) -> P) -> Result<P, Rejected> {
+    fn admit<P>(&self, permit: impl FnOnce(Ticket) -> P) -> Result<P, Rejected> {
         let shared = &*self.shared;
         let (admission, change) = shared.machine.acquire(|| self.now());
         match admission {
             Ok(ticket) => {
-                let start = if shared.times_calls {
-                    self.now()
-                } else {
-                    NOT_TIMED
-                };
-                let permit = permit(ticket, start);
+                let permit = permit(ticket);
                 if change.is_some() {
                     // The permit exists before anything user-supplied runs
                     // (a tracing subscriber, a listener), so a panic there
@@ -154,6 +149,17 @@ impl CircuitBreaker {
                 }
                 Err(self.refuse(refusal))
             }
+        }
+    }
+
+    /// When a call starts, for the slow-call rule: the time now, or
+    /// [`NOT_TIMED`] when no rule needs it (no clock read).
+    #[inline(always)]
+    pub(crate) fn start_timer(&self) -> u64 {
+        if self.shared.times_calls {
+            self.now()
+        } else {
+            NOT_TIMED
         }
     }
 
@@ -199,8 +205,10 @@ impl CircuitBreaker {
         Fut: Future<Output = Result<T, E>>,
     {
         let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let start = self.start_timer();
         let result = f().await;
-        permit.record_result(&result, classifier);
+        let c = classifier.classify(&result);
+        permit.finish(c.outcome, c.retry_after, start);
         result.map_err(CallError::Inner)
     }
 
@@ -335,12 +343,10 @@ pub struct Permit<B: Borrow<CircuitBreaker> = CircuitBreaker> {
     breaker: B,
     /// [`Ticket::SPENT`] once the outcome is recorded.
     ticket: Ticket,
-    /// Nanoseconds since the breaker's origin, or [`NOT_TIMED`].
-    start: u64,
 }
 
 /// The start time of a call that is not timed.
-const NOT_TIMED: u64 = u64::MAX;
+pub(crate) const NOT_TIMED: u64 = u64::MAX;
 
 impl<B: Borrow<CircuitBreaker>> fmt::Debug for Permit<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -354,12 +360,8 @@ impl<B: Borrow<CircuitBreaker>> fmt::Debug for Permit<B> {
 
 impl<B: Borrow<CircuitBreaker>> Permit<B> {
     #[inline]
-    fn new(breaker: B, ticket: Ticket, start: u64) -> Self {
-        Self {
-            breaker,
-            ticket,
-            start,
-        }
+    fn new(breaker: B, ticket: Ticket) -> Self {
+        Self { breaker, ticket }
     }
 
     /// Whether this call is a half-open probe.
@@ -382,13 +384,13 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
     /// Records an outcome.
     #[inline(always)]
     pub fn record(self, outcome: Outcome) {
-        self.finish(outcome, None);
+        self.finish(outcome, None, NOT_TIMED);
     }
 
     /// Records a full classification, including a `Retry-After` hint.
     #[inline(always)]
     pub fn record_classified(self, c: Classification) {
-        self.finish(c.outcome, c.retry_after);
+        self.finish(c.outcome, c.retry_after, NOT_TIMED);
     }
 
     /// Classifies `result` with `classifier` and records it.
@@ -402,21 +404,28 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
         self.record_classified(c);
     }
 
-    /// Starts the call's clock again (for a permit taken before the call
-    /// could start, as a tower service does in `poll_ready`).
-    #[inline(always)]
-    pub(crate) fn restart_timer(&mut self) {
-        if self.start != NOT_TIMED {
-            self.start = self.breaker.borrow().now();
-        }
+    /// Records an outcome and how long the call took, for the slow-call
+    /// rule (the two-step API does not time calls itself; `call` and the
+    /// tower service do).
+    #[inline]
+    pub fn record_elapsed(self, outcome: Outcome, elapsed: Duration) {
+        let b = self.breaker.borrow();
+        let start = if b.shared.times_calls {
+            b.now().saturating_sub(nanos(elapsed))
+        } else {
+            NOT_TIMED
+        };
+        self.finish(outcome, None, start);
     }
 
+    /// Records a verdict for a call that started at `start` (nanoseconds
+    /// since the breaker's origin, or [`NOT_TIMED`]).
     #[inline(always)]
-    fn finish(mut self, outcome: Outcome, retry_after: Option<Duration>) {
+    pub(crate) fn finish(mut self, outcome: Outcome, retry_after: Option<Duration>, start: u64) {
         let ticket = std::mem::replace(&mut self.ticket, Ticket::SPENT);
         self.breaker
             .borrow()
-            .record(ticket, outcome, retry_after, self.start);
+            .record(ticket, outcome, retry_after, start);
     }
 }
 

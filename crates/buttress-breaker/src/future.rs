@@ -29,6 +29,7 @@ pin_project! {
             #[pin]
             future: F,
             permit: Option<Permit>,
+            start: u64,
             classifier: C,
         },
         Rejected {
@@ -38,11 +39,12 @@ pin_project! {
 }
 
 impl<F, C, T> ResponseFuture<F, C, T> {
-    pub(crate) fn called(future: F, permit: Permit, classifier: C) -> Self {
+    pub(crate) fn called(future: F, permit: Permit, start: u64, classifier: C) -> Self {
         Self {
             kind: Kind::Called {
                 future,
                 permit: Some(permit),
+                start,
                 classifier,
             },
         }
@@ -83,11 +85,13 @@ where
             KindProj::Called {
                 future,
                 permit,
+                start,
                 classifier,
             } => {
                 let result = ready!(future.poll(cx));
                 if let Some(permit) = permit.take() {
-                    permit.record_result(&result, classifier);
+                    let c = classifier.classify(&result);
+                    permit.finish(c.outcome, c.retry_after, *start);
                 }
                 Poll::Ready(result.map_err(Into::into))
             }

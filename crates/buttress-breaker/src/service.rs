@@ -95,16 +95,19 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
     {
         self.held = false;
         match self.admission.take() {
-            Some(Ok(mut permit)) => {
+            Some(Ok(permit)) => {
                 // Time the call itself, not the wait for readiness.
-                permit.restart_timer();
-                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
+                let start = self.breaker.start_timer();
+                ResponseFuture::called(self.inner.call(req), permit, start, self.classifier.clone())
             }
             Some(Err(rejected)) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
             None => match self.breaker.try_acquire_owned() {
-                Ok(permit) => {
-                    ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
-                }
+                Ok(permit) => ResponseFuture::called(
+                    self.inner.call(req),
+                    permit,
+                    self.breaker.start_timer(),
+                    self.classifier.clone(),
+                ),
                 Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
             },
         }
@@ -154,9 +157,12 @@ where
         }
         // Closed at `poll_ready` (or no `poll_ready` at all): ask now.
         match self.breaker.try_acquire_owned() {
-            Ok(permit) => {
-                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
-            }
+            Ok(permit) => ResponseFuture::called(
+                self.inner.call(req),
+                permit,
+                self.breaker.start_timer(),
+                self.classifier.clone(),
+            ),
             Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
         }
     }

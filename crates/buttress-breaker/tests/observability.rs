@@ -270,3 +270,23 @@ fn outcome_is_shared_with_core() {
     b.try_acquire().expect("closed").record(Outcome::Ignored);
     assert_eq!(b.state(), State::Closed);
 }
+
+#[test]
+fn the_two_step_api_reports_durations_for_the_slow_call_rule() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder("slow")
+        .failure_rate(None)
+        .slow_calls(1.0, Duration::from_secs(2))
+        .count_window(2)
+        .minimum_calls(2)
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    clock.advance(Duration::from_secs(10));
+    b.try_acquire().expect("closed").record_elapsed(Outcome::Success, Duration::from_secs(1));
+    assert_eq!(b.snapshot().slow_calls, 0);
+    for _ in 0..2 {
+        b.try_acquire().expect("closed").record_elapsed(Outcome::Success, Duration::from_secs(3));
+    }
+    assert_eq!(b.state(), State::Open);
+}
