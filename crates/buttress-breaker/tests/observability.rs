@@ -283,10 +283,14 @@ fn the_two_step_api_reports_durations_for_the_slow_call_rule() {
         .build()
         .expect("valid");
     clock.advance(Duration::from_secs(10));
-    b.try_acquire().expect("closed").record_elapsed(Outcome::Success, Duration::from_secs(1));
+    b.try_acquire()
+        .expect("closed")
+        .record_elapsed(Outcome::Success, Duration::from_secs(1));
     assert_eq!(b.snapshot().slow_calls, 0);
     for _ in 0..2 {
-        b.try_acquire().expect("closed").record_elapsed(Outcome::Success, Duration::from_secs(3));
+        b.try_acquire()
+            .expect("closed")
+            .record_elapsed(Outcome::Success, Duration::from_secs(3));
     }
     assert_eq!(b.state(), State::Open);
 }
