@@ -5,6 +5,18 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
+/// Which header the trusted proxies write. Only that one is read: a header
+/// the proxies pass through untouched is the client's own to forge (nginx
+/// and most load balancers append to `X-Forwarded-For` and leave a client's
+/// `Forwarded` as it came).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
 /// The most forwarding hops read from headers: a hostile client can send
 /// thousands, and none past the proxies in front of us matters.
 const MAX_HOPS: usize = 32;
@@ -12,8 +24,8 @@ const MAX_HOPS: usize = 32;
 /// The address a request should be limited by.
 ///
 /// The peer address (the TCP connection's other end) is the client unless
-/// the peer is one of the `trusted` proxies; only then are `Forwarded`
-/// (RFC 7239) and, failing that, `X-Forwarded-For` read, from the right:
+/// the peer is one of the `trusted` proxies; only then is the `header` the
+/// proxies write read, from the right:
 /// each trusted proxy appends the address it received from, so the first
 /// address from the right that is not a trusted proxy is the client.
 /// Anything malformed ends the walk at the last address known to be good.
@@ -24,27 +36,31 @@ const MAX_HOPS: usize = 32;
 /// ```
 /// use std::net::IpAddr;
 /// use http::HeaderMap;
-/// use buttress_limit::{allow_networks, client_ip};
+/// use buttress_limit::{allow_networks, client_ip, ProxyHeader};
 ///
 /// let proxies = allow_networks(&["10.0.0.0/8"])?;
 /// let mut h = HeaderMap::new();
 /// h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.7".parse()?);
 /// let peer: IpAddr = "10.0.0.2".parse()?;
-/// assert_eq!(client_ip(peer, &h, &proxies), "203.0.113.9".parse::<IpAddr>()?);
+/// let xff = ProxyHeader::XForwardedFor;
+/// assert_eq!(client_ip(peer, &h, xff, &proxies), "203.0.113.9".parse::<IpAddr>()?);
 /// // The same headers from an untrusted peer are ignored.
 /// let peer: IpAddr = "198.51.100.1".parse()?;
-/// assert_eq!(client_ip(peer, &h, &proxies), peer);
+/// assert_eq!(client_ip(peer, &h, xff, &proxies), peer);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &dyn Fn(&IpAddr) -> bool) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    header: ProxyHeader,
+    trusted: &dyn Fn(&IpAddr) -> bool,
+) -> IpAddr {
     if !trusted(&peer) {
         return peer;
     }
-    let forwarded = forwarded_for(headers);
-    let hops = if forwarded.is_empty() {
-        x_forwarded_for(headers)
-    } else {
-        forwarded
+    let hops = match header {
+        ProxyHeader::XForwardedFor => x_forwarded_for(headers),
+        ProxyHeader::Forwarded => forwarded_for(headers),
     };
     let mut client = peer;
     for hop in hops.into_iter().rev() {
@@ -124,6 +140,9 @@ mod tests {
     use super::*;
     use crate::allow_networks;
 
+    const X: ProxyHeader = ProxyHeader::XForwardedFor;
+    const F: ProxyHeader = ProxyHeader::Forwarded;
+
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -144,27 +163,30 @@ mod tests {
         let t = allow_networks(&["10.0.0.0/8", "fd00::/8"]).expect("valid");
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.7")]);
         // 1.1.1.1 was written by the client itself: not believed.
-        assert_eq!(client_ip(ip("10.0.0.2"), &h, &t), ip("203.0.113.9"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, X, &t), ip("203.0.113.9"));
         let h = headers(&[(
             "forwarded",
             r#"for=192.0.2.60;proto=http, for="[2001:db8::7]:4711", for=10.1.2.3"#,
         )]);
-        assert_eq!(client_ip(ip("fd00::1"), &h, &t), ip("2001:db8::7"));
-        // Forwarded wins over X-Forwarded-For.
+        assert_eq!(client_ip(ip("fd00::1"), &h, F, &t), ip("2001:db8::7"));
+        // Only the configured header is read: a client's own Forwarded is
+        // ignored behind a proxy that writes X-Forwarded-For, and the other
+        // way round.
         let h = headers(&[
-            ("forwarded", "for=192.0.2.1"),
+            ("forwarded", "for=127.0.0.1"),
             ("x-forwarded-for", "192.0.2.2"),
         ]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("192.0.2.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("192.0.2.2"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, F, &t), ip("127.0.0.1"));
         // Only trusted hops: the leftmost is the best we know.
         let h = headers(&[("x-forwarded-for", "10.0.0.9, 10.0.0.8")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.9"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("10.0.0.9"));
         // Split across several header lines.
         let h = headers(&[
             ("x-forwarded-for", "198.51.100.4"),
             ("x-forwarded-for", "10.0.0.3"),
         ]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("198.51.100.4"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("198.51.100.4"));
     }
 
     #[test]
@@ -175,7 +197,7 @@ mod tests {
             ("x-forwarded-for", "127.0.0.1"),
             ("forwarded", "for=127.0.0.1"),
         ]);
-        assert_eq!(client_ip(ip("198.51.100.1"), &h, &t), ip("198.51.100.1"));
+        assert_eq!(client_ip(ip("198.51.100.1"), &h, X, &t), ip("198.51.100.1"));
         // Garbage stops the walk at the last good address.
         for bad in [
             "unknown",
@@ -187,7 +209,11 @@ mod tests {
             "",
         ] {
             let h = headers(&[("x-forwarded-for", &format!("{bad}, 10.0.0.5"))]);
-            assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.5"), "{bad:?}");
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &h, X, &t),
+                ip("10.0.0.5"),
+                "{bad:?}"
+            );
         }
         // Thousands of hops: only the nearest 32 are read.
         let many = (0..5000)
@@ -195,9 +221,9 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         let h = headers(&[("x-forwarded-for", &format!("203.0.113.1, {many}"))]);
-        assert!(t(&client_ip(ip("10.0.0.1"), &h, &t)));
+        assert!(t(&client_ip(ip("10.0.0.1"), &h, X, &t)));
         // Ports and v4-in-brackets forms.
         let h = headers(&[("x-forwarded-for", "192.0.2.9:5000")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("192.0.2.9"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("192.0.2.9"));
     }
 }

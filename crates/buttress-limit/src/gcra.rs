@@ -42,17 +42,25 @@ pub(crate) struct State {
     pub(crate) next_token_in: u64,
 }
 
-/// Takes `cost` tokens from the bucket whose state is `tat`, with interval
-/// `t` and capacity `cap` (burst × interval): one load and one
-/// compare-and-swap when uncontended.
+/// Takes `cost` tokens from the bucket whose state is `tat_word`, with the
+/// interval and capacity (burst × interval) that `rates` reads: one load
+/// and one compare-and-swap when uncontended. After a failed CAS both the
+/// state and the rates are read again, so a decision never mixes a quota
+/// with a state scaled for another one.
 #[inline]
-pub(crate) fn check_tat(tat_word: &AtomicU64, t: u64, cap: u64, now: u64, cost: u32) -> Decision {
-    let inc = t.saturating_mul(u64::from(cost));
-    if inc > cap {
-        return Decision::Impossible;
-    }
-    let mut tat = tat_word.load(Ordering::Acquire);
+pub(crate) fn check_tat(
+    tat_word: &AtomicU64,
+    rates: impl Fn() -> (u64, u64),
+    now: u64,
+    cost: u32,
+) -> Decision {
     loop {
+        let (t, cap) = rates();
+        let inc = t.saturating_mul(u64::from(cost));
+        if inc > cap {
+            return Decision::Impossible;
+        }
+        let tat = tat_word.load(Ordering::Acquire);
         let new_tat = tat.max(now).saturating_add(inc);
         let ahead = new_tat - now;
         if ahead > cap {
@@ -60,61 +68,112 @@ pub(crate) fn check_tat(tat_word: &AtomicU64, t: u64, cap: u64, now: u64, cost: 
                 retry_after: ahead - cap,
             };
         }
-        match tat_word.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                let remaining = (cap - ahead) / t;
-                return Decision::Allowed {
-                    remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                };
-            }
-            Err(actual) => tat = actual,
+        if tat_word
+            .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let remaining = (cap - ahead) / t;
+            return Decision::Allowed {
+                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            };
         }
+    }
+}
+
+/// Re-expresses the debt of `tat_word` (how far it runs ahead of `now`)
+/// from interval `old_t` to interval `new_t`: the same number of tokens
+/// owed, at the new rate.
+pub(crate) fn rescale_tat(tat_word: &AtomicU64, now: u64, old_t: u64, new_t: u64) {
+    let _ = tat_word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+        (tat > now).then(|| {
+            let debt = u128::from(tat - now) * u128::from(new_t) / u128::from(old_t.max(1));
+            now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX))
+        })
+    });
+}
+
+/// A quota that is read and replaced whole: a sequence lock over the
+/// interval and the burst, so a check never sees one without the other.
+#[derive(Debug)]
+pub(crate) struct QuotaCell {
+    /// Odd while a change is being written.
+    version: AtomicU64,
+    interval: AtomicU64,
+    burst: AtomicU64,
+}
+
+impl QuotaCell {
+    pub(crate) fn new(q: Quota) -> Self {
+        Self {
+            version: AtomicU64::new(0),
+            interval: AtomicU64::new(q.interval_nanos()),
+            burst: AtomicU64::new(u64::from(q.burst())),
+        }
+    }
+
+    /// The interval and the capacity (burst × interval) in force.
+    #[inline]
+    pub(crate) fn rates(&self) -> (u64, u64) {
+        loop {
+            let v1 = self.version.load(Ordering::Acquire);
+            if v1 & 1 == 0 {
+                let t = self.interval.load(Ordering::Acquire);
+                let b = self.burst.load(Ordering::Acquire);
+                if self.version.load(Ordering::Acquire) == v1 {
+                    return (t, t.saturating_mul(b));
+                }
+            }
+            // A change is being written: wait for it (under loom, let the
+            // writer run).
+            #[cfg(loom)]
+            loom::thread::yield_now();
+            #[cfg(not(loom))]
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Replaces the quota; `while_locked` runs while checks wait (callers
+    /// serialise changes).
+    pub(crate) fn set(&self, q: Quota, while_locked: impl FnOnce(u64, u64)) {
+        let old_t = self.interval.load(Ordering::Acquire);
+        self.version.fetch_add(1, Ordering::AcqRel);
+        while_locked(old_t, q.interval_nanos());
+        self.interval.store(q.interval_nanos(), Ordering::Release);
+        self.burst.store(u64::from(q.burst()), Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct Gcra {
     tat: AtomicU64,
-    interval: AtomicU64,
-    burst: AtomicU64,
+    quota: QuotaCell,
 }
 
 impl Gcra {
     pub(crate) fn new(q: Quota) -> Self {
         Self {
             tat: AtomicU64::new(0),
-            interval: AtomicU64::new(q.interval_nanos()),
-            burst: AtomicU64::new(u64::from(q.burst())),
+            quota: QuotaCell::new(q),
         }
     }
 
-    /// The quota in force. A concurrent [`Gcra::set_quota`] may be seen half
-    /// applied by one decision; either half is a valid quota.
     #[inline]
     fn quota(&self) -> (u64, u64) {
-        let t = self.interval.load(Ordering::Relaxed);
-        let b = self.burst.load(Ordering::Relaxed);
-        (t, t.saturating_mul(b))
+        self.quota.rates()
     }
 
-    /// Replaces the quota; the TAT, and so the tokens already taken, stay.
-    pub(crate) fn set_quota(&self, q: Quota) {
-        self.interval.store(q.interval_nanos(), Ordering::Relaxed);
-        self.burst.store(u64::from(q.burst()), Ordering::Relaxed);
+    /// Replaces the quota, keeping the tokens owed: the debt is re-expressed
+    /// at the new rate while checks wait.
+    pub(crate) fn set_quota(&self, q: Quota, now: u64) {
+        self.quota
+            .set(q, |old_t, new_t| rescale_tat(&self.tat, now, old_t, new_t));
     }
 
     /// Takes `cost` tokens if they are there.
     #[inline]
     pub(crate) fn check(&self, now: u64, cost: u32) -> Decision {
-        let (t, cap) = self.quota();
-        check_tat(&self.tat, t, cap, now, cost)
-    }
-
-    /// The interval and the capacity (burst × interval) in force, for
-    /// keyed limiters that share one quota over many TAT words.
-    #[inline]
-    pub(crate) fn rates(&self) -> (u64, u64) {
-        self.quota()
+        check_tat(&self.tat, || self.quota.rates(), now, cost)
     }
 
     /// Whether `cost` tokens are there, without taking them.
@@ -312,10 +371,12 @@ mod tests {
                 .expect("valid")
                 .with_burst(20)
                 .expect("valid"),
+            0,
         );
-        // The debt (200 ms) is now worth 20 tokens of 10 ms: none left.
-        assert!(matches!(g.check(0, 1), Decision::Denied { .. }));
-        assert_eq!(g.check(10 * MS, 1), Decision::Allowed { remaining: 0 });
+        // Two tokens were owed; at 10 ms a token they are 20 ms of debt, so
+        // 18 of the new burst of 20 are left.
+        assert_eq!(g.state(0).remaining, 18);
+        assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 17 });
         let _ = Duration::ZERO;
     }
 

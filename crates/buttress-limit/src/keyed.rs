@@ -14,7 +14,7 @@ use metrics::Counter;
 
 use crate::clock::LimiterClock;
 use crate::error::RateLimited;
-use crate::gcra::{Decision, Gcra, check_tat};
+use crate::gcra::{Decision, QuotaCell, check_tat, rescale_tat};
 use crate::limiter::LimiterError;
 use crate::quota::Quota;
 
@@ -27,9 +27,12 @@ pub type Allow<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
 /// Memory is bounded without a cleanup task: the store holds at most
 /// `max_keys` keys. A key whose bucket has refilled completely carries no
 /// information (it is the same as a key never seen), so such keys are
-/// dropped whenever a shard fills up; if a shard is still full, the keys
-/// closest to refilled are dropped, which can only let those keys through
-/// a little early. (governor's keyed limiters grow until the user calls
+/// dropped whenever a shard fills up, and the shard is then brought down to
+/// seven eighths by dropping the keys closest to refilled (amortised O(1)
+/// per new key). A dropped key that still owed tokens starts afresh: when
+/// more distinct clients than `max_keys` are active at once, a client can
+/// be admitted early. Size `max_keys` above the clients active within one
+/// window. (governor's keyed limiters grow until the user calls
 /// `retain_recent`: governor #171.)
 ///
 /// ```
@@ -52,7 +55,7 @@ pub struct KeyedRateLimiter<K> {
 
 struct Inner<K> {
     name: Name,
-    quota: Gcra,
+    quota: QuotaCell,
     current: RwLock<Quota>,
     shards: Box<[RwLock<HashMap<K, AtomicU64>>]>,
     per_shard: usize,
@@ -154,7 +157,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
                 rejected: metrics::counter!("buttress_limit_rejected_total", "name" => label.clone()),
                 evicted: metrics::counter!("buttress_limit_keys_evicted_total", "name" => label),
                 name,
-                quota: Gcra::new(self.quota),
+                quota: QuotaCell::new(self.quota),
                 current: RwLock::new(self.quota),
                 shards: (0..shards).map(|_| RwLock::new(HashMap::new())).collect(),
                 per_shard,
@@ -212,17 +215,17 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             return Ok(u32::MAX);
         }
         let now = self.now();
-        let (t, cap) = self.inner.quota.rates();
+        let rates = || self.inner.quota.rates();
         let shard = self.shard(key);
         let decision = {
             let map = shard
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.get(key).map(|tat| check_tat(tat, t, cap, now, n))
+            map.get(key).map(|tat| check_tat(tat, rates, now, n))
         };
         let decision = match decision {
             Some(d) => d,
-            None => self.insert_and_check(shard, key, now, t, cap, n),
+            None => self.insert_and_check(shard, key, now, n),
         };
         match decision {
             Decision::Allowed { remaining } => {
@@ -254,8 +257,6 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
         shard: &RwLock<HashMap<K, AtomicU64>>,
         key: &K,
         now: u64,
-        t: u64,
-        cap: u64,
         n: u32,
     ) -> Decision {
         let mut map = shard
@@ -265,7 +266,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             self.make_room(&mut map, now);
         }
         let tat = map.entry(key.clone()).or_insert_with(|| AtomicU64::new(0));
-        check_tat(tat, t, cap, now, n)
+        check_tat(tat, || self.inner.quota.rates(), now, n)
     }
 
     /// Frees room in a full shard: every refilled key, and if that is not
@@ -275,12 +276,15 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
         let before = map.len();
         // Refilled buckets carry no information: drop them all.
         map.retain(|_, tat| tat.load(Ordering::Acquire) > now);
-        if map.len() >= self.inner.per_shard {
+        // Then bring the shard down to seven eighths, so that the next
+        // eighth of new keys inserts without another pass.
+        let target = self.inner.per_shard - (self.inner.per_shard / 8).max(1);
+        if map.len() > target {
             let mut by_tat: Vec<(u64, K)> = map
                 .iter()
                 .map(|(k, tat)| (tat.load(Ordering::Acquire), k.clone()))
                 .collect();
-            let evict = (self.inner.per_shard / 8).max(1).min(by_tat.len());
+            let evict = map.len() - target;
             by_tat.select_nth_unstable_by_key(evict - 1, |(tat, _)| *tat);
             for (_, k) in by_tat.iter().take(evict) {
                 map.remove(k);
@@ -329,14 +333,29 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Changes every key's quota at run time, keeping what each has taken.
+    /// Changes every key's quota at run time, keeping what each owes: each
+    /// key's debt is re-expressed at the new rate, one shard at a time (a
+    /// check on a key not yet rescaled may use the new rate with the old
+    /// debt for the moment the walk takes).
     pub fn set_quota(&self, quota: Quota) {
         let mut q = self
             .inner
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.inner.quota.set_quota(quota);
+        let now = self.now();
+        let mut rates = (0, 0);
+        self.inner
+            .quota
+            .set(quota, |old_t, new_t| rates = (old_t, new_t));
+        for shard in self.inner.shards.iter() {
+            let map = shard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for tat in map.values() {
+                rescale_tat(tat, now, rates.0, rates.1);
+            }
+        }
         *q = quota;
     }
 }

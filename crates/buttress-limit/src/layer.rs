@@ -190,7 +190,17 @@ where
             match self.phase {
                 Phase::Idle => self.ask(),
                 Phase::Admitted => return self.inner.poll_ready(cx).map_err(Into::into),
-                Phase::Refused => return Poll::Ready(Ok(())),
+                Phase::Refused => {
+                    // Polled again before `call`: tokens may have come back.
+                    if let Mode::Reject = self.mode
+                        && self.limiter.check().is_ok()
+                    {
+                        self.refused = None;
+                        self.phase = Phase::Admitted;
+                        continue;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
                 Phase::Waiting => {
                     if let Some(w) = self.waiting.as_mut() {
                         ready!(w.sleep.as_mut().poll(cx));

@@ -57,7 +57,7 @@ mod redis;
 mod loom_tests;
 
 #[cfg(feature = "http")]
-pub use client_ip::client_ip;
+pub use client_ip::{ProxyHeader, client_ip};
 pub use error::RateLimited;
 pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter, NetworkError, allow_networks};
 #[cfg(feature = "http")]

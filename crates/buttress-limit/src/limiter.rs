@@ -209,15 +209,17 @@ impl RateLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Changes the quota at run time. Tokens already taken stay taken: the
-    /// time they cost is re-read at the new rate.
+    /// Changes the quota at run time, keeping the tokens already taken: the
+    /// debt is re-expressed at the new rate (2 tokens owed stay 2 tokens
+    /// owed), so tightening a quota cannot admit a second burst and
+    /// loosening it does not keep clients waiting at the old rate.
     pub fn set_quota(&self, quota: Quota) {
         let mut q = self
             .inner
             .quota
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.inner.gcra.set_quota(quota);
+        self.inner.gcra.set_quota(quota, self.now());
         *q = quota;
         tracing::info!(limiter = %self.inner.name, interval = ?quota.interval(), burst = quota.burst(), "quota changed");
     }

@@ -7,7 +7,7 @@
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::gcra::{Decision, Gcra};
+use crate::gcra::{Decision, Gcra, QuotaCell};
 use crate::quota::Quota;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -40,5 +40,30 @@ fn loom_never_more_than_the_burst() {
                 .map(|h| h.join().expect("thread"))
                 .sum::<u32>();
         assert_eq!(allowed, 2);
+    });
+}
+
+/// A quota change racing a check: the check sees the old quota or the new
+/// one, never the interval of one with the burst of the other.
+#[test]
+fn loom_quota_changes_are_never_torn() {
+    model(|| {
+        let old = Quota::per_second(1000).expect("valid"); // 1 ms × 1000
+        let new = Quota::per_second(1)
+            .expect("valid")
+            .with_burst(1)
+            .expect("valid"); // 1 s × 1
+        let cell = Arc::new(QuotaCell::new(old));
+        let writer = {
+            let cell = Arc::clone(&cell);
+            thread::spawn(move || cell.set(new, |_, _| {}))
+        };
+        let (t, cap) = cell.rates();
+        writer.join().expect("thread");
+        let ms = 1_000_000;
+        assert!(
+            (t, cap) == (ms, 1000 * ms) || (t, cap) == (1000 * ms, 1000 * ms),
+            "torn quota: {t} {cap}"
+        );
     });
 }

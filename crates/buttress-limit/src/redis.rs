@@ -31,7 +31,7 @@ if tat < now then tat = now end
 local new_tat = tat + inc
 local ahead = new_tat - now
 if ahead > cap then return {0, ahead - cap} end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil(ahead / 1000) + 1)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', math.ceil(ahead / 1000) + 1))
 return {1, math.floor((cap - ahead) / interval)}
 ";
 
@@ -193,7 +193,8 @@ impl RedisRateLimiter {
             .quota
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let interval_us = quota.interval().as_micros().max(1);
+        // Whole microseconds, rounded up: never faster than asked.
+        let interval_us = quota.interval().as_nanos().div_ceil(1000).max(1);
         match tokio::time::timeout(inner.timeout, self.eval(key, interval_us, quota.burst(), n))
             .await
         {

@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, Quota, allow_networks, client_ip};
+use buttress_limit::{
+    KeyedRateLimitLayer, KeyedRateLimiter, ProxyHeader, Quota, allow_networks, client_ip,
+};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 
@@ -30,7 +32,7 @@ fn app() -> Router {
             .extensions()
             .get::<SocketAddr>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SocketAddr::ip);
-        client_ip(peer, req.headers(), &proxies)
+        client_ip(peer, req.headers(), ProxyHeader::XForwardedFor, &proxies)
     };
     Router::new()
         .route("/", get(|| async { "hello" }))

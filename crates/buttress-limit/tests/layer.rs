@@ -136,11 +136,22 @@ async fn the_quota_changes_live() {
             .with_burst(100)
             .expect("valid"),
     );
-    // The debt (1 s) is worth 100 tokens at the new rate: still none left.
-    assert!(l.check().is_err());
-    tokio::time::advance(Duration::from_millis(10)).await;
-    l.check().expect("one token after 10 ms at the new rate");
+    // The one token owed stays owed at the new rate: 99 of 100 are left.
+    assert_eq!(l.state().remaining, 99);
+    l.check().expect("a token at the new rate");
     assert_eq!(l.quota().burst(), 100);
+    // Tightening does not grant a second burst: 98 owed become 98 owed.
+    l.set_quota(
+        Quota::per_minute(60)
+            .expect("valid")
+            .with_burst(100)
+            .expect("valid"),
+    );
+    assert_eq!(l.state().remaining, 98);
+    for _ in 0..98 {
+        l.check().expect("the rest of the burst");
+    }
+    assert!(l.check().is_err(), "no more than the burst");
 }
 
 #[tokio::test(start_paused = true)]
