@@ -47,8 +47,11 @@ pub(crate) struct State {
 /// and one compare-and-swap when uncontended. After a failed CAS both the
 /// state and the rates are read again, so a decision never mixes a quota
 /// with a state scaled for another one.
+///
+/// `REMAINING` asks for the tokens left to be counted (a division); the
+/// hot paths that only need yes or no skip it and report 0.
 #[inline]
-pub(crate) fn check_tat(
+pub(crate) fn check_tat<const REMAINING: bool>(
     tat_word: &AtomicU64,
     rates: impl Fn() -> (u64, u64),
     now: u64,
@@ -72,10 +75,12 @@ pub(crate) fn check_tat(
             .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let remaining = (cap - ahead) / t;
-            return Decision::Allowed {
-                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            let remaining = if REMAINING {
+                u32::try_from((cap - ahead) / t).unwrap_or(u32::MAX)
+            } else {
+                0
             };
+            return Decision::Allowed { remaining };
         }
     }
 }
@@ -99,7 +104,8 @@ pub(crate) struct QuotaCell {
     /// Odd while a change is being written.
     version: AtomicU64,
     interval: AtomicU64,
-    burst: AtomicU64,
+    /// burst × interval, kept multiplied.
+    capacity: AtomicU64,
 }
 
 impl QuotaCell {
@@ -107,7 +113,7 @@ impl QuotaCell {
         Self {
             version: AtomicU64::new(0),
             interval: AtomicU64::new(q.interval_nanos()),
-            burst: AtomicU64::new(u64::from(q.burst())),
+            capacity: AtomicU64::new(q.interval_nanos().saturating_mul(u64::from(q.burst()))),
         }
     }
 
@@ -118,9 +124,9 @@ impl QuotaCell {
             let v1 = self.version.load(Ordering::Acquire);
             if v1 & 1 == 0 {
                 let t = self.interval.load(Ordering::Acquire);
-                let b = self.burst.load(Ordering::Acquire);
+                let cap = self.capacity.load(Ordering::Acquire);
                 if self.version.load(Ordering::Acquire) == v1 {
-                    return (t, t.saturating_mul(b));
+                    return (t, cap);
                 }
             }
             // A change is being written: wait for it (under loom, let the
@@ -139,7 +145,10 @@ impl QuotaCell {
         self.version.fetch_add(1, Ordering::AcqRel);
         while_locked(old_t, q.interval_nanos());
         self.interval.store(q.interval_nanos(), Ordering::Release);
-        self.burst.store(u64::from(q.burst()), Ordering::Release);
+        self.capacity.store(
+            q.interval_nanos().saturating_mul(u64::from(q.burst())),
+            Ordering::Release,
+        );
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -170,10 +179,17 @@ impl Gcra {
             .set(q, |old_t, new_t| rescale_tat(&self.tat, now, old_t, new_t));
     }
 
-    /// Takes `cost` tokens if they are there.
+    /// Takes `cost` tokens if they are there, counting those left.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn check(&self, now: u64, cost: u32) -> Decision {
-        check_tat(&self.tat, || self.quota.rates(), now, cost)
+        check_tat::<true>(&self.tat, || self.quota.rates(), now, cost)
+    }
+
+    /// Takes `cost` tokens if they are there; `remaining` is not counted.
+    #[inline]
+    pub(crate) fn take(&self, now: u64, cost: u32) -> Decision {
+        check_tat::<false>(&self.tat, || self.quota.rates(), now, cost)
     }
 
     /// Whether `cost` tokens are there, without taking them.

@@ -203,12 +203,17 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
 
     /// Takes `n` tokens for `key`.
     pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimited> {
-        self.check_remaining(key, n).map(|_| ())
+        self.decide::<false>(key, n).map(|_| ())
     }
 
     /// Takes `n` tokens for `key`; returns the whole tokens left after it
     /// (`u32::MAX` for an allowlisted key).
     pub fn check_remaining(&self, key: &K, n: u32) -> Result<u32, RateLimited> {
+        self.decide::<true>(key, n)
+    }
+
+    #[inline]
+    fn decide<const REMAINING: bool>(&self, key: &K, n: u32) -> Result<u32, RateLimited> {
         if let Some(allow) = &self.inner.allow
             && allow(key)
         {
@@ -221,11 +226,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             let map = shard
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.get(key).map(|tat| check_tat(tat, rates, now, n))
+            map.get(key)
+                .map(|tat| check_tat::<REMAINING>(tat, rates, now, n))
         };
         let decision = match decision {
             Some(d) => d,
-            None => self.insert_and_check(shard, key, now, n),
+            None => self.insert_and_check::<REMAINING>(shard, key, now, n),
         };
         match decision {
             Decision::Allowed { remaining } => {
@@ -252,7 +258,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     }
 
     #[cold]
-    fn insert_and_check(
+    fn insert_and_check<const REMAINING: bool>(
         &self,
         shard: &RwLock<HashMap<K, AtomicU64>>,
         key: &K,
@@ -266,7 +272,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             self.make_room(&mut map, now);
         }
         let tat = map.entry(key.clone()).or_insert_with(|| AtomicU64::new(0));
-        check_tat(tat, || self.inner.quota.rates(), now, n)
+        check_tat::<REMAINING>(tat, || self.inner.quota.rates(), now, n)
     }
 
     /// Frees room in a full shard: every refilled key, and if that is not

@@ -242,7 +242,12 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = (self.key)(&req);
-        match self.limiter.check_remaining(&key, 1) {
+        let decision = if self.on_limited.wants_admitted() {
+            self.limiter.check_remaining(&key, 1)
+        } else {
+            self.limiter.check_n(&key, 1).map(|()| 0)
+        };
+        match decision {
             Ok(remaining) => KeyedResponseFuture {
                 kind: Kind::Called {
                     future: self.inner.call(req),

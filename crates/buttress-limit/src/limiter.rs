@@ -158,7 +158,7 @@ impl RateLimiter {
     /// `retry_after` is then `None`.
     #[inline]
     pub fn check_n(&self, n: u32) -> Result<(), RateLimited> {
-        match self.inner.gcra.check(self.now(), n) {
+        match self.inner.gcra.take(self.now(), n) {
             Decision::Allowed { .. } => {
                 self.inner.allowed.increment(1);
                 Ok(())
