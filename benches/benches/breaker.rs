@@ -11,20 +11,14 @@
 //! need one. The two-thread groups report the time per call on each thread
 //! while both threads hammer one shared breaker.
 
-use std::future::{Ready, ready};
+use std::future::ready;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use buttress_benches::{run, through};
+use buttress_benches::{noop, run, through, two_threads};
 use buttress_breaker::{BreakerConfig, CircuitBreaker};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::{Layer, service_fn};
-
-type NoOp = tower::util::ServiceFn<fn(u64) -> Ready<Result<u64, std::io::Error>>>;
-
-fn noop() -> NoOp {
-    service_fn(|x: u64| ready(Ok(x)))
-}
+use tower::Layer;
 
 fn buttress_default() -> CircuitBreaker {
     // resilience4j defaults: 50 % of a 100-call window.
@@ -118,40 +112,6 @@ fn rejected(c: &mut Criterion) {
         b.iter(|| through(&mut svc, black_box(1)).is_err())
     });
     g.finish();
-}
-
-/// Runs `op` `iters` times on each of two threads at once; returns the wall
-/// time divided by `iters`, so the figure is the time per call on a thread.
-fn two_threads<F>(iters: u64, make: impl Fn() -> F) -> Duration
-where
-    F: FnMut() + Send + 'static,
-{
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let mut op = make();
-            let barrier = std::sync::Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                    .expect("runtime");
-                let _guard = rt.enter();
-                barrier.wait();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    op();
-                }
-                start.elapsed()
-            })
-        })
-        .collect();
-    barrier.wait();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("bench thread"))
-        .max()
-        .unwrap_or_default()
 }
 
 fn closed_two_threads(c: &mut Criterion) {

@@ -9,22 +9,15 @@
 //! admitted check, on one thread and on two threads sharing one limiter,
 //! and through each tower layer.
 
-use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use buttress_benches::through;
+use buttress_benches::{noop, through, two_threads};
 use buttress_limit::{Quota, RateLimitLayer, RateLimiter};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::{Layer, ServiceBuilder, service_fn};
-
-type NoOp = tower::util::ServiceFn<fn(u64) -> Ready<Result<u64, std::io::Error>>>;
-
-fn noop() -> NoOp {
-    service_fn(|x: u64| ready(Ok(x)))
-}
+use tower::{Layer, ServiceBuilder};
 
 const RATE: u32 = 1_000_000_000;
 
@@ -96,58 +89,38 @@ fn direct(c: &mut Criterion) {
     g.finish();
 }
 
-/// Each of two threads runs `op` `iters` times at once; the wall time over
-/// `iters` is the time per check on a thread.
-fn two_threads(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
-    let op = Arc::new(op);
-    let barrier = Arc::new(Barrier::new(3));
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let (op, barrier) = (Arc::clone(&op), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                barrier.wait();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    op();
-                }
-                start.elapsed()
-            })
-        })
-        .collect();
-    barrier.wait();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("bench thread"))
-        .max()
-        .unwrap_or_default()
-}
-
 fn direct_two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("limit_direct_2_threads");
     let l = ours();
     g.bench_function("buttress_check", |b| {
         b.iter_custom(|iters| {
-            let l = l.clone();
-            two_threads(iters, move || {
-                black_box(l.check().is_ok());
+            two_threads(iters, || {
+                let l = l.clone();
+                move || {
+                    black_box(l.check().is_ok());
+                }
             })
         })
     });
     let f = fast();
     g.bench_function("buttress_check_fast_clock", |b| {
         b.iter_custom(|iters| {
-            let f = f.clone();
-            two_threads(iters, move || {
-                black_box(f.check().is_ok());
+            two_threads(iters, || {
+                let f = f.clone();
+                move || {
+                    black_box(f.check().is_ok());
+                }
             })
         })
     });
     let gov = Arc::new(governor());
     g.bench_function("governor_check", |b| {
         b.iter_custom(|iters| {
-            let gov = Arc::clone(&gov);
-            two_threads(iters, move || {
-                black_box(gov.check().is_ok());
+            two_threads(iters, || {
+                let gov = Arc::clone(&gov);
+                move || {
+                    black_box(gov.check().is_ok());
+                }
             })
         })
     });

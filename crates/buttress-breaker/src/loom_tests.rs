@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use buttress_core::sync::loom_model as model;
 use buttress_core::{FixedRandom, Outcome};
 use loom::sync::Arc;
 use loom::thread;
@@ -35,16 +36,6 @@ fn open_machine(permits: u32) -> Machine {
     m.record(t, v(Outcome::Failure), || 0);
     assert_eq!(m.state(), State::Open);
     m
-}
-
-/// Explores interleavings with at most three preemptions: enough for every
-/// race here (each involves two or three steps per thread), and fast.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(f);
 }
 
 fn v(outcome: Outcome) -> Verdict {

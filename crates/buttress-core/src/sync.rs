@@ -38,3 +38,15 @@ impl<T> Mutex<T> {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct Padded<T>(pub T);
+
+/// Runs a loom model with at most three preemptions: enough for every race
+/// the buttress tests check (two or three steps a thread), and fast. A
+/// bound set through `LOOM_MAX_PREEMPTIONS` wins.
+#[cfg(loom)]
+pub fn loom_model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}

@@ -4,19 +4,12 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p buttress-limit --lib --release loom
 //! ```
 
+use buttress_core::sync::loom_model as model;
 use loom::sync::Arc;
 use loom::thread;
 
 use crate::gcra::{Decision, Gcra, QuotaCell};
 use crate::quota::Quota;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(f);
-}
 
 /// However three callers race for a burst of two, exactly two get through.
 #[test]

@@ -6,18 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use buttress_core::sync::loom_model as model;
 use loom::sync::Arc;
 use loom::thread;
 
 use crate::budget::{RatioBudget, RetryBudget, Throttle};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(f);
-}
 
 /// One retry's worth of credit, two threads asking: exactly one gets it.
 #[test]
