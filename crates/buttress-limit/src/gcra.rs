@@ -216,30 +216,29 @@ impl Gcra {
     /// Reserves `cost` tokens, now or up to `max_wait` ahead: waiters are
     /// served in the order their reservations land, first come first served.
     pub(crate) fn reserve(&self, now: u64, cost: u32, max_wait: u64) -> Reservation {
-        let (t, cap) = self.quota();
-        let inc = t.saturating_mul(u64::from(cost));
-        if inc > cap {
-            return Reservation::Impossible;
-        }
-        let mut tat = self.tat.load(Ordering::Acquire);
+        // As in `check_tat`: after a failed CAS, read the quota again too.
         loop {
+            let (t, cap) = self.quota();
+            let inc = t.saturating_mul(u64::from(cost));
+            if inc > cap {
+                return Reservation::Impossible;
+            }
+            let tat = self.tat.load(Ordering::Acquire);
             let new_tat = tat.max(now).saturating_add(inc);
             let wait = (new_tat - now).saturating_sub(cap);
             if wait > max_wait {
                 return Reservation::TooLong { retry_after: wait };
             }
-            match self
+            if self
                 .tat
                 .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
-                Ok(_) => {
-                    return Reservation::Reserved {
-                        wait,
-                        tat: new_tat,
-                        cost: inc,
-                    };
-                }
-                Err(actual) => tat = actual,
+                return Reservation::Reserved {
+                    wait,
+                    tat: new_tat,
+                    cost: inc,
+                };
             }
         }
     }

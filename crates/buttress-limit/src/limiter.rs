@@ -235,27 +235,18 @@ impl RateLimiter {
 
     /// Like [`until_ready`](Self::until_ready) for `n` tokens.
     pub async fn until_n_ready(&self, n: u32, max_wait: Duration) -> Result<(), RateLimited> {
-        let max = u64::try_from(max_wait.as_nanos()).unwrap_or(u64::MAX);
-        match self.inner.gcra.reserve(self.now(), n, max) {
-            Reservation::Reserved { wait, tat, cost } => {
-                self.inner.allowed.increment(1);
-                if wait > 0 {
-                    let guard = GiveBack {
-                        limiter: self,
-                        tat,
-                        cost,
-                        armed: true,
-                    };
-                    tokio::time::sleep(Duration::from_nanos(wait)).await;
-                    guard.disarm();
-                }
-                Ok(())
-            }
-            Reservation::TooLong { retry_after } => {
-                Err(self.refuse(Decision::Denied { retry_after }))
-            }
-            Reservation::Impossible => Err(self.refuse(Decision::Impossible)),
+        let (wait, tat, cost) = self.reserve(n, max_wait)?;
+        if !wait.is_zero() {
+            let guard = GiveBack {
+                limiter: self,
+                tat,
+                cost,
+                armed: true,
+            };
+            tokio::time::sleep(wait).await;
+            guard.disarm();
         }
+        Ok(())
     }
 
     pub(crate) fn reserve(
