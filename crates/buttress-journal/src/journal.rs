@@ -1,0 +1,543 @@
+//! [`Journal`]: the handle producers append through, and the writer thread
+//! behind it.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use buttress_core::{SharedClock, TokioClock};
+use buttress_fs::{Fs, RealFs};
+use serde::Serialize;
+
+use crate::config::{Durability, JournalConfig, Overflow};
+use crate::error::{AppendError, OpenError};
+use crate::layout::Layout;
+use crate::maintenance;
+use crate::metrics::Metrics;
+use crate::queue::{Channel, PushError};
+use crate::record;
+use crate::writer::Writer;
+
+/// A journal open for appending. Cheap to clone: clones share one queue
+/// and one writer thread.
+///
+/// Appends are serialized on the caller's thread, queued (bounded by
+/// [`queue_bytes`](JournalConfig::queue_bytes)) and written by one writer
+/// thread per journal, which holds the file's `flock` for each batch, so
+/// any number of threads and processes can append to one journal.
+///
+/// Dropping the last clone closes the journal: what is queued is written
+/// and synced, and the threads are joined. [`close`](Journal::close) does
+/// the same and reports a failure.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    layout: Layout,
+    config: JournalConfig,
+    channel: Channel,
+    metrics: Metrics,
+}
+
+/// What [`Journal::try_append`] and [`Journal::append_queued`] return: a
+/// queued record, to be confirmed when the journal's durability says.
+#[derive(Debug)]
+#[must_use = "a receipt does nothing unless waited on"]
+pub struct Receipt {
+    shared: Arc<Shared>,
+    seq: u64,
+}
+
+impl Receipt {
+    /// The record's number in this journal's queue order.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Resolves when the record is acknowledged: at once when buffered,
+    /// after its `fdatasync` otherwise.
+    pub async fn confirmed(self) -> Result<(), AppendError> {
+        match self.shared.config.durability {
+            Durability::Buffered => Ok(()),
+            _ => self.shared.channel.wait_async(true, self.seq).await,
+        }
+    }
+
+    /// [`confirmed`](Receipt::confirmed), blocking the thread.
+    pub fn wait_confirmed(self) -> Result<(), AppendError> {
+        match self.shared.config.durability {
+            Durability::Buffered => Ok(()),
+            _ => self.shared.channel.wait_blocking(true, self.seq),
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Journal {
+    /// Opens (creating if needed) journal `name` in directory `dir` on the
+    /// real file system.
+    ///
+    /// ```no_run
+    /// use buttress_journal::{Journal, JournalConfig};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let journal = Journal::open("/var/lib/app/telemetry", "events", JournalConfig::default())?;
+    /// journal.append(&serde_json::json!({"kind": "query", "ms": 12})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open(
+        dir: impl AsRef<Path>,
+        name: &str,
+        config: JournalConfig,
+    ) -> Result<Journal, OpenError> {
+        Journal::open_with(
+            Arc::new(RealFs::new()),
+            Arc::new(TokioClock),
+            dir,
+            name,
+            config,
+        )
+    }
+
+    /// Opens a journal on any [`Fs`] (for example a simulated one), reading
+    /// time for age-based rotation from `clock`.
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        clock: SharedClock,
+        dir: impl AsRef<Path>,
+        name: &str,
+        config: JournalConfig,
+    ) -> Result<Journal, OpenError> {
+        config.validate()?;
+        if !valid_name(name) {
+            return Err(OpenError::Name(name.to_owned()));
+        }
+        let dir: PathBuf = dir.as_ref().to_owned();
+        let layout = Layout::new(&dir, name);
+        let writer =
+            Writer::open(fs.clone(), layout.clone(), &config, clock.now()).map_err(|source| {
+                OpenError::Io {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            layout,
+            channel: Channel::new(config.queue_bytes),
+            metrics: Metrics::new(name),
+            config,
+        });
+        let (maint_tx, maint_rx) = mpsc::channel::<()>();
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        let maint_fs = fs.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("journal-{name}-maint"))
+                .spawn(move || maintenance_loop(&s, &*maint_fs, &maint_rx))
+                .map_err(OpenError::Thread)?,
+        );
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("journal-{name}"))
+            .spawn(move || writer_loop(&s, writer, &clock, &maint_tx));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // The maintenance thread ends when its sender (moved into
+                // the closure that never ran) is dropped.
+                return Err(OpenError::Thread(e));
+            }
+        }
+        // Tidy up what an earlier crash left, at once.
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                shared,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The journal's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared().layout.dir
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, event: &T) -> Result<Vec<u8>, AppendError> {
+        let mut buf = Vec::with_capacity(256);
+        record::encode(&mut buf, event).map_err(|e| AppendError::Serialize(Arc::new(e)))?;
+        let max = self.shared().config.max_record_bytes;
+        if buf.len() > max {
+            return Err(AppendError::TooLarge {
+                bytes: buf.len(),
+                max,
+            });
+        }
+        Ok(buf)
+    }
+
+    fn receipt(&self, seq: u64) -> Receipt {
+        Receipt {
+            shared: self.shared().clone(),
+            seq,
+        }
+    }
+
+    fn dropped(&self, queued_bytes: usize) -> AppendError {
+        self.shared().metrics.dropped.increment(1);
+        AppendError::QueueFull { queued_bytes }
+    }
+
+    /// Queues `event` without ever waiting for space: when the queue is
+    /// full the event is dropped and counted, whatever the overflow policy.
+    pub fn try_append<T: Serialize + ?Sized>(&self, event: &T) -> Result<Receipt, AppendError> {
+        let record = self.encode(event)?;
+        match self.shared().channel.try_push(record) {
+            Ok(seq) => Ok(self.receipt(seq)),
+            Err(PushError::Full(_, queued)) => Err(self.dropped(queued)),
+            Err(PushError::Refused(e)) => Err(e),
+        }
+    }
+
+    /// Queues `event` as the overflow policy says (waiting for space, or
+    /// dropping), and returns its receipt without waiting for it to be
+    /// confirmed: for producers that keep many appends in flight.
+    pub async fn append_queued<T: Serialize + ?Sized>(
+        &self,
+        event: &T,
+    ) -> Result<Receipt, AppendError> {
+        match self.shared().config.overflow {
+            Overflow::Drop => self.try_append(event),
+            Overflow::Wait => {
+                let record = self.encode(event)?;
+                let seq = self.shared().channel.push_async(record).await?;
+                Ok(self.receipt(seq))
+            }
+        }
+    }
+
+    /// Appends `event` and resolves when it is acknowledged: once queued
+    /// when buffered, once synced otherwise. When the queue is full it
+    /// waits for space or drops the event, as the overflow policy says.
+    pub async fn append<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
+        self.append_queued(event).await?.confirmed().await
+    }
+
+    /// [`append_queued`](Journal::append_queued), blocking the thread.
+    pub fn append_queued_blocking<T: Serialize + ?Sized>(
+        &self,
+        event: &T,
+    ) -> Result<Receipt, AppendError> {
+        match self.shared().config.overflow {
+            Overflow::Drop => self.try_append(event),
+            Overflow::Wait => {
+                let record = self.encode(event)?;
+                let seq = self.shared().channel.push_blocking(record)?;
+                Ok(self.receipt(seq))
+            }
+        }
+    }
+
+    /// [`append`](Journal::append), blocking the thread.
+    pub fn append_blocking<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
+        self.append_queued_blocking(event)?.wait_confirmed()
+    }
+
+    fn mark(&self, sync: bool) -> u64 {
+        let channel = &self.shared().channel;
+        let mut q = channel.lock();
+        let seq = q.next_seq();
+        if sync && q.sync_wanted < seq {
+            q.sync_wanted = seq;
+        }
+        q.writer_idle = false;
+        channel.wake_writer.notify_one();
+        seq
+    }
+
+    /// Resolves when every record queued before the call has been written
+    /// to the file (not necessarily synced).
+    pub async fn flush(&self) -> Result<(), AppendError> {
+        match self.mark(false) {
+            0 => Ok(()),
+            seq => self.shared().channel.wait_async(false, seq - 1).await,
+        }
+    }
+
+    /// Resolves when every record queued before the call is durable,
+    /// forcing an `fdatasync` in buffered mode.
+    pub async fn sync(&self) -> Result<(), AppendError> {
+        match self.mark(true) {
+            0 => Ok(()),
+            seq => self.shared().channel.wait_async(true, seq - 1).await,
+        }
+    }
+
+    /// [`flush`](Journal::flush), blocking the thread.
+    pub fn flush_blocking(&self) -> Result<(), AppendError> {
+        match self.mark(false) {
+            0 => Ok(()),
+            seq => self.shared().channel.wait_blocking(false, seq - 1),
+        }
+    }
+
+    /// [`sync`](Journal::sync), blocking the thread.
+    pub fn sync_blocking(&self) -> Result<(), AppendError> {
+        match self.mark(true) {
+            0 => Ok(()),
+            seq => self.shared().channel.wait_blocking(true, seq - 1),
+        }
+    }
+
+    /// Bytes queued or being written now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared().channel.lock().bytes
+    }
+
+    /// Whether a write or sync has failed (every later append fails).
+    pub fn is_failed(&self) -> bool {
+        self.shared().channel.is_failed()
+    }
+
+    /// Stops accepting appends, writes and syncs what is queued, and joins
+    /// the threads (blocking). Other clones see [`AppendError::Closed`].
+    pub fn close(&self) -> Result<(), AppendError> {
+        let result = self.sync_blocking();
+        self.inner.shutdown();
+        result
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        let channel = &self.shared.channel;
+        {
+            let mut q = channel.lock();
+            q.closed = true;
+            q.sync_wanted = q.sync_wanted.max(q.next_seq());
+            channel.wake_writer.notify_one();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn writer_loop(shared: &Shared, mut writer: Writer, clock: &SharedClock, maint: &mpsc::Sender<()>) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_batches(shared, &mut writer, clock, maint);
+    }));
+    if outcome.is_err() {
+        shared.channel.fail(
+            0,
+            std::io::Error::other("the journal's writer thread panicked"),
+        );
+    }
+}
+
+fn write_batches(
+    shared: &Shared,
+    writer: &mut Writer,
+    clock: &SharedClock,
+    maint: &mpsc::Sender<()>,
+) {
+    let channel = &shared.channel;
+    let config = &shared.config;
+    let m = &shared.metrics;
+    let durable_mode = config.durability != Durability::Buffered;
+    let mut batch: Vec<u8> = Vec::with_capacity(config.batch_bytes.min(1 << 20));
+    let _ = maint.send(());
+    loop {
+        batch.clear();
+        let (first, count, sync_wanted) = {
+            let mut q = channel.lock();
+            loop {
+                let durable = channel.durable.load(std::sync::atomic::Ordering::Acquire);
+                if !q.items.is_empty() || (q.sync_wanted > durable && !channel.is_failed()) {
+                    break;
+                }
+                if q.closed {
+                    return;
+                }
+                q.writer_idle = true;
+                q = channel
+                    .wake_writer
+                    .wait(q)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            let first = q.head;
+            let mut count = 0u64;
+            while let Some(front) = q.items.front() {
+                if count > 0
+                    && (config.durability == Durability::SyncEach
+                        || batch.len() + front.len() > config.batch_bytes)
+                {
+                    break;
+                }
+                batch.extend_from_slice(front);
+                q.items.pop_front();
+                count += 1;
+            }
+            q.head += count;
+            m.queue_bytes.set(q.bytes as f64);
+            (first, count, q.sync_wanted)
+        };
+        let end = first + count;
+        if channel.is_failed() {
+            // Refuse everything still queued; nothing is acknowledged.
+            channel.publish(end, None);
+        } else {
+            if count > 0 {
+                match writer.write(&batch, clock.now()) {
+                    Ok(report) => {
+                        m.appended.increment(count);
+                        m.bytes.increment(batch.len() as u64);
+                        m.batch_records.record(count as f64);
+                        if report.sealed {
+                            m.sealed.increment(1);
+                            tracing::warn!(journal = %shared.name, "sealed a torn record left by a writer that died");
+                        }
+                        if report.rotated {
+                            m.rotations.increment(1);
+                            tracing::info!(journal = %shared.name, file = writer.id(), "rotated");
+                            let _ = maint.send(());
+                        }
+                    }
+                    Err(e) => {
+                        m.failures.increment(1);
+                        tracing::error!(journal = %shared.name, error = %e, "write failed; the journal stops");
+                        channel.fail(first, e);
+                    }
+                }
+            }
+            if !channel.is_failed()
+                && (durable_mode
+                    || sync_wanted > channel.durable.load(std::sync::atomic::Ordering::Acquire))
+            {
+                let started = std::time::Instant::now();
+                match writer.sync() {
+                    Ok(()) => {
+                        m.sync_seconds.record(started.elapsed().as_secs_f64());
+                        channel.publish(end, Some(end));
+                    }
+                    Err(e) => {
+                        m.failures.increment(1);
+                        tracing::error!(journal = %shared.name, error = %e, "fdatasync failed; the journal stops");
+                        let from = channel.durable.load(std::sync::atomic::Ordering::Acquire);
+                        channel.fail(from, e);
+                        channel.publish(end, None);
+                    }
+                }
+            } else {
+                channel.publish(end, None);
+            }
+        }
+        channel.release(batch.len());
+    }
+}
+
+fn maintenance_loop(shared: &Shared, fs: &dyn Fs, wake: &mpsc::Receiver<()>) {
+    let config = &shared.config;
+    let nothing_to_do = config.compression == crate::config::Compression::None
+        && config.keep_files.is_none()
+        && config.keep_bytes.is_none();
+    while wake.recv().is_ok() {
+        // Coalesce a burst of rotations into one run.
+        while wake.try_recv().is_ok() {}
+        if nothing_to_do {
+            continue;
+        }
+        match maintenance::run(
+            fs,
+            &shared.layout,
+            config.compression,
+            config.keep_files,
+            config.keep_bytes,
+        ) {
+            Ok(report) => {
+                shared
+                    .metrics
+                    .compressed
+                    .increment(report.compressed as u64);
+                shared.metrics.removed.increment(report.removed as u64);
+            }
+            Err(e) => {
+                tracing::warn!(journal = %shared.name, error = %e, "compression or retention failed; will try again after the next rotation");
+            }
+        }
+    }
+}
+
+/// What the tower layer needs: queue encoded bytes now, or a future that
+/// waits for space as the policy says.
+pub(crate) enum Queued {
+    Done,
+    Wait(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+}
+
+impl Journal {
+    /// Queues `event` for the tower layer: never fails the caller, waits
+    /// for space only when the overflow policy is `Wait`.
+    pub(crate) fn record_for_layer<T: Serialize + ?Sized>(&self, event: &T) -> Queued {
+        let record = match self.encode(event) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(journal = %self.name(), error = %e, "event not recorded");
+                return Queued::Done;
+            }
+        };
+        match self.shared().channel.try_push(record) {
+            Ok(_) => Queued::Done,
+            Err(PushError::Full(record, queued)) => match self.shared().config.overflow {
+                Overflow::Drop => {
+                    let _ = self.dropped(queued);
+                    Queued::Done
+                }
+                Overflow::Wait => {
+                    let shared = self.shared().clone();
+                    Queued::Wait(Box::pin(async move {
+                        let _ = shared.channel.push_async(record).await;
+                    }))
+                }
+            },
+            Err(PushError::Refused(e)) => {
+                tracing::debug!(journal = %self.name(), error = %e, "event not recorded");
+                Queued::Done
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! [`JournalLayer`]: one journal event per request and response.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use buttress_core::{Clock, TokioClock};
+use serde::Serialize;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::journal::{Journal, Queued};
+
+/// Builds the event a request and its response leave in the journal.
+///
+/// [`events`] makes one from two closures.
+pub trait RecordEvents<Req, Res, E> {
+    /// What the request side keeps for the response side (for example the
+    /// method and path).
+    type Pending;
+    /// The event written.
+    type Event: Serialize;
+    /// Called before the request goes to the inner service.
+    fn on_request(&self, request: &Req) -> Self::Pending;
+    /// Called with the result; `None` records nothing.
+    fn on_response(
+        &self,
+        pending: Self::Pending,
+        result: &Result<Res, E>,
+        elapsed: Duration,
+    ) -> Option<Self::Event>;
+}
+
+/// A [`RecordEvents`] made of two closures; see [`events`].
+pub struct FnEvents<Q, R, P, Ev> {
+    on_request: Q,
+    on_response: R,
+    _types: PhantomData<fn() -> (P, Ev)>,
+}
+
+impl<Q, R, P, Ev> fmt::Debug for FnEvents<Q, R, P, Ev> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnEvents")
+    }
+}
+
+impl<Q: Clone, R: Clone, P, Ev> Clone for FnEvents<Q, R, P, Ev> {
+    fn clone(&self) -> Self {
+        FnEvents {
+            on_request: self.on_request.clone(),
+            on_response: self.on_response.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// Events from two closures: `on_request` sees the request and returns
+/// what the response side needs; `on_response` builds the event (or
+/// `None`) from that, the result, and the time the inner service took.
+pub fn events<Req, Res, E, Q, R, P, Ev>(on_request: Q, on_response: R) -> FnEvents<Q, R, P, Ev>
+where
+    Q: Fn(&Req) -> P,
+    R: Fn(P, &Result<Res, E>, Duration) -> Option<Ev>,
+    Ev: Serialize,
+{
+    FnEvents {
+        on_request,
+        on_response,
+        _types: PhantomData,
+    }
+}
+
+impl<Req, Res, E, Q, R, P, Ev> RecordEvents<Req, Res, E> for FnEvents<Q, R, P, Ev>
+where
+    Q: Fn(&Req) -> P,
+    R: Fn(P, &Result<Res, E>, Duration) -> Option<Ev>,
+    Ev: Serialize,
+{
+    type Pending = P;
+    type Event = Ev;
+    fn on_request(&self, request: &Req) -> P {
+        (self.on_request)(request)
+    }
+    fn on_response(&self, pending: P, result: &Result<Res, E>, elapsed: Duration) -> Option<Ev> {
+        (self.on_response)(pending, result, elapsed)
+    }
+}
+
+/// Records one event per request and response in a [`Journal`].
+///
+/// The event goes through the journal's bounded queue and the response is
+/// never held for durability. When the queue is full the journal's overflow
+/// policy applies: `Drop` drops and counts the event and the response goes
+/// on at once; `Wait` holds the response until there is space. A failed or
+/// closed journal never fails a response.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_journal::{Journal, JournalConfig, JournalLayer, Overflow, events};
+/// use tower::{ServiceBuilder, service_fn};
+///
+/// # fn run(journal: Journal) {
+/// let svc = ServiceBuilder::new()
+///     .layer(JournalLayer::new(
+///         journal,
+///         events(
+///             |req: &String| req.len(),
+///             |len, result: &Result<String, std::io::Error>, took: Duration| {
+///                 Some(serde_json::json!({"len": len, "ok": result.is_ok(), "us": took.as_micros() as u64}))
+///             },
+///         ),
+///     ))
+///     .service(service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) }));
+/// # let _ = svc; }
+/// ```
+pub struct JournalLayer<F> {
+    journal: Journal,
+    events: Arc<F>,
+}
+
+impl<F> JournalLayer<F> {
+    /// Records the events `events` builds in `journal`.
+    pub fn new(journal: Journal, events: F) -> Self {
+        JournalLayer {
+            journal,
+            events: Arc::new(events),
+        }
+    }
+}
+
+impl<F> Clone for JournalLayer<F> {
+    fn clone(&self) -> Self {
+        JournalLayer {
+            journal: self.journal.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl<F> fmt::Debug for JournalLayer<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JournalLayer")
+            .field("journal", &self.journal.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F> Layer<S> for JournalLayer<F> {
+    type Service = JournalService<S, F>;
+    fn layer(&self, inner: S) -> Self::Service {
+        JournalService {
+            inner,
+            journal: self.journal.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// The service of [`JournalLayer`].
+pub struct JournalService<S, F> {
+    inner: S,
+    journal: Journal,
+    events: Arc<F>,
+}
+
+impl<S: Clone, F> Clone for JournalService<S, F> {
+    fn clone(&self) -> Self {
+        JournalService {
+            inner: self.inner.clone(),
+            journal: self.journal.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F> fmt::Debug for JournalService<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JournalService")
+            .field("inner", &self.inner)
+            .field("journal", &self.journal.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, Req> Service<Req> for JournalService<S, F>
+where
+    S: Service<Req>,
+    F: RecordEvents<Req, S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = future::ResponseFuture<S::Future, F, Req, F::Pending, S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let pending = self.events.on_request(&request);
+        future::ResponseFuture::new(
+            self.inner.call(request),
+            self.journal.clone(),
+            self.events.clone(),
+            pending,
+            TokioClock.now(),
+        )
+    }
+}
+
+/// The response future of [`JournalService`].
+pub mod future {
+    use super::*;
+
+    pin_project_lite::pin_project! {
+        /// Runs the inner future, then records the event.
+        pub struct ResponseFuture<Fut, F, Req, P, Res, E> {
+            #[pin]
+            inner: Fut,
+            journal: Journal,
+            events: Arc<F>,
+            pending: Option<P>,
+            started: std::time::Instant,
+            waiting: Option<(Pin<Box<dyn Future<Output = ()> + Send>>, Result<Res, E>)>,
+            _request: PhantomData<fn(Req)>,
+        }
+    }
+
+    impl<Fut, F, Req, P, Res, E> ResponseFuture<Fut, F, Req, P, Res, E> {
+        pub(super) fn new(
+            inner: Fut,
+            journal: Journal,
+            events: Arc<F>,
+            pending: P,
+            started: std::time::Instant,
+        ) -> Self {
+            ResponseFuture {
+                inner,
+                journal,
+                events,
+                pending: Some(pending),
+                started,
+                waiting: None,
+                _request: PhantomData,
+            }
+        }
+    }
+
+    impl<Fut, F, Req, P, Res, E> fmt::Debug for ResponseFuture<Fut, F, Req, P, Res, E> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        }
+    }
+
+    impl<Fut, F, Req, P, Res, E> Future for ResponseFuture<Fut, F, Req, P, Res, E>
+    where
+        Fut: Future<Output = Result<Res, E>>,
+        F: RecordEvents<Req, Res, E, Pending = P>,
+    {
+        type Output = Result<Res, E>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            if this.waiting.is_none() {
+                let result = ready!(this.inner.poll(cx));
+                let Some(pending) = this.pending.take() else {
+                    return Poll::Ready(result);
+                };
+                let elapsed = TokioClock.now().saturating_duration_since(*this.started);
+                let Some(event) = this.events.on_response(pending, &result, elapsed) else {
+                    return Poll::Ready(result);
+                };
+                match this.journal.record_for_layer(&event) {
+                    Queued::Done => return Poll::Ready(result),
+                    Queued::Wait(wait) => *this.waiting = Some((wait, result)),
+                }
+            }
+            if let Some((wait, _)) = this.waiting.as_mut() {
+                ready!(wait.as_mut().poll(cx));
+            }
+            match this.waiting.take() {
+                Some((_, result)) => Poll::Ready(result),
+                None => unreachable!("set above"),
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! [`JournalReader`]: records from a [`Cursor`] on, across sealed,
+//! compressed and active files.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use buttress_fs::{File, Fs, RealFs};
+use flate2::read::GzDecoder;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ReadError, io_at};
+use crate::layout::{Layout, Segment};
+use crate::record;
+
+/// A position in a journal: a file id and a byte offset in the file's
+/// uncompressed contents. The cursor of a record points just past it, so a
+/// reader seeked to it goes on with the next record.
+///
+/// File ids never change or get reused (rotation creates the next id,
+/// compression keeps it), so a saved cursor stays meaningful.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Cursor {
+    /// The file id.
+    pub file: u64,
+    /// Bytes into the file.
+    pub offset: u64,
+}
+
+impl Cursor {
+    /// The start of the journal.
+    pub const START: Cursor = Cursor { file: 0, offset: 0 };
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.offset)
+    }
+}
+
+/// What a reader has seen so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadStats {
+    /// Valid records returned.
+    pub records: u64,
+    /// Lines (or pieces of lines) skipped because they were torn,
+    /// zero-filled, bit-flipped or too long.
+    pub corrupt_records: u64,
+    /// Bytes skipped with them.
+    pub corrupt_bytes: u64,
+    /// Times the cursor's file was gone (removed by retention) and reading
+    /// went on at the next file.
+    pub missing_files: u64,
+    /// Compressed files that could not be decompressed to their end.
+    pub broken_files: u64,
+}
+
+/// A record with its event decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<E> {
+    /// The event.
+    pub event: E,
+    /// Where the record ends: save this to resume after it.
+    pub cursor: Cursor,
+}
+
+/// `io::Read` over a seam file, from an offset.
+struct SeamRead {
+    file: Box<dyn File>,
+    offset: u64,
+}
+
+impl Read for SeamRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+enum Source {
+    Plain(Box<dyn File>),
+    Gzip(Box<GzDecoder<SeamRead>>),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Plain(_) => "Plain",
+            Source::Gzip(_) => "Gzip",
+        })
+    }
+}
+
+/// The file being read.
+#[derive(Debug)]
+struct Open {
+    id: u64,
+    source: Source,
+    /// File offset of `buf[0]`.
+    buf_offset: u64,
+    /// Where the next read from the source lands.
+    read_offset: u64,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Reads a journal's records in order from a cursor on.
+///
+/// ```no_run
+/// use buttress_journal::{Cursor, JournalReader};
+///
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut reader = JournalReader::open("/var/lib/app/telemetry", "events")?;
+/// reader.seek(Cursor::START); // or a cursor saved earlier
+/// while let Some(record) = reader.next_record::<serde_json::Value>()? {
+///     println!("{}", record.event);
+///     // ...save record.cursor now and then to resume after it
+/// }
+/// println!("{} bytes not yet read", reader.unprocessed_bytes()?);
+/// # Ok(()) }
+/// ```
+///
+/// At the end of the newest file [`next_record`](JournalReader::next_record) returns
+/// `None`; call it again later to read what was appended since. A record
+/// still being written there is left for a later call, not counted as
+/// corrupt.
+#[derive(Debug)]
+pub struct JournalReader {
+    fs: Arc<dyn Fs>,
+    layout: Layout,
+    max_record: usize,
+    cursor: Cursor,
+    open: Option<Open>,
+    buf: Vec<u8>,
+    /// Where reads land before joining `buf`.
+    chunk: Vec<u8>,
+    pos: usize,
+    /// Inside a line longer than `max_record`, skipping to its end.
+    skipping: bool,
+    stats: ReadStats,
+}
+
+impl JournalReader {
+    /// A reader of journal `name` in `dir` on the real file system,
+    /// positioned at the start.
+    pub fn open(dir: impl AsRef<Path>, name: &str) -> io::Result<JournalReader> {
+        Ok(JournalReader::with_fs(Arc::new(RealFs::new()), dir, name))
+    }
+
+    /// A reader on any [`Fs`].
+    pub fn with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, name: &str) -> JournalReader {
+        JournalReader {
+            fs,
+            layout: Layout::new(dir.as_ref(), name),
+            max_record: crate::JournalConfig::default().max_record_bytes,
+            cursor: Cursor::START,
+            open: None,
+            buf: Vec::new(),
+            chunk: Vec::new(),
+            pos: 0,
+            skipping: false,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// Lines longer than this are skipped as corrupt. Default: the
+    /// journal's default `max_record_bytes` (1 MiB); set it to the writer's.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record = bytes.max(record::OVERHEAD + 1);
+        self
+    }
+
+    /// Moves to `cursor`.
+    pub fn seek(&mut self, cursor: Cursor) {
+        self.cursor = cursor;
+        self.open = None;
+        self.buf.clear();
+        self.pos = 0;
+        self.skipping = false;
+    }
+
+    /// Where the next record starts.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// What this reader has seen.
+    pub fn stats(&self) -> ReadStats {
+        self.stats
+    }
+
+    /// The next record decoded as `E`, or `None` at the end of the journal.
+    pub fn next_record<E: DeserializeOwned>(&mut self) -> Result<Option<Record<E>>, ReadError> {
+        let Some((start, end)) = self.next_span()? else {
+            return Ok(None);
+        };
+        let cursor = self.cursor;
+        match serde_json::from_slice(&self.buf[start..end]) {
+            Ok(event) => Ok(Some(Record { event, cursor })),
+            Err(source) => Err(ReadError::Decode { cursor, source }),
+        }
+    }
+
+    /// The next record's event as raw JSON bytes, with the cursor after it.
+    pub fn next_raw(&mut self) -> Result<Option<(&[u8], Cursor)>, ReadError> {
+        match self.next_span()? {
+            Some((start, end)) => Ok(Some((&self.buf[start..end], self.cursor))),
+            None => Ok(None),
+        }
+    }
+
+    fn next_span(&mut self) -> Result<Option<(usize, usize)>, ReadError> {
+        loop {
+            if self.open.is_none() && !self.open_next()? {
+                return Ok(None);
+            }
+            if let Some(span) = self.take_line() {
+                return Ok(Some(span));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Looks for a whole line in the buffer; returns the event span of the
+    /// first valid record, skipping and counting corrupt lines.
+    fn take_line(&mut self) -> Option<(usize, usize)> {
+        let open = self.open.as_ref()?;
+        let buf_offset = open.buf_offset;
+        while let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..]) {
+            let start = self.pos;
+            let end = start + i;
+            self.pos = end + 1;
+            self.cursor.offset = buf_offset + self.pos as u64;
+            if std::mem::take(&mut self.skipping) {
+                self.corrupt(end - start + 1);
+                continue;
+            }
+            let line = &self.buf[start..end];
+            if let Some(event) = record::decode(line) {
+                self.stats.records += 1;
+                let at = start + record::PREFIX_LEN;
+                return Some((at, at + event.len()));
+            }
+            if let Some((skip, len)) = record::resync(line).map(|(skip, e)| (skip, e.len())) {
+                self.corrupt(skip);
+                self.stats.records += 1;
+                let at = start + skip + record::PREFIX_LEN;
+                return Some((at, at + len));
+            }
+            self.corrupt(end - start + 1);
+        }
+        None
+    }
+
+    fn corrupt(&mut self, bytes: usize) {
+        self.stats.corrupt_records += 1;
+        self.stats.corrupt_bytes += bytes as u64;
+    }
+
+    /// Reads more of the open file. Returns false at the end of the
+    /// journal; moves to the next file at the end of a sealed one.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        // Keep only the unfinished line.
+        self.buf.drain(..self.pos);
+        let Some(open) = self.open.as_mut() else {
+            return Ok(false);
+        };
+        open.buf_offset += self.pos as u64;
+        self.pos = 0;
+        if self.buf.len() > self.max_record {
+            // Too long to be a record: skip to the end of the line without
+            // holding it.
+            self.stats.corrupt_bytes += self.buf.len() as u64;
+            open.buf_offset += self.buf.len() as u64;
+            self.buf.clear();
+            // Counted as one corrupt record when its newline comes.
+            self.skipping = true;
+        }
+        let n = self.read_more()?;
+        if n > 0 {
+            return Ok(true);
+        }
+        // End of this file. Is it sealed (a newer file exists)?
+        let id = self.open.as_ref().map_or(0, |o| o.id);
+        let path = self.layout.dir.clone();
+        let listing = self.layout.list(&*self.fs).map_err(io_at(path))?;
+        let Some(next) = listing.readable().into_iter().find(|s| s.id > id) else {
+            return Ok(false);
+        };
+        // The file was sealed before the newer one was created; whatever
+        // was appended before that is readable now.
+        if self.read_more()? > 0 {
+            return Ok(true);
+        }
+        if !self.buf.is_empty() || self.skipping {
+            // A fragment at the end of a sealed file: torn by a crash.
+            self.corrupt(self.buf.len());
+        }
+        self.seek(Cursor {
+            file: next.id,
+            offset: 0,
+        });
+        Ok(true)
+    }
+
+    fn read_more(&mut self) -> Result<usize, ReadError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(0);
+        };
+        if self.chunk.is_empty() {
+            self.chunk = vec![0; CHUNK];
+        }
+        let result = match &mut open.source {
+            Source::Plain(file) => file.read_at(&mut self.chunk, open.read_offset),
+            Source::Gzip(decoder) => decoder.read(&mut self.chunk),
+        };
+        let n = match result {
+            Ok(n) => n,
+            Err(e) if matches!(open.source, Source::Gzip(_)) => {
+                // A damaged compressed file: what follows is lost.
+                tracing::warn!(file = open.id, error = %e, "compressed journal file is damaged; skipping its rest");
+                self.stats.broken_files += 1;
+                0
+            }
+            Err(e) => return Err(io_at(self.layout.plain(open.id))(e)),
+        };
+        self.buf.extend_from_slice(&self.chunk[..n]);
+        open.read_offset += n as u64;
+        Ok(n)
+    }
+
+    /// Opens the file of the cursor, or the next one after it. Returns
+    /// false when there is none.
+    fn open_next(&mut self) -> Result<bool, ReadError> {
+        let listing = self
+            .layout
+            .list(&*self.fs)
+            .map_err(io_at(self.layout.dir.clone()))?;
+        let Some(segment) = listing
+            .readable()
+            .into_iter()
+            .find(|s| s.id >= self.cursor.file)
+        else {
+            return Ok(false);
+        };
+        if segment.id != self.cursor.file {
+            if self.cursor != Cursor::START {
+                self.stats.missing_files += 1;
+                tracing::warn!(cursor = %self.cursor, next = segment.id, "the cursor's journal file is gone; going on with the next");
+            }
+            self.cursor = Cursor {
+                file: segment.id,
+                offset: 0,
+            };
+        }
+        let path = self.layout.path(segment);
+        let file = match self.fs.open_read(&path) {
+            Ok(f) => f,
+            // Compressed or removed since the listing: look again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.open_next(),
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        let offset = self.cursor.offset;
+        let source = if segment.compressed {
+            let mut decoder = GzDecoder::new(SeamRead { file, offset: 0 });
+            // Skip to the cursor in the uncompressed stream.
+            let skipped = io::copy(&mut (&mut decoder).take(offset), &mut io::sink()).unwrap_or(0);
+            if skipped < offset {
+                self.stats.broken_files += 1;
+            }
+            Source::Gzip(Box::new(decoder))
+        } else {
+            Source::Plain(file)
+        };
+        self.open = Some(Open {
+            id: segment.id,
+            source,
+            buf_offset: offset,
+            read_offset: offset,
+        });
+        self.buf.clear();
+        self.pos = 0;
+        Ok(true)
+    }
+
+    /// Bytes in the journal after the cursor: what a consumer has yet to
+    /// read. Compressed files count their uncompressed size (from the gzip
+    /// trailer, exact below 4 GiB).
+    pub fn unprocessed_bytes(&self) -> Result<u64, ReadError> {
+        let listing = self
+            .layout
+            .list(&*self.fs)
+            .map_err(io_at(self.layout.dir.clone()))?;
+        let mut total = 0u64;
+        for segment in listing.readable() {
+            if segment.id < self.cursor.file {
+                continue;
+            }
+            let path = self.layout.path(segment);
+            let size = match self.size(segment, &path) {
+                Ok(size) => size,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_at(path)(e)),
+            };
+            total += if segment.id == self.cursor.file {
+                size.saturating_sub(self.cursor.offset)
+            } else {
+                size
+            };
+        }
+        Ok(total)
+    }
+
+    fn size(&self, segment: Segment, path: &Path) -> io::Result<u64> {
+        let len = self.fs.metadata(path)?.len;
+        if !segment.compressed || len < 4 {
+            return Ok(len);
+        }
+        let file = self.fs.open_read(path)?;
+        let mut trailer = [0u8; 4];
+        let n = file.read_at(&mut trailer, len - 4)?;
+        Ok(if n == 4 {
+            u64::from(u32::from_le_bytes(trailer))
+        } else {
+            len
+        })
+    }
+}

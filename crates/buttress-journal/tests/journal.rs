@@ -1,0 +1,431 @@
+//! Writing, reading, rotation, retention, faults: on the simulated file
+//! system (and the real one where it matters).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use buttress_core::ManualClock;
+use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
+use buttress_journal::{
+    AppendError, Compression, Cursor, Durability, Journal, JournalConfig, JournalReader, OpenError,
+    Overflow,
+};
+use support::{Ev, open_sim, read_all, real_dir, sim_dir};
+
+fn fs_arc(fs: &SimFs) -> Arc<dyn Fs> {
+    Arc::new(fs.clone())
+}
+
+#[test]
+fn every_mode_writes_what_it_acknowledges_in_order() {
+    for durability in [
+        Durability::Buffered,
+        Durability::GroupCommit,
+        Durability::SyncEach,
+    ] {
+        let fs = SimFs::new();
+        let journal = open_sim(&fs, JournalConfig::default().durability(durability));
+        for s in 0..50 {
+            journal.append_blocking(&Ev::new(0, 0, s, 10)).unwrap();
+        }
+        journal.close().unwrap();
+        let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+        assert_eq!(
+            events.iter().map(|e| e.s).collect::<Vec<_>>(),
+            (0..50).collect::<Vec<_>>()
+        );
+        assert_eq!(stats.corrupt_records, 0);
+    }
+}
+
+#[test]
+fn threads_share_one_journal_without_loss_or_reordering() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default().queue_bytes(1 << 20));
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let journal = journal.clone();
+            scope.spawn(move || {
+                for s in 0..300 {
+                    journal
+                        .append_blocking(&Ev::new(0, t, s, (s as usize * 37) % 500))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    journal.close().unwrap();
+    let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.len(), 8 * 300);
+    assert_eq!(stats.corrupt_records, 0);
+    let mut next = [0u32; 8];
+    for e in events {
+        assert!(e.is_intact());
+        assert_eq!(e.s, next[e.t as usize], "thread {} out of order", e.t);
+        next[e.t as usize] += 1;
+    }
+}
+
+#[test]
+fn size_rotation_and_gzip_keep_every_record_readable() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .rotate_bytes(Some(4096))
+        .compression(Compression::Gzip)
+        .durability(Durability::Buffered);
+    let journal = open_sim(&fs, config);
+    for s in 0..200 {
+        journal.append_blocking(&Ev::new(0, 0, s, 100)).unwrap();
+    }
+    journal.close().unwrap();
+    let names = fs.list(sim_dir()).unwrap();
+    let gz = names
+        .iter()
+        .filter(|n| n.to_string_lossy().ends_with(".jsonl.gz"))
+        .count();
+    let plain = names
+        .iter()
+        .filter(|n| n.to_string_lossy().ends_with(".jsonl"))
+        .count();
+    assert!(gz >= 4, "{names:?}");
+    assert_eq!(plain, 1, "only the active file stays plain: {names:?}");
+    for name in &names {
+        let len = fs.metadata(&sim_dir().join(name)).unwrap().len;
+        assert!(len <= 4096, "{name:?} is {len} bytes");
+    }
+    let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.len(), 200);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.s == i as u32 && e.is_intact())
+    );
+    assert_eq!(stats.corrupt_records, 0);
+}
+
+#[test]
+fn age_rotation_follows_the_clock() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new();
+    let journal = Journal::open_with(
+        fs_arc(&fs),
+        Arc::new(clock.clone()),
+        sim_dir(),
+        "t",
+        JournalConfig::default().rotate_age(Some(Duration::from_secs(60))),
+    )
+    .unwrap();
+    journal.append_blocking(&Ev::new(0, 0, 0, 1)).unwrap();
+    clock.advance(Duration::from_secs(59));
+    journal.append_blocking(&Ev::new(0, 0, 1, 1)).unwrap();
+    assert_eq!(fs.list(sim_dir()).unwrap().len(), 1);
+    clock.advance(Duration::from_secs(1));
+    journal.append_blocking(&Ev::new(0, 0, 2, 1)).unwrap();
+    assert_eq!(fs.list(sim_dir()).unwrap().len(), 2);
+    journal.close().unwrap();
+    assert_eq!(read_all(fs_arc(&fs), sim_dir(), "t").0.len(), 3);
+}
+
+#[test]
+fn retention_keeps_the_newest_files_and_the_reader_counts_the_gap() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .rotate_bytes(Some(1000))
+        .keep_files(Some(3))
+        .durability(Durability::Buffered);
+    let journal = open_sim(&fs, config);
+    // A reader that stopped in the first file.
+    let mut early = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.flush_blocking().unwrap();
+    assert_eq!(early.next_record::<Ev>().unwrap().unwrap().event.s, 0);
+    let saved = early.cursor();
+    for s in 1..100 {
+        journal.append_blocking(&Ev::new(0, 0, s, 100)).unwrap();
+    }
+    journal.close().unwrap();
+    // Maintenance runs after the last rotation; close joined it.
+    let files = fs.list(sim_dir()).unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    reader.seek(saved);
+    let first = reader.next_record::<Ev>().unwrap().unwrap();
+    assert!(first.event.s > 1);
+    assert_eq!(reader.stats().missing_files, 1);
+}
+
+#[test]
+fn a_cursor_resumes_after_its_record_across_files_and_compression() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .rotate_bytes(Some(2000))
+        .compression(Compression::Gzip)
+        .durability(Durability::Buffered);
+    let journal = open_sim(&fs, config);
+    for s in 0..60 {
+        journal.append_blocking(&Ev::new(0, 0, s, 50)).unwrap();
+    }
+    journal.flush_blocking().unwrap();
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    let mut cursors = vec![Cursor::START];
+    while let Some(r) = reader.next_record::<Ev>().unwrap() {
+        cursors.push(r.cursor);
+    }
+    assert_eq!(cursors.len(), 61);
+    assert_eq!(reader.unprocessed_bytes().unwrap(), 0);
+    // More after the reader reached the end: it picks them up.
+    for s in 60..80 {
+        journal.append_blocking(&Ev::new(0, 0, s, 50)).unwrap();
+    }
+    journal.close().unwrap();
+    assert!(reader.unprocessed_bytes().unwrap() > 0);
+    assert_eq!(reader.next_record::<Ev>().unwrap().unwrap().event.s, 60);
+    // Every saved cursor resumes at the record after it, though most files
+    // are compressed by now.
+    for (i, cursor) in cursors.iter().enumerate() {
+        let mut r = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+        r.seek(*cursor);
+        assert_eq!(
+            r.next_record::<Ev>().unwrap().unwrap().event.s,
+            i as u32,
+            "cursor {cursor}"
+        );
+        let rest = std::iter::from_fn(|| r.next_record::<Ev>().unwrap()).count();
+        assert_eq!(rest, 80 - i - 1);
+        assert_eq!(r.unprocessed_bytes().unwrap(), 0);
+    }
+}
+
+#[test]
+fn a_torn_tail_is_sealed_before_the_next_append() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    // Another process died halfway through a record.
+    let path = sim_dir().join("t.0000000001.jsonl");
+    let other = fs.open_append(&path, false).unwrap();
+    other
+        .write_all(b"{\"crc32c\":\"0123abcd\",\"event\":{\"p\":9")
+        .unwrap();
+    drop(other);
+    journal.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap();
+    journal.close().unwrap();
+    let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.iter().map(|e| e.s).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(stats.corrupt_records, 1);
+}
+
+#[test]
+fn readers_skip_and_count_torn_zeroed_flipped_and_overlong_lines() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    for s in 0..3 {
+        journal.append_blocking(&Ev::new(0, 0, s, 10)).unwrap();
+    }
+    journal.close().unwrap();
+    let path = sim_dir().join("t.0000000001.jsonl");
+    let good = fs.read(&path).unwrap();
+    let lines: Vec<&[u8]> = good.split_inclusive(|&b| b == b'\n').collect();
+    let mut flipped = lines[1].to_vec();
+    flipped[40] ^= 0x04;
+    let mut bad = Vec::new();
+    bad.extend_from_slice(lines[0]);
+    bad.extend_from_slice(&[0; 100]);
+    bad.push(b'\n');
+    bad.extend_from_slice(&flipped);
+    bad.extend_from_slice(&lines[1][..30]); // torn, then a whole record glued on
+    bad.extend_from_slice(lines[2]);
+    bad.extend_from_slice(&vec![b'x'; 3000]);
+    bad.push(b'\n');
+    bad.extend_from_slice(lines[2]);
+    fs.remove_file(&path).unwrap();
+    fs.create_new(&path).unwrap().write_all(&bad).unwrap();
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t").max_record_bytes(1000);
+    let mut seen = Vec::new();
+    while let Some(r) = reader.next_record::<Ev>().unwrap() {
+        seen.push(r.event.s);
+    }
+    assert_eq!(seen, vec![0, 2, 2]);
+    assert_eq!(reader.stats().corrupt_records, 4);
+    assert_eq!(reader.stats().records, 3);
+}
+
+#[test]
+fn a_failed_fdatasync_fails_the_batch_and_everything_after() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    fs.inject(Fault {
+        op: OpKind::Sync,
+        skip: 0,
+        kind: FaultKind::Io,
+    });
+    let err = journal.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap_err();
+    assert!(
+        matches!(err, AppendError::Failed(ref e) if e.raw_os_error() == Some(5)),
+        "{err:?}"
+    );
+    assert!(journal.is_failed());
+    for s in 2..5 {
+        assert!(matches!(
+            journal.append_blocking(&Ev::new(0, 0, s, 10)),
+            Err(AppendError::Failed(_))
+        ));
+    }
+    assert!(journal.close().is_err());
+    // Reopening seals and goes on; the acknowledged record is there.
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 9, 10)).unwrap();
+    journal.close().unwrap();
+    let (events, _) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.first().map(|e| e.s), Some(0));
+    assert_eq!(events.last().map(|e| e.s), Some(9));
+}
+
+#[test]
+fn no_space_fails_the_append_and_a_short_write_is_completed() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    fs.inject(Fault {
+        op: OpKind::Write,
+        skip: 0,
+        kind: FaultKind::ShortWrite(7),
+    });
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    fs.inject(Fault {
+        op: OpKind::Write,
+        skip: 0,
+        kind: FaultKind::NoSpace,
+    });
+    let err = journal.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap_err();
+    assert!(
+        matches!(err, AppendError::Failed(ref e) if e.kind() == std::io::ErrorKind::StorageFull)
+    );
+    let _ = journal.close();
+    let (events, _) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.iter().map(|e| e.s).collect::<Vec<_>>(), vec![0]);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_or_waits() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .durability(Durability::Buffered)
+        .overflow(Overflow::Drop)
+        .max_record_bytes(200)
+        .queue_bytes(200);
+    let journal = open_sim(&fs, config);
+    // Hold the writer: take the file's lock from "another process".
+    let lock = fs
+        .open_append(&sim_dir().join("t.0000000001.jsonl"), false)
+        .unwrap();
+    lock.lock().unwrap();
+    let mut dropped = 0;
+    for s in 0..20 {
+        match journal.try_append(&Ev::new(0, 0, s, 20)) {
+            Ok(_) => {}
+            Err(AppendError::QueueFull { .. }) => dropped += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(dropped > 0);
+    assert!(journal.queued_bytes() <= 200);
+    lock.unlock().unwrap();
+    journal.close().unwrap();
+    let (events, _) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.len(), 20 - dropped);
+}
+
+#[test]
+fn bad_config_names_and_events_are_typed_errors() {
+    let fs = SimFs::new();
+    let open = |name: &str, config: JournalConfig| {
+        Journal::open_with(
+            fs_arc(&fs),
+            Arc::new(ManualClock::new()),
+            sim_dir(),
+            name,
+            config,
+        )
+    };
+    assert!(matches!(
+        open("t", JournalConfig::default().queue_bytes(10)),
+        Err(OpenError::Config(_))
+    ));
+    assert!(matches!(
+        open("t", JournalConfig::default().keep_files(Some(0))),
+        Err(OpenError::Config(_))
+    ));
+    assert!(matches!(
+        open("t", JournalConfig::default().max_record_bytes(5)),
+        Err(OpenError::Config(_))
+    ));
+    for name in ["", "a/b", "..", "a.b", "a b"] {
+        assert!(
+            matches!(
+                open(name, JournalConfig::default()),
+                Err(OpenError::Name(_))
+            ),
+            "{name:?}"
+        );
+    }
+    let journal = open("t", JournalConfig::default().max_record_bytes(100)).unwrap();
+    assert!(matches!(
+        journal.append_blocking(&Ev::new(0, 0, 0, 200)),
+        Err(AppendError::TooLarge { max: 100, .. })
+    ));
+    let mut map = std::collections::HashMap::new();
+    map.insert(vec![1u8], 1); // a map key JSON cannot hold
+    assert!(matches!(
+        journal.append_blocking(&map),
+        Err(AppendError::Serialize(_))
+    ));
+    journal.close().unwrap();
+    assert!(matches!(
+        journal.append_blocking(&1),
+        Err(AppendError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn async_appends_resolve_when_durable_and_pipeline() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append(&Ev::new(0, 0, 0, 5)).await.unwrap();
+    let mut receipts = Vec::new();
+    for s in 1..100 {
+        receipts.push(journal.append_queued(&Ev::new(0, 0, s, 5)).await.unwrap());
+    }
+    for r in receipts {
+        r.confirmed().await.unwrap();
+    }
+    journal.sync().await.unwrap();
+    journal.flush().await.unwrap();
+    assert_eq!(read_all(fs_arc(&fs), sim_dir(), "t").0.len(), 100);
+    journal.close().unwrap();
+}
+
+#[test]
+fn the_real_file_system_round_trips_and_the_lines_are_plain_json() {
+    let dir = real_dir("roundtrip");
+    let journal = Journal::open(&dir, "events", JournalConfig::default()).unwrap();
+    for s in 0..10 {
+        journal.append_blocking(&Ev::new(1, 2, s, 3)).unwrap();
+    }
+    journal.close().unwrap();
+    let text = std::fs::read_to_string(dir.join("events.0000000001.jsonl")).unwrap();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(value["event"]["p"], 1);
+        assert_eq!(value["crc32c"].as_str().unwrap().len(), 8);
+    }
+    let mut reader = JournalReader::open(&dir, "events").unwrap();
+    assert_eq!(
+        std::iter::from_fn(|| reader.next_record::<Ev>().unwrap()).count(),
+        10
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
