@@ -63,8 +63,7 @@ impl Writer {
             // parent may not be ours to open).
             let _ = fs.sync_dir(buttress_fs::parent_dir(&layout.dir));
         }
-        let id = layout.list(&*fs)?.newest().unwrap_or(1);
-        let file = open_segment(&*fs, &layout, id)?;
+        let (id, file) = open_newest(&*fs, &layout, 0)?;
         Ok(Writer {
             fs,
             layout,
@@ -82,19 +81,31 @@ impl Writer {
         self.id
     }
 
-    /// Writes `batch` (whole records) with one `write`, following the
-    /// protocol of the module docs.
+    /// Writes `batch` (whole records), following the protocol of the
+    /// module docs: one `write` per file it lands in.
     pub(crate) fn write(&mut self, batch: &[u8], now: Instant) -> io::Result<WriteReport> {
-        self.lock_newest(now)?;
-        let result = self.write_locked(batch, now);
-        // After a rotation this is the new file; the old one was unlocked
-        // when its handle was dropped.
-        let _ = self.file.unlock();
-        result
+        let mut report = WriteReport::default();
+        let mut rest = batch;
+        while !rest.is_empty() {
+            self.lock_newest(now)?;
+            let result = self.write_locked(&mut rest, now, &mut report);
+            // After a rotation this is the new, not yet locked file; the
+            // old one was unlocked when its handle was dropped.
+            let _ = self.file.unlock();
+            result?;
+        }
+        Ok(report)
     }
 
-    fn write_locked(&mut self, batch: &[u8], now: Instant) -> io::Result<WriteReport> {
-        let mut report = WriteReport::default();
+    /// With the newest file locked: seals a torn tail, then writes the
+    /// records of `rest` that fit, or rotates (and returns, so that the new
+    /// file is locked and checked like any other).
+    fn write_locked(
+        &mut self,
+        rest: &mut &[u8],
+        now: Instant,
+        report: &mut WriteReport,
+    ) -> io::Result<()> {
         let mut len = self.file.metadata()?.len;
         if len != self.known_len && len > 0 {
             let mut last = [0u8];
@@ -108,46 +119,38 @@ impl Writer {
         let too_old = self
             .rotate_age
             .is_some_and(|age| len > 0 && now.saturating_duration_since(self.opened) >= age);
-        if too_old {
+        let piece = match self.rotate_bytes {
+            _ if too_old => None,
+            Some(max) if len + rest.len() as u64 > max => {
+                let room = usize::try_from(max.saturating_sub(len)).unwrap_or(usize::MAX);
+                match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
+                    // The whole records that fit.
+                    Some(end) => Some(&rest[..=end]),
+                    None if len > 0 => None,
+                    // One record larger than a whole file: alone.
+                    None => Some(match memchr::memchr(b'\n', rest) {
+                        Some(end) => &rest[..=end],
+                        None => *rest,
+                    }),
+                }
+            }
+            _ => Some(*rest),
+        };
+        let Some(piece) = piece else {
             self.rotate(now)?;
             report.rotated = true;
-            len = 0;
+            return Ok(());
+        };
+        self.known_len = u64::MAX;
+        if let Err(e) = self.file.write_all(piece) {
+            // A short write followed by a failure leaves a fragment: seal
+            // it now if we can (the next writer would otherwise).
+            let _ = self.file.write_all(b"\n");
+            return Err(e);
         }
-        let mut rest = batch;
-        while !rest.is_empty() {
-            let piece = match self.rotate_bytes {
-                Some(max) if len + rest.len() as u64 > max => {
-                    let room = usize::try_from(max.saturating_sub(len)).unwrap_or(usize::MAX);
-                    match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
-                        // The whole records that fit.
-                        Some(end) => &rest[..=end],
-                        None if len > 0 => {
-                            self.rotate(now)?;
-                            report.rotated = true;
-                            len = 0;
-                            continue;
-                        }
-                        // One record larger than a whole file: alone.
-                        None => match memchr::memchr(b'\n', rest) {
-                            Some(end) => &rest[..=end],
-                            None => rest,
-                        },
-                    }
-                }
-                _ => rest,
-            };
-            self.known_len = u64::MAX;
-            if let Err(e) = self.file.write_all(piece) {
-                // A short write followed by a failure leaves a fragment:
-                // seal it now if we can (the next writer would otherwise).
-                let _ = self.file.write_all(b"\n");
-                return Err(e);
-            }
-            len += piece.len() as u64;
-            self.known_len = len;
-            rest = &rest[piece.len()..];
-        }
-        Ok(report)
+        self.known_len = len + piece.len() as u64;
+        *rest = &rest[piece.len()..];
+        Ok(())
     }
 
     /// `fdatasync` of the active file.
@@ -159,33 +162,54 @@ impl Writer {
     fn lock_newest(&mut self, now: Instant) -> io::Result<()> {
         loop {
             self.file.lock()?;
-            match self.fs.metadata(&self.layout.plain(self.id + 1)) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            match self.is_newest() {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
                 Err(e) => {
                     let _ = self.file.unlock();
                     return Err(e);
                 }
-                Ok(_) => {}
             }
             // Another writer rotated. Our earlier writes to this file are
             // already synced when the journal is durable (each batch is
             // synced before the next is written).
             let _ = self.file.unlock();
-            let newest = self.layout.list(&*self.fs)?.newest().unwrap_or(self.id + 1);
-            self.switch(newest.max(self.id + 1), now)?;
+            let (id, file) = open_newest(&*self.fs, &self.layout, self.id + 1)?;
+            self.file = file;
+            self.id = id;
+            self.opened = now;
+            self.known_len = u64::MAX;
         }
     }
 
-    fn switch(&mut self, id: u64, now: Instant) -> io::Result<()> {
-        self.file = open_segment(&*self.fs, &self.layout, id)?;
-        self.id = id;
-        self.opened = now;
-        self.known_len = u64::MAX;
-        Ok(())
+    /// Whether our file is still the active one, asked under its lock. Only
+    /// a writer holding this lock can create the next file, so the answer
+    /// holds until we unlock. The next file may already be compressed, and
+    /// ours compressed or removed by retention (which unlinks it), so all
+    /// three are checked.
+    fn is_newest(&self) -> io::Result<bool> {
+        let absent = |path: &std::path::Path| match self.fs.metadata(path) {
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        };
+        let ours = match self.fs.metadata(&self.layout.plain(self.id)) {
+            Ok(meta) => meta.id == self.file.metadata()?.id,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        Ok(ours
+            && absent(&self.layout.plain(self.id + 1))?
+            && absent(&self.layout.path(crate::layout::Segment {
+                id: self.id + 1,
+                compressed: true,
+            }))?)
     }
 
-    /// Called with the active file locked and known to be the newest;
-    /// leaves the new file locked.
+    /// Called with the active file locked and known to be the newest.
+    /// Creates the next file and makes it ours, unlocked: between its
+    /// creation and our lock another writer may fill, rotate and compress
+    /// it, so it is locked and checked like any other before a write.
     fn rotate(&mut self, now: Instant) -> io::Result<()> {
         // Seal the old file durably before anyone can read past it.
         self.file.sync_data()?;
@@ -194,25 +218,36 @@ impl Writer {
         // rotating this file at the same time.
         let file = self.fs.open_append(&next, true)?;
         self.fs.sync_dir(&self.layout.dir)?;
-        file.lock()?;
         // Dropping the old handle releases its lock.
         self.file = file;
         self.id += 1;
         self.opened = now;
-        self.known_len = 0;
+        self.known_len = u64::MAX;
         Ok(())
     }
 }
 
-fn open_segment(fs: &dyn Fs, layout: &Layout, id: u64) -> io::Result<Box<dyn File>> {
-    let path = layout.plain(id);
-    match fs.open_append(&path, false) {
-        Ok(file) => Ok(file),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let file = fs.open_append(&path, true)?;
+/// Opens the newest file, which has an id of at least `at_least`. Only the
+/// very first file is created here; every other one is created by the
+/// rotation that seals its predecessor. A file that vanishes between the
+/// listing and the open was sealed and compressed meanwhile: list again.
+fn open_newest(fs: &dyn Fs, layout: &Layout, at_least: u64) -> io::Result<(u64, Box<dyn File>)> {
+    loop {
+        let Some(id) = layout.list(fs)?.newest() else {
+            let file = fs.open_append(&layout.plain(1), true)?;
             fs.sync_dir(&layout.dir)?;
-            Ok(file)
+            return Ok((1, file));
+        };
+        if id < at_least {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("journal file {at_least} was removed while in use"),
+            ));
         }
-        Err(e) => Err(e),
+        match fs.open_append(&layout.plain(id), false) {
+            Ok(file) => return Ok((id, file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
 }

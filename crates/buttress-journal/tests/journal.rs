@@ -429,3 +429,43 @@ fn the_real_file_system_round_trips_and_the_lines_are_plain_json() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Several journals on one file system behave like several processes:
+/// each has its own handles, locks and writer thread.
+#[test]
+fn several_writers_rotating_and_compressing_lose_nothing() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .rotate_bytes(Some(3000))
+        .compression(Compression::Gzip)
+        .durability(Durability::Buffered);
+    std::thread::scope(|scope| {
+        for p in 0..4 {
+            let journal = open_sim(&fs, config.clone());
+            scope.spawn(move || {
+                std::thread::scope(|inner| {
+                    for t in 0..2 {
+                        let journal = journal.clone();
+                        inner.spawn(move || {
+                            for s in 0..300 {
+                                journal
+                                    .append_blocking(&Ev::new(p, t, s, 20 + (s as usize % 7) * 40))
+                                    .unwrap();
+                            }
+                        });
+                    }
+                });
+                journal.close().unwrap();
+            });
+        }
+    });
+    let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(stats.corrupt_records, 0);
+    assert_eq!(events.len(), 4 * 2 * 300);
+    let mut next = std::collections::HashMap::new();
+    for e in events {
+        let n = next.entry((e.p, e.t)).or_insert(0);
+        assert_eq!(e.s, *n);
+        *n += 1;
+    }
+}

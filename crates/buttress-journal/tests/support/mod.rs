@@ -29,14 +29,17 @@ impl Ev {
         }
     }
 
+    fn pad_char(p: u32, t: u32, s: u32) -> u8 {
+        b'a' + ((p.wrapping_mul(7) ^ t.wrapping_mul(3) ^ s) % 26) as u8
+    }
+
     fn pad_for(p: u32, t: u32, s: u32, len: usize) -> String {
-        let c = (b'a' + ((p * 7 + t * 3 + s) % 26) as u8) as char;
-        std::iter::repeat_n(c, len).collect()
+        String::from_utf8(vec![Ev::pad_char(p, t, s); len]).expect("ascii")
     }
 
     /// Whether the padding is what `new` made.
     pub fn is_intact(&self) -> bool {
-        self.pad == Ev::pad_for(self.p, self.t, self.s, self.pad.len())
+        self.pad.as_bytes() == vec![Ev::pad_char(self.p, self.t, self.s); self.pad.len()]
     }
 }
 
