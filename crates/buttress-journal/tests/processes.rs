@@ -169,7 +169,7 @@ fn writers_killed_at_random_points_lose_no_acknowledged_record() {
         // Kill after a random number of acknowledgements: at a random
         // point of the writer's work, without sleeping.
         let wait_for = rng.usize(0..300);
-        let mut parse = |line: &str| {
+        let parse = |line: &str| {
             let mut it = line
                 .strip_prefix("ACK ")?
                 .split(' ')
