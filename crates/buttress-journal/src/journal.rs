@@ -2,6 +2,7 @@
 //! behind it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -48,6 +49,13 @@ struct Shared {
     config: JournalConfig,
     channel: Channel,
     metrics: Metrics,
+    /// The file side. The writer thread holds it for each batch; in
+    /// sync-each mode a blocking append that finds nothing queued or in
+    /// flight holds it to write its own record (see `append_blocking`).
+    writer: Mutex<Writer>,
+    clock: SharedClock,
+    /// Wakes the maintenance thread after a rotation.
+    maint: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 /// What [`Journal::try_append`] and [`Journal::append_queued`] return: a
@@ -138,14 +146,17 @@ impl Journal {
                     source,
                 }
             })?;
+        let (maint_tx, maint_rx) = mpsc::channel::<()>();
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             layout,
             channel: Channel::new(config.queue_bytes),
             metrics: Metrics::new(name),
             config,
+            writer: Mutex::new(writer),
+            clock,
+            maint: Mutex::new(Some(maint_tx)),
         });
-        let (maint_tx, maint_rx) = mpsc::channel::<()>();
         let mut threads = Vec::new();
         let s = shared.clone();
         let maint_fs = fs.clone();
@@ -158,7 +169,7 @@ impl Journal {
         let s = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("journal-{name}"))
-            .spawn(move || writer_loop(&s, writer, &clock, &maint_tx));
+            .spawn(move || writer_loop(&s));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -167,7 +178,6 @@ impl Journal {
                 return Err(OpenError::Thread(e));
             }
         }
-        // Tidy up what an earlier crash left, at once.
         Ok(Journal {
             inner: Arc::new(Inner {
                 shared,
@@ -266,7 +276,53 @@ impl Journal {
     }
 
     /// [`append`](Journal::append), blocking the thread.
+    ///
+    /// In sync-each mode, when nothing is queued or being written, the
+    /// calling thread writes and syncs its record itself instead of handing
+    /// it to the writer thread and waiting to be woken: the same protocol,
+    /// two thread switches fewer.
     pub fn append_blocking<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
+        if self.shared().config.durability == Durability::SyncEach {
+            let record = self.encode(event)?;
+            let shared = self.shared();
+            let channel = &shared.channel;
+            let mut q = channel.lock();
+            if let Some(refused) = channel.refusal(&q) {
+                return Err(refused);
+            }
+            // Nothing queued or in flight means the writer thread is not in
+            // `commit`; taking the writer under the queue lock keeps it out
+            // until this record is published, so order holds.
+            let writer = if q.items.is_empty() && q.in_flight == 0 {
+                match shared.writer.try_lock() {
+                    Ok(w) => Some(w),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                }
+            } else {
+                None
+            };
+            if let Some(mut writer) = writer {
+                let seq = q.head;
+                q.head += 1;
+                q.in_flight += 1;
+                drop(q);
+                commit(shared, &mut writer, &record, seq, 1, true);
+                drop(writer);
+                channel.end_flight();
+                return channel.wait_blocking(true, seq);
+            }
+            drop(q);
+            let seq = match shared.config.overflow {
+                Overflow::Wait => channel.push_blocking(record)?,
+                Overflow::Drop => match channel.try_push(record) {
+                    Ok(seq) => seq,
+                    Err(PushError::Full(_, queued)) => return Err(self.dropped(queued)),
+                    Err(PushError::Refused(e)) => return Err(e),
+                },
+            };
+            return self.receipt(seq).wait_confirmed();
+        }
         self.append_queued_blocking(event)?.wait_confirmed()
     }
 
@@ -357,36 +413,34 @@ impl Drop for Inner {
     }
 }
 
-fn writer_loop(shared: &Shared, mut writer: Writer, clock: &SharedClock, maint: &mpsc::Sender<()>) {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        write_batches(shared, &mut writer, clock, maint);
-    }));
+fn writer_loop(shared: &Shared) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batches(shared)));
     if outcome.is_err() {
         shared.channel.fail(
             0,
             std::io::Error::other("the journal's writer thread panicked"),
         );
     }
+    // Lets the maintenance thread finish its last run and end.
+    shared
+        .maint
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
 }
 
-fn write_batches(
-    shared: &Shared,
-    writer: &mut Writer,
-    clock: &SharedClock,
-    maint: &mpsc::Sender<()>,
-) {
+fn write_batches(shared: &Shared) {
     let channel = &shared.channel;
     let config = &shared.config;
-    let m = &shared.metrics;
     let durable_mode = config.durability != Durability::Buffered;
     let mut batch: Vec<u8> = Vec::with_capacity(config.batch_bytes.min(1 << 20));
-    let _ = maint.send(());
+    wake_maintenance(shared);
     loop {
         batch.clear();
         let (first, count, sync_wanted) = {
             let mut q = channel.lock();
             loop {
-                let durable = channel.durable.load(std::sync::atomic::Ordering::Acquire);
+                let durable = channel.durable.load(Ordering::Acquire);
                 if !q.items.is_empty() || (q.sync_wanted > durable && !channel.is_failed()) {
                     break;
                 }
@@ -413,60 +467,79 @@ fn write_batches(
                 count += 1;
             }
             q.head += count;
-            m.queue_bytes.set(q.bytes as f64);
+            q.in_flight += 1;
+            shared.metrics.queue_bytes.set(q.bytes as f64);
             (first, count, q.sync_wanted)
         };
-        let end = first + count;
-        if channel.is_failed() {
-            // Refuse everything still queued; nothing is acknowledged.
-            channel.publish(end, None);
-        } else {
-            if count > 0 {
-                match writer.write(&batch, clock.now()) {
-                    Ok(report) => {
-                        m.appended.increment(count);
-                        m.bytes.increment(batch.len() as u64);
-                        m.batch_records.record(count as f64);
-                        if report.sealed {
-                            m.sealed.increment(1);
-                            tracing::warn!(journal = %shared.name, "sealed a torn record left by a writer that died");
-                        }
-                        if report.rotated {
-                            m.rotations.increment(1);
-                            tracing::info!(journal = %shared.name, file = writer.id(), "rotated");
-                            let _ = maint.send(());
-                        }
-                    }
-                    Err(e) => {
-                        m.failures.increment(1);
-                        tracing::error!(journal = %shared.name, error = %e, "write failed; the journal stops");
-                        channel.fail(first, e);
-                    }
+        {
+            let mut writer = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let sync = durable_mode || sync_wanted > channel.durable.load(Ordering::Acquire);
+            commit(shared, &mut writer, &batch, first, count, sync);
+        }
+        channel.end_flight();
+        channel.release(batch.len());
+    }
+}
+
+/// Writes records `first..first + count` (the bytes of `batch`), syncs if
+/// asked, and publishes the outcome. Called with the writer held, in
+/// record order.
+fn commit(shared: &Shared, writer: &mut Writer, batch: &[u8], first: u64, count: u64, sync: bool) {
+    let channel = &shared.channel;
+    let m = &shared.metrics;
+    let end = first + count;
+    if channel.is_failed() {
+        // Refuse it: nothing is acknowledged after a failure.
+        channel.publish(end, None);
+        return;
+    }
+    if count > 0 {
+        match writer.write(batch, shared.clock.now()) {
+            Ok(report) => {
+                m.appended.increment(count);
+                m.bytes.increment(batch.len() as u64);
+                m.batch_records.record(count as f64);
+                if report.sealed {
+                    m.sealed.increment(1);
+                    tracing::warn!(journal = %shared.name, "sealed a torn record left by a writer that died");
+                }
+                if report.rotated {
+                    m.rotations.increment(1);
+                    tracing::info!(journal = %shared.name, file = writer.id(), "rotated");
+                    wake_maintenance(shared);
                 }
             }
-            if !channel.is_failed()
-                && (durable_mode
-                    || sync_wanted > channel.durable.load(std::sync::atomic::Ordering::Acquire))
-            {
-                let started = std::time::Instant::now();
-                match writer.sync() {
-                    Ok(()) => {
-                        m.sync_seconds.record(started.elapsed().as_secs_f64());
-                        channel.publish(end, Some(end));
-                    }
-                    Err(e) => {
-                        m.failures.increment(1);
-                        tracing::error!(journal = %shared.name, error = %e, "fdatasync failed; the journal stops");
-                        let from = channel.durable.load(std::sync::atomic::Ordering::Acquire);
-                        channel.fail(from, e);
-                        channel.publish(end, None);
-                    }
-                }
-            } else {
+            Err(e) => {
+                m.failures.increment(1);
+                tracing::error!(journal = %shared.name, error = %e, "write failed; the journal stops");
+                channel.fail(first, e);
                 channel.publish(end, None);
+                return;
             }
         }
-        channel.release(batch.len());
+    }
+    if !sync {
+        channel.publish(end, None);
+        return;
+    }
+    let started = std::time::Instant::now();
+    match writer.sync() {
+        Ok(()) => {
+            m.sync_seconds.record(started.elapsed().as_secs_f64());
+            channel.publish(end, Some(end));
+        }
+        Err(e) => {
+            m.failures.increment(1);
+            tracing::error!(journal = %shared.name, error = %e, "fdatasync failed; the journal stops");
+            channel.fail(channel.durable.load(Ordering::Acquire), e);
+            channel.publish(end, None);
+        }
+    }
+}
+
+fn wake_maintenance(shared: &Shared) {
+    if let Some(tx) = &*shared.maint.lock().unwrap_or_else(|e| e.into_inner()) {
+        let _ = tx.send(());
     }
 }
 

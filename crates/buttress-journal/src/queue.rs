@@ -28,6 +28,9 @@ pub(crate) struct Queue {
     pub(crate) sync_wanted: u64,
     pub(crate) closed: bool,
     pub(crate) writer_idle: bool,
+    /// Batches taken from the queue (or reserved by a caller writing its
+    /// own record) and not yet published.
+    pub(crate) in_flight: u32,
 }
 
 impl Queue {
@@ -77,7 +80,7 @@ impl Channel {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn refusal(&self, q: &Queue) -> Option<AppendError> {
+    pub(crate) fn refusal(&self, q: &Queue) -> Option<AppendError> {
         if q.closed {
             return Some(AppendError::Closed);
         }
@@ -104,6 +107,11 @@ impl Channel {
             self.wake_writer.notify_one();
         }
         Ok(seq)
+    }
+
+    /// A batch taken by a caller or the writer thread is published.
+    pub(crate) fn end_flight(&self) {
+        self.lock().in_flight -= 1;
     }
 
     /// A listener for "space may have been freed"; create it before a

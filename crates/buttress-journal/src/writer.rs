@@ -20,7 +20,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use buttress_fs::{File, Fs};
+use buttress_fs::{File, FileId, Fs};
 
 use crate::config::JournalConfig;
 use crate::layout::Layout;
@@ -42,6 +42,8 @@ pub(crate) struct Writer {
     rotate_bytes: Option<u64>,
     rotate_age: Option<std::time::Duration>,
     file: Box<dyn File>,
+    /// Device and inode of `file`, to tell whether the path still names it.
+    file_id: FileId,
     id: u64,
     /// When this writer opened the active file.
     opened: Instant,
@@ -64,7 +66,9 @@ impl Writer {
             let _ = fs.sync_dir(buttress_fs::parent_dir(&layout.dir));
         }
         let (id, file) = open_newest(&*fs, &layout, 0)?;
+        let file_id = file.metadata()?.id;
         Ok(Writer {
+            file_id,
             fs,
             layout,
             rotate_bytes: config.rotate_bytes,
@@ -175,6 +179,7 @@ impl Writer {
             // synced before the next is written).
             let _ = self.file.unlock();
             let (id, file) = open_newest(&*self.fs, &self.layout, self.id + 1)?;
+            self.file_id = file.metadata()?.id;
             self.file = file;
             self.id = id;
             self.opened = now;
@@ -194,7 +199,7 @@ impl Writer {
             Err(e) => Err(e),
         };
         let ours = match self.fs.metadata(&self.layout.plain(self.id)) {
-            Ok(meta) => meta.id == self.file.metadata()?.id,
+            Ok(meta) => meta.id == self.file_id,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
@@ -218,6 +223,7 @@ impl Writer {
         // rotating this file at the same time.
         let file = self.fs.open_append(&next, true)?;
         self.fs.sync_dir(&self.layout.dir)?;
+        self.file_id = file.metadata()?.id;
         // Dropping the old handle releases its lock.
         self.file = file;
         self.id += 1;

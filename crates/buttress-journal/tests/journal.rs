@@ -42,8 +42,23 @@ fn every_mode_writes_what_it_acknowledges_in_order() {
 
 #[test]
 fn threads_share_one_journal_without_loss_or_reordering() {
+    for durability in [
+        Durability::Buffered,
+        Durability::GroupCommit,
+        Durability::SyncEach,
+    ] {
+        threads_share_one_journal(durability);
+    }
+}
+
+fn threads_share_one_journal(durability: Durability) {
     let fs = SimFs::new();
-    let journal = open_sim(&fs, JournalConfig::default().queue_bytes(1 << 20));
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default()
+            .queue_bytes(1 << 20)
+            .durability(durability),
+    );
     std::thread::scope(|scope| {
         for t in 0..8 {
             let journal = journal.clone();

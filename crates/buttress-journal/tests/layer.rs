@@ -1,0 +1,175 @@
+//! The tower layer: one event per request and response, never failing a
+//! response, and honouring the overflow policy when the queue is full.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buttress_fs::{Fs, SimFs};
+use buttress_journal::{Durability, JournalConfig, JournalLayer, JournalReader, Overflow, events};
+use serde::{Deserialize, Serialize};
+use support::{open_sim, sim_dir};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Call {
+    path: String,
+    ok: bool,
+    ms: u64,
+}
+
+fn calls(fs: &SimFs) -> Vec<Call> {
+    let mut reader = JournalReader::with_fs(Arc::new(fs.clone()) as Arc<dyn Fs>, sim_dir(), "t");
+    std::iter::from_fn(|| reader.next_record::<Call>().unwrap().map(|r| r.event)).collect()
+}
+
+fn layer(
+    journal: buttress_journal::Journal,
+) -> JournalLayer<
+    impl buttress_journal::RecordEvents<String, u32, &'static str, Pending = String, Event = Call>
+    + Send
+    + Sync,
+> {
+    JournalLayer::new(
+        journal,
+        events(
+            |path: &String| path.clone(),
+            |path, result: &Result<u32, &'static str>, took: Duration| {
+                (path != "/skip").then(|| Call {
+                    path,
+                    ok: result.is_ok(),
+                    ms: took.as_millis() as u64,
+                })
+            },
+        ),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_request_leaves_one_event_with_its_result_and_time() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::Buffered),
+    );
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()))
+        .service(service_fn(|path: String| async move {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            if path == "/fail" {
+                Err("boom")
+            } else {
+                Ok(path.len() as u32)
+            }
+        }));
+    assert_eq!(svc.ready().await.unwrap().call("/a".into()).await, Ok(2));
+    assert_eq!(
+        svc.ready().await.unwrap().call("/fail".into()).await,
+        Err("boom")
+    );
+    assert_eq!(svc.ready().await.unwrap().call("/skip".into()).await, Ok(5));
+    journal.flush().await.unwrap();
+    assert_eq!(
+        calls(&fs),
+        vec![
+            Call {
+                path: "/a".into(),
+                ok: true,
+                ms: 40
+            },
+            Call {
+                path: "/fail".into(),
+                ok: false,
+                ms: 40
+            },
+        ]
+    );
+    journal.close().unwrap();
+}
+
+/// Holds the writer by taking the active file's lock as another process.
+fn hold_writer(fs: &SimFs) -> Box<dyn buttress_fs::File> {
+    let lock = fs
+        .open_append(&sim_dir().join("t.0000000001.jsonl"), false)
+        .unwrap();
+    lock.lock().unwrap();
+    lock
+}
+
+#[tokio::test]
+async fn a_full_queue_with_drop_never_holds_the_response() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .durability(Durability::Buffered)
+        .overflow(Overflow::Drop)
+        .max_record_bytes(100)
+        .queue_bytes(100);
+    let journal = open_sim(&fs, config);
+    let lock = hold_writer(&fs);
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()))
+        .service(service_fn(|_: String| async { Ok::<u32, &'static str>(1) }));
+    for _ in 0..20 {
+        // Would hang if the response waited for space.
+        assert_eq!(svc.ready().await.unwrap().call("/x".into()).await, Ok(1));
+    }
+    drop(lock);
+    journal.flush().await.unwrap();
+    let n = calls(&fs).len();
+    assert!((1..20).contains(&n), "{n} events recorded");
+    journal.close().unwrap();
+}
+
+#[tokio::test]
+async fn a_full_queue_with_wait_holds_the_response_until_there_is_room() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .durability(Durability::Buffered)
+        .max_record_bytes(100)
+        .queue_bytes(100);
+    let journal = open_sim(&fs, config);
+    let lock = hold_writer(&fs);
+    let svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()))
+        .service(service_fn(|_: String| async { Ok::<u32, &'static str>(1) }));
+    let calls_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let mut svc = svc.clone();
+        let done = calls_done.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = svc.ready().await.unwrap().call("/x".into()).await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r
+        }));
+    }
+    // Let every task run as far as it can.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        calls_done.load(std::sync::atomic::Ordering::SeqCst) < 5,
+        "some response must be waiting"
+    );
+    drop(lock);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Ok(1));
+    }
+    journal.flush().await.unwrap();
+    assert_eq!(calls(&fs).len(), 5);
+    journal.close().unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_journal_never_fails_a_response() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.close().unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal))
+        .service(service_fn(|_: String| async { Ok::<u32, &'static str>(7) }));
+    assert_eq!(svc.ready().await.unwrap().call("/x".into()).await, Ok(7));
+    let _: Option<Infallible> = None;
+}
