@@ -66,12 +66,12 @@ fn threads_share_one_journal(durability: Durability) {
                 for s in 0..300 {
                     journal
                         .append_blocking(&Ev::new(0, t, s, (s as usize * 37) % 500))
-                        .unwrap();
+                        .expect("append");
                 }
             });
         }
     });
-    journal.close().unwrap();
+    journal.close().expect("test setup");
     let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
     assert_eq!(events.len(), 8 * 300);
     assert_eq!(stats.corrupt_records, 0);
@@ -483,4 +483,18 @@ fn several_writers_rotating_and_compressing_lose_nothing() {
         assert_eq!(e.s, *n);
         *n += 1;
     }
+}
+
+#[cfg(feature = "serde-config")]
+#[test]
+fn the_config_loads_from_json_with_human_durations() {
+    let config: JournalConfig = serde_json::from_str(
+        r#"{"durability": "sync_each", "rotate_age": "15m", "rotate_bytes": 1048576, "compression": "gzip"}"#,
+    )
+    .unwrap();
+    assert_eq!(config.durability, Durability::SyncEach);
+    assert_eq!(config.rotate_age, Some(Duration::from_secs(900)));
+    assert_eq!(config.compression, Compression::Gzip);
+    assert_eq!(config.queue_bytes, JournalConfig::default().queue_bytes);
+    assert!(serde_json::from_str::<JournalConfig>(r#"{"rotate_bytez": 1}"#).is_err());
 }

@@ -22,7 +22,7 @@ struct Call {
 
 fn calls(fs: &SimFs) -> Vec<Call> {
     let mut reader = JournalReader::with_fs(Arc::new(fs.clone()) as Arc<dyn Fs>, sim_dir(), "t");
-    std::iter::from_fn(|| reader.next_record::<Call>().unwrap().map(|r| r.event)).collect()
+    std::iter::from_fn(|| reader.next_record::<Call>().expect("read").map(|r| r.event)).collect()
 }
 
 fn layer(
@@ -93,8 +93,8 @@ async fn each_request_leaves_one_event_with_its_result_and_time() {
 fn hold_writer(fs: &SimFs) -> Box<dyn buttress_fs::File> {
     let lock = fs
         .open_append(&sim_dir().join("t.0000000001.jsonl"), false)
-        .unwrap();
-    lock.lock().unwrap();
+        .expect("test setup");
+    lock.lock().expect("test setup");
     lock
 }
 

@@ -22,7 +22,7 @@ enum Item {
 
 fn record(n: u32) -> Vec<u8> {
     let event = serde_json::json!({"n": n, "pad": "x".repeat(n as usize % 50)});
-    let body = serde_json::to_vec(&event).unwrap();
+    let body = serde_json::to_vec(&event).expect("test setup");
     let mut line =
         format!("{{\"crc32c\":\"{:08x}\",\"event\":", crc32c::crc32c(&body)).into_bytes();
     line.extend_from_slice(&body);
@@ -43,7 +43,7 @@ fn item() -> impl Strategy<Value = Item> {
 fn read_everything(bytes: &[u8], chunked_files: usize) -> (Vec<serde_json::Value>, u64) {
     let fs = SimFs::new();
     let dir = std::path::Path::new("/j");
-    fs.create_dir_all(dir).unwrap();
+    fs.create_dir_all(dir).expect("test setup");
     // Split the bytes over several files: a file boundary is a record
     // boundary for the reader, like a rotation.
     let parts = chunked_files.max(1);
@@ -51,13 +51,16 @@ fn read_everything(bytes: &[u8], chunked_files: usize) -> (Vec<serde_json::Value
     for (i, part) in bytes.chunks(size).enumerate() {
         let f = fs
             .create_new(&dir.join(format!("t.{:010}.jsonl", i + 1)))
-            .unwrap();
-        f.write_all(part).unwrap();
+            .expect("test setup");
+        f.write_all(part).expect("test setup");
     }
     let mut reader =
         JournalReader::with_fs(Arc::new(fs) as Arc<dyn Fs>, dir, "t").max_record_bytes(4096);
     let mut out = Vec::new();
-    while let Some(r) = reader.next_record::<serde_json::Value>().unwrap() {
+    while let Some(r) = reader
+        .next_record::<serde_json::Value>()
+        .expect("test setup")
+    {
         out.push(r.event);
     }
     (out, reader.stats().records)

@@ -7,6 +7,7 @@
 //! | `breaker` | [`breaker`] (default) | `buttress-breaker` |
 //! | `retry`   | [`retry`] (default)   | `buttress-retry`   |
 //! | `limit`   | [`limit`] (default)   | `buttress-limit`   |
+//! | `journal` | `journal`, `fs`       | `buttress-journal`, `buttress-fs` |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -30,3 +31,8 @@ pub use buttress_retry as retry;
 
 #[cfg(feature = "limit")]
 pub use buttress_limit as limit;
+
+#[cfg(feature = "journal")]
+pub use buttress_fs as fs;
+#[cfg(feature = "journal")]
+pub use buttress_journal as journal;
