@@ -173,8 +173,12 @@ impl Journal {
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
-                // The maintenance thread ends when its sender (moved into
-                // the closure that never ran) is dropped.
+                // Ends the maintenance thread.
+                shared
+                    .maint
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
                 return Err(OpenError::Thread(e));
             }
         }
@@ -307,9 +311,14 @@ impl Journal {
                 q.head += 1;
                 q.in_flight += 1;
                 drop(q);
+                let flight = Flight {
+                    shared,
+                    seq,
+                    done: false,
+                };
                 commit(shared, &mut writer, &record, seq, 1, true);
+                flight.land();
                 drop(writer);
-                channel.end_flight();
                 return channel.wait_blocking(true, seq);
             }
             drop(q);
@@ -512,7 +521,10 @@ fn commit(shared: &Shared, writer: &mut Writer, batch: &[u8], first: u64, count:
             Err(e) => {
                 m.failures.increment(1);
                 tracing::error!(journal = %shared.name, error = %e, "write failed; the journal stops");
-                channel.fail(first, e);
+                // Everything not yet durable is in doubt, including records
+                // written before this batch and not synced (buffered mode):
+                // a `sync()` waiting on them must fail, not hang.
+                channel.fail(channel.durable.load(Ordering::Acquire), e);
                 channel.publish(end, None);
                 return;
             }
@@ -534,6 +546,34 @@ fn commit(shared: &Shared, writer: &mut Writer, batch: &[u8], first: u64, count:
             channel.fail(channel.durable.load(Ordering::Acquire), e);
             channel.publish(end, None);
         }
+    }
+}
+
+/// A record a caller reserved to write itself. If the caller unwinds
+/// before publishing it, the record is failed (so no later watermark can
+/// jump over it unwritten) and the flight ends.
+struct Flight<'a> {
+    shared: &'a Shared,
+    seq: u64,
+    done: bool,
+}
+
+impl Flight<'_> {
+    fn land(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.channel.fail(
+                self.seq,
+                std::io::Error::other("a panic interrupted a sync-each append"),
+            );
+            self.shared.channel.publish(self.seq + 1, None);
+        }
+        self.shared.channel.end_flight();
     }
 }
 

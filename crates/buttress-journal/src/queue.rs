@@ -192,11 +192,13 @@ impl Channel {
 
     /// `Some(result)` once record `seq` is past `mark`, or failed.
     fn check(&self, mark: &AtomicU64, seq: u64) -> Option<Result<(), AppendError>> {
-        if mark.load(Ordering::Acquire) > seq {
-            return Some(Ok(()));
-        }
+        // Failure first: `written` moves past records that were refused
+        // after a failure, `durable` never does.
         if self.failed_from.load(Ordering::Acquire) <= seq {
             return Some(Err(self.failed()));
+        }
+        if mark.load(Ordering::Acquire) > seq {
+            return Some(Ok(()));
         }
         None
     }

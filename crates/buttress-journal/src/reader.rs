@@ -95,6 +95,8 @@ impl Read for SeamRead {
 enum Source {
     Plain(Box<dyn File>),
     Gzip(Box<GzDecoder<SeamRead>>),
+    /// A damaged compressed file, given up on: reads as ended.
+    Broken,
 }
 
 impl fmt::Debug for Source {
@@ -102,6 +104,7 @@ impl fmt::Debug for Source {
         f.write_str(match self {
             Source::Plain(_) => "Plain",
             Source::Gzip(_) => "Gzip",
+            Source::Broken => "Broken",
         })
     }
 }
@@ -330,6 +333,7 @@ impl JournalReader {
         let result = match &mut open.source {
             Source::Plain(file) => file.read_at(&mut self.chunk, open.read_offset),
             Source::Gzip(decoder) => decoder.read(&mut self.chunk),
+            Source::Broken => Ok(0),
         };
         let n = match result {
             Ok(n) => n,
@@ -337,6 +341,7 @@ impl JournalReader {
                 // A damaged compressed file: what follows is lost.
                 tracing::warn!(file = open.id, error = %e, "compressed journal file is damaged; skipping its rest");
                 self.stats.broken_files += 1;
+                open.source = Source::Broken;
                 0
             }
             Err(e) => return Err(io_at(self.layout.plain(open.id))(e)),
@@ -349,6 +354,18 @@ impl JournalReader {
     /// Opens the file of the cursor, or the next one after it. Returns
     /// false when there is none.
     fn open_next(&mut self) -> Result<bool, ReadError> {
+        // A file can be compressed or removed between the listing and the
+        // open; look again a few times, then give up until the next call.
+        for _ in 0..8 {
+            if let Some(opened) = self.try_open_next()? {
+                return Ok(opened);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `None`: the file vanished meanwhile, try again.
+    fn try_open_next(&mut self) -> Result<Option<bool>, ReadError> {
         let listing = self
             .layout
             .list(&*self.fs)
@@ -358,7 +375,7 @@ impl JournalReader {
             .into_iter()
             .find(|s| s.id >= self.cursor.file)
         else {
-            return Ok(false);
+            return Ok(Some(false));
         };
         if segment.id != self.cursor.file {
             if self.cursor != Cursor::START {
@@ -374,18 +391,23 @@ impl JournalReader {
         let file = match self.fs.open_read(&path) {
             Ok(f) => f,
             // Compressed or removed since the listing: look again.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.open_next(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_at(path)(e)),
         };
         let offset = self.cursor.offset;
         let source = if segment.compressed {
             let mut decoder = GzDecoder::new(SeamRead { file, offset: 0 });
-            // Skip to the cursor in the uncompressed stream.
-            let skipped = io::copy(&mut (&mut decoder).take(offset), &mut io::sink()).unwrap_or(0);
-            if skipped < offset {
-                self.stats.broken_files += 1;
+            // Skip to the cursor in the uncompressed stream. A file that
+            // does not decompress that far is damaged (or the cursor is
+            // past its end): nothing more is read from it.
+            match io::copy(&mut (&mut decoder).take(offset), &mut io::sink()) {
+                Ok(skipped) if skipped == offset => Source::Gzip(Box::new(decoder)),
+                Ok(_) => Source::Broken,
+                Err(_) => {
+                    self.stats.broken_files += 1;
+                    Source::Broken
+                }
             }
-            Source::Gzip(Box::new(decoder))
         } else {
             Source::Plain(file)
         };
@@ -397,7 +419,7 @@ impl JournalReader {
         });
         self.buf.clear();
         self.pos = 0;
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Bytes in the journal after the cursor: what a consumer has yet to

@@ -49,6 +49,12 @@ pub(crate) struct Writer {
     opened: Instant,
     /// The length our last write left, or `u64::MAX` when unknown.
     known_len: u64,
+    /// No write yet since this writer opened the journal, on a file it did
+    /// not create: its first write starts a new file. After a power loss
+    /// the newest file may be shorter than a reader's saved cursor (even
+    /// empty); records appended there would land before the cursor and be
+    /// skipped.
+    fresh: bool,
 }
 
 impl Writer {
@@ -65,7 +71,7 @@ impl Writer {
             // parent may not be ours to open).
             let _ = fs.sync_dir(buttress_fs::parent_dir(&layout.dir));
         }
-        let (id, file) = open_newest(&*fs, &layout, 0)?;
+        let (id, file, created) = open_newest(&*fs, &layout, 0)?;
         let file_id = file.metadata()?.id;
         Ok(Writer {
             file_id,
@@ -77,6 +83,7 @@ impl Writer {
             id,
             opened: now,
             known_len: u64::MAX,
+            fresh: !created,
         })
     }
 
@@ -120,9 +127,11 @@ impl Writer {
                 report.sealed = true;
             }
         }
-        let too_old = self
-            .rotate_age
-            .is_some_and(|age| len > 0 && now.saturating_duration_since(self.opened) >= age);
+        let too_old = std::mem::take(&mut self.fresh)
+            || (len > 0
+                && self
+                    .rotate_age
+                    .is_some_and(|age| now.saturating_duration_since(self.opened) >= age));
         let piece = match self.rotate_bytes {
             _ if too_old => None,
             Some(max) if len + rest.len() as u64 > max => {
@@ -165,7 +174,15 @@ impl Writer {
     /// Leaves the active file locked, and it is the newest.
     fn lock_newest(&mut self, now: Instant) -> io::Result<()> {
         loop {
-            self.file.lock()?;
+            // A writer with a stale handle must not wait behind a
+            // compression of its old file: if the lock is busy, look first.
+            if !self.file.try_lock()? {
+                if !self.is_newest()? {
+                    self.reopen(now)?;
+                    continue;
+                }
+                self.file.lock()?;
+            }
             match self.is_newest() {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -178,13 +195,19 @@ impl Writer {
             // already synced when the journal is durable (each batch is
             // synced before the next is written).
             let _ = self.file.unlock();
-            let (id, file) = open_newest(&*self.fs, &self.layout, self.id + 1)?;
-            self.file_id = file.metadata()?.id;
-            self.file = file;
-            self.id = id;
-            self.opened = now;
-            self.known_len = u64::MAX;
+            self.reopen(now)?;
         }
+    }
+
+    /// Moves to the newest file.
+    fn reopen(&mut self, now: Instant) -> io::Result<()> {
+        let (id, file, _) = open_newest(&*self.fs, &self.layout, self.id + 1)?;
+        self.file_id = file.metadata()?.id;
+        self.file = file;
+        self.id = id;
+        self.opened = now;
+        self.known_len = u64::MAX;
+        Ok(())
     }
 
     /// Whether our file is still the active one, asked under its lock. Only
@@ -237,12 +260,24 @@ impl Writer {
 /// very first file is created here; every other one is created by the
 /// rotation that seals its predecessor. A file that vanishes between the
 /// listing and the open was sealed and compressed meanwhile: list again.
-fn open_newest(fs: &dyn Fs, layout: &Layout, at_least: u64) -> io::Result<(u64, Box<dyn File>)> {
+/// Returns the id, the handle, and whether this call created the file.
+fn open_newest(
+    fs: &dyn Fs,
+    layout: &Layout,
+    at_least: u64,
+) -> io::Result<(u64, Box<dyn File>, bool)> {
     loop {
         let Some(id) = layout.list(fs)?.newest() else {
-            let file = fs.open_append(&layout.plain(1), true)?;
-            fs.sync_dir(&layout.dir)?;
-            return Ok((1, file));
+            // Exclusive, so that a stale empty listing cannot recreate a
+            // first file that was meanwhile sealed and compressed.
+            match fs.create_new(&layout.plain(1)) {
+                Ok(_) => {
+                    fs.sync_dir(&layout.dir)?;
+                    return Ok((1, fs.open_append(&layout.plain(1), false)?, true));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
         };
         if id < at_least {
             return Err(io::Error::new(
@@ -251,7 +286,13 @@ fn open_newest(fs: &dyn Fs, layout: &Layout, at_least: u64) -> io::Result<(u64, 
             ));
         }
         match fs.open_append(&layout.plain(id), false) {
-            Ok(file) => return Ok((id, file)),
+            Ok(file) => {
+                // Another writer created it and may not have synced the
+                // directory yet (or died before it could): records we
+                // acknowledge in it must not vanish with its entry.
+                fs.sync_dir(&layout.dir)?;
+                return Ok((id, file, false));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }

@@ -498,3 +498,73 @@ fn the_config_loads_from_json_with_human_durations() {
     assert_eq!(config.queue_bytes, JournalConfig::default().queue_bytes);
     assert!(serde_json::from_str::<JournalConfig>(r#"{"rotate_bytez": 1}"#).is_err());
 }
+
+#[test]
+fn after_a_failed_write_sync_and_flush_report_it_instead_of_hanging_or_lying() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::Buffered),
+    );
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.flush_blocking().unwrap();
+    // Record 0 is written, not synced; record 1's write fails.
+    fs.inject(Fault {
+        op: OpKind::Write,
+        skip: 0,
+        kind: FaultKind::Io,
+    });
+    journal.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap(); // buffered: queued
+    assert!(journal.flush_blocking().is_err());
+    assert!(journal.sync_blocking().is_err());
+    assert!(journal.close().is_err());
+}
+
+#[test]
+fn a_file_another_writer_created_is_made_durable_before_acknowledging_in_it() {
+    let fs = SimFs::new();
+    let first = open_sim(&fs, JournalConfig::default());
+    first.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    first.close().unwrap();
+    // A rotator died between creating file 2 and syncing the directory.
+    drop(
+        fs.open_append(&sim_dir().join("t.0000000002.jsonl"), true)
+            .unwrap(),
+    );
+    let second = open_sim(&fs, JournalConfig::default());
+    second.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap();
+    let (events, _) = read_all(
+        fs_arc(&fs.crash(buttress_fs::Crash::POWER_LOSS)),
+        sim_dir(),
+        "t",
+    );
+    assert_eq!(events.iter().map(|e| e.s).collect::<Vec<_>>(), vec![0, 1]);
+    second.close().unwrap();
+}
+
+#[test]
+fn a_cursor_past_what_a_power_loss_kept_does_not_skip_new_records() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::Buffered),
+    );
+    for s in 0..5 {
+        journal.append_blocking(&Ev::new(0, 0, s, 10)).unwrap();
+    }
+    journal.flush_blocking().unwrap(); // written, never synced
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    while reader.next_record::<Ev>().unwrap().is_some() {}
+    let saved = reader.cursor();
+    let crashed = fs.crash(buttress_fs::Crash::POWER_LOSS);
+    drop(journal);
+    let journal = open_sim(&crashed, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 100, 10)).unwrap();
+    let mut reader = JournalReader::with_fs(fs_arc(&crashed), sim_dir(), "t");
+    reader.seek(saved);
+    assert_eq!(
+        reader.next_record::<Ev>().unwrap().map(|r| r.event.s),
+        Some(100)
+    );
+    journal.close().unwrap();
+}
