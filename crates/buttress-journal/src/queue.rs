@@ -114,35 +114,44 @@ impl Channel {
         self.lock().in_flight -= 1;
     }
 
-    /// A listener for "space may have been freed"; create it before a
-    /// `try_push` so that no wake-up between the two is lost.
-    pub(crate) fn listen_space(&self) -> event_listener::EventListener {
-        self.space.listen()
+    /// Queues `record` if there is room; otherwise gives it back with a
+    /// listener for freed space, created before the attempt so that no
+    /// wake-up between the two is lost.
+    fn push_or_listen(
+        &self,
+        record: Vec<u8>,
+    ) -> Result<Result<u64, AppendError>, (Vec<u8>, event_listener::EventListener)> {
+        let listener = self.space.listen();
+        match self.try_push(record) {
+            Ok(seq) => Ok(Ok(seq)),
+            Err(PushError::Refused(e)) => Ok(Err(e)),
+            Err(PushError::Full(back, _)) => Err((back, listener)),
+        }
     }
 
     /// Queues `record`, waiting for space (blocking the thread).
     pub(crate) fn push_blocking(&self, mut record: Vec<u8>) -> Result<u64, AppendError> {
         loop {
-            let listener = self.listen_space();
-            match self.try_push(record) {
-                Ok(seq) => return Ok(seq),
-                Err(PushError::Refused(e)) => return Err(e),
-                Err(PushError::Full(back, _)) => record = back,
+            match self.push_or_listen(record) {
+                Ok(done) => return done,
+                Err((back, listener)) => {
+                    listener.wait();
+                    record = back;
+                }
             }
-            listener.wait();
         }
     }
 
     /// Queues `record`, waiting for space asynchronously.
     pub(crate) async fn push_async(&self, mut record: Vec<u8>) -> Result<u64, AppendError> {
         loop {
-            let listener = self.listen_space();
-            match self.try_push(record) {
-                Ok(seq) => return Ok(seq),
-                Err(PushError::Refused(e)) => return Err(e),
-                Err(PushError::Full(back, _)) => record = back,
+            match self.push_or_listen(record) {
+                Ok(done) => return done,
+                Err((back, listener)) => {
+                    listener.await;
+                    record = back;
+                }
             }
-            listener.await;
         }
     }
 
@@ -203,39 +212,44 @@ impl Channel {
         None
     }
 
-    pub(crate) fn wait_blocking(&self, durable: bool, seq: u64) -> Result<(), AppendError> {
+    /// The outcome for record `seq` if it is known, or a listener to wait
+    /// on before asking again (created between two checks, so that no
+    /// progress is missed).
+    fn outcome_or_listen(
+        &self,
+        durable: bool,
+        seq: u64,
+    ) -> Result<Result<(), AppendError>, event_listener::EventListener> {
         let mark = if durable {
             &self.durable
         } else {
             &self.written
         };
+        if let Some(done) = self.check(mark, seq) {
+            return Ok(done);
+        }
+        let listener = self.progress.listen();
+        match self.check(mark, seq) {
+            Some(done) => Ok(done),
+            None => Err(listener),
+        }
+    }
+
+    pub(crate) fn wait_blocking(&self, durable: bool, seq: u64) -> Result<(), AppendError> {
         loop {
-            if let Some(done) = self.check(mark, seq) {
-                return done;
+            match self.outcome_or_listen(durable, seq) {
+                Ok(done) => return done,
+                Err(listener) => listener.wait(),
             }
-            let listener = self.progress.listen();
-            if let Some(done) = self.check(mark, seq) {
-                return done;
-            }
-            listener.wait();
         }
     }
 
     pub(crate) async fn wait_async(&self, durable: bool, seq: u64) -> Result<(), AppendError> {
-        let mark = if durable {
-            &self.durable
-        } else {
-            &self.written
-        };
         loop {
-            if let Some(done) = self.check(mark, seq) {
-                return done;
+            match self.outcome_or_listen(durable, seq) {
+                Ok(done) => return done,
+                Err(listener) => listener.await,
             }
-            let listener = self.progress.listen();
-            if let Some(done) = self.check(mark, seq) {
-                return done;
-            }
-            listener.await;
         }
     }
 }
