@@ -1,0 +1,372 @@
+//! [`FileStore`]: checkpoints as files, replaced atomically.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use buttress_fs::{File, Fs, RealFs};
+
+use crate::error::{LoadError, OpenError, SaveError};
+use crate::store::{Candidate, Store};
+
+/// How many generations a [`FileStore`] keeps, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStoreConfig {
+    /// Generations kept (at least 1). Default 3: two damaged files in a
+    /// row still leave one to fall back on.
+    pub keep: usize,
+}
+
+impl Default for FileStoreConfig {
+    fn default() -> Self {
+        FileStoreConfig { keep: 3 }
+    }
+}
+
+impl FileStoreConfig {
+    /// Sets [`keep`](FileStoreConfig::keep).
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
+}
+
+/// Checkpoints as files in one directory: `name.<seq>.ckpt`, the last
+/// [`keep`](FileStoreConfig::keep) generations, and `name.lock`.
+///
+/// A save:
+///
+/// 1. creates `name.<seq>.ckpt.tmp-<pid>-<random>` exclusively, in the same
+///    directory (so the rename below stays on one file system);
+/// 2. writes the header and the payload;
+/// 3. `fsync`s the file: without it, a crash after the rename can leave a
+///    file of the right name and the wrong (zero) length;
+/// 4. renames it to `name.<seq>.ckpt`;
+/// 5. `fsync`s the directory: without it, the rename itself can be lost;
+/// 6. only now acknowledges, then removes generations beyond `keep`.
+///
+/// A new sequence number is used for every save, so no step ever
+/// overwrites the newest good checkpoint; a failure at any step leaves it
+/// as it was.
+///
+/// One writer per store, across processes: the writer holds an exclusive
+/// `flock` on `name.lock` for as long as it lives, and a second writer gets
+/// [`OpenError::Locked`]. Readers ([`FileStore::open_read_only`]) take no
+/// lock.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    name: String,
+    keep: usize,
+    /// Held for the writer's lifetime; `None` for readers.
+    lock: Option<Box<dyn File>>,
+    /// Serializes saves; holds the highest sequence seen.
+    latest: Mutex<u64>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+enum Entry {
+    Generation(u64),
+    Temp,
+}
+
+impl Inner {
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{}.{seq:020}.ckpt", self.name))
+    }
+
+    fn parse(&self, file: &str) -> Option<Entry> {
+        let rest = file.strip_prefix(&self.name)?.strip_prefix('.')?;
+        let (digits, ext) = rest.split_once('.')?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq = digits.parse().ok()?;
+        match ext {
+            "ckpt" => Some(Entry::Generation(seq)),
+            _ if ext.starts_with("ckpt.tmp-") => Some(Entry::Temp),
+            _ => None,
+        }
+    }
+
+    /// Generations (ascending) and temp files.
+    fn list(&self) -> io::Result<(Vec<u64>, Vec<PathBuf>)> {
+        let mut gens = Vec::new();
+        let mut temps = Vec::new();
+        let names = match self.fs.list(&self.dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for name in names {
+            match name.to_str().and_then(|n| self.parse(n)) {
+                Some(Entry::Generation(seq)) => gens.push(seq),
+                Some(Entry::Temp) => temps.push(self.dir.join(name)),
+                None => {}
+            }
+        }
+        gens.sort_unstable();
+        Ok((gens, temps))
+    }
+
+    fn put(&self, seq: u64, bytes: &[u8]) -> Result<(), SaveError> {
+        if self.lock.is_none() {
+            return Err(SaveError::ReadOnly);
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if seq <= *latest {
+            return Err(SaveError::Stale {
+                current: *latest,
+                attempted: seq,
+            });
+        }
+        let target = self.path(seq);
+        let mut temp = target.clone().into_os_string();
+        temp.push(format!(
+            ".tmp-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let temp = PathBuf::from(temp);
+        let io = |step: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| SaveError::Io { step, path, source }
+        };
+        let file = self.fs.create_new(&temp).map_err(io("create", &temp))?;
+        let written = file
+            .write_all(bytes)
+            .map_err(io("write", &temp))
+            .and_then(|()| file.sync_all().map_err(io("fsync", &temp)));
+        drop(file);
+        if let Err(e) = written {
+            let _ = self.fs.remove_file(&temp);
+            return Err(e);
+        }
+        if let Err(e) = self.fs.rename(&temp, &target) {
+            let _ = self.fs.remove_file(&temp);
+            return Err(io("rename", &target)(e));
+        }
+        // From here the new name is visible; it is durable, and the save
+        // acknowledged, only once the directory is synced.
+        *latest = seq;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(io("fsync directory", &self.dir))?;
+        drop(latest);
+        self.prune(seq);
+        Ok(())
+    }
+
+    /// Removes generations older than the newest `keep`, after `newest` is
+    /// durable. Failures are logged: the save already succeeded.
+    fn prune(&self, newest: u64) {
+        let gens = match self.list() {
+            Ok((gens, _)) => gens,
+            Err(e) => {
+                tracing::warn!(store = %self.name, error = %e, "could not list old checkpoints");
+                return;
+            }
+        };
+        let keep_from = gens.len().saturating_sub(self.keep);
+        let mut removed = false;
+        for &seq in &gens[..keep_from] {
+            if seq >= newest {
+                break;
+            }
+            match self.fs.remove_file(&self.path(seq)) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(store = %self.name, seq, error = %e, "could not remove an old checkpoint");
+                }
+            }
+        }
+        if removed {
+            let _ = self.fs.sync_dir(&self.dir);
+        }
+    }
+
+    fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {
+        let (gens, _) = self.list().map_err(|source| LoadError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut out = Vec::with_capacity(gens.len());
+        for &seq in gens.iter().rev() {
+            let path = self.path(seq);
+            let bytes = match self.fs.read(&path) {
+                // Removed by the writer's pruning since the listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other.map_err(|e| e.to_string()),
+            };
+            out.push(Candidate {
+                seq,
+                location: path.display().to_string(),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    fn latest_seq(&self) -> Result<u64, LoadError> {
+        let (gens, _) = self.list().map_err(|source| LoadError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(gens.last().copied().unwrap_or(0).max(*latest))
+    }
+}
+
+impl FileStore {
+    /// Opens store `name` in `dir` for writing (creating the directory),
+    /// on the real file system.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        name: &str,
+        config: FileStoreConfig,
+    ) -> Result<FileStore, OpenError> {
+        FileStore::open_with(Arc::new(RealFs::new()), dir, name, config)
+    }
+
+    /// [`open`](FileStore::open) on any [`Fs`].
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        name: &str,
+        config: FileStoreConfig,
+    ) -> Result<FileStore, OpenError> {
+        if !valid_name(name) {
+            return Err(OpenError::Name(name.to_owned()));
+        }
+        if config.keep == 0 {
+            return Err(OpenError::Keep);
+        }
+        let dir = dir.as_ref().to_owned();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::Io { path, source }
+        };
+        if fs.metadata(&dir).is_err() {
+            fs.create_dir_all(&dir).map_err(io(&dir))?;
+            let _ = fs.sync_dir(buttress_fs::parent_dir(&dir));
+        }
+        let lock_path = dir.join(format!("{name}.lock"));
+        let lock = fs.open_append(&lock_path, true).map_err(io(&lock_path))?;
+        if !lock.try_lock().map_err(io(&lock_path))? {
+            return Err(OpenError::Locked { path: lock_path });
+        }
+        let inner = Inner {
+            fs,
+            dir,
+            name: name.to_owned(),
+            keep: config.keep,
+            lock: Some(lock),
+            latest: Mutex::new(0),
+        };
+        // Temp files are leftovers of saves that never finished: no other
+        // writer can be running (we hold the lock).
+        let (gens, temps) = inner.list().map_err(io(&inner.dir))?;
+        for temp in &temps {
+            inner.fs.remove_file(temp).map_err(io(temp))?;
+        }
+        if !temps.is_empty() {
+            inner.fs.sync_dir(&inner.dir).map_err(io(&inner.dir))?;
+        }
+        *inner.latest.lock().unwrap_or_else(|e| e.into_inner()) = gens.last().copied().unwrap_or(0);
+        Ok(FileStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens store `name` in `dir` for loading only: no lock, no clean-up,
+    /// saves fail with [`SaveError::ReadOnly`]. Any number of readers may
+    /// run beside the writer.
+    pub fn open_read_only(dir: impl AsRef<Path>, name: &str) -> Result<FileStore, OpenError> {
+        FileStore::open_read_only_with(Arc::new(RealFs::new()), dir, name)
+    }
+
+    /// [`open_read_only`](FileStore::open_read_only) on any [`Fs`].
+    pub fn open_read_only_with(
+        fs: Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        name: &str,
+    ) -> Result<FileStore, OpenError> {
+        if !valid_name(name) {
+            return Err(OpenError::Name(name.to_owned()));
+        }
+        Ok(FileStore {
+            inner: Arc::new(Inner {
+                fs,
+                dir: dir.as_ref().to_owned(),
+                name: name.to_owned(),
+                keep: usize::MAX,
+                lock: None,
+                latest: Mutex::new(0),
+            }),
+        })
+    }
+
+    /// [`Store::put`] on the calling thread.
+    pub fn put_blocking(&self, seq: u64, bytes: &[u8]) -> Result<(), SaveError> {
+        self.inner.put(seq, bytes)
+    }
+
+    /// [`Store::candidates`] on the calling thread.
+    pub fn candidates_blocking(&self) -> Result<Vec<Candidate>, LoadError> {
+        self.inner.candidates()
+    }
+
+    /// [`Store::latest_seq`] on the calling thread.
+    pub fn latest_seq_blocking(&self) -> Result<u64, LoadError> {
+        self.inner.latest_seq()
+    }
+
+    /// The path of generation `seq`.
+    pub fn path(&self, seq: u64) -> PathBuf {
+        self.inner.path(seq)
+    }
+}
+
+/// Runs file work on tokio's blocking pool, off the async workers.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(f).await
+}
+
+impl Store for FileStore {
+    async fn latest_seq(&self) -> Result<u64, LoadError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.latest_seq())
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))?
+    }
+
+    async fn put(&self, seq: u64, bytes: Vec<u8>) -> Result<(), SaveError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.put(seq, &bytes))
+            .await
+            .map_err(|e| SaveError::Task(e.to_string()))?
+    }
+
+    async fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.candidates())
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))?
+    }
+}

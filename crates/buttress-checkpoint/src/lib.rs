@@ -1,0 +1,73 @@
+//! An atomic checkpoint store: the last state of a stream consumer, saved
+//! so that it survives `kill -9` and power loss, and loaded back after
+//! either.
+//!
+//! * [`FileStore`]: checkpoints as files, each save a new generation
+//!   written through the full atomic-replace sequence (exclusive temp file,
+//!   header with a CRC32C, `fsync`, rename, directory `fsync`), the last K
+//!   kept, one writer per store across processes.
+//! * [`load`] returns the newest valid generation and reports the damaged
+//!   ones it passed over; every kind of damage is a typed [`FrameError`],
+//!   never a panic, and nothing is ever deleted because it failed to load.
+//! * [`Checkpointer`]: save every N events and/or every T, and on shutdown;
+//!   resume after a restart. With the journal's
+//!   [`Cursor`](https://docs.rs/buttress-journal) in the state, a consumer
+//!   processes every event at least once and redoes at most the events
+//!   since its last save.
+//! * `PgStore` (feature `postgres`): the same [`Store`] on a PostgreSQL
+//!   table, refusing to go backwards, for workers that move between
+//!   machines.
+//!
+//! All file access goes through [`buttress_fs`], so every crash is
+//! testable. See `docs/checkpoint.md` for the protocol step by step.
+//!
+//! # The format
+//!
+//! A 36-byte header (magic `BTRSCKPT`, format version, codec id, sequence
+//! number, payload length, CRC32C of the header and the payload), then the
+//! payload, encoded by a [`Codec`]: [`Json`] by default, [`Binary`]
+//! (postcard) when size or speed matter.
+//!
+//! # Example
+//!
+//! ```
+//! use buttress_checkpoint::{FileStore, FileStoreConfig, Json, load, save};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("ckpt-lib-doc-{}", std::process::id()));
+//! let store = FileStore::open(&dir, "model", FileStoreConfig::default().keep(3))?;
+//! save(&store, &Json, 1, &vec![0.5f64, 0.25]).await?; // durable when it returns
+//! let loaded = load::<_, _, Vec<f64>>(&store, &Json).await?.expect("one checkpoint");
+//! assert_eq!((loaded.seq, loaded.state), (1, vec![0.5, 0.25]));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+
+mod checkpointer;
+mod codec;
+mod error;
+mod file;
+mod frame;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod store;
+
+pub use checkpointer::{Checkpointer, Policy};
+pub use codec::{Binary, Codec, Json};
+pub use error::{LoadError, OpenError, SaveError, SkipReason, Skipped};
+pub use file::{FileStore, FileStoreConfig};
+pub use frame::FrameError;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
+pub use store::{Candidate, Loaded, Store, decode, load, save};
+
+#[doc(hidden)]
+pub mod __fuzz {
+    //! Entry point for the fuzz target; not a public API.
+
+    /// Runs the frame decoder on `bytes`.
+    pub fn decode_frame(bytes: &[u8]) -> bool {
+        crate::frame::decode(bytes).is_ok()
+    }
+}

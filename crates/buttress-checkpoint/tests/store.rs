@@ -1,0 +1,303 @@
+//! The file store on the simulated file system: round trips, generations,
+//! locking, damage of every kind, faults, and the checkpointer's policy.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buttress_checkpoint::{
+    Binary, Checkpointer, FileStore, FileStoreConfig, FrameError, Json, LoadError, OpenError,
+    Policy, SaveError, SkipReason, Store, load, save,
+};
+use buttress_core::ManualClock;
+use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct State {
+    cursor: u64,
+    weights: Vec<f64>,
+}
+
+fn state(n: u64) -> State {
+    State {
+        cursor: n,
+        weights: vec![n as f64 / 2.0; 4],
+    }
+}
+
+fn dir() -> &'static Path {
+    Path::new("/ckpt")
+}
+
+fn open(fs: &SimFs, keep: usize) -> FileStore {
+    FileStore::open_with(
+        Arc::new(fs.clone()),
+        dir(),
+        "s",
+        FileStoreConfig::default().keep(keep),
+    )
+    .expect("open store")
+}
+
+async fn load_state(store: &FileStore) -> Result<Option<(u64, State)>, LoadError> {
+    Ok(load::<_, _, State>(store, &Json)
+        .await?
+        .map(|l| (l.seq, l.state)))
+}
+
+#[tokio::test]
+async fn saves_load_back_newest_first_and_old_generations_go() {
+    let fs = SimFs::new();
+    let store = open(&fs, 2);
+    assert_eq!(load_state(&store).await.unwrap(), None);
+    for n in 1..=5 {
+        save(&store, &Json, n, &state(n)).await.unwrap();
+        assert_eq!(load_state(&store).await.unwrap(), Some((n, state(n))));
+    }
+    let mut names = fs.list(dir()).unwrap();
+    names.sort();
+    assert_eq!(
+        names
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        vec![
+            "s.00000000000000000004.ckpt",
+            "s.00000000000000000005.ckpt",
+            "s.lock"
+        ]
+    );
+    // Sequences never go backwards.
+    assert!(matches!(
+        save(&store, &Json, 5, &state(5)).await,
+        Err(SaveError::Stale {
+            current: 5,
+            attempted: 5
+        })
+    ));
+}
+
+#[tokio::test]
+async fn the_binary_codec_round_trips_and_codecs_are_never_mixed_up() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    save(&store, &Binary, 1, &state(1)).await.unwrap();
+    let loaded = load::<_, _, State>(&store, &Binary).await.unwrap().unwrap();
+    assert_eq!(loaded.state, state(1));
+    let json_bytes = fs.read(&store.path(1)).unwrap().len();
+    save(&store, &Json, 2, &state(1)).await.unwrap();
+    assert!(fs.read(&store.path(2)).unwrap().len() > json_bytes);
+    // Read with the other codec: a typed error per generation, nothing lost.
+    match load::<_, _, State>(&store, &Binary).await {
+        Ok(Some(l)) => {
+            assert_eq!(l.seq, 1);
+            assert!(matches!(
+                l.skipped[0].reason,
+                SkipReason::Corrupt(FrameError::Codec {
+                    found: 1,
+                    expected: 2
+                })
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn one_writer_at_a_time_and_readers_beside_it() {
+    let fs = SimFs::new();
+    let writer = open(&fs, 3);
+    match FileStore::open_with(Arc::new(fs.clone()), dir(), "s", FileStoreConfig::default()) {
+        Err(OpenError::Locked { path }) => assert!(path.ends_with("s.lock")),
+        other => panic!("second writer: {other:?}"),
+    }
+    let reader = FileStore::open_read_only_with(Arc::new(fs.clone()), dir(), "s").unwrap();
+    assert!(matches!(
+        reader.put_blocking(9, b"x"),
+        Err(SaveError::ReadOnly)
+    ));
+    drop(writer);
+    assert!(
+        FileStore::open_with(Arc::new(fs.clone()), dir(), "s", FileStoreConfig::default()).is_ok()
+    );
+    assert!(matches!(
+        FileStore::open_with(
+            Arc::new(fs.clone()),
+            dir(),
+            "a/b",
+            FileStoreConfig::default()
+        ),
+        Err(OpenError::Name(_))
+    ));
+    assert!(matches!(
+        FileStore::open_with(Arc::new(fs), dir(), "t", FileStoreConfig::default().keep(0)),
+        Err(OpenError::Keep)
+    ));
+}
+
+#[tokio::test]
+async fn stale_temp_files_are_removed_on_open() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    drop(store);
+    let temp = dir().join("s.00000000000000000002.ckpt.tmp-1-2");
+    fs.create_new(&temp)
+        .unwrap()
+        .write_all(b"half a checkpoint")
+        .unwrap();
+    let store = open(&fs, 3);
+    assert!(fs.metadata(&temp).is_err());
+    assert_eq!(load_state(&store).await.unwrap(), Some((1, state(1))));
+}
+
+/// Replaces generation `seq`'s bytes.
+fn damage(fs: &SimFs, store: &FileStore, seq: u64, f: impl FnOnce(&mut Vec<u8>)) {
+    let path = store.path(seq);
+    let mut bytes = fs.read(&path).unwrap();
+    f(&mut bytes);
+    fs.remove_file(&path).unwrap();
+    fs.create_new(&path).unwrap().write_all(&bytes).unwrap();
+}
+
+#[tokio::test]
+async fn every_kind_of_damage_is_typed_skipped_and_kept() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, fn(&FrameError) -> bool)> = vec![
+        ("truncated", Box::new(|b| b.truncate(b.len() - 3)), |e| {
+            matches!(e, FrameError::Length { .. })
+        }),
+        ("torn header", Box::new(|b| b.truncate(10)), |e| {
+            matches!(e, FrameError::TooShort { len: 10 })
+        }),
+        ("zeroed", Box::new(|b| b.fill(0)), |e| {
+            matches!(e, FrameError::BadMagic)
+        }),
+        ("flipped", Box::new(|b| *b.last_mut().unwrap() ^= 1), |e| {
+            matches!(e, FrameError::Checksum { .. })
+        }),
+        ("newer", Box::new(|b| b[8] = 9), |e| {
+            matches!(e, FrameError::NewerVersion { version: 9 })
+        }),
+        ("empty", Box::new(|b| b.clear()), |e| {
+            matches!(e, FrameError::TooShort { len: 0 })
+        }),
+    ];
+    for (what, hurt, expected) in cases {
+        let fs = SimFs::new();
+        let store = open(&fs, 3);
+        save(&store, &Json, 1, &state(1)).await.unwrap();
+        save(&store, &Json, 2, &state(2)).await.unwrap();
+        damage(&fs, &store, 2, hurt);
+        let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
+        assert_eq!((loaded.seq, &loaded.state), (1, &state(1)), "{what}");
+        match &loaded.skipped[..] {
+            [s] if s.seq == 2 => match &s.reason {
+                SkipReason::Corrupt(e) => assert!(expected(e), "{what}: {e:?}"),
+                other => panic!("{what}: {other:?}"),
+            },
+            other => panic!("{what}: {other:?}"),
+        }
+        // Nothing was deleted, and the next save goes on above the damage.
+        assert!(fs.metadata(&store.path(2)).is_ok());
+        let mut cp = Checkpointer::new(store.clone(), Policy::every_events(1));
+        assert_eq!(cp.resume::<State>().await.unwrap(), Some(state(1)));
+        assert_eq!(cp.save(&state(3)).await.unwrap(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_payload_that_does_not_decode_falls_back_and_all_bad_is_an_error() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    save(&store, &Json, 2, &"not a state").await.unwrap();
+    let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
+    assert_eq!(loaded.seq, 1);
+    assert!(matches!(
+        loaded.skipped[0].reason,
+        SkipReason::Corrupt(FrameError::Decode(_))
+    ));
+    damage(&fs, &store, 1, |b| b.truncate(5));
+    match load::<_, _, State>(&store, &Json).await {
+        Err(LoadError::NoValid { skipped }) => {
+            assert_eq!(
+                skipped.iter().map(|s| s.seq).collect::<Vec<_>>(),
+                vec![2, 1]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs.list(dir()).unwrap().len(), 3, "nothing deleted");
+}
+
+#[tokio::test]
+async fn a_failed_fsync_rename_or_directory_sync_keeps_the_last_checkpoint() {
+    for (op, step) in [
+        (OpKind::Sync, "fsync"),
+        (OpKind::Rename, "rename"),
+        (OpKind::Write, "write"),
+        (OpKind::Create, "create"),
+        (OpKind::SyncDir, "fsync directory"),
+    ] {
+        let fs = SimFs::new();
+        let store = open(&fs, 1);
+        save(&store, &Json, 1, &state(1)).await.unwrap();
+        fs.inject(Fault {
+            op,
+            skip: 0,
+            kind: FaultKind::Io,
+        });
+        match save(&store, &Json, 2, &state(2)).await {
+            Err(SaveError::Io { step: s, .. }) => assert_eq!(s, step),
+            other => panic!("{op:?}: {other:?}"),
+        }
+        // After a power loss the last acknowledged checkpoint is there (or,
+        // when only the directory sync failed, possibly the new one).
+        let crashed = fs.crash(buttress_fs::Crash::POWER_LOSS);
+        let after = FileStore::open_read_only_with(Arc::new(crashed), dir(), "s").unwrap();
+        let (seq, st) = load_state(&after).await.unwrap().unwrap();
+        assert!(
+            seq == 1 || (op == OpKind::SyncDir && seq == 2),
+            "{op:?}: {seq}"
+        );
+        assert_eq!(st, state(seq));
+        // No temp file is left behind, and the store saves again.
+        assert!(
+            fs.list(dir())
+                .unwrap()
+                .iter()
+                .all(|n| !n.to_string_lossy().contains("tmp"))
+        );
+        save(&store, &Json, 3, &state(3)).await.unwrap();
+        assert_eq!(load_state(&store).await.unwrap(), Some((3, state(3))));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_checkpointer_saves_every_n_events_every_t_and_at_the_end() {
+    let fs = SimFs::new();
+    let clock = ManualClock::new();
+    let mut cp = Checkpointer::new(
+        open(&fs, 3),
+        Policy::every_events(10).or_every(Duration::from_secs(60)),
+    )
+    .clock(Arc::new(clock.clone()));
+    assert_eq!(cp.resume::<State>().await.unwrap(), None);
+    let mut saves = Vec::new();
+    for n in 1..=25u64 {
+        if cp.tick(&state(n)).await.unwrap() {
+            saves.push(n);
+        }
+    }
+    assert_eq!(saves, vec![10, 20]);
+    clock.advance(Duration::from_secs(60));
+    assert!(cp.tick(&state(26)).await.unwrap(), "the interval passed");
+    assert!(!cp.tick(&state(27)).await.unwrap());
+    cp.finish(&state(27)).await.unwrap();
+    cp.finish(&state(27)).await.unwrap(); // nothing new: no save
+    let store = cp.store().clone();
+    assert_eq!(store.latest_seq().await.unwrap(), 4);
+    let mut again = Checkpointer::new(store, Policy::every_events(10));
+    assert_eq!(again.resume::<State>().await.unwrap(), Some(state(27)));
+}
