@@ -44,7 +44,9 @@ impl FileStoreConfig {
 ///    file of the right name and the wrong (zero) length;
 /// 4. renames it to `name.<seq>.ckpt`;
 /// 5. `fsync`s the directory: without it, the rename itself can be lost;
-/// 6. only now acknowledges, then removes generations beyond `keep`.
+/// 6. only now acknowledges, then removes generations beyond `keep`
+///    (without syncing the directory again: an old generation brought back
+///    by a crash is harmless).
 ///
 /// A new sequence number is used for every save, so no step ever
 /// overwrites the newest good checkpoint; a failure at any step leaves it
@@ -67,8 +69,17 @@ struct Inner {
     keep: usize,
     /// Held for the writer's lifetime; `None` for readers.
     lock: Option<Box<dyn File>>,
-    /// Serializes saves; holds the highest sequence seen.
-    latest: Mutex<u64>,
+    /// Serializes saves; what this writer knows of the generations.
+    gens: Mutex<Gens>,
+}
+
+/// The writer's view: it is the only one creating or removing generations.
+#[derive(Debug, Default)]
+struct Gens {
+    /// The highest sequence seen or used.
+    latest: u64,
+    /// Generations on disk, ascending.
+    kept: Vec<u64>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -126,10 +137,10 @@ impl Inner {
         if self.lock.is_none() {
             return Err(SaveError::ReadOnly);
         }
-        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        if seq <= *latest {
+        let mut gens = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        if seq <= gens.latest {
             return Err(SaveError::Stale {
-                current: *latest,
+                current: gens.latest,
                 attempted: seq,
             });
         }
@@ -161,41 +172,29 @@ impl Inner {
         }
         // From here the new name is visible; it is durable, and the save
         // acknowledged, only once the directory is synced.
-        *latest = seq;
+        gens.latest = seq;
+        gens.kept.push(seq);
         self.fs
             .sync_dir(&self.dir)
             .map_err(io("fsync directory", &self.dir))?;
-        drop(latest);
-        self.prune(seq);
+        self.prune(&mut gens);
         Ok(())
     }
 
-    /// Removes generations older than the newest `keep`, after `newest` is
-    /// durable. Failures are logged: the save already succeeded.
-    fn prune(&self, newest: u64) {
-        let gens = match self.list() {
-            Ok((gens, _)) => gens,
-            Err(e) => {
-                tracing::warn!(store = %self.name, error = %e, "could not list old checkpoints");
-                return;
-            }
-        };
-        let keep_from = gens.len().saturating_sub(self.keep);
-        let mut removed = false;
-        for &seq in &gens[..keep_from] {
-            if seq >= newest {
-                break;
-            }
+    /// Removes generations older than the newest `keep`, once the newest
+    /// is durable. The removals are not synced: a crash may bring an old
+    /// generation back, which is harmless (loads take the newest), and
+    /// saves one directory fsync per save. Failures are logged: the save
+    /// already succeeded.
+    fn prune(&self, gens: &mut Gens) {
+        let excess = gens.kept.len().saturating_sub(self.keep);
+        for seq in gens.kept.drain(..excess).collect::<Vec<_>>() {
             match self.fs.remove_file(&self.path(seq)) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(store = %self.name, seq, error = %e, "could not remove an old checkpoint");
                 }
+                _ => {}
             }
-        }
-        if removed {
-            let _ = self.fs.sync_dir(&self.dir);
         }
     }
 
@@ -226,8 +225,8 @@ impl Inner {
             path: self.dir.clone(),
             source,
         })?;
-        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(gens.last().copied().unwrap_or(0).max(*latest))
+        let latest = self.gens.lock().unwrap_or_else(|e| e.into_inner()).latest;
+        Ok(gens.last().copied().unwrap_or(0).max(latest))
     }
 }
 
@@ -275,7 +274,7 @@ impl FileStore {
             name: name.to_owned(),
             keep: config.keep,
             lock: Some(lock),
-            latest: Mutex::new(0),
+            gens: Mutex::new(Gens::default()),
         };
         // Temp files are leftovers of saves that never finished: no other
         // writer can be running (we hold the lock).
@@ -286,7 +285,10 @@ impl FileStore {
         if !temps.is_empty() {
             inner.fs.sync_dir(&inner.dir).map_err(io(&inner.dir))?;
         }
-        *inner.latest.lock().unwrap_or_else(|e| e.into_inner()) = gens.last().copied().unwrap_or(0);
+        *inner.gens.lock().unwrap_or_else(|e| e.into_inner()) = Gens {
+            latest: gens.last().copied().unwrap_or(0),
+            kept: gens,
+        };
         Ok(FileStore {
             inner: Arc::new(inner),
         })
@@ -315,7 +317,7 @@ impl FileStore {
                 name: name.to_owned(),
                 keep: usize::MAX,
                 lock: None,
-                latest: Mutex::new(0),
+                gens: Mutex::new(Gens::default()),
             }),
         })
     }

@@ -155,15 +155,24 @@ async fn stale_temp_files_are_removed_on_open() {
 /// Replaces generation `seq`'s bytes.
 fn damage(fs: &SimFs, store: &FileStore, seq: u64, f: impl FnOnce(&mut Vec<u8>)) {
     let path = store.path(seq);
-    let mut bytes = fs.read(&path).unwrap();
+    let mut bytes = fs.read(&path).expect("read");
     f(&mut bytes);
-    fs.remove_file(&path).unwrap();
-    fs.create_new(&path).unwrap().write_all(&bytes).unwrap();
+    fs.remove_file(&path).expect("remove");
+    fs.create_new(&path)
+        .and_then(|file| file.write_all(&bytes))
+        .expect("rewrite");
 }
+
+/// A way to damage a file, and the error it must give.
+type Case = (
+    &'static str,
+    Box<dyn Fn(&mut Vec<u8>)>,
+    fn(&FrameError) -> bool,
+);
 
 #[tokio::test]
 async fn every_kind_of_damage_is_typed_skipped_and_kept() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, fn(&FrameError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         ("truncated", Box::new(|b| b.truncate(b.len() - 3)), |e| {
             matches!(e, FrameError::Length { .. })
         }),

@@ -8,6 +8,7 @@
 //! | `retry`   | [`retry`] (default)   | `buttress-retry`   |
 //! | `limit`   | [`limit`] (default)   | `buttress-limit`   |
 //! | `journal` | `journal`, `fs`       | `buttress-journal`, `buttress-fs` |
+//! | `checkpoint` | `checkpoint`      | `buttress-checkpoint` |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -36,3 +37,6 @@ pub use buttress_limit as limit;
 pub use buttress_fs as fs;
 #[cfg(feature = "journal")]
 pub use buttress_journal as journal;
+
+#[cfg(feature = "checkpoint")]
+pub use buttress_checkpoint as checkpoint;
