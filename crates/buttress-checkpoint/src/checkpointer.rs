@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, Json};
 use crate::error::{LoadError, SaveError, Skipped};
-use crate::store::{Store, load, save};
+use crate::store::{Store, load, save_payload};
 
 /// When to save: every `events` events, and/or when `interval` has passed
 /// since the last save (checked as events arrive: with no events there is
@@ -85,6 +85,9 @@ pub struct Checkpointer<S, C = Json> {
     since_save: u64,
     last_save: Option<Instant>,
     skipped: Vec<Skipped>,
+    /// A save was refused because a newer checkpoint is stored: another
+    /// worker owns this state now. Every save is refused until `resume`.
+    superseded: Option<u64>,
 }
 
 impl<S: Store> Checkpointer<S, Json> {
@@ -106,6 +109,7 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
             since_save: 0,
             last_save: None,
             skipped: Vec::new(),
+            superseded: None,
         }
     }
 
@@ -125,6 +129,7 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     pub async fn resume<T: DeserializeOwned>(&mut self) -> Result<Option<T>, LoadError> {
         let latest = self.store.latest_seq().await?;
         self.seq = Some(latest);
+        self.superseded = None;
         self.last_save = Some(self.clock.now());
         self.since_save = 0;
         match load(&self.store, &self.codec).await? {
@@ -143,7 +148,14 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
 
     /// Counts one processed event, whose effects `state` includes, and
     /// saves if the policy says it is time. Returns whether it saved.
-    pub async fn tick<T: Serialize + ?Sized>(&mut self, state: &T) -> Result<bool, SaveError> {
+    ///
+    /// When a save fails the count is kept, so the next tick tries again;
+    /// a consumer that logs the error and goes on loses the redo bound
+    /// until a save succeeds.
+    pub async fn tick<T: Serialize + DeserializeOwned>(
+        &mut self,
+        state: &T,
+    ) -> Result<bool, SaveError> {
         self.since_save += 1;
         let now = self.clock.now();
         let by_count = self.policy.events.is_some_and(|n| self.since_save >= n);
@@ -158,20 +170,41 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     }
 
     /// Saves `state` now; returns its sequence number.
-    pub async fn save<T: Serialize + ?Sized>(&mut self, state: &T) -> Result<u64, SaveError> {
+    ///
+    /// The state is decoded back before it is stored: a state that would
+    /// make a checkpoint that cannot be loaded (a NaN in JSON, say) is
+    /// refused with [`SaveError::RoundTrip`] instead of replacing a good
+    /// one. After a [`SaveError::Stale`] (another worker saved a newer
+    /// state) every save is refused until [`resume`](Checkpointer::resume).
+    pub async fn save<T: Serialize + DeserializeOwned>(
+        &mut self,
+        state: &T,
+    ) -> Result<u64, SaveError> {
+        if let Some(current) = self.superseded {
+            return Err(SaveError::Stale {
+                current,
+                attempted: self.seq.unwrap_or(0) + 1,
+            });
+        }
+        let payload = self.codec.encode(state).map_err(SaveError::Encode)?;
+        self.codec
+            .decode::<T>(&payload)
+            .map_err(SaveError::RoundTrip)?;
         let last = match self.seq {
             Some(seq) => seq,
-            None => self
-                .store
-                .latest_seq()
-                .await
-                .map_err(|e| SaveError::Backend(e.to_string()))?,
+            None => self.store.latest_seq().await?,
         };
-        let seq = last + 1;
+        let seq = last.checked_add(1).ok_or(SaveError::SequenceExhausted)?;
         // Whatever happens, never reuse a number that may have reached
         // the store.
         self.seq = Some(seq);
-        save(&self.store, &self.codec, seq, state).await?;
+        match save_payload(&self.store, C::ID, seq, &payload).await {
+            Err(SaveError::Stale { current, attempted }) => {
+                self.superseded = Some(current);
+                return Err(SaveError::Stale { current, attempted });
+            }
+            other => other?,
+        }
         self.since_save = 0;
         self.last_save = Some(self.clock.now());
         Ok(seq)
@@ -179,7 +212,10 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
 
     /// On graceful shutdown: saves `state` if any event was counted since
     /// the last save.
-    pub async fn finish<T: Serialize + ?Sized>(&mut self, state: &T) -> Result<(), SaveError> {
+    pub async fn finish<T: Serialize + DeserializeOwned>(
+        &mut self,
+        state: &T,
+    ) -> Result<(), SaveError> {
         if self.since_save > 0 {
             self.save(state).await?;
         }

@@ -65,6 +65,17 @@ pub enum SaveError {
     /// The store was opened read-only.
     #[error("checkpoint store is read-only")]
     ReadOnly,
+    /// The state encodes, but does not decode back (for example a NaN,
+    /// which JSON writes as `null`): storing it would make a checkpoint
+    /// that can never be loaded, so it is refused.
+    #[error("state does not decode back after encoding: {0}")]
+    RoundTrip(String),
+    /// Sequence numbers are used up (a generation is named `u64::MAX`).
+    #[error("checkpoint sequence numbers are exhausted")]
+    SequenceExhausted,
+    /// The store could not tell the latest sequence.
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// The database refused (feature `postgres`).
     #[error("checkpoint store backend: {0}")]
     Backend(String),

@@ -16,11 +16,17 @@ pub struct FileStoreConfig {
     /// Generations kept (at least 1). Default 3: two damaged files in a
     /// row still leave one to fall back on.
     pub keep: usize,
+    /// Files larger than this are passed over by loads without being read.
+    /// Default: 1 GiB.
+    pub max_bytes: u64,
 }
 
 impl Default for FileStoreConfig {
     fn default() -> Self {
-        FileStoreConfig { keep: 3 }
+        FileStoreConfig {
+            keep: 3,
+            max_bytes: 1 << 30,
+        }
     }
 }
 
@@ -28,6 +34,12 @@ impl FileStoreConfig {
     /// Sets [`keep`](FileStoreConfig::keep).
     pub fn keep(mut self, keep: usize) -> Self {
         self.keep = keep;
+        self
+    }
+
+    /// Sets [`max_bytes`](FileStoreConfig::max_bytes).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
         self
     }
 }
@@ -67,6 +79,7 @@ struct Inner {
     dir: PathBuf,
     name: String,
     keep: usize,
+    max_bytes: u64,
     /// Held for the writer's lifetime; `None` for readers.
     lock: Option<Box<dyn File>>,
     /// Serializes saves; what this writer knows of the generations.
@@ -199,17 +212,43 @@ impl Inner {
     }
 
     fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {
-        let (gens, _) = self.list().map_err(|source| LoadError::Io {
+        // A writer may prune every listed generation between our listing
+        // and our reads; list again rather than report an empty store.
+        for _ in 0..8 {
+            let (gens, _) = self.list().map_err(|source| LoadError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let out = self.read_generations(&gens);
+            if gens.is_empty() || !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        Err(LoadError::Io {
             path: self.dir.clone(),
-            source,
-        })?;
+            source: io::Error::other("checkpoints kept vanishing while being read"),
+        })
+    }
+
+    /// Reads the listed generations, newest first; skips those removed
+    /// since the listing.
+    fn read_generations(&self, gens: &[u64]) -> Vec<Candidate> {
         let mut out = Vec::with_capacity(gens.len());
         for &seq in gens.iter().rev() {
             let path = self.path(seq);
-            let bytes = match self.fs.read(&path) {
-                // Removed by the writer's pruning since the listing.
+            let bytes = match self.fs.metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                other => other.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+                // A FIFO or a device would block or never end.
+                Ok(meta) if !meta.is_file => Err("not a regular file".to_owned()),
+                Ok(meta) if meta.len > self.max_bytes => Err(format!(
+                    "{} bytes, more than max_bytes ({})",
+                    meta.len, self.max_bytes
+                )),
+                Ok(_) => match self.fs.read(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    other => other.map_err(|e| e.to_string()),
+                },
             };
             out.push(Candidate {
                 seq,
@@ -217,7 +256,7 @@ impl Inner {
                 bytes,
             });
         }
-        Ok(out)
+        out
     }
 
     fn latest_seq(&self) -> Result<u64, LoadError> {
@@ -273,6 +312,7 @@ impl FileStore {
             dir,
             name: name.to_owned(),
             keep: config.keep,
+            max_bytes: config.max_bytes,
             lock: Some(lock),
             gens: Mutex::new(Gens::default()),
         };
@@ -280,11 +320,13 @@ impl FileStore {
         // writer can be running (we hold the lock).
         let (gens, temps) = inner.list().map_err(io(&inner.dir))?;
         for temp in &temps {
-            inner.fs.remove_file(temp).map_err(io(temp))?;
+            if let Err(e) = inner.fs.remove_file(temp) {
+                tracing::warn!(path = %temp.display(), error = %e, "could not remove a stale checkpoint temp file");
+            }
         }
-        if !temps.is_empty() {
-            inner.fs.sync_dir(&inner.dir).map_err(io(&inner.dir))?;
-        }
+        // Also makes durable a rename a killed writer did not sync: the
+        // generation we resume from must not vanish in a later power loss.
+        inner.fs.sync_dir(&inner.dir).map_err(io(&inner.dir))?;
         *inner.gens.lock().unwrap_or_else(|e| e.into_inner()) = Gens {
             latest: gens.last().copied().unwrap_or(0),
             kept: gens,
@@ -316,6 +358,7 @@ impl FileStore {
                 dir: dir.as_ref().to_owned(),
                 name: name.to_owned(),
                 keep: usize::MAX,
+                max_bytes: FileStoreConfig::default().max_bytes,
                 lock: None,
                 gens: Mutex::new(Gens::default()),
             }),

@@ -17,6 +17,9 @@ use crate::store::{Candidate, Store};
 ///
 /// Only the newest generation is kept; PostgreSQL's own durability takes
 /// the place of the fallback generations of [`FileStore`](crate::FileStore).
+/// The session sets `synchronous_commit = on`. A dropped connection is
+/// not re-established: every call fails with a backend error, and a new
+/// `PgStore` must be connected.
 #[derive(Debug)]
 pub struct PgStore {
     client: Client,
@@ -60,8 +63,15 @@ impl PgStore {
                 tracing::warn!(error = %e, "checkpoint store connection ended");
             }
         });
+        // Acknowledge only what PostgreSQL has flushed, whatever the
+        // server's or role's default.
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(|e| OpenError::Backend(backend(e)))?;
+        let quoted = format!("\"{table}\"");
         let create = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\
+            "CREATE TABLE IF NOT EXISTS {quoted} (\
                name TEXT PRIMARY KEY, \
                seq BIGINT NOT NULL CHECK (seq > 0), \
                frame BYTEA NOT NULL, \
@@ -71,7 +81,10 @@ impl PgStore {
             // Two connections creating the table at once: one loses the
             // race on the catalog, and the table exists.
             let exists = client
-                .query_opt("SELECT 1 FROM pg_tables WHERE tablename = $1", &[&table])
+                .query_opt(
+                    "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1",
+                    &[&table],
+                )
                 .await
                 .map_err(|e| OpenError::Backend(backend(e)))?
                 .is_some();
@@ -81,7 +94,7 @@ impl PgStore {
         }
         Ok(PgStore {
             client,
-            table: table.to_owned(),
+            table: format!("\"{table}\""),
             name: name.to_owned(),
         })
     }

@@ -49,6 +49,9 @@ pub struct Loaded<T> {
 }
 
 /// Encodes `state` as checkpoint `seq` and stores it.
+///
+/// This does not check that the state decodes back;
+/// [`Checkpointer::save`](crate::Checkpointer::save) does.
 pub async fn save<S: Store, C: Codec, T: Serialize + ?Sized>(
     store: &S,
     codec: &C,
@@ -56,7 +59,16 @@ pub async fn save<S: Store, C: Codec, T: Serialize + ?Sized>(
     state: &T,
 ) -> Result<(), SaveError> {
     let payload = codec.encode(state).map_err(SaveError::Encode)?;
-    store.put(seq, frame::encode(seq, C::ID, &payload)).await
+    save_payload(store, C::ID, seq, &payload).await
+}
+
+pub(crate) async fn save_payload<S: Store>(
+    store: &S,
+    codec: u16,
+    seq: u64,
+    payload: &[u8],
+) -> Result<(), SaveError> {
+    store.put(seq, frame::encode(seq, codec, payload)).await
 }
 
 /// Checks one generation and decodes its state.

@@ -163,6 +163,24 @@ fn damage(fs: &SimFs, store: &FileStore, seq: u64, f: impl FnOnce(&mut Vec<u8>))
         .expect("rewrite");
 }
 
+/// Generation 1's bytes: what a file renamed to another sequence holds.
+fn renamed_frame() -> Vec<u8> {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    // Its own runtime, on its own thread: the caller is async.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime
+                .block_on(save(&store, &Json, 1, &state(1)))
+                .expect("save");
+        });
+    });
+    fs.read(&store.path(1)).expect("read")
+}
+
 /// A way to damage a file, and the error it must give.
 type Case = (
     &'static str,
@@ -188,6 +206,19 @@ async fn every_kind_of_damage_is_typed_skipped_and_kept() {
         ("newer", Box::new(|b| b[8] = 9), |e| {
             matches!(e, FrameError::NewerVersion { version: 9 })
         }),
+        (
+            "renamed",
+            Box::new(|b| b.splice(0.., renamed_frame()).for_each(drop)),
+            |e| {
+                matches!(
+                    e,
+                    FrameError::Sequence {
+                        expected: 2,
+                        header: 1
+                    }
+                )
+            },
+        ),
         ("empty", Box::new(|b| b.clear()), |e| {
             matches!(e, FrameError::TooShort { len: 0 })
         }),
@@ -309,4 +340,64 @@ async fn the_checkpointer_saves_every_n_events_every_t_and_at_the_end() {
     assert_eq!(store.latest_seq().await.unwrap(), 4);
     let mut again = Checkpointer::new(store, Policy::every_events(10));
     assert_eq!(again.resume::<State>().await.unwrap(), Some(state(27)));
+}
+
+#[tokio::test]
+async fn a_state_that_would_not_load_back_is_refused_not_stored() {
+    let fs = SimFs::new();
+    let mut cp = Checkpointer::new(open(&fs, 1), Policy::every_events(1));
+    assert_eq!(cp.resume::<State>().await.unwrap(), None);
+    cp.save(&state(1)).await.unwrap();
+    let nan = State {
+        cursor: 2,
+        weights: vec![f64::NAN],
+    };
+    assert!(matches!(cp.save(&nan).await, Err(SaveError::RoundTrip(_))));
+    // The good checkpoint is still there (keep = 1: a stored NaN would
+    // have pruned it).
+    let store = cp.store().clone();
+    assert_eq!(load_state(&store).await.unwrap(), Some((1, state(1))));
+}
+
+#[tokio::test]
+async fn loads_pass_over_files_too_large_or_not_regular() {
+    let fs = SimFs::new();
+    let store = FileStore::open_with(
+        Arc::new(fs.clone()),
+        dir(),
+        "s",
+        FileStoreConfig::default().max_bytes(200),
+    )
+    .unwrap();
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    let big = State {
+        cursor: 2,
+        weights: vec![1.0; 100],
+    };
+    save(&store, &Json, 2, &big).await.unwrap();
+    let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
+    assert_eq!(loaded.seq, 1);
+    assert!(
+        matches!(&loaded.skipped[0].reason, SkipReason::Unreadable(why) if why.contains("max_bytes"))
+    );
+    // A directory under a generation's name.
+    fs.create_dir_all(&store.path(3)).unwrap();
+    let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
+    assert_eq!(loaded.seq, 1);
+    assert_eq!(loaded.skipped.len(), 2);
+}
+
+#[tokio::test]
+async fn a_store_at_the_last_sequence_number_says_so() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    fs.create_new(&store.path(u64::MAX)).unwrap();
+    drop(store);
+    let store = open(&fs, 3);
+    let mut cp = Checkpointer::new(store, Policy::every_events(1));
+    assert!(cp.resume::<State>().await.is_err());
+    assert!(matches!(
+        cp.save(&state(1)).await,
+        Err(SaveError::SequenceExhausted)
+    ));
 }

@@ -78,6 +78,8 @@ pub struct Metadata {
     pub id: FileId,
     /// Whether this is a directory.
     pub is_dir: bool,
+    /// Whether this is a regular file (not a directory, FIFO, device...).
+    pub is_file: bool,
 }
 
 /// The error a sync returns on a handle whose earlier sync failed.

@@ -30,6 +30,7 @@ fn meta(m: &fs::Metadata) -> Metadata {
             ino: m.ino(),
         },
         is_dir: m.is_dir(),
+        is_file: m.is_file(),
     }
 }
 

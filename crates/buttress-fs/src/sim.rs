@@ -303,6 +303,7 @@ impl Fs for SimFs {
                 len: 0,
                 id: FileId { dev: 0, ino: 0 },
                 is_dir: true,
+                is_file: false,
             },
             Entry::File(ino) => file_meta(&sim.state, ino),
         })
@@ -318,6 +319,7 @@ fn file_meta(state: &State, ino: u64) -> Metadata {
         len: state.inode(ino).data.len() as u64,
         id: FileId { dev: 0, ino },
         is_dir: false,
+        is_file: true,
     }
 }
 
