@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Json, Policy, save};
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 fn fresh(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-checkpoint-{name}"));
@@ -23,7 +23,7 @@ fn fresh(name: &str) -> PathBuf {
 }
 
 /// A 4 KiB state (as JSON): a cursor and 500 weights.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct State {
     cursor: u64,
     weights: Vec<u32>,
