@@ -1,0 +1,104 @@
+//! Additive increase, multiplicative decrease (Netflix `AIMDLimit`).
+
+use std::time::Duration;
+
+use super::{Algorithm, Bounds, Sample, bounds};
+
+/// AIMD: on a drop, or a request slower than `timeout`, the limit is
+/// multiplied by `backoff` (0.9); otherwise, when at least half the limit
+/// was in use, it grows by one.
+///
+/// Simple and stable; it reacts to failures and timeouts, not to latency
+/// that creeps up below the timeout.
+#[derive(Debug, Clone)]
+pub struct Aimd {
+    limit: f64,
+    bounds: Bounds,
+    backoff: f64,
+    timeout: Duration,
+}
+
+impl Aimd {
+    /// Starts at `initial`, between `min` and `max`, backing off by 0.9 on
+    /// a drop or a request slower than 5 s.
+    pub fn new(initial: u32, min: u32, max: u32) -> Aimd {
+        let bounds = bounds(min, max);
+        Aimd {
+            limit: bounds.clamp(f64::from(initial)),
+            bounds,
+            backoff: 0.9,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The factor a drop multiplies the limit by (clamped to 0.5–0.99).
+    pub fn backoff(mut self, ratio: f64) -> Aimd {
+        self.backoff = if ratio.is_finite() {
+            ratio.clamp(0.5, 0.99)
+        } else {
+            0.9
+        };
+        self
+    }
+
+    /// Requests slower than this count as drops.
+    pub fn timeout(mut self, timeout: Duration) -> Aimd {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl Algorithm for Aimd {
+    fn limit(&self) -> f64 {
+        self.limit
+    }
+
+    fn update(&mut self, s: Sample) -> f64 {
+        if s.dropped || s.rtt > self.timeout {
+            self.limit = (self.limit * self.backoff).floor();
+        } else if 2.0 * s.inflight as f64 >= self.limit {
+            self.limit += 1.0;
+        }
+        self.limit = self.bounds.clamp(self.limit);
+        self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(ms: u64, inflight: u64) -> Sample {
+        Sample {
+            rtt: Duration::from_millis(ms),
+            inflight,
+            dropped: false,
+        }
+    }
+
+    #[test]
+    fn follows_the_formula_step_by_step() {
+        let mut a = Aimd::new(20, 5, 30).timeout(Duration::from_millis(100));
+        assert_eq!(a.update(ok(10, 10)), 21.0); // 2·10 ≥ 20: +1
+        assert_eq!(a.update(ok(10, 5)), 21.0); // app-limited: hold
+        assert_eq!(
+            a.update(Sample {
+                dropped: true,
+                ..ok(10, 21)
+            }),
+            18.0
+        ); // ⌊21·0.9⌋
+        assert_eq!(a.update(ok(150, 18)), 16.0); // slower than the timeout: ⌊18·0.9⌋
+        for _ in 0..100 {
+            a.update(ok(10, 100));
+        }
+        assert_eq!(a.limit(), 30.0); // max
+        for _ in 0..100 {
+            a.update(Sample {
+                dropped: true,
+                ..ok(10, 1)
+            });
+        }
+        assert_eq!(a.limit(), 5.0); // min
+    }
+}

@@ -1,0 +1,173 @@
+//! [`AdaptiveLimiter`]: the in-flight count and the limit an algorithm
+//! moves.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use buttress_core::sync::{AtomicU64, Mutex, Ordering};
+use buttress_core::{Name, NameError};
+
+use super::{Algorithm, Sample};
+use crate::error::Overloaded;
+
+/// Admits at most `limit` requests at once, and moves the limit with each
+/// completed request's latency and outcome through an [`Algorithm`].
+///
+/// Admission is a compare-and-swap on the in-flight count against the
+/// limit (both atomics); the algorithm runs under a mutex once per
+/// completed request. Clones share the limiter.
+#[derive(Clone)]
+pub struct AdaptiveLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Name,
+    inflight: AtomicU64,
+    limit: AtomicU64,
+    algorithm: Mutex<Box<dyn Algorithm>>,
+    retry_after: Option<Duration>,
+    metrics: LimitMetrics,
+}
+
+struct LimitMetrics {
+    limit: metrics::Gauge,
+    inflight: metrics::Gauge,
+    rejected: metrics::Counter,
+}
+
+impl fmt::Debug for AdaptiveLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptiveLimiter")
+            .field("name", &self.inner.name)
+            .field("limit", &self.limit())
+            .field("inflight", &self.inflight())
+            .finish()
+    }
+}
+
+impl AdaptiveLimiter {
+    /// A limiter named `name` moved by `algorithm`.
+    pub fn new(name: &str, algorithm: impl Algorithm) -> Result<AdaptiveLimiter, NameError> {
+        let name = Name::new(name)?;
+        let limit = algorithm.limit().max(1.0) as u64;
+        let n = name.as_str().to_owned();
+        let metrics = LimitMetrics {
+            limit: metrics::gauge!("buttress_pressure_limit", "name" => n.clone()),
+            inflight: metrics::gauge!("buttress_pressure_inflight", "name" => n.clone()),
+            rejected: metrics::counter!("buttress_pressure_limit_rejected_total", "name" => n),
+        };
+        metrics.limit.set(limit as f64);
+        Ok(AdaptiveLimiter {
+            inner: Arc::new(Inner {
+                name,
+                inflight: AtomicU64::new(0),
+                limit: AtomicU64::new(limit),
+                algorithm: Mutex::new(Box::new(algorithm)),
+                retry_after: None,
+                metrics,
+            }),
+        })
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        self.inner.name.as_str()
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u64 {
+        self.inner.limit.load(Ordering::Acquire)
+    }
+
+    /// Requests in flight.
+    pub fn inflight(&self) -> u64 {
+        self.inner.inflight.load(Ordering::Acquire)
+    }
+
+    /// Admits a request if fewer than the limit are in flight. `now` is
+    /// when it starts (for its latency).
+    pub fn try_acquire(&self, now: Instant) -> Result<LimitPermit, Overloaded> {
+        let inner = &self.inner;
+        let mut current = inner.inflight.load(Ordering::Acquire);
+        loop {
+            if current >= inner.limit.load(Ordering::Acquire) {
+                inner.metrics.rejected.increment(1);
+                return Err(Overloaded::limit(inner.name.as_str(), inner.retry_after));
+            }
+            match inner.inflight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    inner.metrics.inflight.set((current + 1) as f64);
+                    return Ok(LimitPermit {
+                        limiter: Some(self.clone()),
+                        started: now,
+                        inflight: current + 1,
+                    });
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn release(&self, sample: Option<Sample>) {
+        let inner = &self.inner;
+        if let Some(sample) = sample {
+            // Published under the algorithm's lock, so limits land in the
+            // order they were computed.
+            let mut algorithm = inner.algorithm.lock();
+            let limit = algorithm.update(sample);
+            let limit = if limit.is_finite() {
+                limit.max(1.0) as u64
+            } else {
+                1
+            };
+            let old = inner.limit.swap(limit, Ordering::AcqRel);
+            drop(algorithm);
+            if old != limit {
+                inner.metrics.limit.set(limit as f64);
+                tracing::debug!(limiter = %inner.name, limit, "limit moved");
+            }
+        }
+        let left = inner.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
+        inner.metrics.inflight.set(left as f64);
+    }
+}
+
+/// One admitted request. Report how it went with
+/// [`record`](LimitPermit::record); dropping it unrecorded (a cancelled
+/// request) frees the slot without moving the limit.
+#[derive(Debug)]
+#[must_use = "a permit holds a slot until it is recorded or dropped"]
+pub struct LimitPermit {
+    limiter: Option<AdaptiveLimiter>,
+    started: Instant,
+    inflight: u64,
+}
+
+impl LimitPermit {
+    /// Frees the slot and feeds the algorithm: finished at `now`, `dropped`
+    /// if it failed in a way that signals overload.
+    pub fn record(mut self, now: Instant, dropped: bool) {
+        if let Some(limiter) = self.limiter.take() {
+            limiter.release(Some(Sample {
+                rtt: now.saturating_duration_since(self.started),
+                inflight: self.inflight,
+                dropped,
+            }));
+        }
+    }
+}
+
+impl Drop for LimitPermit {
+    fn drop(&mut self) {
+        if let Some(limiter) = self.limiter.take() {
+            limiter.release(None);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Several gauges as one, and what a shedding layer asks of a source of
+//! pressure.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Priority;
+use crate::error::Overloaded;
+use crate::gauge::Gauge;
+
+/// A source of pressure a [`ShedLayer`](crate::ShedLayer) consults: one
+/// [`Gauge`], or [`AnyGauge`].
+pub trait Pressure: Clone + Send + Sync + 'static {
+    /// Whether work of `priority` should wait.
+    fn is_paused_for(&self, priority: Priority) -> bool;
+    /// Resolves once work of `priority` may go on.
+    fn flowing_for(&self, priority: Priority) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// The error for work refused at `priority`.
+    fn overloaded(&self, priority: Priority) -> Overloaded;
+    /// Counts work shed at `priority`.
+    fn count_shed(&self, priority: Priority);
+}
+
+impl Pressure for Gauge {
+    fn is_paused_for(&self, priority: Priority) -> bool {
+        Gauge::is_paused_for(self, priority)
+    }
+    fn flowing_for(&self, priority: Priority) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(self.wait_flowing_for(priority))
+    }
+    fn overloaded(&self, priority: Priority) -> Overloaded {
+        Gauge::overloaded(self, priority)
+    }
+    fn count_shed(&self, priority: Priority) {
+        self.metrics().shed(priority);
+    }
+}
+
+/// Several gauges read as one: paused when any of them is (the telemetry
+/// backlog *or* the memory in use *or* the outbox depth).
+#[derive(Debug, Clone)]
+pub struct AnyGauge {
+    gauges: Vec<Gauge>,
+}
+
+impl AnyGauge {
+    /// Paused when any of `gauges` is.
+    pub fn new(gauges: impl IntoIterator<Item = Gauge>) -> AnyGauge {
+        AnyGauge {
+            gauges: gauges.into_iter().collect(),
+        }
+    }
+
+    /// Whether normal-priority work should wait.
+    pub fn is_paused(&self) -> bool {
+        self.is_paused_for(Priority::Normal)
+    }
+
+    /// Whether work of `priority` should wait.
+    pub fn is_paused_for(&self, priority: Priority) -> bool {
+        self.gauges.iter().any(|g| g.is_paused_for(priority))
+    }
+
+    /// `Err` naming the first paused gauge.
+    pub fn check(&self, priority: Priority) -> Result<(), Overloaded> {
+        self.gauges.iter().try_for_each(|g| g.check(priority))
+    }
+
+    /// Resolves once every gauge is flowing for `priority` at the same
+    /// moment of checking.
+    pub async fn wait_flowing_for(&self, priority: Priority) {
+        loop {
+            match self.gauges.iter().find(|g| g.is_paused_for(priority)) {
+                Some(g) => g.wait_flowing_for(priority).await,
+                None => return,
+            }
+        }
+    }
+}
+
+impl Pressure for AnyGauge {
+    fn is_paused_for(&self, priority: Priority) -> bool {
+        AnyGauge::is_paused_for(self, priority)
+    }
+    fn flowing_for(&self, priority: Priority) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let me = self.clone();
+        Box::pin(async move { me.wait_flowing_for(priority).await })
+    }
+    fn overloaded(&self, priority: Priority) -> Overloaded {
+        match self.gauges.iter().find(|g| g.is_paused_for(priority)) {
+            Some(g) => g.overloaded(priority),
+            None => Overloaded::paused("any", priority, None),
+        }
+    }
+    fn count_shed(&self, priority: Priority) {
+        if let Some(g) = self.gauges.iter().find(|g| g.is_paused_for(priority)) {
+            g.metrics().shed(priority);
+        }
+    }
+}

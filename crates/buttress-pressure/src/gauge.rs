@@ -1,0 +1,449 @@
+//! [`Gauge`]: a level with watermarks and hysteresis.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use buttress_core::sync::{AtomicU64, Ordering};
+use buttress_core::{Name, SharedClock, TokioClock};
+
+use crate::Priority;
+use crate::error::Overloaded;
+use crate::metrics::GaugeMetrics;
+use crate::waiters::Waiters;
+use crate::watermarks::{MAX_LEVEL, Watermarks};
+
+const LEVEL: u64 = MAX_LEVEL;
+const PAUSED_LOW: u64 = 1 << 62;
+const PAUSED: u64 = 1 << 63;
+
+/// A level (bytes, items, seconds: whatever the service measures) with a
+/// high and a low watermark, and the hysteresis between them: paused from
+/// the moment the level reaches `high` until it falls to `low`.
+///
+/// Optionally a second, lower pair of watermarks for low-priority work, so
+/// that it is shed first.
+///
+/// The level and both states live in one atomic word, and every change is
+/// one compare-and-swap that applies the rule: `is_paused` is one load,
+/// `add`/`sub` a CAS (a few nanoseconds), and the state is always the one
+/// the rule gives for the sequence of changes, whatever the threads do.
+/// Clones share the gauge.
+///
+/// ```
+/// use buttress_pressure::{Gauge, Watermarks};
+///
+/// // The learner: pause above 100 MB unprocessed, resume at 50 MB.
+/// let unprocessed = Gauge::builder("telemetry-backlog", Watermarks::new(100 << 20, 50 << 20)?).build()?;
+/// unprocessed.set(120 << 20);
+/// assert!(unprocessed.is_paused());
+/// unprocessed.set(70 << 20);
+/// assert!(unprocessed.is_paused()); // between the marks: still paused
+/// unprocessed.set(50 << 20);
+/// assert!(!unprocessed.is_paused());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Gauge {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    word: AtomicU64,
+    normal: Watermarks,
+    low_priority: Option<Watermarks>,
+    name: Name,
+    retry_after: Option<Duration>,
+    waiters: Waiters,
+    metrics: GaugeMetrics,
+    clock: SharedClock,
+    /// When each band last turned paused (normal, low priority).
+    paused_since: std::sync::Mutex<[Option<Instant>; 2]>,
+}
+
+impl fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gauge")
+            .field("name", &self.inner.name)
+            .field("level", &self.level())
+            .field("paused", &self.is_paused())
+            .field("normal", &self.inner.normal)
+            .field("low_priority", &self.inner.low_priority)
+            .finish()
+    }
+}
+
+/// Builds a [`Gauge`].
+#[derive(Debug)]
+pub struct GaugeBuilder {
+    name: String,
+    normal: Watermarks,
+    low_priority: Option<Watermarks>,
+    retry_after: Option<Duration>,
+    clock: SharedClock,
+}
+
+/// A [`GaugeBuilder`] that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeError(String);
+
+impl fmt::Display for GaugeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid gauge: {}", self.0)
+    }
+}
+
+impl std::error::Error for GaugeError {}
+
+impl GaugeBuilder {
+    /// Low-priority work is paused by these (lower) watermarks instead:
+    /// shed first, resumed last.
+    pub fn low_priority(mut self, watermarks: Watermarks) -> Self {
+        self.low_priority = Some(watermarks);
+        self
+    }
+
+    /// The hint [`Overloaded::retry_after`] carries (and `Retry-After`
+    /// under `http`).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Reads time (for `…_paused_seconds_total`) from `clock`.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The gauge, at level 0.
+    pub fn build(self) -> Result<Gauge, GaugeError> {
+        let name = Name::new(&self.name).map_err(|e| GaugeError(e.to_string()))?;
+        if let Some(low) = self.low_priority
+            && (low.high() > self.normal.high() || low.low() > self.normal.low())
+        {
+            return Err(GaugeError(
+                "low-priority watermarks must not be above the normal ones".to_owned(),
+            ));
+        }
+        let metrics = GaugeMetrics::new(name.as_str());
+        Ok(Gauge {
+            inner: Arc::new(Inner {
+                word: AtomicU64::new(0),
+                normal: self.normal,
+                low_priority: self.low_priority,
+                name,
+                retry_after: self.retry_after,
+                waiters: Waiters::default(),
+                metrics,
+                clock: self.clock,
+                paused_since: std::sync::Mutex::new([None, None]),
+            }),
+        })
+    }
+}
+
+fn band(priority: Priority) -> u64 {
+    match priority {
+        Priority::Normal => PAUSED,
+        Priority::Low => PAUSED_LOW,
+    }
+}
+
+impl Inner {
+    /// The word after the level becomes `level`, from word `old`.
+    #[inline]
+    fn next(&self, old: u64, level: u64) -> u64 {
+        let level = level.min(LEVEL);
+        let mut word = level;
+        if self.normal.next(old & PAUSED != 0, level) {
+            word |= PAUSED;
+        }
+        let low = self.low_priority.unwrap_or(self.normal);
+        if low.next(old & PAUSED_LOW != 0, level) {
+            word |= PAUSED_LOW;
+        }
+        word
+    }
+
+    #[inline]
+    fn update(&self, f: impl Fn(u64) -> u64) -> u64 {
+        let mut old = self.word.load(Ordering::Acquire);
+        loop {
+            let new = self.next(old, f(old & LEVEL));
+            if new == old {
+                return new;
+            }
+            match self
+                .word
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if (old ^ new) & (PAUSED | PAUSED_LOW) != 0 {
+                        self.transition(old, new);
+                    }
+                    self.metrics.level.set((new & LEVEL) as f64);
+                    return new;
+                }
+                Err(actual) => old = actual,
+            }
+        }
+    }
+
+    /// Bookkeeping for a change of state; rare, so it may take a lock.
+    #[cold]
+    fn transition(&self, old: u64, new: u64) {
+        let now = self.clock.now();
+        let mut since = self
+            .paused_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut flowed = false;
+        for (i, (bit, priority)) in [(PAUSED, Priority::Normal), (PAUSED_LOW, Priority::Low)]
+            .into_iter()
+            .enumerate()
+        {
+            if (old ^ new) & bit == 0 {
+                continue;
+            }
+            let paused = new & bit != 0;
+            self.metrics.transition(priority, paused);
+            if paused {
+                since[i] = Some(now);
+                tracing::info!(gauge = %self.name, level = new & LEVEL, priority = priority.as_str(), "paused");
+            } else {
+                flowed = true;
+                if let Some(start) = since[i].take() {
+                    self.metrics
+                        .paused_seconds(priority, now.saturating_duration_since(start));
+                }
+                tracing::info!(gauge = %self.name, level = new & LEVEL, priority = priority.as_str(), "flowing");
+            }
+        }
+        drop(since);
+        if flowed {
+            self.waiters.wake_all();
+        }
+    }
+}
+
+impl Gauge {
+    /// A gauge named `name` (the `name` label of its metrics).
+    pub fn builder(name: impl Into<String>, watermarks: Watermarks) -> GaugeBuilder {
+        GaugeBuilder {
+            name: name.into(),
+            normal: watermarks,
+            low_priority: None,
+            retry_after: None,
+            clock: Arc::new(TokioClock),
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        self.inner.name.as_str()
+    }
+
+    /// The current level.
+    #[inline]
+    pub fn level(&self) -> u64 {
+        self.inner.word.load(Ordering::Acquire) & LEVEL
+    }
+
+    /// Raises the level by `n` (saturating at [`MAX_LEVEL`]).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.inner.update(|level| level.saturating_add(n));
+    }
+
+    /// Lowers the level by `n` (saturating at 0).
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.inner.update(|level| level.saturating_sub(n));
+    }
+
+    /// Sets the level (for a measured source, such as bytes unprocessed).
+    #[inline]
+    pub fn set(&self, level: u64) {
+        self.inner.update(|_| level);
+    }
+
+    /// Whether normal-priority work should wait.
+    #[inline]
+    pub fn is_paused(&self) -> bool {
+        self.inner.word.load(Ordering::Acquire) & PAUSED != 0
+    }
+
+    /// Whether work of `priority` should wait.
+    #[inline]
+    pub fn is_paused_for(&self, priority: Priority) -> bool {
+        self.inner.word.load(Ordering::Acquire) & band(priority) != 0
+    }
+
+    /// `Err(Overloaded)` when work of `priority` should wait.
+    #[inline]
+    pub fn check(&self, priority: Priority) -> Result<(), Overloaded> {
+        if self.is_paused_for(priority) {
+            return Err(self.overloaded(priority));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn overloaded(&self, priority: Priority) -> Overloaded {
+        Overloaded::paused(self.name(), priority, self.inner.retry_after)
+    }
+
+    pub(crate) fn metrics(&self) -> &GaugeMetrics {
+        &self.inner.metrics
+    }
+
+    /// Adds `n` now and subtracts it when the guard drops: for in-flight
+    /// work.
+    pub fn enter(&self, n: u64) -> LevelGuard {
+        self.add(n);
+        LevelGuard {
+            gauge: self.clone(),
+            n,
+        }
+    }
+
+    /// Resolves once the gauge is flowing for normal-priority work.
+    pub fn wait_flowing(&self) -> WaitFlowing {
+        self.wait_flowing_for(Priority::Normal)
+    }
+
+    /// Resolves once the gauge is flowing for `priority`.
+    pub fn wait_flowing_for(&self, priority: Priority) -> WaitFlowing {
+        WaitFlowing {
+            gauge: self.clone(),
+            priority,
+            id: None,
+        }
+    }
+
+    /// [`wait_flowing_for`](Gauge::wait_flowing_for), blocking the thread,
+    /// for at most `timeout`. Returns whether it is flowing.
+    #[cfg(not(loom))]
+    pub fn wait_flowing_blocking(&self, priority: Priority, timeout: Option<Duration>) -> bool {
+        crate::block::block_on_timeout(self.wait_flowing_for(priority), timeout).is_some()
+    }
+}
+
+/// Subtracts what it added when dropped; see [`Gauge::enter`].
+#[derive(Debug)]
+#[must_use = "the level falls back as soon as the guard is dropped"]
+pub struct LevelGuard {
+    gauge: Gauge,
+    n: u64,
+}
+
+impl Drop for LevelGuard {
+    fn drop(&mut self) {
+        self.gauge.sub(self.n);
+    }
+}
+
+/// The future of [`Gauge::wait_flowing`]. Dropping it unregisters it.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitFlowing {
+    gauge: Gauge,
+    priority: Priority,
+    id: Option<u64>,
+}
+
+impl Future for WaitFlowing {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.gauge.is_paused_for(self.priority) {
+            if let Some(id) = self.id.take() {
+                self.gauge.inner.waiters.cancel(id);
+            }
+            return Poll::Ready(());
+        }
+        let inner = self.gauge.inner.clone();
+        let id = *self.id.get_or_insert_with(|| inner.waiters.id());
+        let bit = band(self.priority);
+        let ready = inner.waiters.poll(id, cx.waker(), || {
+            inner.word.load(Ordering::Acquire) & bit == 0
+        });
+        if ready {
+            self.id = None;
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for WaitFlowing {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.gauge.inner.waiters.cancel(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauge() -> Gauge {
+        Gauge::builder("g", Watermarks::new(100, 50).expect("valid"))
+            .low_priority(Watermarks::new(80, 20).expect("valid"))
+            .build()
+            .expect("valid")
+    }
+
+    #[test]
+    fn low_priority_pauses_first_and_flows_last() {
+        let g = gauge();
+        g.add(80);
+        assert!(g.is_paused_for(Priority::Low) && !g.is_paused());
+        g.add(20);
+        assert!(g.is_paused());
+        g.sub(50);
+        assert!(!g.is_paused() && g.is_paused_for(Priority::Low));
+        g.sub(30);
+        assert!(!g.is_paused_for(Priority::Low));
+        assert!(g.check(Priority::Low).is_ok());
+    }
+
+    #[test]
+    fn guards_give_back_and_levels_saturate() {
+        let g = gauge();
+        {
+            let _a = g.enter(60);
+            let _b = g.enter(60);
+            assert!(g.is_paused());
+        }
+        assert_eq!(g.level(), 0);
+        assert!(!g.is_paused());
+        g.sub(5);
+        assert_eq!(g.level(), 0);
+        g.add(u64::MAX);
+        assert_eq!(g.level(), MAX_LEVEL);
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_no_registration() {
+        let g = gauge();
+        g.set(200);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut w = Box::pin(g.wait_flowing());
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(g.inner.waiters.len(), 1);
+        drop(w);
+        assert_eq!(g.inner.waiters.len(), 0);
+        let mut w = Box::pin(g.wait_flowing());
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+        g.set(0);
+        assert!(w.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(g.inner.waiters.len(), 0);
+    }
+}

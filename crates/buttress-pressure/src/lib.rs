@@ -1,0 +1,76 @@
+//! Backpressure for async services.
+//!
+//! * [`Gauge`]: a level with a high and a low watermark and hysteresis
+//!   between them: paused at `high`, flowing again only at `low`, never
+//!   flapping in between. Check it (`is_paused`, one load), wait for it
+//!   (`wait_flowing().await`), or get an [`Overloaded`] error. Feed it by
+//!   hand (`add`, `sub`, `set`, a guard that subtracts on drop), from a
+//!   value read on an interval ([`PolledGauge`]), or combine several
+//!   ([`AnyGauge`]). A second, lower pair of watermarks pauses low-priority
+//!   work first.
+//! * [`LagGauge`]: pending items and the age of the oldest, per kind, for
+//!   outboxes.
+//! * [`ShedLayer`]: sheds requests while a gauge is paused, by priority,
+//!   rejecting at once or waiting up to a limit.
+//! * [`AdaptiveLimitLayer`]: an adaptive concurrency limit ([`Aimd`],
+//!   [`Gradient2`], [`Vegas`]), which tower lacks.
+//!
+//! See `docs/pressure.md` for choosing watermarks and algorithms, and the
+//! simulation (`cargo run --release --example pressure_sim`).
+
+mod adaptive;
+#[cfg(not(loom))]
+mod block;
+mod combined;
+mod error;
+mod gauge;
+mod lag;
+mod metrics;
+mod polled;
+mod shed;
+mod waiters;
+mod watermarks;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use adaptive::{
+    AdaptiveLimitLayer, AdaptiveLimitService, AdaptiveLimiter, Aimd, Algorithm, Gradient2,
+    LimitPermit, Sample, Vegas,
+};
+pub use combined::{AnyGauge, Pressure};
+pub use error::{BoxError, Overloaded};
+pub use gauge::{Gauge, GaugeBuilder, GaugeError, LevelGuard, WaitFlowing};
+pub use lag::{KindLag, LagGauge, Pending};
+pub use polled::PolledGauge;
+#[cfg(feature = "http")]
+pub use shed::Http503;
+pub use shed::{AllNormal, OnShed, PriorityOf, RejectWithError, ShedLayer, ShedMode, ShedService};
+pub use watermarks::{MAX_LEVEL, WatermarkError, Watermarks};
+
+/// The response futures of the layers.
+pub mod future {
+    pub use crate::adaptive::future::ResponseFuture as AdaptiveLimitFuture;
+    pub use crate::shed::future::ResponseFuture as ShedFuture;
+}
+
+/// How urgent a piece of work is: low-priority work is shed first, at the
+/// gauge's lower watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Priority {
+    /// Ordinary work.
+    #[default]
+    Normal,
+    /// Work that can wait: batch jobs, prefetches, retries.
+    Low,
+}
+
+impl Priority {
+    /// `"normal"` or `"low"`: the `priority` label of the metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
