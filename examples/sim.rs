@@ -52,6 +52,7 @@ pub(crate) fn simulate<F: Future>(f: F) -> F::Output {
 }
 
 /// Whether `--quick` was passed (CI runs the simulations small).
+#[allow(dead_code)] // not every simulation has a small version
 pub(crate) fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")
 }

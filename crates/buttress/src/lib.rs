@@ -9,6 +9,7 @@
 //! | `limit`   | [`limit`] (default)   | `buttress-limit`   |
 //! | `journal` | `journal`, `fs`       | `buttress-journal`, `buttress-fs` |
 //! | `checkpoint` | `checkpoint`      | `buttress-checkpoint` |
+//! | `pressure` | `pressure`          | `buttress-pressure` |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -40,3 +41,6 @@ pub use buttress_journal as journal;
 
 #[cfg(feature = "checkpoint")]
 pub use buttress_checkpoint as checkpoint;
+
+#[cfg(feature = "pressure")]
+pub use buttress_pressure as pressure;

@@ -8,6 +8,12 @@ use super::{Algorithm, Bounds, Sample, bounds};
 /// multiplied by `backoff` (0.9); otherwise, when at least half the limit
 /// was in use, it grows by one.
 ///
+/// After a back-off, further drops are ignored for the next `L` samples
+/// (about one round of the requests that were already in flight): those
+/// requests were admitted under the old limit, and letting each of them
+/// multiply the limit by 0.9 again collapses it to the minimum after one
+/// slow burst. (Netflix's `AIMDLimit` backs off on every drop.)
+///
 /// Simple and stable; it reacts to failures and timeouts, not to latency
 /// that creeps up below the timeout.
 #[derive(Debug, Clone)]
@@ -16,6 +22,8 @@ pub struct Aimd {
     bounds: Bounds,
     backoff: f64,
     timeout: Duration,
+    /// Samples left during which drops do not back off again.
+    cooldown: u64,
 }
 
 impl Aimd {
@@ -28,6 +36,7 @@ impl Aimd {
             bounds,
             backoff: 0.9,
             timeout: Duration::from_secs(5),
+            cooldown: 0,
         }
     }
 
@@ -55,8 +64,14 @@ impl Algorithm for Aimd {
 
     fn update(&mut self, s: Sample) -> f64 {
         if s.dropped || s.rtt > self.timeout {
-            self.limit = (self.limit * self.backoff).floor();
+            if self.cooldown == 0 {
+                self.limit = self.bounds.clamp((self.limit * self.backoff).floor());
+                self.cooldown = self.limit as u64;
+            } else {
+                self.cooldown -= 1;
+            }
         } else if 2.0 * s.inflight as f64 >= self.limit {
+            self.cooldown = self.cooldown.saturating_sub(1);
             self.limit += 1.0;
         }
         self.limit = self.bounds.clamp(self.limit);
@@ -88,12 +103,16 @@ mod tests {
             }),
             18.0
         ); // ⌊21·0.9⌋
+        // The next 18 drops were in flight already: no second back-off.
+        for _ in 0..18 {
+            assert_eq!(a.update(ok(150, 18)), 18.0);
+        }
         assert_eq!(a.update(ok(150, 18)), 16.0); // slower than the timeout: ⌊18·0.9⌋
         for _ in 0..100 {
             a.update(ok(10, 100));
         }
         assert_eq!(a.limit(), 30.0); // max
-        for _ in 0..100 {
+        for _ in 0..1000 {
             a.update(Sample {
                 dropped: true,
                 ..ok(10, 1)

@@ -14,15 +14,22 @@ use super::{Algorithm, Bounds, Sample, bounds};
 /// q > β:            L − log L
 /// ```
 ///
-/// with `log L = max(1, log10 L)`. `rtt_noload` is re-measured every
-/// `probe_multiplier × L` samples (it resets to the next sample), so that a
-/// service that became permanently slower is not read as overloaded
-/// forever.
+/// with `log L = max(1, log10 L)`. `rtt` is an exponential average of the
+/// samples (weight `smoothing`, 0.1 by default) and `rtt_noload` the lowest
+/// average seen: with raw samples, the lowest of a noisy latency is far
+/// below its typical value and Vegas reads the noise as a queue (Netflix's
+/// default is no smoothing). `rtt_noload` is re-measured every
+/// `probe_multiplier × L` samples (it resets to the current average), so
+/// that a service that became permanently slower is not read as
+/// overloaded forever.
 #[derive(Debug, Clone)]
 pub struct Vegas {
     limit: f64,
     bounds: Bounds,
     rtt_noload: Option<f64>,
+    rtt: Option<f64>,
+    smoothing: f64,
+    samples: u64,
     probe_multiplier: f64,
     since_probe: u64,
 }
@@ -40,9 +47,23 @@ impl Vegas {
             limit: bounds.clamp(f64::from(initial)),
             bounds,
             rtt_noload: None,
+            rtt: None,
+            smoothing: 0.1,
+            samples: 0,
             probe_multiplier: 30.0,
             since_probe: 0,
         }
+    }
+
+    /// The weight of each sample in the latency average (0.01–1; 1 is no
+    /// smoothing, as in Netflix's default).
+    pub fn smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = if smoothing.is_finite() {
+            smoothing.clamp(0.01, 1.0)
+        } else {
+            0.1
+        };
+        self
     }
 
     /// Re-probe `rtt_noload` every `multiplier × L` samples (≥ 1).
@@ -63,7 +84,18 @@ impl Algorithm for Vegas {
     }
 
     fn update(&mut self, s: Sample) -> f64 {
-        let rtt = s.rtt.as_secs_f64().max(1e-9);
+        let sample = s.rtt.as_secs_f64().max(1e-9);
+        let rtt = match self.rtt {
+            None => sample,
+            Some(avg) => avg + self.smoothing * (sample - avg),
+        };
+        self.rtt = Some(rtt);
+        self.samples += 1;
+        // Until the average has seen about 1/smoothing samples it is mostly
+        // the first few: hold.
+        if (self.samples as f64) < 1.0 / self.smoothing {
+            return self.limit;
+        }
         self.since_probe += 1;
         if self.since_probe as f64 >= self.probe_multiplier * self.limit {
             self.since_probe = 0;
@@ -114,7 +146,7 @@ mod tests {
 
     #[test]
     fn follows_the_formula_step_by_step() {
-        let mut v = Vegas::new(100, 10, 1000);
+        let mut v = Vegas::new(100, 10, 1000).smoothing(1.0);
         // First sample sets rtt_noload: q = 0 ≤ threshold (2): L + β = 100 + 12.
         assert_eq!(v.update(s(100, 60)), 112.0);
         // rtt 105: q = ⌈112·(1 − 100/105)⌉ = 6; log = 2.049..., α = 6.147: q < α → L + log L.
@@ -140,12 +172,42 @@ mod tests {
 
     #[test]
     fn re_probes_the_latency_without_load() {
-        let mut v = Vegas::new(10, 10, 10).probe_multiplier(1);
+        let mut v = Vegas::new(10, 10, 10).probe_multiplier(1).smoothing(1.0);
         v.update(s(50, 10));
         assert_eq!(v.rtt_noload(), Some(0.05));
         for _ in 0..10 {
             v.update(s(80, 10));
         }
         assert_eq!(v.rtt_noload(), Some(0.08));
+    }
+}
+
+#[cfg(test)]
+mod smoothing_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_average_not_the_noise_sets_the_latency_without_load() {
+        let run = |smoothing: f64| {
+            let mut v = Vegas::new(20, 2, 200).smoothing(smoothing);
+            for i in 0..400u64 {
+                // 30 to 70 ms of noise around 50, and no queue at all.
+                let ms = 30 + (i * 7919 % 41);
+                v.update(Sample {
+                    rtt: Duration::from_millis(ms),
+                    inflight: 100,
+                    dropped: false,
+                });
+            }
+            (v.rtt_noload().unwrap_or_default(), v.limit())
+        };
+        let (raw_noload, raw_limit) = run(1.0);
+        let (noload, limit) = run(0.1);
+        // Raw samples put it at the lowest, 30 ms; the average near 40 or above.
+        assert!((raw_noload - 0.030).abs() < 1e-9, "{raw_noload}");
+        assert!(noload > 0.036, "{noload}");
+        // Reading the noise as a queue holds the raw limit down.
+        assert!(limit > raw_limit, "{limit} vs {raw_limit}");
     }
 }
