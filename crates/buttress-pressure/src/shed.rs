@@ -272,36 +272,32 @@ pub(crate) mod future {
     type Waiting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
     pin_project_lite::pin_project! {
-        /// The inner future, an answer, or a wait for the gauge.
-        pub struct ResponseFuture<F, T> {
-            #[pin]
-            inner: Option<F>,
-            done: Option<Result<T, BoxError>>,
-            waiting: Option<Waiting<T>>,
+        /// The inner future, an answer, or a wait for the gauge. (Its
+        /// fields are private in all but name: pin-project-lite cannot
+        /// document them.)
+        #[project = Projection]
+        #[allow(missing_docs)]
+        pub enum ResponseFuture<F, T> {
+            /// Passed to the inner service.
+            Called { #[pin] inner: F },
+            /// Answered at once (shed).
+            Done { answer: Option<Result<T, BoxError>> },
+            /// Waiting for the gauge to flow.
+            Waiting { wait: Waiting<T> },
         }
     }
 
     impl<F, T> ResponseFuture<F, T> {
         pub(super) fn called(inner: F) -> Self {
-            ResponseFuture {
-                inner: Some(inner),
-                done: None,
-                waiting: None,
-            }
+            ResponseFuture::Called { inner }
         }
         pub(super) fn done(answer: Result<T, BoxError>) -> Self {
-            ResponseFuture {
-                inner: None,
-                done: Some(answer),
-                waiting: None,
+            ResponseFuture::Done {
+                answer: Some(answer),
             }
         }
         pub(super) fn waiting(wait: Waiting<T>) -> Self {
-            ResponseFuture {
-                inner: None,
-                done: None,
-                waiting: Some(wait),
-            }
+            ResponseFuture::Waiting { wait }
         }
     }
 
@@ -318,17 +314,16 @@ pub(crate) mod future {
     {
         type Output = Result<T, BoxError>;
 
+        #[inline]
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
-            if let Some(inner) = this.inner.as_pin_mut() {
-                return inner.poll(cx).map_err(Into::into);
-            }
-            if let Some(answer) = this.done.take() {
-                return Poll::Ready(answer);
-            }
-            match this.waiting.as_mut() {
-                Some(wait) => wait.as_mut().poll(cx),
-                None => Poll::Ready(Err("polled after completion".into())),
+            match self.project() {
+                Projection::Called { inner } => inner.poll(cx).map_err(Into::into),
+                Projection::Done { answer } => Poll::Ready(
+                    answer
+                        .take()
+                        .unwrap_or_else(|| Err("polled after completion".into())),
+                ),
+                Projection::Waiting { wait } => wait.as_mut().poll(cx),
             }
         }
     }

@@ -33,7 +33,6 @@ struct Inner {
 
 struct LimitMetrics {
     limit: metrics::Gauge,
-    inflight: metrics::Gauge,
     rejected: metrics::Counter,
 }
 
@@ -55,7 +54,6 @@ impl AdaptiveLimiter {
         let n = name.as_str().to_owned();
         let metrics = LimitMetrics {
             limit: metrics::gauge!("buttress_pressure_limit", "name" => n.clone()),
-            inflight: metrics::gauge!("buttress_pressure_inflight", "name" => n.clone()),
             rejected: metrics::counter!("buttress_pressure_limit_rejected_total", "name" => n),
         };
         metrics.limit.set(limit as f64);
@@ -103,7 +101,6 @@ impl AdaptiveLimiter {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    inner.metrics.inflight.set((current + 1) as f64);
                     return Ok(LimitPermit {
                         limiter: Some(self.clone()),
                         started: now,
@@ -134,8 +131,7 @@ impl AdaptiveLimiter {
                 tracing::debug!(limiter = %inner.name, limit, "limit moved");
             }
         }
-        let left = inner.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
-        inner.metrics.inflight.set(left as f64);
+        inner.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
