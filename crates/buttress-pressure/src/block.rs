@@ -18,7 +18,8 @@ impl Wake for Unpark {
 
 /// Polls `f` to completion, or gives up after `timeout`.
 pub(crate) fn block_on_timeout<F: Future>(f: F, timeout: Option<Duration>) -> Option<F::Output> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too long to add is no timeout.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let waker = Arc::new(Unpark(std::thread::current())).into();
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);

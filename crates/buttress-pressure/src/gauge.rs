@@ -60,8 +60,15 @@ struct Inner {
     waiters: Waiters,
     metrics: GaugeMetrics,
     clock: SharedClock,
-    /// When each band last turned paused (normal, low priority).
-    paused_since: std::sync::Mutex<[Option<Instant>; 2]>,
+    /// What the metrics and logs last said, per band (normal, low).
+    published: std::sync::Mutex<Published>,
+}
+
+/// The state as last published, and when each band last turned paused.
+#[derive(Default)]
+struct Published {
+    paused: [bool; 2],
+    since: [Option<Instant>; 2],
 }
 
 impl fmt::Debug for Gauge {
@@ -140,7 +147,7 @@ impl GaugeBuilder {
                 waiters: Waiters::default(),
                 metrics,
                 clock: self.clock,
-                paused_since: std::sync::Mutex::new([None, None]),
+                published: std::sync::Mutex::new(Published::default()),
             }),
         })
     }
@@ -183,7 +190,13 @@ impl Inner {
             {
                 Ok(_) => {
                     if (old ^ new) & (PAUSED | PAUSED_LOW) != 0 {
-                        self.transition(old, new);
+                        // Waiters are woken on the strength of this CAS:
+                        // a waiter registered before it must hear of it.
+                        let flowed = (old & !new) & (PAUSED | PAUSED_LOW) != 0;
+                        self.publish();
+                        if flowed {
+                            self.waiters.wake_all();
+                        }
                     }
                     self.metrics.level.set((new & LEVEL) as f64);
                     return new;
@@ -193,39 +206,42 @@ impl Inner {
         }
     }
 
-    /// Bookkeeping for a change of state; rare, so it may take a lock.
+    /// Metrics and logs for changes of state; rare, so it may take a lock.
+    /// Under the lock it publishes the *current* state, so that racing
+    /// transitions can never leave the metrics saying the opposite of the
+    /// gauge.
     #[cold]
-    fn transition(&self, old: u64, new: u64) {
+    fn publish(&self) {
         let now = self.clock.now();
-        let mut since = self
-            .paused_since
+        let mut published = self
+            .published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut flowed = false;
-        for (i, (bit, priority)) in [(PAUSED, Priority::Normal), (PAUSED_LOW, Priority::Low)]
-            .into_iter()
-            .enumerate()
-        {
-            if (old ^ new) & bit == 0 {
+        let word = self.word.load(Ordering::Acquire);
+        let bands: &[(u64, Priority)] = if self.low_priority.is_some() {
+            &[(PAUSED, Priority::Normal), (PAUSED_LOW, Priority::Low)]
+        } else {
+            // Without a band of its own, low priority follows normal: one
+            // state, published once.
+            &[(PAUSED, Priority::Normal)]
+        };
+        for (i, &(bit, priority)) in bands.iter().enumerate() {
+            let paused = word & bit != 0;
+            if paused == published.paused[i] {
                 continue;
             }
-            let paused = new & bit != 0;
+            published.paused[i] = paused;
             self.metrics.transition(priority, paused);
             if paused {
-                since[i] = Some(now);
-                tracing::info!(gauge = %self.name, level = new & LEVEL, priority = priority.as_str(), "paused");
+                published.since[i] = Some(now);
+                tracing::info!(gauge = %self.name, level = word & LEVEL, priority = priority.as_str(), "paused");
             } else {
-                flowed = true;
-                if let Some(start) = since[i].take() {
+                if let Some(start) = published.since[i].take() {
                     self.metrics
                         .paused_seconds(priority, now.saturating_duration_since(start));
                 }
-                tracing::info!(gauge = %self.name, level = new & LEVEL, priority = priority.as_str(), "flowing");
+                tracing::info!(gauge = %self.name, level = word & LEVEL, priority = priority.as_str(), "flowing");
             }
-        }
-        drop(since);
-        if flowed {
-            self.waiters.wake_all();
         }
     }
 }

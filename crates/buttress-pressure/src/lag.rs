@@ -40,6 +40,11 @@ struct Inner {
     kinds: Mutex<HashMap<String, Kind>>,
 }
 
+/// Kinds beyond this many are counted together as `"other"`, so that
+/// hostile or unbounded kind strings cannot grow memory or metric series
+/// without bound.
+pub const MAX_KINDS: usize = 256;
+
 struct Kind {
     next: u64,
     /// Arrival number → arrival time: the first entry is the oldest.
@@ -57,12 +62,39 @@ impl fmt::Debug for LagGauge {
     }
 }
 
-/// One pending item; give it back to [`LagGauge::done`].
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "an item stays pending until it is passed to done()"]
+/// One pending item. It stops being pending when passed to
+/// [`LagGauge::done`] or dropped, so a lost token cannot age forever.
+#[must_use = "the item stops being pending as soon as this is dropped"]
 pub struct Pending {
+    gauge: Arc<Inner>,
     kind: String,
     seq: u64,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("kind", &self.kind)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let now = self.gauge.clock.now();
+        let mut kinds = self.gauge.kinds.lock();
+        if let Some(k) = kinds.get_mut(&self.kind) {
+            k.pending.remove(&self.seq);
+            k.pending_metric.set(k.pending.len() as f64);
+            let oldest = k
+                .pending
+                .values()
+                .next()
+                .map_or(0.0, |t| now.saturating_duration_since(*t).as_secs_f64());
+            k.oldest_metric.set(oldest);
+        }
+    }
 }
 
 /// The lag of one kind.
@@ -99,10 +131,16 @@ impl LagGauge {
         })
     }
 
-    /// An item of `kind` is now pending.
+    /// An item of `kind` is now pending (counted as `"other"` once there
+    /// are [`MAX_KINDS`] kinds).
     pub fn enqueue(&self, kind: &str) -> Pending {
         let now = self.inner.clock.now();
         let mut kinds = self.inner.kinds.lock();
+        let kind = if kinds.contains_key(kind) || kinds.len() < MAX_KINDS - 1 {
+            kind
+        } else {
+            "other"
+        };
         let entry = match kinds.get_mut(kind) {
             Some(k) => k,
             None => {
@@ -121,25 +159,15 @@ impl LagGauge {
         entry.pending.insert(seq, now);
         entry.pending_metric.set(entry.pending.len() as f64);
         Pending {
+            gauge: self.inner.clone(),
             kind: kind.to_owned(),
             seq,
         }
     }
 
-    /// The item is no longer pending.
+    /// The item is no longer pending (the same as dropping it).
     pub fn done(&self, item: Pending) {
-        let now = self.inner.clock.now();
-        let mut kinds = self.inner.kinds.lock();
-        if let Some(k) = kinds.get_mut(&item.kind) {
-            k.pending.remove(&item.seq);
-            k.pending_metric.set(k.pending.len() as f64);
-            let oldest = k
-                .pending
-                .values()
-                .next()
-                .map_or(0.0, |t| now.saturating_duration_since(*t).as_secs_f64());
-            k.oldest_metric.set(oldest);
-        }
+        drop(item);
     }
 
     /// Every kind's lag, sorted by kind; also refreshes the age metrics
@@ -209,5 +237,20 @@ mod tests {
                 .iter()
                 .all(|k| k.pending == 0 && k.oldest.is_none())
         );
+    }
+
+    #[test]
+    fn kinds_are_bounded_and_dropped_tokens_retire() {
+        let lag = LagGauge::new("outbox").expect("name");
+        let tokens: Vec<Pending> = (0..1000).map(|i| lag.enqueue(&format!("k{i}"))).collect();
+        let snap = lag.snapshot();
+        assert_eq!(snap.len(), MAX_KINDS);
+        let other = snap
+            .iter()
+            .find(|k| k.kind == "other")
+            .map_or(0, |k| k.pending);
+        assert_eq!(other, 1000 - (MAX_KINDS as u64 - 1));
+        drop(tokens);
+        assert!(lag.snapshot().iter().all(|k| k.pending == 0));
     }
 }

@@ -41,7 +41,7 @@ pub use adaptive::{
 pub use combined::{AnyGauge, Pressure};
 pub use error::{BoxError, Overloaded};
 pub use gauge::{Gauge, GaugeBuilder, GaugeError, LevelGuard, WaitFlowing};
-pub use lag::{KindLag, LagGauge, Pending};
+pub use lag::{KindLag, LagGauge, MAX_KINDS, Pending};
 pub use polled::PolledGauge;
 #[cfg(feature = "http")]
 pub use shed::Http503;

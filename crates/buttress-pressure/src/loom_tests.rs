@@ -55,9 +55,11 @@ fn loom_racing_changes_leave_the_state_the_rule_gives() {
         let tb = loom::thread::spawn(move || b.sub(4));
         ta.join().expect("a");
         tb.join().expect("b");
-        // 9 +1 -4 or 9 -4 +1: both end at 6; paused only if 10 was reached
-        // first, and then 6 is above low (5): still paused. Otherwise 5 then
-        // 6: never reached high: flowing.
+        // 9 +1 -4 or 9 -4 +1: both end at 6. The low band paused at 9
+        // (≥ 8) and never fell to 2: paused either way. The normal band is
+        // paused only if 10 came first (then 6 > 5 keeps it paused);
+        // otherwise it went 5, 6 and never reached 10.
         assert_eq!(g.level(), 6);
+        assert!(g.is_paused_for(Priority::Low));
     });
 }

@@ -245,16 +245,21 @@ where
                 )
             }
             ShedMode::Wait(max) => {
-                // The ready inner service goes with the request; a clone
-                // takes its place for the next poll_ready.
-                let clone = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, clone);
+                // The ready inner service stays here for the next request:
+                // a waiting request must not hold a slot (of a Buffer or a
+                // ConcurrencyLimit inside) that flowing requests need. It
+                // waits with a clone, and asks that clone for readiness
+                // once the gauge flows.
+                let mut svc = self.inner.clone();
                 let pressure = pressure.clone();
                 let shed = self.layer.on_shed.on_shed(pressure.overloaded(priority));
                 future::ResponseFuture::waiting(Box::pin(async move {
                     let flowing = tokio::time::timeout(max, pressure.flowing_for(priority)).await;
                     if flowing.is_ok() {
-                        ready.call(request).await.map_err(Into::into)
+                        std::future::poll_fn(|cx| svc.poll_ready(cx))
+                            .await
+                            .map_err(Into::into)?;
+                        svc.call(request).await.map_err(Into::into)
                     } else {
                         pressure.count_shed(priority);
                         shed

@@ -169,7 +169,8 @@ async fn the_adaptive_limit_refuses_beyond_the_limit_and_backs_off_on_failures()
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_request_frees_its_slot() {
-    let limiter = AdaptiveLimiter::new("db", Aimd::new(1, 1, 1)).unwrap();
+    // Room to grow: a recorded success at 1 in flight would raise it to 2.
+    let limiter = AdaptiveLimiter::new("db", Aimd::new(1, 1, 5)).unwrap();
     let mut svc = ServiceBuilder::new()
         .layer(AdaptiveLimitLayer::new(limiter.clone()))
         .service(service_fn(|_: ()| async {

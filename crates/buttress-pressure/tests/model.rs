@@ -26,6 +26,7 @@ proptest! {
         high in 2..120u64,
         gap in 1..100u64,
         low_shift in 0..40u64,
+        own_low_band in any::<bool>(),
         changes in prop::collection::vec(change(), 0..200),
     ) {
         let low = high.saturating_sub(gap).min(high - 1);
@@ -33,7 +34,13 @@ proptest! {
         let lp_high = high.saturating_sub(low_shift).max(1);
         let lp_low = low.saturating_sub(low_shift).min(lp_high - 1);
         let lp = Watermarks::new(lp_high, lp_low).unwrap();
-        let g = Gauge::builder("m", normal).low_priority(lp).build().unwrap();
+        let mut builder = Gauge::builder("m", normal);
+        if own_low_band {
+            builder = builder.low_priority(lp);
+        }
+        let g = builder.build().unwrap();
+        // Without a band of its own, low priority follows the normal one.
+        let (lp_high, lp_low) = if own_low_band { (lp_high, lp_low) } else { (high, low) };
         let (mut level, mut paused, mut paused_low) = (0u64, false, false);
         for c in &changes {
             let before = (paused, paused_low);

@@ -63,15 +63,14 @@ impl Algorithm for Aimd {
     }
 
     fn update(&mut self, s: Sample) -> f64 {
+        let cooling = self.cooldown > 0;
+        self.cooldown = self.cooldown.saturating_sub(1);
         if s.dropped || s.rtt > self.timeout {
-            if self.cooldown == 0 {
+            if !cooling {
                 self.limit = self.bounds.clamp((self.limit * self.backoff).floor());
                 self.cooldown = self.limit as u64;
-            } else {
-                self.cooldown -= 1;
             }
         } else if 2.0 * s.inflight as f64 >= self.limit {
-            self.cooldown = self.cooldown.saturating_sub(1);
             self.limit += 1.0;
         }
         self.limit = self.bounds.clamp(self.limit);

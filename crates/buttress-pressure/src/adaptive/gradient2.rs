@@ -12,11 +12,13 @@ use super::{Algorithm, Bounds, Sample, bounds};
 /// L ← (1 − smoothing) · L + smoothing · (g · L + queue_size)
 /// ```
 ///
-/// The long-term average is an exponential average over `window` samples;
-/// when it drifts to more than twice the latest sample it decays by 5 % a
-/// step, so that it forgets an overload (Netflix #134: without a bound on
-/// the average, the limit creeps up under sustained overload). While fewer
-/// than half the limit are in flight the limit holds (app-limited).
+/// The long-term average is an exponential average over `window` samples
+/// (a plain mean over the first 10, as Netflix warms up); when it is more
+/// than twice the latest sample it decays by 5 % a step, so that it comes
+/// down quickly after an overload ends. During a sustained overload it
+/// learns the slow latency as normal and the limit creeps back up
+/// (Netflix #134); prefer Vegas or AIMD for long capacity losses. While
+/// fewer than half the limit are in flight the limit holds (app-limited).
 #[derive(Debug, Clone)]
 pub struct Gradient2 {
     limit: f64,
@@ -95,9 +97,7 @@ impl Algorithm for Gradient2 {
         // Exponential average; plain average while warming up.
         let long = match self.long_rtt {
             None => rtt,
-            Some(avg) if (self.samples as f64) < self.window => {
-                avg + (rtt - avg) / self.samples as f64
-            }
+            Some(avg) if self.samples <= 10 => avg + (rtt - avg) / self.samples as f64,
             Some(avg) => {
                 let k = 2.0 / (self.window + 1.0);
                 avg * (1.0 - k) + rtt * k

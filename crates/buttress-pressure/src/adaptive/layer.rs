@@ -17,9 +17,14 @@ use crate::shed::{OnShed, RejectWithError};
 
 /// Puts an [`AdaptiveLimiter`] in front of a service: a request beyond the
 /// limit is refused at once (with [`Overloaded`](crate::Overloaded), or
-/// `503` under `http`), never queued; each completed request moves the
-/// limit by its latency and by whether the classifier calls it a failure
-/// (a drop).
+/// `503` under `http`, without `Retry-After`: a concurrency limit has no
+/// time at which it will admit again), never queued; each completed request
+/// moves the limit by its latency and by whether the classifier calls it a
+/// failure (a drop). Results classified `Ignored` (client errors,
+/// cancellations) and requests dropped before they finish free their slot
+/// without moving the limit. Behind an outer timeout, the requests it
+/// cancels are never seen as slow: give the algorithm a timeout (AIMD) at
+/// or below the outer one.
 ///
 /// Clones of the layer and of its services share the limiter.
 pub struct AdaptiveLimitLayer<C = DefaultClassifier, R = RejectWithError> {
@@ -172,6 +177,7 @@ pub(crate) mod future {
             classifier: Option<Arc<C>>,
             clock: Option<SharedClock>,
             refused: Option<Result<T, BoxError>>,
+            finished: bool,
         }
     }
 
@@ -188,6 +194,7 @@ pub(crate) mod future {
                 classifier: Some(classifier),
                 clock: Some(clock),
                 refused: None,
+                finished: false,
             }
         }
 
@@ -198,6 +205,7 @@ pub(crate) mod future {
                 classifier: None,
                 clock: None,
                 refused: Some(answer),
+                finished: false,
             }
         }
     }

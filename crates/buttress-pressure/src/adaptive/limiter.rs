@@ -114,6 +114,8 @@ impl AdaptiveLimiter {
 
     fn release(&self, sample: Option<Sample>) {
         let inner = &self.inner;
+        // The slot first: a panicking algorithm must not leak it.
+        inner.inflight.fetch_sub(1, Ordering::AcqRel);
         if let Some(sample) = sample {
             // Published under the algorithm's lock, so limits land in the
             // order they were computed.
@@ -131,7 +133,6 @@ impl AdaptiveLimiter {
                 tracing::debug!(limiter = %inner.name, limit, "limit moved");
             }
         }
-        inner.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -98,8 +98,11 @@ impl Algorithm for Vegas {
         }
         self.since_probe += 1;
         if self.since_probe as f64 >= self.probe_multiplier * self.limit {
+            // Re-probe: the current average becomes the latency without
+            // load, and this sample changes nothing (as in Netflix's).
             self.since_probe = 0;
-            self.rtt_noload = None;
+            self.rtt_noload = Some(rtt);
+            return self.limit;
         }
         let noload = match self.rtt_noload {
             Some(n) if n <= rtt => n,
