@@ -1,0 +1,264 @@
+//! The synchronous core: the queue, the bulkhead on running tasks, the
+//! counters and the history, under one lock. Every operation returns the
+//! tasks that may start now; the async side only spawns them. No clock
+//! reads, no tokio: checked with loom.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use buttress_core::sync::Mutex;
+
+use crate::error::QueueFull;
+use crate::history::{Counters, Status, TaskRecord};
+use crate::queue::{Entry, Queue};
+
+/// The bounds of an executor's core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub(crate) max_queued: usize,
+    pub(crate) max_queued_per_priority: Option<usize>,
+    pub(crate) max_running: usize,
+    pub(crate) history: usize,
+}
+
+/// Why a submission was not queued.
+#[derive(Debug)]
+pub(crate) enum Refused<J> {
+    Full(QueueFull, J),
+    Closed(J),
+}
+
+#[derive(Debug)]
+struct State<J, C> {
+    queue: Queue<J>,
+    next_id: u64,
+    running: Vec<(u64, C)>,
+    accepting: bool,
+    history: VecDeque<TaskRecord>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+pub(crate) struct Core<J, C> {
+    bounds: Bounds,
+    state: Mutex<State<J, C>>,
+}
+
+/// A task to start now, with what its start needs.
+#[derive(Debug)]
+pub(crate) struct Start<J> {
+    pub(crate) entry: Entry<J>,
+    pub(crate) waited: Duration,
+}
+
+impl<J, C> Core<J, C> {
+    pub(crate) fn new(bounds: Bounds, aging: Option<Duration>) -> Self {
+        Core {
+            bounds,
+            state: Mutex::new(State {
+                queue: Queue::new(aging),
+                next_id: 0,
+                running: Vec::new(),
+                accepting: true,
+                history: VecDeque::new(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Queues a job. On success, its id and the tasks to start now (which
+    /// may include it); `cancel` is what cancels it once running, made from
+    /// its id.
+    /// A refusal is counted when `count_refusal` (not for the retries of
+    /// a submission that waits for space).
+    pub(crate) fn submit(
+        &self,
+        priority: u8,
+        job: J,
+        now: Instant,
+        count_refusal: bool,
+        cancel: impl FnMut(u64) -> C,
+    ) -> Result<(u64, Vec<Start<J>>), Refused<J>> {
+        let mut s = self.state.lock();
+        if !s.accepting {
+            return Err(Refused::Closed(job));
+        }
+        let depth = s.queue.depth(priority);
+        let level_full = self
+            .bounds
+            .max_queued_per_priority
+            .is_some_and(|max| depth >= max);
+        // A task that would start at once is not queued for long: only a
+        // full bulkhead makes the queue bounds bite.
+        let will_start = s.running.len() < self.bounds.max_running && s.queue.len() == 0;
+        if !will_start && (s.queue.len() >= self.bounds.max_queued || level_full) {
+            if count_refusal {
+                s.counters.rejected += 1;
+            }
+            return Err(Refused::Full(
+                QueueFull {
+                    priority,
+                    depth,
+                    total: s.queue.len(),
+                },
+                job,
+            ));
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        s.counters.submitted += 1;
+        s.queue.push(Entry {
+            id,
+            priority,
+            enqueued: now,
+            job,
+        });
+        let starts = Self::startable(&mut s, self.bounds.max_running, now, cancel);
+        Ok((id, starts))
+    }
+
+    fn startable(
+        s: &mut State<J, C>,
+        max_running: usize,
+        now: Instant,
+        mut cancel: impl FnMut(u64) -> C,
+    ) -> Vec<Start<J>> {
+        let mut out = Vec::new();
+        while s.running.len() < max_running {
+            let Some(entry) = s.queue.pop(now) else { break };
+            s.running.push((entry.id, cancel(entry.id)));
+            out.push(Start {
+                waited: now.saturating_duration_since(entry.enqueued),
+                entry,
+            });
+        }
+        out
+    }
+
+    /// Task `id` finished as `record` says; returns the tasks to start now.
+    pub(crate) fn finish(
+        &self,
+        record: TaskRecord,
+        now: Instant,
+        cancel: impl FnMut(u64) -> C,
+    ) -> Vec<Start<J>> {
+        let mut s = self.state.lock();
+        if let Some(at) = s.running.iter().position(|(id, _)| *id == record.id) {
+            s.running.swap_remove(at);
+        }
+        Self::record(&mut s, self.bounds.history, record);
+        Self::startable(&mut s, self.bounds.max_running, now, cancel)
+    }
+
+    fn record(s: &mut State<J, C>, keep: usize, record: TaskRecord) {
+        s.counters.count(record.status);
+        if keep > 0 {
+            if s.history.len() == keep {
+                s.history.pop_front();
+            }
+            s.history.push_back(record);
+        }
+    }
+
+    /// Removes queued task `id`; returns its job. A running or finished
+    /// task is not touched (see [`Core::running_cancel`]).
+    pub(crate) fn cancel_queued(&self, priority: u8, id: u64, now: Instant) -> Option<J> {
+        let mut s = self.state.lock();
+        let entry = s.queue.remove(priority, id)?;
+        let record = TaskRecord {
+            id,
+            priority,
+            status: Status::Cancelled,
+            queued_at: entry.enqueued,
+            started_at: None,
+            finished_at: now,
+        };
+        Self::record(&mut s, self.bounds.history, record);
+        Some(entry.job)
+    }
+
+    /// Takes the canceller of running task `id`.
+    pub(crate) fn running_cancel(&self, id: u64) -> Option<C>
+    where
+        C: Clone,
+    {
+        let s = self.state.lock();
+        s.running
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Stops accepting; returns whether it was accepting.
+    pub(crate) fn close(&self) -> bool {
+        std::mem::replace(&mut self.state.lock().accepting, false)
+    }
+
+    /// Whether nothing is queued or running.
+    pub(crate) fn is_idle(&self) -> bool {
+        let s = self.state.lock();
+        s.queue.len() == 0 && s.running.is_empty()
+    }
+
+    /// Removes every queued task (recorded as cancelled) and returns them
+    /// with the cancellers of every running task.
+    pub(crate) fn drain(&self, now: Instant) -> (Vec<Entry<J>>, Vec<C>)
+    where
+        C: Clone,
+    {
+        let mut s = self.state.lock();
+        let queued = s.queue.drain();
+        for e in &queued {
+            let record = TaskRecord {
+                id: e.id,
+                priority: e.priority,
+                status: Status::Cancelled,
+                queued_at: e.enqueued,
+                started_at: None,
+                finished_at: now,
+            };
+            Self::record(&mut s, self.bounds.history, record);
+        }
+        let running = s.running.iter().map(|(_, c)| c.clone()).collect();
+        (queued, running)
+    }
+
+    /// Counts, depths, history.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let s = self.state.lock();
+        Snapshot {
+            queued: s.queue.len(),
+            queued_by_priority: s.queue.depths().collect(),
+            running: s.running.len(),
+            counters: s.counters,
+            history: s.history.iter().cloned().collect(),
+            accepting: s.accepting,
+        }
+    }
+
+    pub(crate) fn running_count(&self) -> usize {
+        self.state.lock().running.len()
+    }
+
+    pub(crate) fn depth(&self, priority: u8) -> usize {
+        self.state.lock().queue.depth(priority)
+    }
+}
+
+/// What an executor holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Tasks queued.
+    pub queued: usize,
+    /// Tasks queued per priority, highest last.
+    pub queued_by_priority: Vec<(u8, usize)>,
+    /// Tasks running.
+    pub running: usize,
+    /// Counters since the executor was made.
+    pub counters: Counters,
+    /// The last finished tasks, oldest first.
+    pub history: Vec<TaskRecord>,
+    /// Whether it accepts new tasks.
+    pub accepting: bool,
+}

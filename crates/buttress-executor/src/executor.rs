@@ -1,0 +1,567 @@
+//! [`Executor`]: the async side: spawning, timeouts, panics, cancellation,
+//! shutdown.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use buttress_core::{Name, SharedClock, TokioClock};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, oneshot};
+
+use crate::config::ExecutorConfig;
+use crate::core::{Core, Refused, Snapshot, Start};
+use crate::error::{SubmitError, TaskError};
+use crate::history::{Status, TaskRecord};
+
+type Work = Pin<Box<dyn Future<Output = Status> + Send>>;
+type Fail = Box<dyn FnOnce(TaskError) + Send>;
+
+/// A queued task, with its output type erased.
+pub(crate) struct Job {
+    work: Work,
+    fail: Fail,
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels one running task.
+#[derive(Debug, Default)]
+pub(crate) struct CancelFlag {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelFlag {
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+}
+
+/// A bounded priority executor. Cheap to clone: clones share it.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_executor::{Executor, ExecutorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let executor = Executor::new("chat", ExecutorConfig::default().max_running(4))?;
+/// let answer = executor.submit(10, async { 6 * 7 })?; // priority 10
+/// let batch = executor.submit(0, async { "later" })?;  // priority 0 waits behind 10
+/// assert_eq!(answer.await?, 42);
+/// assert_eq!(batch.await?, "later");
+/// let report = executor.shutdown(Duration::from_secs(5)).await;
+/// assert_eq!(report.dropped_queued, 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    name: Name,
+    core: Core<Job, Arc<CancelFlag>>,
+    default_timeout: Option<Duration>,
+    runtime: Handle,
+    clock: SharedClock,
+    /// Signalled when a task finishes (space, and maybe idle).
+    finished: Notify,
+    /// Signalled by a forcing shutdown.
+    forced: Notify,
+    shutting_down: AtomicBool,
+    metrics: crate::metrics::ExecutorMetrics,
+    depth_gauges: Box<[OnceLock<metrics::Gauge>]>,
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("name", &self.inner.name)
+            .field("snapshot", &self.snapshot())
+            .finish()
+    }
+}
+
+/// Why an executor could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(pub(crate) String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid executor: {}", self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Queued tasks dropped at the deadline (their handles get
+    /// [`TaskError::Cancelled`]).
+    pub dropped_queued: usize,
+    /// Running tasks cancelled at the deadline.
+    pub cancelled_running: usize,
+    /// Whether everything finished before the deadline.
+    pub drained: bool,
+}
+
+impl Executor {
+    /// An executor named `name`, spawning on the current tokio runtime.
+    pub fn new(name: &str, config: ExecutorConfig) -> Result<Executor, BuildError> {
+        let runtime = Handle::try_current()
+            .map_err(|_| BuildError("no tokio runtime: make the executor inside one".into()))?;
+        Executor::with_runtime(name, config, runtime, Arc::new(TokioClock))
+    }
+
+    /// An executor spawning on `runtime`, reading time from `clock`.
+    pub fn with_runtime(
+        name: &str,
+        config: ExecutorConfig,
+        runtime: Handle,
+        clock: SharedClock,
+    ) -> Result<Executor, BuildError> {
+        let name = Name::new(name).map_err(|e| BuildError(e.to_string()))?;
+        let bounds = config.bounds().map_err(BuildError)?;
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                metrics: crate::metrics::ExecutorMetrics::new(name.as_str()),
+                depth_gauges: (0..256).map(|_| OnceLock::new()).collect(),
+                name,
+                core: Core::new(bounds, config.aging),
+                default_timeout: config.timeout,
+                runtime,
+                clock,
+                finished: Notify::new(),
+                forced: Notify::new(),
+                shutting_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        self.inner.name.as_str()
+    }
+
+    /// Queues `task` at `priority` (higher runs first), with the default
+    /// timeout. Fails at once when the queue is full.
+    pub fn submit<F, T>(&self, priority: u8, task: F) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(priority, self.inner.default_timeout, task)
+    }
+
+    /// [`submit`](Executor::submit) with its own timeout (`None`: none).
+    pub fn submit_with<F, T>(
+        &self,
+        priority: u8,
+        timeout: Option<Duration>,
+        task: F,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.enqueue(priority, timeout, task, |_| Status::Ok)
+    }
+
+    /// Queues a fallible task: it is recorded as failed when it returns
+    /// `Err`.
+    pub fn submit_try<F, T, E>(
+        &self,
+        priority: u8,
+        task: F,
+    ) -> Result<TaskHandle<Result<T, E>>, SubmitError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.enqueue(
+            priority,
+            self.inner.default_timeout,
+            task,
+            |r: &Result<T, E>| {
+                if r.is_ok() {
+                    Status::Ok
+                } else {
+                    Status::Failed
+                }
+            },
+        )
+    }
+
+    /// Queues `task`, waiting for space when the queue is full.
+    pub async fn submit_wait<F, T>(
+        &self,
+        priority: u8,
+        task: F,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut task = Some(task);
+        loop {
+            let mut space = pin!(self.inner.finished.notified());
+            space.as_mut().enable();
+            let Some(t) = task.take() else {
+                return Err(SubmitError::Closed);
+            };
+            match self.try_enqueue(
+                priority,
+                self.inner.default_timeout,
+                t,
+                |_| Status::Ok,
+                false,
+            ) {
+                Ok(handle) => return Ok(handle),
+                Err((SubmitError::Full(_), Some(back))) => task = Some(back),
+                Err((e, _)) => return Err(e),
+            }
+            space.await;
+        }
+    }
+
+    fn enqueue<F, T>(
+        &self,
+        priority: u8,
+        timeout: Option<Duration>,
+        task: F,
+        status: fn(&T) -> Status,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_enqueue(priority, timeout, task, status, true)
+            .map_err(|(e, _)| e)
+    }
+
+    /// On a full queue, gives the task back.
+    fn try_enqueue<F, T>(
+        &self,
+        priority: u8,
+        timeout: Option<Duration>,
+        task: F,
+        status: fn(&T) -> Status,
+        count_refusal: bool,
+    ) -> Result<TaskHandle<T>, (SubmitError, Option<F>)>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, TaskError>>();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let ok_tx = tx.clone();
+        // The task stays reachable (for giving it back) until queued.
+        let slot = Arc::new(Mutex::new(Some(task)));
+        let work_slot = slot.clone();
+        let work: Work = Box::pin(async move {
+            let task = work_slot.lock().ok().and_then(|mut s| s.take());
+            let Some(task) = task else {
+                return Status::Cancelled;
+            };
+            let out = task.await;
+            let st = status(&out);
+            if let Some(tx) = ok_tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Ok(out));
+            }
+            st
+        });
+        let fail: Fail = Box::new(move |e| {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        let job = Job {
+            work,
+            fail,
+            timeout,
+        };
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        match inner.core.submit(priority, job, now, count_refusal, |_| {
+            Arc::new(CancelFlag::default())
+        }) {
+            Ok((id, starts)) => {
+                inner.metrics.submitted.increment(1);
+                inner.update_depth(priority);
+                inner.start_all(starts);
+                Ok(TaskHandle {
+                    rx,
+                    id,
+                    priority,
+                    executor: Arc::downgrade(&self.inner),
+                })
+            }
+            Err(Refused::Full(full, _job)) => {
+                if count_refusal {
+                    inner.metrics.rejected.increment(1);
+                }
+                let back = slot.lock().ok().and_then(|mut s| s.take());
+                Err((SubmitError::Full(full), back))
+            }
+            Err(Refused::Closed(_job)) => Err((SubmitError::Closed, None)),
+        }
+    }
+
+    /// Counts, depths and the history of finished tasks.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.core.snapshot()
+    }
+
+    /// Stops accepting tasks, lets running and queued tasks finish until
+    /// `deadline`, then cancels the rest and reports what was dropped.
+    /// Calling it again while a shutdown is under way forces it: the rest
+    /// is cancelled at once.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let inner = &self.inner;
+        if inner.shutting_down.swap(true, Ordering::AcqRel) {
+            inner.forced.notify_waiters();
+            inner.core.close();
+            return self.cancel_rest().await;
+        }
+        inner.core.close();
+        tracing::info!(executor = %inner.name, ?deadline, "shutting down");
+        let timer = tokio::time::sleep(deadline);
+        let mut timer = pin!(timer);
+        let mut forced = pin!(inner.forced.notified());
+        forced.as_mut().enable();
+        loop {
+            let mut finished = pin!(inner.finished.notified());
+            finished.as_mut().enable();
+            if inner.core.is_idle() {
+                tracing::info!(executor = %inner.name, "drained");
+                return ShutdownReport {
+                    drained: true,
+                    ..ShutdownReport::default()
+                };
+            }
+            let stop = std::future::poll_fn(|cx| {
+                if timer.as_mut().poll(cx).is_ready() || forced.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                finished.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if stop {
+                return self.cancel_rest().await;
+            }
+        }
+    }
+
+    async fn cancel_rest(&self) -> ShutdownReport {
+        let inner = &self.inner;
+        let (queued, running) = inner.core.drain(inner.clock.now());
+        let report = ShutdownReport {
+            dropped_queued: queued.len(),
+            cancelled_running: running.len(),
+            drained: false,
+        };
+        for entry in queued {
+            inner.metrics.cancelled.increment(1);
+            (entry.job.fail)(TaskError::Cancelled);
+            inner.update_depth(entry.priority);
+        }
+        for cancel in &running {
+            cancel.cancel();
+        }
+        tracing::warn!(
+            executor = %inner.name,
+            dropped_queued = report.dropped_queued,
+            cancelled_running = report.cancelled_running,
+            "shutdown deadline: cancelled what was left"
+        );
+        // The cancelled tasks record themselves as soon as they are polled.
+        loop {
+            let mut finished = pin!(inner.finished.notified());
+            finished.as_mut().enable();
+            if inner.core.is_idle() {
+                return report;
+            }
+            finished.await;
+        }
+    }
+}
+
+impl Inner {
+    fn update_depth(&self, priority: u8) {
+        let gauge = self.depth_gauges[usize::from(priority)].get_or_init(|| {
+            metrics::gauge!(
+                "buttress_executor_queued",
+                "name" => self.name.as_str().to_owned(),
+                "priority" => priority.to_string()
+            )
+        });
+        gauge.set(self.core.depth(priority) as f64);
+    }
+
+    fn start_all(self: &Arc<Self>, starts: Vec<Start<Job>>) {
+        for start in starts {
+            self.metrics.wait_seconds.record(start.waited.as_secs_f64());
+            self.update_depth(start.entry.priority);
+            let Some(cancel) = self.core.running_cancel(start.entry.id) else {
+                continue;
+            };
+            let inner = self.clone();
+            self.runtime
+                .spawn(async move { inner.run(start, cancel).await });
+        }
+        self.metrics.running.set(self.core.running_count() as f64);
+    }
+
+    async fn run(self: Arc<Self>, start: Start<Job>, cancel: Arc<CancelFlag>) {
+        let started = self.clock.now();
+        let entry = start.entry;
+        let Job {
+            work,
+            fail,
+            timeout,
+        } = entry.job;
+        let outcome = supervise(work, timeout, &cancel).await;
+        let finished = self.clock.now();
+        let status = match outcome {
+            Ok(status) => status,
+            Err(e) => {
+                fail(e);
+                match e {
+                    TaskError::TimedOut => {
+                        tracing::warn!(executor = %self.name, task = entry.id, ?timeout, "task timed out");
+                        Status::TimedOut
+                    }
+                    TaskError::Panicked => {
+                        tracing::error!(executor = %self.name, task = entry.id, "task panicked");
+                        Status::Panicked
+                    }
+                    TaskError::Cancelled => Status::Cancelled,
+                }
+            }
+        };
+        self.metrics
+            .finished(status, finished.saturating_duration_since(started));
+        let record = TaskRecord {
+            id: entry.id,
+            priority: entry.priority,
+            status,
+            queued_at: entry.enqueued,
+            started_at: Some(started),
+            finished_at: finished,
+        };
+        let starts = self
+            .core
+            .finish(record, finished, |_| Arc::new(CancelFlag::default()));
+        self.start_all(starts);
+        self.finished.notify_waiters();
+    }
+}
+
+/// Runs `work` until it ends, times out, panics or is cancelled.
+async fn supervise(
+    mut work: Work,
+    timeout: Option<Duration>,
+    cancel: &CancelFlag,
+) -> Result<Status, TaskError> {
+    let mut cancelled = pin!(cancel.notify.notified());
+    cancelled.as_mut().enable();
+    let mut timer = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+    std::future::poll_fn(move |cx: &mut Context<'_>| {
+        if cancel.cancelled.load(Ordering::Acquire) || cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(TaskError::Cancelled));
+        }
+        if let Some(t) = timer.as_mut()
+            && t.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(TaskError::TimedOut));
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+            Ok(Poll::Ready(status)) => Poll::Ready(Ok(status)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(TaskError::Panicked)),
+        }
+    })
+    .await
+}
+
+/// A submitted task: await it for its output, or cancel it.
+///
+/// Dropping the handle does not cancel the task: it runs on, detached.
+#[derive(Debug)]
+#[must_use = "a handle does nothing unless awaited or cancelled; dropping it detaches the task"]
+pub struct TaskHandle<T> {
+    rx: oneshot::Receiver<Result<T, TaskError>>,
+    id: u64,
+    priority: u8,
+    executor: std::sync::Weak<Inner>,
+}
+
+impl<T> TaskHandle<T> {
+    /// The task's id (submission order).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Cancels the task: a queued task leaves the queue at once, a running
+    /// one is stopped at its next poll. Its handle then yields
+    /// [`TaskError::Cancelled`]. Returns whether the task was still queued
+    /// or running.
+    pub fn cancel(&self) -> bool {
+        let Some(inner) = self.executor.upgrade() else {
+            return false;
+        };
+        if let Some(job) = inner
+            .core
+            .cancel_queued(self.priority, self.id, inner.clock.now())
+        {
+            inner.metrics.cancelled.increment(1);
+            inner.update_depth(self.priority);
+            (job.fail)(TaskError::Cancelled);
+            inner.finished.notify_waiters();
+            return true;
+        }
+        match inner.core.running_cancel(self.id) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(TaskError::Cancelled)))
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,46 @@
+//! A bounded priority executor.
+//!
+//! * **Priority**: higher runs first; equal priorities run first in,
+//!   first out (each task has a sequence number, so equal priorities never
+//!   compare equal and never panic a heap); optional **aging**: a task that
+//!   has waited `aging` runs before anything that arrived after it, so
+//!   low-priority work cannot starve.
+//! * **Bounded**: a maximum of queued tasks, in all and per priority
+//!   (`submit` fails with [`QueueFull`], naming the priority and the depth;
+//!   `submit_wait` waits for space), and a maximum of running tasks (a
+//!   bulkhead).
+//! * **Contained**: a per-task timeout cancels the task and reports it; a
+//!   panicking task is reported and the executor carries on.
+//! * **Handles**: await a [`TaskHandle`] for the output, or cancel it; a
+//!   queued task leaves the queue at once.
+//! * **History**: the last N finished tasks with status and timings, and
+//!   counters ([`Snapshot`]).
+//! * **Shutdown**: stop accepting, drain until a deadline, then cancel the
+//!   rest and report it; a second call forces it.
+//! * **Tower**: [`ExecutorLayer`] queues requests by a priority read from
+//!   each request, and sheds them when the queue is full.
+//!
+//! See `docs/executor.md`.
+
+mod config;
+mod core;
+mod error;
+mod executor;
+mod history;
+mod layer;
+mod metrics;
+mod queue;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use config::ExecutorConfig;
+pub use core::Snapshot;
+pub use error::{QueueFull, SubmitError, TaskError};
+pub use executor::{BuildError, Executor, ShutdownReport, TaskHandle};
+pub use history::{Counters, Status, TaskRecord};
+#[cfg(feature = "http")]
+pub use layer::Http503;
+pub use layer::{
+    BoxError, ExecutorLayer, ExecutorService, OnFull, RejectWithError, ResponseFuture,
+};
