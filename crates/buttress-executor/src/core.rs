@@ -46,9 +46,20 @@ pub(crate) struct Core<J, C> {
 
 /// A task to start now, with what its start needs.
 #[derive(Debug)]
-pub(crate) struct Start<J> {
+pub(crate) struct Start<J, C> {
     pub(crate) entry: Entry<J>,
     pub(crate) waited: Duration,
+    /// What cancels it while it runs.
+    pub(crate) cancel: C,
+    /// Tasks still queued at its priority once it left.
+    pub(crate) depth: usize,
+}
+
+/// What an operation leaves: the tasks to start, and counts for metrics.
+#[derive(Debug)]
+pub(crate) struct Outcome<J, C> {
+    pub(crate) starts: Vec<Start<J, C>>,
+    pub(crate) running: usize,
 }
 
 impl<J, C> Core<J, C> {
@@ -78,7 +89,10 @@ impl<J, C> Core<J, C> {
         now: Instant,
         count_refusal: bool,
         cancel: impl FnMut(u64) -> C,
-    ) -> Result<(u64, Vec<Start<J>>), Refused<J>> {
+    ) -> Result<(u64, usize, Outcome<J, C>), Refused<J>>
+    where
+        C: Clone,
+    {
         let mut s = self.state.lock();
         if !s.accepting {
             return Err(Refused::Closed(job));
@@ -113,8 +127,9 @@ impl<J, C> Core<J, C> {
             enqueued: now,
             job,
         });
-        let starts = Self::startable(&mut s, self.bounds.max_running, now, cancel);
-        Ok((id, starts))
+        let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
+        let depth = s.queue.depth(priority);
+        Ok((id, depth, outcome))
     }
 
     fn startable(
@@ -122,17 +137,26 @@ impl<J, C> Core<J, C> {
         max_running: usize,
         now: Instant,
         mut cancel: impl FnMut(u64) -> C,
-    ) -> Vec<Start<J>> {
-        let mut out = Vec::new();
+    ) -> Outcome<J, C>
+    where
+        C: Clone,
+    {
+        let mut starts = Vec::new();
         while s.running.len() < max_running {
             let Some(entry) = s.queue.pop(now) else { break };
-            s.running.push((entry.id, cancel(entry.id)));
-            out.push(Start {
+            let c = cancel(entry.id);
+            s.running.push((entry.id, c.clone()));
+            starts.push(Start {
                 waited: now.saturating_duration_since(entry.enqueued),
+                depth: s.queue.depth(entry.priority),
+                cancel: c,
                 entry,
             });
         }
-        out
+        Outcome {
+            starts,
+            running: s.running.len(),
+        }
     }
 
     /// Task `id` finished as `record` says; returns the tasks to start now.
@@ -141,7 +165,10 @@ impl<J, C> Core<J, C> {
         record: TaskRecord,
         now: Instant,
         cancel: impl FnMut(u64) -> C,
-    ) -> Vec<Start<J>> {
+    ) -> Outcome<J, C>
+    where
+        C: Clone,
+    {
         let mut s = self.state.lock();
         if let Some(at) = s.running.iter().position(|(id, _)| *id == record.id) {
             s.running.swap_remove(at);
@@ -160,9 +187,10 @@ impl<J, C> Core<J, C> {
         }
     }
 
-    /// Removes queued task `id`; returns its job. A running or finished
-    /// task is not touched (see [`Core::running_cancel`]).
-    pub(crate) fn cancel_queued(&self, priority: u8, id: u64, now: Instant) -> Option<J> {
+    /// Removes queued task `id`; returns its job and the depth left at its
+    /// priority. A running or finished task is not touched (see
+    /// [`Core::running_cancel`]).
+    pub(crate) fn cancel_queued(&self, priority: u8, id: u64, now: Instant) -> Option<(J, usize)> {
         let mut s = self.state.lock();
         let entry = s.queue.remove(priority, id)?;
         let record = TaskRecord {
@@ -174,7 +202,7 @@ impl<J, C> Core<J, C> {
             finished_at: now,
         };
         Self::record(&mut s, self.bounds.history, record);
-        Some(entry.job)
+        Some((entry.job, s.queue.depth(priority)))
     }
 
     /// Takes the canceller of running task `id`.
@@ -236,12 +264,9 @@ impl<J, C> Core<J, C> {
         }
     }
 
+    #[cfg(loom)]
     pub(crate) fn running_count(&self) -> usize {
         self.state.lock().running.len()
-    }
-
-    pub(crate) fn depth(&self, priority: u8) -> usize {
-        self.state.lock().queue.depth(priority)
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, oneshot};
 
 use crate::config::ExecutorConfig;
-use crate::core::{Core, Refused, Snapshot, Start};
+use crate::core::{Core, Outcome, Refused, Snapshot, Start};
 use crate::error::{SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 
@@ -35,6 +35,12 @@ impl fmt::Debug for Job {
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// What the task's future and its supervisor share.
+struct Shared<F, T> {
+    task: Mutex<Option<F>>,
+    tx: Mutex<Option<oneshot::Sender<Result<T, TaskError>>>>,
 }
 
 /// Cancels one running task.
@@ -271,25 +277,29 @@ impl Executor {
         T: Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, TaskError>>();
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        let ok_tx = tx.clone();
-        // The task stays reachable (for giving it back) until queued.
-        let slot = Arc::new(Mutex::new(Some(task)));
-        let work_slot = slot.clone();
+        // The task stays reachable (to give it back when the queue is
+        // full) until it runs; the sender answers either the task or the
+        // supervisor, whichever ends it.
+        let shared = Arc::new(Shared {
+            task: Mutex::new(Some(task)),
+            tx: Mutex::new(Some(tx)),
+        });
+        let work_shared = shared.clone();
         let work: Work = Box::pin(async move {
-            let task = work_slot.lock().ok().and_then(|mut s| s.take());
+            let task = work_shared.task.lock().ok().and_then(|mut s| s.take());
             let Some(task) = task else {
                 return Status::Cancelled;
             };
             let out = task.await;
             let st = status(&out);
-            if let Some(tx) = ok_tx.lock().ok().and_then(|mut t| t.take()) {
+            if let Some(tx) = work_shared.tx.lock().ok().and_then(|mut t| t.take()) {
                 let _ = tx.send(Ok(out));
             }
             st
         });
+        let fail_shared = shared.clone();
         let fail: Fail = Box::new(move |e| {
-            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+            if let Some(tx) = fail_shared.tx.lock().ok().and_then(|mut t| t.take()) {
                 let _ = tx.send(Err(e));
             }
         });
@@ -303,10 +313,10 @@ impl Executor {
         match inner.core.submit(priority, job, now, count_refusal, |_| {
             Arc::new(CancelFlag::default())
         }) {
-            Ok((id, starts)) => {
+            Ok((id, depth, outcome)) => {
                 inner.metrics.submitted.increment(1);
-                inner.update_depth(priority);
-                inner.start_all(starts);
+                inner.set_depth(priority, depth);
+                inner.start_all(outcome);
                 Ok(TaskHandle {
                     rx,
                     id,
@@ -318,7 +328,7 @@ impl Executor {
                 if count_refusal {
                     inner.metrics.rejected.increment(1);
                 }
-                let back = slot.lock().ok().and_then(|mut s| s.take());
+                let back = shared.task.lock().ok().and_then(|mut s| s.take());
                 Err((SubmitError::Full(full), back))
             }
             Err(Refused::Closed(_job)) => Err((SubmitError::Closed, None)),
@@ -381,7 +391,7 @@ impl Executor {
         for entry in queued {
             inner.metrics.cancelled.increment(1);
             (entry.job.fail)(TaskError::Cancelled);
-            inner.update_depth(entry.priority);
+            inner.set_depth(entry.priority, 0);
         }
         for cancel in &running {
             cancel.cancel();
@@ -405,7 +415,7 @@ impl Executor {
 }
 
 impl Inner {
-    fn update_depth(&self, priority: u8) {
+    fn set_depth(&self, priority: u8, depth: usize) {
         let gauge = self.depth_gauges[usize::from(priority)].get_or_init(|| {
             metrics::gauge!(
                 "buttress_executor_queued",
@@ -413,25 +423,22 @@ impl Inner {
                 "priority" => priority.to_string()
             )
         });
-        gauge.set(self.core.depth(priority) as f64);
+        gauge.set(depth as f64);
     }
 
-    fn start_all(self: &Arc<Self>, starts: Vec<Start<Job>>) {
-        for start in starts {
+    fn start_all(self: &Arc<Self>, outcome: Outcome<Job, Arc<CancelFlag>>) {
+        self.metrics.running.set(outcome.running as f64);
+        for start in outcome.starts {
             self.metrics.wait_seconds.record(start.waited.as_secs_f64());
-            self.update_depth(start.entry.priority);
-            let Some(cancel) = self.core.running_cancel(start.entry.id) else {
-                continue;
-            };
+            self.set_depth(start.entry.priority, start.depth);
             let inner = self.clone();
-            self.runtime
-                .spawn(async move { inner.run(start, cancel).await });
+            self.runtime.spawn(async move { inner.run(start).await });
         }
-        self.metrics.running.set(self.core.running_count() as f64);
     }
 
-    async fn run(self: Arc<Self>, start: Start<Job>, cancel: Arc<CancelFlag>) {
+    async fn run(self: Arc<Self>, start: Start<Job, Arc<CancelFlag>>) {
         let started = self.clock.now();
+        let cancel = start.cancel;
         let entry = start.entry;
         let Job {
             work,
@@ -467,10 +474,10 @@ impl Inner {
             started_at: Some(started),
             finished_at: finished,
         };
-        let starts = self
+        let outcome = self
             .core
             .finish(record, finished, |_| Arc::new(CancelFlag::default()));
-        self.start_all(starts);
+        self.start_all(outcome);
         self.finished.notify_waiters();
     }
 }
@@ -528,12 +535,13 @@ impl<T> TaskHandle<T> {
         let Some(inner) = self.executor.upgrade() else {
             return false;
         };
-        if let Some(job) = inner
-            .core
-            .cancel_queued(self.priority, self.id, inner.clock.now())
+        if let Some((job, depth)) =
+            inner
+                .core
+                .cancel_queued(self.priority, self.id, inner.clock.now())
         {
             inner.metrics.cancelled.increment(1);
-            inner.update_depth(self.priority);
+            inner.set_depth(self.priority, depth);
             (job.fail)(TaskError::Cancelled);
             inner.finished.notify_waiters();
             return true;

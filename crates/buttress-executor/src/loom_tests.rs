@@ -36,16 +36,17 @@ fn loom_racing_submits_and_a_finish_start_every_task_once_within_the_bulkhead() 
         let core = std::sync::Arc::new(core());
         let now = Instant::now();
         // Task 0 runs.
-        let (first, started) = core.submit(0, 0, now, true, |_| ()).expect("room");
-        assert_eq!(started.len(), 1);
+        let (first, _, started) = core.submit(0, 0, now, true, |_| ()).expect("room");
+        assert_eq!(started.starts.len(), 1);
         let c1 = core.clone();
         let submitter = loom::thread::spawn(move || {
-            let (_, s) = c1.submit(1, 1, now, true, |_| ()).expect("room");
-            s.into_iter().map(|s| s.entry.id).collect::<Vec<_>>()
+            let (_, _, s) = c1.submit(1, 1, now, true, |_| ()).expect("room");
+            s.starts.into_iter().map(|s| s.entry.id).collect::<Vec<_>>()
         });
         let c2 = core.clone();
         let finisher = loom::thread::spawn(move || {
             c2.finish(done(first, now), now, |_| ())
+                .starts
                 .into_iter()
                 .map(|s| s.entry.id)
                 .collect::<Vec<_>>()
