@@ -49,6 +49,8 @@ pub(crate) struct Core<J, C> {
 pub(crate) struct Start<J, C> {
     pub(crate) entry: Entry<J>,
     pub(crate) waited: Duration,
+    /// When it was taken from the queue: its start.
+    pub(crate) started: Instant,
     /// What cancels it while it runs.
     pub(crate) cancel: C,
     /// Tasks still queued at its priority once it left.
@@ -148,6 +150,7 @@ impl<J, C> Core<J, C> {
             s.running.push((entry.id, c.clone()));
             starts.push(Start {
                 waited: now.saturating_duration_since(entry.enqueued),
+                started: now,
                 depth: s.queue.depth(entry.priority),
                 cancel: c,
                 entry,

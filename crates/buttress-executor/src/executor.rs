@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, oneshot};
 
 use crate::config::ExecutorConfig;
-use crate::core::{Core, Outcome, Refused, Snapshot, Start};
+use crate::core::{Core, Outcome, Refused, Snapshot};
 use crate::error::{SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 
@@ -43,17 +43,35 @@ struct Shared<F, T> {
     tx: Mutex<Option<oneshot::Sender<Result<T, TaskError>>>>,
 }
 
-/// Cancels one running task.
+/// Cancels one running task: a flag, and the supervisor's waker.
 #[derive(Debug, Default)]
 pub(crate) struct CancelFlag {
     cancelled: AtomicBool,
-    notify: Notify,
+    waker: Mutex<Option<std::task::Waker>>,
 }
 
 impl CancelFlag {
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
-        self.notify.notify_waiters();
+        let waker = self.waker.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Whether cancelled; if not, `cx` is woken by a later cancel. The flag
+    /// is read again after the waker is stored, so no cancel is missed.
+    fn poll_cancelled(&self, cx: &Context<'_>) -> bool {
+        if self.cancelled.load(Ordering::Acquire) {
+            return true;
+        }
+        if let Ok(mut w) = self.waker.lock() {
+            match w.as_mut() {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            }
+        }
+        self.cancelled.load(Ordering::Acquire)
     }
 }
 
@@ -85,11 +103,16 @@ pub(crate) struct Inner {
     default_timeout: Option<Duration>,
     runtime: Handle,
     clock: SharedClock,
-    /// Signalled when a task finishes (space, and maybe idle).
+    /// Signalled when a task finishes (space, and maybe idle), if anyone
+    /// waits (`waiting` counts them).
     finished: Notify,
+    waiting: std::sync::atomic::AtomicUsize,
     /// Signalled by a forcing shutdown.
     forced: Notify,
     shutting_down: AtomicBool,
+    /// Set by a forcing (second) shutdown call, before `forced` is
+    /// notified, so the first call cannot miss it.
+    force_requested: AtomicBool,
     metrics: crate::metrics::ExecutorMetrics,
     depth_gauges: Box<[OnceLock<metrics::Gauge>]>,
 }
@@ -155,8 +178,10 @@ impl Executor {
                 runtime,
                 clock,
                 finished: Notify::new(),
+                waiting: std::sync::atomic::AtomicUsize::new(0),
                 forced: Notify::new(),
                 shutting_down: AtomicBool::new(false),
+                force_requested: AtomicBool::new(false),
             }),
         })
     }
@@ -228,6 +253,7 @@ impl Executor {
     {
         let mut task = Some(task);
         loop {
+            let _watch = self.inner.watch();
             let mut space = pin!(self.inner.finished.notified());
             space.as_mut().enable();
             let Some(t) = task.take() else {
@@ -347,17 +373,24 @@ impl Executor {
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let inner = &self.inner;
         if inner.shutting_down.swap(true, Ordering::AcqRel) {
+            inner.force_requested.store(true, Ordering::Release);
             inner.forced.notify_waiters();
             inner.core.close();
             return self.cancel_rest().await;
         }
         inner.core.close();
+        // Waiters for space learn at once that there will be none.
+        inner.finished.notify_waiters();
         tracing::info!(executor = %inner.name, ?deadline, "shutting down");
         let timer = tokio::time::sleep(deadline);
         let mut timer = pin!(timer);
         let mut forced = pin!(inner.forced.notified());
         forced.as_mut().enable();
         loop {
+            if inner.force_requested.load(Ordering::Acquire) {
+                return self.cancel_rest().await;
+            }
+            let _watch = inner.watch();
             let mut finished = pin!(inner.finished.notified());
             finished.as_mut().enable();
             if inner.core.is_idle() {
@@ -404,6 +437,7 @@ impl Executor {
         );
         // The cancelled tasks record themselves as soon as they are polled.
         loop {
+            let _watch = inner.watch();
             let mut finished = pin!(inner.finished.notified());
             finished.as_mut().enable();
             if inner.core.is_idle() {
@@ -414,7 +448,31 @@ impl Executor {
     }
 }
 
+/// Counts a task waiting on `finished` while it lives.
+struct Watch<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Inner {
+    /// Call before creating the `finished` listener and before checking
+    /// the condition: a finish that comes after sees the count.
+    fn watch(&self) -> Watch<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        Watch(&self.waiting)
+    }
+
+    /// After a change under the core's lock: wakes the watchers, if any
+    /// (most finishes have none, and skip the notifier's lock).
+    fn wake_watchers(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.finished.notify_waiters();
+        }
+    }
+
     fn set_depth(&self, priority: u8, depth: usize) {
         let gauge = self.depth_gauges[usize::from(priority)].get_or_init(|| {
             metrics::gauge!(
@@ -431,68 +489,131 @@ impl Inner {
         for start in outcome.starts {
             self.metrics.wait_seconds.record(start.waited.as_secs_f64());
             self.set_depth(start.entry.priority, start.depth);
-            let inner = self.clone();
-            self.runtime.spawn(async move { inner.run(start).await });
+            let Job {
+                work,
+                fail,
+                timeout,
+            } = start.entry.job;
+            // The slot is given back by this guard whatever happens: the
+            // task ends, panics, is cancelled, or the runtime drops the
+            // spawned future without ever running it.
+            let slot = Slot {
+                inner: self.clone(),
+                id: start.entry.id,
+                priority: start.entry.priority,
+                queued_at: start.entry.enqueued,
+                started: start.started,
+                fail: Some(fail),
+                status: None,
+            };
+            let cancel = start.cancel;
+            self.runtime
+                .spawn(async move { run(slot, work, timeout, cancel).await });
         }
     }
 
-    async fn run(self: Arc<Self>, start: Start<Job, Arc<CancelFlag>>) {
-        let started = self.clock.now();
-        let cancel = start.cancel;
-        let entry = start.entry;
-        let Job {
-            work,
-            fail,
-            timeout,
-        } = entry.job;
-        let outcome = supervise(work, timeout, &cancel).await;
-        let finished = self.clock.now();
-        let status = match outcome {
-            Ok(status) => status,
-            Err(e) => {
-                fail(e);
-                match e {
-                    TaskError::TimedOut => {
-                        tracing::warn!(executor = %self.name, task = entry.id, ?timeout, "task timed out");
-                        Status::TimedOut
-                    }
-                    TaskError::Panicked => {
-                        tracing::error!(executor = %self.name, task = entry.id, "task panicked");
-                        Status::Panicked
-                    }
-                    TaskError::Cancelled => Status::Cancelled,
-                }
-            }
-        };
-        self.metrics
-            .finished(status, finished.saturating_duration_since(started));
-        let record = TaskRecord {
-            id: entry.id,
-            priority: entry.priority,
-            status,
-            queued_at: entry.enqueued,
-            started_at: Some(started),
-            finished_at: finished,
-        };
+    /// Records a finished task, frees its slot and starts what may start.
+    fn finish(self: &Arc<Self>, record: TaskRecord) {
+        self.metrics.finished(
+            record.status,
+            record
+                .finished_at
+                .saturating_duration_since(record.started_at.unwrap_or(record.finished_at)),
+        );
+        let finished = record.finished_at;
         let outcome = self
             .core
             .finish(record, finished, |_| Arc::new(CancelFlag::default()));
         self.start_all(outcome);
-        self.finished.notify_waiters();
+        self.wake_watchers();
     }
+}
+
+/// A running task's hold on its slot.
+struct Slot {
+    inner: Arc<Inner>,
+    id: u64,
+    priority: u8,
+    queued_at: std::time::Instant,
+    started: std::time::Instant,
+    fail: Option<Fail>,
+    status: Option<Status>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Never ran to the end (the runtime dropped it, or something
+        // panicked on the way): answer the handle and free the slot.
+        let status = self.status.take().unwrap_or_else(|| {
+            if let Some(fail) = self.fail.take() {
+                fail(TaskError::Cancelled);
+            }
+            Status::Cancelled
+        });
+        let record = TaskRecord {
+            id: self.id,
+            priority: self.priority,
+            status,
+            queued_at: self.queued_at,
+            started_at: Some(self.started),
+            finished_at: self.inner.clock.now(),
+        };
+        self.inner.finish(record);
+    }
+}
+
+async fn run(mut slot: Slot, work: Work, timeout: Option<Duration>, cancel: Arc<CancelFlag>) {
+    let outcome = supervise(work, timeout, &cancel).await;
+    let status = match outcome {
+        Ok(status) => status,
+        Err(e) => {
+            if let Some(fail) = slot.fail.take() {
+                fail(e);
+            }
+            match e {
+                TaskError::TimedOut => {
+                    tracing::warn!(executor = %slot.inner.name, task = slot.id, ?timeout, "task timed out");
+                    Status::TimedOut
+                }
+                TaskError::Panicked => {
+                    tracing::error!(executor = %slot.inner.name, task = slot.id, "task panicked");
+                    Status::Panicked
+                }
+                TaskError::Cancelled => Status::Cancelled,
+            }
+        }
+    };
+    slot.status = Some(status);
+    // Dropping the slot records the task and frees its place.
 }
 
 /// Runs `work` until it ends, times out, panics or is cancelled.
 async fn supervise(
-    mut work: Work,
+    work: Work,
     timeout: Option<Duration>,
     cancel: &CancelFlag,
 ) -> Result<Status, TaskError> {
-    let mut cancelled = pin!(cancel.notify.notified());
-    cancelled.as_mut().enable();
+    let mut work = Some(work);
+    let result = supervise_inner(&mut work, timeout, cancel).await;
+    // A future that panics when dropped (after a timeout or a cancel)
+    // counts as a panic, and the executor carries on.
+    match work.take().map(drop_contained) {
+        Some(false) => Err(TaskError::Panicked),
+        _ => result,
+    }
+}
+
+async fn supervise_inner(
+    slot: &mut Option<Work>,
+    timeout: Option<Duration>,
+    cancel: &CancelFlag,
+) -> Result<Status, TaskError> {
     let mut timer = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
     std::future::poll_fn(move |cx: &mut Context<'_>| {
-        if cancel.cancelled.load(Ordering::Acquire) || cancelled.as_mut().poll(cx).is_ready() {
+        let Some(work) = slot.as_mut() else {
+            return Poll::Ready(Err(TaskError::Cancelled));
+        };
+        if cancel.poll_cancelled(cx) {
             return Poll::Ready(Err(TaskError::Cancelled));
         }
         if let Some(t) = timer.as_mut()
@@ -501,12 +622,31 @@ async fn supervise(
             return Poll::Ready(Err(TaskError::TimedOut));
         }
         match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-            Ok(Poll::Ready(status)) => Poll::Ready(Ok(status)),
+            Ok(Poll::Ready(status)) => {
+                // Finished: drop it here, where a panic is contained.
+                let done = slot.take();
+                if done.map(drop_contained) == Some(false) {
+                    return Poll::Ready(Err(TaskError::Panicked));
+                }
+                Poll::Ready(Ok(status))
+            }
             Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(Err(TaskError::Panicked)),
+            Err(_) => {
+                // Its state after a panic is unknown; dropping it may panic
+                // again, contained.
+                if let Some(w) = slot.take() {
+                    drop_contained(w);
+                }
+                Poll::Ready(Err(TaskError::Panicked))
+            }
         }
     })
     .await
+}
+
+/// Drops a task's future, containing a panic in its `Drop`.
+fn drop_contained<T>(value: T) -> bool {
+    std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_ok()
 }
 
 /// A submitted task: await it for its output, or cancel it.
@@ -543,7 +683,7 @@ impl<T> TaskHandle<T> {
             inner.metrics.cancelled.increment(1);
             inner.set_depth(self.priority, depth);
             (job.fail)(TaskError::Cancelled);
-            inner.finished.notify_waiters();
+            inner.wake_watchers();
             return true;
         }
         match inner.core.running_cancel(self.id) {

@@ -51,8 +51,13 @@ impl<B: Default> OnFull<http::Response<B>> for Http503 {
 /// Runs each request through an [`Executor`]: it waits in the bounded
 /// priority queue (priority from `priority(&request)`, higher first), runs
 /// when the bulkhead has room, and is shed with [`QueueFull`] (or `503`
-/// under `http`) when the queue is full. The inner service is cloned into
-/// each task; the executor's timeout applies to the whole call.
+/// under `http`) when the queue is full. A request whose response future
+/// is dropped is cancelled.
+///
+/// The service is always ready: the queue is where requests wait. The
+/// inner service is cloned into each task and asked for readiness there,
+/// inside the task's slot and timeout, so use it with services whose
+/// clones share readiness (or are always ready).
 ///
 /// ```
 /// use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer};
@@ -210,6 +215,17 @@ pub enum ResponseFuture<T, E> {
 // Nothing in it is ever pinned: the handle is a channel receiver, and the
 // answer is moved out, never polled.
 impl<T, E> Unpin for ResponseFuture<T, E> {}
+
+/// A request whose caller went away (a client gone, an outer timeout) is
+/// cancelled: it leaves the queue, or stops running, instead of taking a
+/// slot nobody waits for.
+impl<T, E> Drop for ResponseFuture<T, E> {
+    fn drop(&mut self) {
+        if let ResponseFuture::Waiting { handle } = self {
+            handle.cancel();
+        }
+    }
+}
 
 impl<T, E: Into<BoxError>> Future for ResponseFuture<T, E> {
     type Output = Result<T, BoxError>;

@@ -192,7 +192,6 @@ mod tests {
                 let mut q = Queue::new(aging.map(Duration::from_secs));
                 let mut model: Vec<(u64, u8, Instant)> = Vec::new();
                 let mut next = 0u64;
-                let mut waits = Vec::new();
                 for op in ops {
                     match op {
                         Op::Push(p) => {
@@ -208,23 +207,21 @@ mod tests {
                             }
                         }
                         Op::Pop => {
+                            // The model is in arrival order: the oldest is
+                            // first, and only it can be the aged pick.
                             let aged = aging.and_then(|a| {
-                                model.iter().position(|(_, _, at)| now.duration_since(*at) >= Duration::from_secs(a))
+                                model
+                                    .first()
+                                    .filter(|(_, _, at)| now.duration_since(*at) >= Duration::from_secs(a))
+                                    .map(|_| 0)
                             });
-                            let expected = match aged {
-                                Some(i) if i == 0 || aged.is_some() => Some(i),
-                                _ => None,
-                            }
-                            .or_else(|| {
+                            let expected = aged.or_else(|| {
                                 let top = model.iter().map(|(_, p, _)| *p).max()?;
                                 model.iter().position(|(_, p, _)| *p == top)
                             });
                             let got = q.pop(now).map(|e| e.id);
                             let want = expected.map(|i| model.remove(i));
                             prop_assert_eq!(got, want.map(|(id, _, _)| id));
-                            if let Some((_, _, at)) = want {
-                                waits.push(now.duration_since(at));
-                            }
                         }
                     }
                     prop_assert_eq!(q.len(), model.len());

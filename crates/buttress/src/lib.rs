@@ -10,6 +10,7 @@
 //! | `journal` | `journal`, `fs`       | `buttress-journal`, `buttress-fs` |
 //! | `checkpoint` | `checkpoint`      | `buttress-checkpoint` |
 //! | `pressure` | `pressure`          | `buttress-pressure` |
+//! | `executor` | `executor`          | `buttress-executor` |
 //!
 //! and the shared pieces of `buttress-core` under [`core`]. The features
 //! `http` and `serde` switch on HTTP support and configuration loading in
@@ -44,3 +45,6 @@ pub use buttress_checkpoint as checkpoint;
 
 #[cfg(feature = "pressure")]
 pub use buttress_pressure as pressure;
+
+#[cfg(feature = "executor")]
+pub use buttress_executor as executor;
