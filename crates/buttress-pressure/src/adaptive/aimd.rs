@@ -42,11 +42,7 @@ impl Aimd {
 
     /// The factor a drop multiplies the limit by (clamped to 0.5–0.99).
     pub fn backoff(mut self, ratio: f64) -> Aimd {
-        self.backoff = if ratio.is_finite() {
-            ratio.clamp(0.5, 0.99)
-        } else {
-            0.9
-        };
+        self.backoff = super::finite_or(ratio, 0.5, 0.99, 0.9);
         self
     }
 
@@ -82,13 +78,7 @@ impl Algorithm for Aimd {
 mod tests {
     use super::*;
 
-    fn ok(ms: u64, inflight: u64) -> Sample {
-        Sample {
-            rtt: Duration::from_millis(ms),
-            inflight,
-            dropped: false,
-        }
-    }
+    use crate::adaptive::sample as ok;
 
     #[test]
     fn follows_the_formula_step_by_step() {

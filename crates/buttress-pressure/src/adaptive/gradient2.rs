@@ -50,11 +50,7 @@ impl Gradient2 {
 
     /// How much of each new estimate is taken (0.01–1).
     pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = if smoothing.is_finite() {
-            smoothing.clamp(0.01, 1.0)
-        } else {
-            0.2
-        };
+        self.smoothing = super::finite_or(smoothing, 0.01, 1.0, 0.2);
         self
     }
 
@@ -120,15 +116,8 @@ impl Algorithm for Gradient2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn s(ms: u64, inflight: u64) -> Sample {
-        Sample {
-            rtt: Duration::from_millis(ms),
-            inflight,
-            dropped: false,
-        }
-    }
+    use crate::adaptive::sample as s;
 
     #[test]
     fn follows_the_formula_step_by_step() {

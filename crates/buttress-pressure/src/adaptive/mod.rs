@@ -59,3 +59,22 @@ pub(crate) fn bounds(min: u32, max: u32) -> Bounds {
     let max = f64::from(max).max(min);
     Bounds { min, max }
 }
+
+/// `value` clamped to `lo..=hi`, or `default` when it is not a number.
+pub(crate) fn finite_or(value: f64, lo: f64, hi: f64, default: f64) -> f64 {
+    if value.is_finite() {
+        value.clamp(lo, hi)
+    } else {
+        default
+    }
+}
+
+/// A successful sample, for the algorithms' tests.
+#[cfg(test)]
+pub(crate) fn sample(ms: u64, inflight: u64) -> Sample {
+    Sample {
+        rtt: Duration::from_millis(ms),
+        inflight,
+        dropped: false,
+    }
+}

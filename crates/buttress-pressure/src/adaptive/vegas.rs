@@ -58,11 +58,7 @@ impl Vegas {
     /// The weight of each sample in the latency average (0.01–1; 1 is no
     /// smoothing, as in Netflix's default).
     pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = if smoothing.is_finite() {
-            smoothing.clamp(0.01, 1.0)
-        } else {
-            0.1
-        };
+        self.smoothing = super::finite_or(smoothing, 0.01, 1.0, 0.1);
         self
     }
 
@@ -137,15 +133,8 @@ impl Algorithm for Vegas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn s(ms: u64, inflight: u64) -> Sample {
-        Sample {
-            rtt: Duration::from_millis(ms),
-            inflight,
-            dropped: false,
-        }
-    }
+    use crate::adaptive::sample as s;
 
     #[test]
     fn follows_the_formula_step_by_step() {
