@@ -46,21 +46,19 @@ pub(crate) struct Core<J, C> {
 
 /// A task to start now, with what its start needs.
 #[derive(Debug)]
-pub(crate) struct Start<J, C> {
+pub(crate) struct Start<J> {
     pub(crate) entry: Entry<J>,
     pub(crate) waited: Duration,
     /// When it was taken from the queue: its start.
     pub(crate) started: Instant,
-    /// What cancels it while it runs.
-    pub(crate) cancel: C,
     /// Tasks still queued at its priority once it left.
     pub(crate) depth: usize,
 }
 
 /// What an operation leaves: the tasks to start, and counts for metrics.
 #[derive(Debug)]
-pub(crate) struct Outcome<J, C> {
-    pub(crate) starts: Vec<Start<J, C>>,
+pub(crate) struct Outcome<J> {
+    pub(crate) starts: Vec<Start<J>>,
     pub(crate) running: usize,
 }
 
@@ -80,8 +78,7 @@ impl<J, C> Core<J, C> {
     }
 
     /// Queues a job. On success, its id and the tasks to start now (which
-    /// may include it); `cancel` is what cancels it once running, made from
-    /// its id.
+    /// may include it); `cancel` gives what cancels a job once running.
     /// A refusal is counted when `count_refusal` (not for the retries of
     /// a submission that waits for space).
     pub(crate) fn submit(
@@ -90,8 +87,8 @@ impl<J, C> Core<J, C> {
         job: J,
         now: Instant,
         count_refusal: bool,
-        cancel: impl FnMut(u64) -> C,
-    ) -> Result<(u64, usize, Outcome<J, C>), Refused<J>>
+        cancel: impl Fn(&J) -> C,
+    ) -> Result<(u64, usize, Outcome<J>), Refused<J>>
     where
         C: Clone,
     {
@@ -138,21 +135,19 @@ impl<J, C> Core<J, C> {
         s: &mut State<J, C>,
         max_running: usize,
         now: Instant,
-        mut cancel: impl FnMut(u64) -> C,
-    ) -> Outcome<J, C>
+        cancel: impl Fn(&J) -> C,
+    ) -> Outcome<J>
     where
         C: Clone,
     {
         let mut starts = Vec::new();
         while s.running.len() < max_running {
             let Some(entry) = s.queue.pop(now) else { break };
-            let c = cancel(entry.id);
-            s.running.push((entry.id, c.clone()));
+            s.running.push((entry.id, cancel(&entry.job)));
             starts.push(Start {
                 waited: now.saturating_duration_since(entry.enqueued),
                 started: now,
                 depth: s.queue.depth(entry.priority),
-                cancel: c,
                 entry,
             });
         }
@@ -167,8 +162,8 @@ impl<J, C> Core<J, C> {
         &self,
         record: TaskRecord,
         now: Instant,
-        cancel: impl FnMut(u64) -> C,
-    ) -> Outcome<J, C>
+        cancel: impl Fn(&J) -> C,
+    ) -> Outcome<J>
     where
         C: Clone,
     {

@@ -20,12 +20,22 @@ use crate::error::{SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 
 type Work = Pin<Box<dyn Future<Output = Status> + Send>>;
-type Fail = Box<dyn FnOnce(TaskError) + Send>;
+/// What the executor does to a task from outside: answer its handle with
+/// an error, cancel it while it runs. One allocation per task holds this,
+/// the task until it runs, and the channel to its handle.
+pub(crate) trait Control: Send + Sync {
+    /// Answers the handle with `e`, unless it was answered already.
+    fn fail(&self, e: TaskError);
+    /// Asks the running task to stop.
+    fn cancel(&self);
+    /// Whether a cancel came; if not, `cx` is woken by a later one.
+    fn poll_cancelled(&self, cx: &Context<'_>) -> bool;
+}
 
 /// A queued task, with its output type erased.
 pub(crate) struct Job {
     work: Work,
-    fail: Fail,
+    control: Arc<dyn Control>,
     timeout: Option<Duration>,
 }
 
@@ -37,10 +47,26 @@ impl fmt::Debug for Job {
     }
 }
 
-/// What the task's future and its supervisor share.
+/// What the task's future, its supervisor and its handle's canceller
+/// share.
 struct Shared<F, T> {
     task: Mutex<Option<F>>,
     tx: Mutex<Option<oneshot::Sender<Result<T, TaskError>>>>,
+    cancel: CancelFlag,
+}
+
+impl<F: Send, T: Send> Control for Shared<F, T> {
+    fn fail(&self, e: TaskError) {
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(Err(e));
+        }
+    }
+    fn cancel(&self) {
+        self.cancel.cancel();
+    }
+    fn poll_cancelled(&self, cx: &Context<'_>) -> bool {
+        self.cancel.poll_cancelled(cx)
+    }
 }
 
 /// Cancels one running task: a flag, and the supervisor's waker.
@@ -99,7 +125,7 @@ pub struct Executor {
 
 pub(crate) struct Inner {
     name: Name,
-    core: Core<Job, Arc<CancelFlag>>,
+    core: Core<Job, Arc<dyn Control>>,
     default_timeout: Option<Duration>,
     runtime: Handle,
     clock: SharedClock,
@@ -309,6 +335,7 @@ impl Executor {
         let shared = Arc::new(Shared {
             task: Mutex::new(Some(task)),
             tx: Mutex::new(Some(tx)),
+            cancel: CancelFlag::default(),
         });
         let work_shared = shared.clone();
         let work: Work = Box::pin(async move {
@@ -323,22 +350,19 @@ impl Executor {
             }
             st
         });
-        let fail_shared = shared.clone();
-        let fail: Fail = Box::new(move |e| {
-            if let Some(tx) = fail_shared.tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(Err(e));
-            }
-        });
+        let control: Arc<dyn Control> = shared.clone();
         let job = Job {
             work,
-            fail,
+            control,
             timeout,
         };
         let inner = &self.inner;
         let now = inner.clock.now();
-        match inner.core.submit(priority, job, now, count_refusal, |_| {
-            Arc::new(CancelFlag::default())
-        }) {
+        match inner
+            .core
+            .submit(priority, job, now, count_refusal, |job: &Job| {
+                job.control.clone()
+            }) {
             Ok((id, depth, outcome)) => {
                 inner.metrics.submitted.increment(1);
                 inner.set_depth(priority, depth);
@@ -423,7 +447,7 @@ impl Executor {
         };
         for entry in queued {
             inner.metrics.cancelled.increment(1);
-            (entry.job.fail)(TaskError::Cancelled);
+            entry.job.control.fail(TaskError::Cancelled);
             inner.set_depth(entry.priority, 0);
         }
         for cancel in &running {
@@ -484,14 +508,14 @@ impl Inner {
         gauge.set(depth as f64);
     }
 
-    fn start_all(self: &Arc<Self>, outcome: Outcome<Job, Arc<CancelFlag>>) {
+    fn start_all(self: &Arc<Self>, outcome: Outcome<Job>) {
         self.metrics.running.set(outcome.running as f64);
         for start in outcome.starts {
             self.metrics.wait_seconds.record(start.waited.as_secs_f64());
             self.set_depth(start.entry.priority, start.depth);
             let Job {
                 work,
-                fail,
+                control,
                 timeout,
             } = start.entry.job;
             // The slot is given back by this guard whatever happens: the
@@ -503,12 +527,11 @@ impl Inner {
                 priority: start.entry.priority,
                 queued_at: start.entry.enqueued,
                 started: start.started,
-                fail: Some(fail),
+                control,
                 status: None,
             };
-            let cancel = start.cancel;
             self.runtime
-                .spawn(async move { run(slot, work, timeout, cancel).await });
+                .spawn(async move { run(slot, work, timeout).await });
         }
     }
 
@@ -523,7 +546,7 @@ impl Inner {
         let finished = record.finished_at;
         let outcome = self
             .core
-            .finish(record, finished, |_| Arc::new(CancelFlag::default()));
+            .finish(record, finished, |job: &Job| job.control.clone());
         self.start_all(outcome);
         self.wake_watchers();
     }
@@ -536,7 +559,7 @@ struct Slot {
     priority: u8,
     queued_at: std::time::Instant,
     started: std::time::Instant,
-    fail: Option<Fail>,
+    control: Arc<dyn Control>,
     status: Option<Status>,
 }
 
@@ -545,9 +568,7 @@ impl Drop for Slot {
         // Never ran to the end (the runtime dropped it, or something
         // panicked on the way): answer the handle and free the slot.
         let status = self.status.take().unwrap_or_else(|| {
-            if let Some(fail) = self.fail.take() {
-                fail(TaskError::Cancelled);
-            }
+            self.control.fail(TaskError::Cancelled);
             Status::Cancelled
         });
         let record = TaskRecord {
@@ -562,14 +583,12 @@ impl Drop for Slot {
     }
 }
 
-async fn run(mut slot: Slot, work: Work, timeout: Option<Duration>, cancel: Arc<CancelFlag>) {
-    let outcome = supervise(work, timeout, &cancel).await;
+async fn run(mut slot: Slot, work: Work, timeout: Option<Duration>) {
+    let outcome = supervise(work, timeout, &*slot.control).await;
     let status = match outcome {
         Ok(status) => status,
         Err(e) => {
-            if let Some(fail) = slot.fail.take() {
-                fail(e);
-            }
+            slot.control.fail(e);
             match e {
                 TaskError::TimedOut => {
                     tracing::warn!(executor = %slot.inner.name, task = slot.id, ?timeout, "task timed out");
@@ -591,7 +610,7 @@ async fn run(mut slot: Slot, work: Work, timeout: Option<Duration>, cancel: Arc<
 async fn supervise(
     work: Work,
     timeout: Option<Duration>,
-    cancel: &CancelFlag,
+    cancel: &dyn Control,
 ) -> Result<Status, TaskError> {
     let mut work = Some(work);
     let result = supervise_inner(&mut work, timeout, cancel).await;
@@ -606,7 +625,7 @@ async fn supervise(
 async fn supervise_inner(
     slot: &mut Option<Work>,
     timeout: Option<Duration>,
-    cancel: &CancelFlag,
+    cancel: &dyn Control,
 ) -> Result<Status, TaskError> {
     let mut timer = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
     std::future::poll_fn(move |cx: &mut Context<'_>| {
@@ -682,7 +701,7 @@ impl<T> TaskHandle<T> {
         {
             inner.metrics.cancelled.increment(1);
             inner.set_depth(self.priority, depth);
-            (job.fail)(TaskError::Cancelled);
+            job.control.fail(TaskError::Cancelled);
             inner.wake_watchers();
             return true;
         }
