@@ -58,8 +58,39 @@ pub(crate) struct Start<J> {
 /// What an operation leaves: the tasks to start, and counts for metrics.
 #[derive(Debug)]
 pub(crate) struct Outcome<J> {
-    pub(crate) starts: Vec<Start<J>>,
+    pub(crate) starts: Starts<J>,
     pub(crate) running: usize,
+}
+
+/// The tasks to start: almost always none or one, kept without an
+/// allocation.
+#[derive(Debug)]
+pub(crate) struct Starts<J> {
+    first: Option<Start<J>>,
+    rest: Vec<Start<J>>,
+}
+
+impl<J> Starts<J> {
+    fn push(&mut self, start: Start<J>) {
+        if self.first.is_none() {
+            self.first = Some(start);
+        } else {
+            self.rest.push(start);
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+}
+
+impl<J> IntoIterator for Starts<J> {
+    type Item = Start<J>;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Start<J>>, std::vec::IntoIter<Start<J>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 impl<J, C> Core<J, C> {
@@ -140,7 +171,10 @@ impl<J, C> Core<J, C> {
     where
         C: Clone,
     {
-        let mut starts = Vec::new();
+        let mut starts = Starts {
+            first: None,
+            rest: Vec::new(),
+        };
         while s.running.len() < max_running {
             let Some(entry) = s.queue.pop(now) else { break };
             s.running.push((entry.id, cancel(&entry.job)));

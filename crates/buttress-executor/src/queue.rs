@@ -40,9 +40,12 @@ impl<J> Queue<J> {
         self.levels.get(&priority).map_or(0, VecDeque::len)
     }
 
-    /// Every priority with its depth (for metrics).
+    /// Every priority with tasks queued, with its depth.
     pub(crate) fn depths(&self) -> impl Iterator<Item = (u8, usize)> + '_ {
-        self.levels.iter().map(|(p, q)| (*p, q.len()))
+        self.levels
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(p, q)| (*p, q.len()))
     }
 
     /// Adds an entry; its id must be above every id already queued.
@@ -58,11 +61,9 @@ impl<J> Queue<J> {
     /// least the aging bound, otherwise the oldest of the highest priority.
     pub(crate) fn pop(&mut self, now: Instant) -> Option<Entry<J>> {
         let level = self.next_level(now)?;
-        let queue = self.levels.get_mut(&level)?;
-        let entry = queue.pop_front();
-        if queue.is_empty() {
-            self.levels.remove(&level);
-        }
+        // Empty levels stay, with their buffers: a priority in use is
+        // pushed to again and again, and at most 256 levels exist.
+        let entry = self.levels.get_mut(&level)?.pop_front();
         if entry.is_some() {
             self.len -= 1;
         }
@@ -83,7 +84,11 @@ impl<J> Queue<J> {
                 return Some(level);
             }
         }
-        self.levels.keys().next_back().copied()
+        self.levels
+            .iter()
+            .rev()
+            .find(|(_, q)| !q.is_empty())
+            .map(|(p, _)| *p)
     }
 
     /// Removes the entry `id` of `priority`, if still queued.
@@ -92,9 +97,6 @@ impl<J> Queue<J> {
         // Ids rise along the queue.
         let at = queue.binary_search_by_key(&id, |e| e.id).ok()?;
         let entry = queue.remove(at);
-        if queue.is_empty() {
-            self.levels.remove(&priority);
-        }
         if entry.is_some() {
             self.len -= 1;
         }
@@ -104,8 +106,8 @@ impl<J> Queue<J> {
     /// Removes everything, in the order it would have run (no aging).
     pub(crate) fn drain(&mut self) -> Vec<Entry<J>> {
         let mut out = Vec::with_capacity(self.len);
-        while let Some((_, q)) = self.levels.pop_last() {
-            out.extend(q);
+        for q in self.levels.values_mut().rev() {
+            out.extend(q.drain(..));
         }
         self.len = 0;
         out
