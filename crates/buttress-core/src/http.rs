@@ -110,6 +110,26 @@ pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
     )
 }
 
+/// Whole seconds of `d`, rounded up: what `Retry-After` and the IETF
+/// RateLimit fields carry (a client told `0` would come back at once).
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// An empty (`Default`-bodied) `503 Service Unavailable`, with
+/// `Retry-After` in whole seconds rounded up when `retry_after` is known:
+/// the answer every buttress layer gives for work it refuses.
+pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    if let Some(after) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, http::HeaderValue::from(ceil_secs(after)));
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

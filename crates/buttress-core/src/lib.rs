@@ -51,7 +51,7 @@ pub use classify::{
 pub use clock::FastClock;
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 #[cfg(feature = "http")]
-pub use http::{HttpClassifier, parse_retry_after};
+pub use http::{HttpClassifier, ceil_secs, parse_retry_after, service_unavailable};
 pub use listener::{Listener, Listeners};
 pub use name::{Name, NameError};
 pub use random::{FastRandom, FixedRandom, Random, SharedRandom};

@@ -41,8 +41,7 @@ pub struct Http503;
 #[cfg(feature = "http")]
 impl<B: Default> OnFull<http::Response<B>> for Http503 {
     fn on_full(&self, full: QueueFull) -> Result<http::Response<B>, BoxError> {
-        let mut response = http::Response::new(B::default());
-        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = buttress_core::service_unavailable(None);
         response.extensions_mut().insert(full);
         Ok(response)
     }

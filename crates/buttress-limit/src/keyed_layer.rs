@@ -83,8 +83,7 @@ fn ratelimit_headers(
     quota: Quota,
 ) {
     use http::HeaderValue;
-    let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    let window = secs(quota.interval() * quota.burst());
+    let window = buttress_core::ceil_secs(quota.interval() * quota.burst());
     let name = name.replace(['"', '\\'], "_");
     if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
         h.insert("ratelimit", v);
@@ -101,8 +100,7 @@ impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
     fn on_limited(&self, limited: RateLimited, quota: Quota) -> Result<http::Response<B>, E> {
         let mut r = http::Response::new(B::default());
         *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
-        let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        let reset = limited.retry_after().map_or(0, secs);
+        let reset = limited.retry_after().map_or(0, buttress_core::ceil_secs);
         if limited.retry_after().is_some() {
             r.headers_mut()
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(reset));
@@ -125,8 +123,7 @@ impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
     ) {
         // Time until the bucket is full again, in whole seconds.
         let missing = quota.burst().saturating_sub(remaining);
-        let d = quota.interval() * missing;
-        let reset = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        let reset = buttress_core::ceil_secs(quota.interval() * missing);
         ratelimit_headers(response.headers_mut(), name, remaining, reset, quota);
     }
 }

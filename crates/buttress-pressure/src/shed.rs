@@ -41,14 +41,7 @@ pub struct Http503;
 #[cfg(feature = "http")]
 impl<B: Default> OnShed<http::Response<B>> for Http503 {
     fn on_shed(&self, overloaded: Overloaded) -> Result<http::Response<B>, BoxError> {
-        let mut response = http::Response::new(B::default());
-        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-        if let Some(after) = overloaded.retry_after() {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-        }
+        let mut response = buttress_core::service_unavailable(overloaded.retry_after());
         response.extensions_mut().insert(overloaded);
         Ok(response)
     }
