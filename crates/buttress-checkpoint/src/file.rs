@@ -95,13 +95,6 @@ struct Gens {
     kept: Vec<u64>,
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 enum Entry {
     Generation(u64),
     Temp,
@@ -158,13 +151,7 @@ impl Inner {
             });
         }
         let target = self.path(seq);
-        let mut temp = target.clone().into_os_string();
-        temp.push(format!(
-            ".tmp-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        let temp = PathBuf::from(temp);
+        let temp = buttress_fs::temp_path(&target);
         let io = |step: &'static str, path: &Path| {
             let path = path.to_owned();
             move |source| SaveError::Io { step, path, source }
@@ -287,7 +274,7 @@ impl FileStore {
         name: &str,
         config: FileStoreConfig,
     ) -> Result<FileStore, OpenError> {
-        if !valid_name(name) {
+        if !buttress_fs::is_plain_name(name) {
             return Err(OpenError::Name(name.to_owned()));
         }
         if config.keep == 0 {
@@ -349,7 +336,7 @@ impl FileStore {
         dir: impl AsRef<Path>,
         name: &str,
     ) -> Result<FileStore, OpenError> {
-        if !valid_name(name) {
+        if !buttress_fs::is_plain_name(name) {
             return Err(OpenError::Name(name.to_owned()));
         }
         Ok(FileStore {

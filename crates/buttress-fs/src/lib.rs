@@ -193,6 +193,29 @@ pub trait File: Send + Sync + Debug {
     }
 }
 
+/// Whether `name` can be the stem of the durable crates' file names: ASCII
+/// letters, digits, `-` and `_`, and not empty. No separator, no dot, so no
+/// `..` and no clash with the names built around it.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A name beside `target` for the temp file of an atomic replace:
+/// `<target>.tmp-<pid>-<random>`. Create it exclusively; two writers (or
+/// two processes) never pick the same one.
+pub fn temp_path(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(format!(
+        ".tmp-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    name.into()
+}
+
 /// The directory part of `path`, or `.` for a bare name.
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {

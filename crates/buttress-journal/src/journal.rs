@@ -91,13 +91,6 @@ impl Receipt {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 impl Journal {
     /// Opens (creating if needed) journal `name` in directory `dir` on the
     /// real file system.
@@ -134,7 +127,7 @@ impl Journal {
         config: JournalConfig,
     ) -> Result<Journal, OpenError> {
         config.validate()?;
-        if !valid_name(name) {
+        if !buttress_fs::is_plain_name(name) {
             return Err(OpenError::Name(name.to_owned()));
         }
         let dir: PathBuf = dir.as_ref().to_owned();

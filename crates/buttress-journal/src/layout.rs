@@ -86,17 +86,10 @@ impl Layout {
     }
 
     pub(crate) fn temp(&self, id: u64) -> PathBuf {
-        let gz = self.path(Segment {
+        buttress_fs::temp_path(&self.path(Segment {
             id,
             compressed: true,
-        });
-        let mut name = gz.into_os_string();
-        name.push(format!(
-            ".tmp-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        name.into()
+        }))
     }
 
     /// Parses a file name of this journal.
