@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use buttress_core::sync::Mutex;
+use buttress_core::sync::{AtomicU64, Mutex, Ordering, Padded};
 
 use crate::error::QueueFull;
 use crate::history::{Counters, Status, TaskRecord};
@@ -32,7 +32,7 @@ pub(crate) enum Refused<J> {
 struct State<J, C> {
     queue: Queue<J>,
     next_id: u64,
-    running: Vec<(u64, C)>,
+    running: Running<C>,
     accepting: bool,
     history: VecDeque<TaskRecord>,
     counters: Counters,
@@ -41,16 +41,90 @@ struct State<J, C> {
 #[derive(Debug)]
 pub(crate) struct Core<J, C> {
     bounds: Bounds,
-    state: Mutex<State<J, C>>,
+    /// On cache lines of its own: every submit and finish writes it, from
+    /// any thread, and nothing else should share its lines.
+    state: Padded<Mutex<State<J, C>>>,
+    /// The number of queued tasks, stored under the lock after every
+    /// change and read without it: whether a new task may be worth
+    /// trying to start at once.
+    queued_hint: AtomicU64,
+}
+
+/// What [`Core::start_now`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Now {
+    /// The task runs at once: its id, its slot and the number running.
+    Started {
+        id: u64,
+        slot: usize,
+        running: usize,
+    },
+    /// Tasks are queued, or every slot is taken: queue it.
+    Queue,
+    /// Not accepting.
+    Closed,
+}
+
+/// The running tasks, each in a slot it keeps until it finishes: a finish
+/// frees its slot without a search, and the freed slot (warm in the
+/// cache) is the next one taken.
+#[derive(Debug)]
+struct Running<C> {
+    slots: Vec<Option<(u64, C)>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<C> Default for Running<C> {
+    fn default() -> Self {
+        Running {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<C: Clone> Running<C> {
+    fn insert(&mut self, id: u64, cancel: C) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some((id, cancel));
+                slot
+            }
+            None => {
+                self.slots.push(Some((id, cancel)));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees `slot` if task `id` holds it; returns its canceller, to be
+    /// dropped outside the lock (it may be the last reference to what the
+    /// task left behind).
+    fn remove(&mut self, slot: usize, id: u64) -> Option<C> {
+        let held = self.slots.get_mut(slot)?;
+        if held.as_ref().is_none_or(|(i, _)| *i != id) {
+            return None;
+        }
+        let (_, cancel) = held.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(cancel)
+    }
+
+    fn cancellers(&self) -> impl Iterator<Item = C> + '_ {
+        self.slots.iter().flatten().map(|(_, c)| c.clone())
+    }
 }
 
 /// A task to start now, with what its start needs.
 #[derive(Debug)]
 pub(crate) struct Start<J> {
+    /// Its running slot, given back to [`Core::finish`].
+    pub(crate) slot: usize,
     pub(crate) entry: Entry<J>,
-    pub(crate) waited: Duration,
-    /// When it was taken from the queue: its start.
-    pub(crate) started: Instant,
     /// Tasks still queued at its priority once it left.
     pub(crate) depth: usize,
 }
@@ -97,14 +171,50 @@ impl<J, C> Core<J, C> {
     pub(crate) fn new(bounds: Bounds, aging: Option<Duration>) -> Self {
         Core {
             bounds,
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 queue: Queue::new(aging),
                 next_id: 0,
-                running: Vec::new(),
+                running: Running::default(),
                 accepting: true,
                 history: VecDeque::new(),
                 counters: Counters::default(),
-            }),
+            })),
+            queued_hint: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether tasks were queued lately (read without the lock).
+    pub(crate) fn maybe_queued(&self) -> bool {
+        self.queued_hint.load(Ordering::Relaxed) > 0
+    }
+
+    fn publish(&self, s: &State<J, C>) {
+        self.queued_hint
+            .store(s.queue.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts a task at once when nothing is queued and a slot is free,
+    /// without queueing it: what the queue would do, in one step. `cancel`
+    /// cancels it while it runs.
+    pub(crate) fn start_now(&self, cancel: C) -> Now
+    where
+        C: Clone,
+    {
+        let mut s = self.state.0.lock();
+        if !s.accepting {
+            return Now::Closed;
+        }
+        if s.queue.len() > 0 || s.running.len >= self.bounds.max_running {
+            return Now::Queue;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        s.counters.submitted += 1;
+        let slot = s.running.insert(id, cancel);
+        Now::Started {
+            id,
+            slot,
+            running: s.running.len,
         }
     }
 
@@ -118,12 +228,12 @@ impl<J, C> Core<J, C> {
         job: J,
         now: Instant,
         count_refusal: bool,
-        cancel: impl Fn(&J) -> C,
+        cancel: impl FnMut(&mut J) -> C,
     ) -> Result<(u64, usize, Outcome<J>), Refused<J>>
     where
         C: Clone,
     {
-        let mut s = self.state.lock();
+        let mut s = self.state.0.lock();
         if !s.accepting {
             return Err(Refused::Closed(job));
         }
@@ -134,7 +244,7 @@ impl<J, C> Core<J, C> {
             .is_some_and(|max| depth >= max);
         // A task that would start at once is not queued for long: only a
         // full bulkhead makes the queue bounds bite.
-        let will_start = s.running.len() < self.bounds.max_running && s.queue.len() == 0;
+        let will_start = s.running.len < self.bounds.max_running && s.queue.len() == 0;
         if !will_start && (s.queue.len() >= self.bounds.max_queued || level_full) {
             if count_refusal {
                 s.counters.rejected += 1;
@@ -159,6 +269,7 @@ impl<J, C> Core<J, C> {
         });
         let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
         let depth = s.queue.depth(priority);
+        self.publish(&s);
         Ok((id, depth, outcome))
     }
 
@@ -166,7 +277,7 @@ impl<J, C> Core<J, C> {
         s: &mut State<J, C>,
         max_running: usize,
         now: Instant,
-        cancel: impl Fn(&J) -> C,
+        mut cancel: impl FnMut(&mut J) -> C,
     ) -> Outcome<J>
     where
         C: Clone,
@@ -175,38 +286,42 @@ impl<J, C> Core<J, C> {
             first: None,
             rest: Vec::new(),
         };
-        while s.running.len() < max_running {
-            let Some(entry) = s.queue.pop(now) else { break };
-            s.running.push((entry.id, cancel(&entry.job)));
+        while s.running.len < max_running {
+            let Some(mut entry) = s.queue.pop(now) else {
+                break;
+            };
+            let slot = s.running.insert(entry.id, cancel(&mut entry.job));
             starts.push(Start {
-                waited: now.saturating_duration_since(entry.enqueued),
-                started: now,
+                slot,
                 depth: s.queue.depth(entry.priority),
                 entry,
             });
         }
         Outcome {
             starts,
-            running: s.running.len(),
+            running: s.running.len,
         }
     }
 
-    /// Task `id` finished as `record` says; returns the tasks to start now.
+    /// The task in running `slot` finished as `record` says; returns the
+    /// tasks to start now, and the task's canceller (for the caller to
+    /// drop outside the lock).
     pub(crate) fn finish(
         &self,
+        slot: usize,
         record: TaskRecord,
         now: Instant,
-        cancel: impl Fn(&J) -> C,
-    ) -> Outcome<J>
+        cancel: impl FnMut(&mut J) -> C,
+    ) -> (Outcome<J>, Option<C>)
     where
         C: Clone,
     {
-        let mut s = self.state.lock();
-        if let Some(at) = s.running.iter().position(|(id, _)| *id == record.id) {
-            s.running.swap_remove(at);
-        }
+        let mut s = self.state.0.lock();
+        let released = s.running.remove(slot, record.id);
         Self::record(&mut s, self.bounds.history, record);
-        Self::startable(&mut s, self.bounds.max_running, now, cancel)
+        let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
+        self.publish(&s);
+        (outcome, released)
     }
 
     fn record(s: &mut State<J, C>, keep: usize, record: TaskRecord) {
@@ -220,10 +335,9 @@ impl<J, C> Core<J, C> {
     }
 
     /// Removes queued task `id`; returns its job and the depth left at its
-    /// priority. A running or finished task is not touched (see
-    /// [`Core::running_cancel`]).
+    /// priority. A running or finished task is not touched.
     pub(crate) fn cancel_queued(&self, priority: u8, id: u64, now: Instant) -> Option<(J, usize)> {
-        let mut s = self.state.lock();
+        let mut s = self.state.0.lock();
         let entry = s.queue.remove(priority, id)?;
         let record = TaskRecord {
             id,
@@ -234,30 +348,19 @@ impl<J, C> Core<J, C> {
             finished_at: now,
         };
         Self::record(&mut s, self.bounds.history, record);
+        self.publish(&s);
         Some((entry.job, s.queue.depth(priority)))
-    }
-
-    /// Takes the canceller of running task `id`.
-    pub(crate) fn running_cancel(&self, id: u64) -> Option<C>
-    where
-        C: Clone,
-    {
-        let s = self.state.lock();
-        s.running
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, c)| c.clone())
     }
 
     /// Stops accepting; returns whether it was accepting.
     pub(crate) fn close(&self) -> bool {
-        std::mem::replace(&mut self.state.lock().accepting, false)
+        std::mem::replace(&mut self.state.0.lock().accepting, false)
     }
 
     /// Whether nothing is queued or running.
     pub(crate) fn is_idle(&self) -> bool {
-        let s = self.state.lock();
-        s.queue.len() == 0 && s.running.is_empty()
+        let s = self.state.0.lock();
+        s.queue.len() == 0 && s.running.len == 0
     }
 
     /// Removes every queued task (recorded as cancelled) and returns them
@@ -266,8 +369,9 @@ impl<J, C> Core<J, C> {
     where
         C: Clone,
     {
-        let mut s = self.state.lock();
+        let mut s = self.state.0.lock();
         let queued = s.queue.drain();
+        self.publish(&s);
         for e in &queued {
             let record = TaskRecord {
                 id: e.id,
@@ -279,17 +383,17 @@ impl<J, C> Core<J, C> {
             };
             Self::record(&mut s, self.bounds.history, record);
         }
-        let running = s.running.iter().map(|(_, c)| c.clone()).collect();
+        let running = s.running.cancellers().collect();
         (queued, running)
     }
 
     /// Counts, depths, history.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let s = self.state.lock();
+        let s = self.state.0.lock();
         Snapshot {
             queued: s.queue.len(),
             queued_by_priority: s.queue.depths().collect(),
-            running: s.running.len(),
+            running: s.running.len,
             counters: s.counters,
             history: s.history.iter().cloned().collect(),
             accepting: s.accepting,
@@ -298,7 +402,7 @@ impl<J, C> Core<J, C> {
 
     #[cfg(loom)]
     pub(crate) fn running_count(&self) -> usize {
-        self.state.lock().running.len()
+        self.state.0.lock().running.len
     }
 }
 

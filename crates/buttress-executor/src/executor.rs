@@ -3,103 +3,23 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use buttress_core::{Name, SharedClock, TokioClock};
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::config::ExecutorConfig;
-use crate::core::{Core, Outcome, Refused, Snapshot};
+use crate::core::{Core, Now, Outcome, Refused, Snapshot, Start};
 use crate::error::{SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
-
-type Work = Pin<Box<dyn Future<Output = Status> + Send>>;
-/// What the executor does to a task from outside: answer its handle with
-/// an error, cancel it while it runs. One allocation per task holds this,
-/// the task until it runs, and the channel to its handle.
-pub(crate) trait Control: Send + Sync {
-    /// Answers the handle with `e`, unless it was answered already.
-    fn fail(&self, e: TaskError);
-    /// Asks the running task to stop.
-    fn cancel(&self);
-    /// Whether a cancel came; if not, `cx` is woken by a later one.
-    fn poll_cancelled(&self, cx: &Context<'_>) -> bool;
-}
-
-/// A queued task, with its output type erased.
-pub(crate) struct Job {
-    work: Work,
-    control: Arc<dyn Control>,
-    timeout: Option<Duration>,
-}
-
-impl fmt::Debug for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the task's future, its supervisor and its handle's canceller
-/// share.
-struct Shared<F, T> {
-    task: Mutex<Option<F>>,
-    tx: Mutex<Option<oneshot::Sender<Result<T, TaskError>>>>,
-    cancel: CancelFlag,
-}
-
-impl<F: Send, T: Send> Control for Shared<F, T> {
-    fn fail(&self, e: TaskError) {
-        if let Some(tx) = self.tx.lock().ok().and_then(|mut t| t.take()) {
-            let _ = tx.send(Err(e));
-        }
-    }
-    fn cancel(&self) {
-        self.cancel.cancel();
-    }
-    fn poll_cancelled(&self, cx: &Context<'_>) -> bool {
-        self.cancel.poll_cancelled(cx)
-    }
-}
-
-/// Cancels one running task: a flag, and the supervisor's waker.
-#[derive(Debug, Default)]
-pub(crate) struct CancelFlag {
-    cancelled: AtomicBool,
-    waker: Mutex<Option<std::task::Waker>>,
-}
-
-impl CancelFlag {
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        let waker = self.waker.lock().ok().and_then(|mut w| w.take());
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Whether cancelled; if not, `cx` is woken by a later cancel. The flag
-    /// is read again after the waker is stored, so no cancel is missed.
-    fn poll_cancelled(&self, cx: &Context<'_>) -> bool {
-        if self.cancelled.load(Ordering::Acquire) {
-            return true;
-        }
-        if let Ok(mut w) = self.waker.lock() {
-            match w.as_mut() {
-                Some(old) if old.will_wake(cx.waker()) => {}
-                _ => *w = Some(cx.waker().clone()),
-            }
-        }
-        self.cancelled.load(Ordering::Acquire)
-    }
-}
+use crate::job::{Job, RunJob};
+use crate::task::{Cancel, TaskCell};
+use crate::worker::{Current, Meta, Worker};
 
 /// A bounded priority executor. Cheap to clone: clones share it.
 ///
@@ -125,14 +45,14 @@ pub struct Executor {
 
 pub(crate) struct Inner {
     name: Name,
-    core: Core<Job, Arc<dyn Control>>,
+    core: Core<Job, Option<Arc<dyn Cancel>>>,
     default_timeout: Option<Duration>,
     runtime: Handle,
     clock: SharedClock,
     /// Signalled when a task finishes (space, and maybe idle), if anyone
     /// waits (`waiting` counts them).
     finished: Notify,
-    waiting: std::sync::atomic::AtomicUsize,
+    waiting: AtomicUsize,
     /// Signalled by a forcing shutdown.
     forced: Notify,
     shutting_down: AtomicBool,
@@ -204,7 +124,7 @@ impl Executor {
                 runtime,
                 clock,
                 finished: Notify::new(),
-                waiting: std::sync::atomic::AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
                 forced: Notify::new(),
                 shutting_down: AtomicBool::new(false),
                 force_requested: AtomicBool::new(false),
@@ -328,58 +248,58 @@ impl Executor {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<Result<T, TaskError>>();
-        // The task stays reachable (to give it back when the queue is
-        // full) until it runs; the sender answers either the task or the
-        // supervisor, whichever ends it.
-        let shared = Arc::new(Shared {
-            task: Mutex::new(Some(task)),
-            tx: Mutex::new(Some(tx)),
-            cancel: CancelFlag::default(),
-        });
-        let work_shared = shared.clone();
-        let work: Work = Box::pin(async move {
-            let task = work_shared.task.lock().ok().and_then(|mut s| s.take());
-            let Some(task) = task else {
-                return Status::Cancelled;
-            };
-            let out = task.await;
-            let st = status(&out);
-            if let Some(tx) = work_shared.tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(Ok(out));
-            }
-            st
-        });
-        let control: Arc<dyn Control> = shared.clone();
-        let job = Job {
-            work,
-            control,
-            timeout,
-        };
+        let cell = Arc::new(TaskCell::new());
         let inner = &self.inner;
         let now = inner.clock.now();
+        let handle = |id| TaskHandle {
+            cell: cell.clone(),
+            id,
+            priority,
+            executor: Arc::downgrade(&self.inner),
+        };
+        // A free slot and nothing queued: the task starts now, on a
+        // worker of its own that holds it unboxed.
+        if !inner.core.maybe_queued() {
+            match inner.core.start_now(Some(cell.clone())) {
+                Now::Started { id, slot, running } => {
+                    let meta = Meta {
+                        slot,
+                        id,
+                        priority,
+                        queued_at: now,
+                        started: now,
+                    };
+                    let task = RunJob::new(task, cell.clone(), status, timeout);
+                    inner.runtime.spawn(Worker::new(inner.clone(), meta, task));
+                    // Metrics once the task is placed: nothing is lost if
+                    // a recorder panics.
+                    inner.metrics.submitted.increment(1);
+                    inner.metrics.running.set(running as f64);
+                    inner.metrics.wait_seconds.record(0.0);
+                    return Ok(handle(id));
+                }
+                Now::Closed => return Err((SubmitError::Closed, None)),
+                Now::Queue => {}
+            }
+        }
+        let job = Job::new(task, cell.clone(), status, timeout);
         match inner
             .core
-            .submit(priority, job, now, count_refusal, |job: &Job| {
-                job.control.clone()
-            }) {
+            .submit(priority, job, now, count_refusal, Job::take_canceller)
+        {
             Ok((id, depth, outcome)) => {
+                let running = outcome.running;
+                inner.dispatch(outcome, now, false);
                 inner.metrics.submitted.increment(1);
+                inner.metrics.running.set(running as f64);
                 inner.set_depth(priority, depth);
-                inner.start_all(outcome);
-                Ok(TaskHandle {
-                    rx,
-                    id,
-                    priority,
-                    executor: Arc::downgrade(&self.inner),
-                })
+                Ok(handle(id))
             }
-            Err(Refused::Full(full, _job)) => {
+            Err(Refused::Full(full, job)) => {
                 if count_refusal {
                     inner.metrics.rejected.increment(1);
                 }
-                let back = shared.task.lock().ok().and_then(|mut s| s.take());
-                Err((SubmitError::Full(full), back))
+                Err((SubmitError::Full(full), job.give_back::<F, T>()))
             }
             Err(Refused::Closed(_job)) => Err((SubmitError::Closed, None)),
         }
@@ -447,10 +367,11 @@ impl Executor {
         };
         for entry in queued {
             inner.metrics.cancelled.increment(1);
-            entry.job.control.fail(TaskError::Cancelled);
             inner.set_depth(entry.priority, 0);
+            // Dropping the job answers its handle: cancelled.
+            drop(entry);
         }
-        for cancel in &running {
+        for cancel in running.iter().flatten() {
             cancel.cancel();
         }
         tracing::warn!(
@@ -473,7 +394,7 @@ impl Executor {
 }
 
 /// Counts a task waiting on `finished` while it lives.
-struct Watch<'a>(&'a std::sync::atomic::AtomicUsize);
+struct Watch<'a>(&'a AtomicUsize);
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
@@ -508,173 +429,94 @@ impl Inner {
         gauge.set(depth as f64);
     }
 
-    fn start_all(self: &Arc<Self>, outcome: Outcome<Job>) {
-        self.metrics.running.set(outcome.running as f64);
-        for start in outcome.starts {
-            self.metrics.wait_seconds.record(start.waited.as_secs_f64());
-            self.set_depth(start.entry.priority, start.depth);
-            let Job {
-                work,
-                control,
-                timeout,
-            } = start.entry.job;
-            // The slot is given back by this guard whatever happens: the
-            // task ends, panics, is cancelled, or the runtime drops the
-            // spawned future without ever running it.
-            let slot = Slot {
-                inner: self.clone(),
-                id: start.entry.id,
-                priority: start.entry.priority,
-                queued_at: start.entry.enqueued,
-                started: start.started,
-                control,
-                status: None,
-            };
-            self.runtime
-                .spawn(async move { run(slot, work, timeout).await });
+    /// Records the task `current` as ended with `status` (after running
+    /// with `timeout`) and frees its slot; returns the tasks that may
+    /// start now, and the time.
+    pub(crate) fn end(
+        &self,
+        current: &Meta,
+        status: Status,
+        timeout: Option<Duration>,
+    ) -> (Outcome<Job>, Instant) {
+        match status {
+            Status::TimedOut => {
+                tracing::warn!(executor = %self.name, task = current.id, ?timeout, "task timed out");
+            }
+            Status::Panicked => {
+                tracing::error!(executor = %self.name, task = current.id, "task panicked");
+            }
+            Status::Ok | Status::Failed | Status::Cancelled => {}
         }
-    }
-
-    /// Records a finished task, frees its slot and starts what may start.
-    fn finish(self: &Arc<Self>, record: TaskRecord) {
-        self.metrics.finished(
-            record.status,
-            record
-                .finished_at
-                .saturating_duration_since(record.started_at.unwrap_or(record.finished_at)),
-        );
-        let finished = record.finished_at;
-        let outcome = self
-            .core
-            .finish(record, finished, |job: &Job| job.control.clone());
-        self.start_all(outcome);
-        self.wake_watchers();
-    }
-}
-
-/// A running task's hold on its slot.
-struct Slot {
-    inner: Arc<Inner>,
-    id: u64,
-    priority: u8,
-    queued_at: std::time::Instant,
-    started: std::time::Instant,
-    control: Arc<dyn Control>,
-    status: Option<Status>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // Never ran to the end (the runtime dropped it, or something
-        // panicked on the way): answer the handle and free the slot.
-        let status = self.status.take().unwrap_or_else(|| {
-            self.control.fail(TaskError::Cancelled);
-            Status::Cancelled
-        });
+        let now = self.clock.now();
+        self.metrics
+            .finished(status, now.saturating_duration_since(current.started));
         let record = TaskRecord {
-            id: self.id,
-            priority: self.priority,
+            id: current.id,
+            priority: current.priority,
             status,
-            queued_at: self.queued_at,
-            started_at: Some(self.started),
-            finished_at: self.inner.clock.now(),
+            queued_at: current.queued_at,
+            started_at: Some(current.started),
+            finished_at: now,
         };
-        self.inner.finish(record);
+        let (outcome, released) = self
+            .core
+            .finish(current.slot, record, now, Job::take_canceller);
+        // Outside the lock, and contained: with its handle dropped, this
+        // may be the last reference to the task's output.
+        drop_contained(released);
+        self.wake_watchers();
+        self.metrics.running.set(outcome.running as f64);
+        (outcome, now)
     }
-}
 
-async fn run(mut slot: Slot, work: Work, timeout: Option<Duration>) {
-    let outcome = supervise(work, timeout, &*slot.control).await;
-    let status = match outcome {
-        Ok(status) => status,
-        Err(e) => {
-            slot.control.fail(e);
-            match e {
-                TaskError::TimedOut => {
-                    tracing::warn!(executor = %slot.inner.name, task = slot.id, ?timeout, "task timed out");
-                    Status::TimedOut
-                }
-                TaskError::Panicked => {
-                    tracing::error!(executor = %slot.inner.name, task = slot.id, "task panicked");
-                    Status::Panicked
-                }
-                TaskError::Cancelled => Status::Cancelled,
-            }
+    /// A task taken from the queue at `now`, as its worker holds it.
+    pub(crate) fn current_of(start: Start<Job>, now: Instant) -> Current {
+        let entry = start.entry;
+        Current {
+            work: entry.job.into_work(),
+            meta: Meta {
+                slot: start.slot,
+                id: entry.id,
+                priority: entry.priority,
+                queued_at: entry.enqueued,
+                started: now,
+            },
         }
-    };
-    slot.status = Some(status);
-    // Dropping the slot records the task and frees its place.
-}
-
-/// Runs `work` until it ends, times out, panics or is cancelled.
-async fn supervise(
-    work: Work,
-    timeout: Option<Duration>,
-    cancel: &dyn Control,
-) -> Result<Status, TaskError> {
-    let mut work = Some(work);
-    let result = supervise_inner(&mut work, timeout, cancel).await;
-    // A future that panics when dropped (after a timeout or a cancel)
-    // counts as a panic, and the executor carries on.
-    match work.take().map(drop_contained) {
-        Some(false) => Err(TaskError::Panicked),
-        _ => result,
     }
-}
 
-async fn supervise_inner(
-    slot: &mut Option<Work>,
-    timeout: Option<Duration>,
-    cancel: &dyn Control,
-) -> Result<Status, TaskError> {
-    let mut timer = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-    std::future::poll_fn(move |cx: &mut Context<'_>| {
-        let Some(work) = slot.as_mut() else {
-            return Poll::Ready(Err(TaskError::Cancelled));
-        };
-        if cancel.poll_cancelled(cx) {
-            return Poll::Ready(Err(TaskError::Cancelled));
-        }
-        if let Some(t) = timer.as_mut()
-            && t.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(TaskError::TimedOut));
-        }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-            Ok(Poll::Ready(status)) => {
-                // Finished: drop it here, where a panic is contained.
-                let done = slot.take();
-                if done.map(drop_contained) == Some(false) {
-                    return Poll::Ready(Err(TaskError::Panicked));
-                }
-                Poll::Ready(Ok(status))
+    /// Starts the tasks `outcome` says may start at `now`, each on a new
+    /// worker; with `keep_first`, the first is returned instead, for the
+    /// worker that asks.
+    pub(crate) fn dispatch(
+        self: &Arc<Self>,
+        outcome: Outcome<Job>,
+        now: Instant,
+        keep_first: bool,
+    ) -> Option<Current> {
+        let mut kept = None;
+        for start in outcome.starts {
+            let (priority, depth) = (start.entry.priority, start.depth);
+            let waited = now.saturating_duration_since(start.entry.enqueued);
+            let current = Self::current_of(start, now);
+            if keep_first && kept.is_none() {
+                kept = Some(current);
+            } else {
+                self.runtime
+                    .spawn(Worker::from_queue(self.clone(), current));
             }
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => {
-                // Its state after a panic is unknown; dropping it may panic
-                // again, contained.
-                if let Some(w) = slot.take() {
-                    drop_contained(w);
-                }
-                Poll::Ready(Err(TaskError::Panicked))
-            }
+            self.metrics.wait_seconds.record(waited.as_secs_f64());
+            self.set_depth(priority, depth);
         }
-    })
-    .await
-}
-
-/// Drops a task's future, containing a panic in its `Drop`.
-fn drop_contained<T>(value: T) -> bool {
-    std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_ok()
+        kept
+    }
 }
 
 /// A submitted task: await it for its output, or cancel it.
 ///
 /// Dropping the handle does not cancel the task: it runs on, detached.
-#[derive(Debug)]
 #[must_use = "a handle does nothing unless awaited or cancelled; dropping it detaches the task"]
 pub struct TaskHandle<T> {
-    rx: oneshot::Receiver<Result<T, TaskError>>,
+    cell: Arc<TaskCell<T>>,
     id: u64,
     priority: u8,
     executor: std::sync::Weak<Inner>,
@@ -688,40 +530,47 @@ impl<T> TaskHandle<T> {
 
     /// Cancels the task: a queued task leaves the queue at once, a running
     /// one is stopped at its next poll. Its handle then yields
-    /// [`TaskError::Cancelled`]. Returns whether the task was still queued
-    /// or running.
+    /// [`TaskError::Cancelled`]. Returns whether the task had not ended
+    /// yet (it was queued, or running without an answer); a task that
+    /// already answered keeps its answer.
     pub fn cancel(&self) -> bool {
-        let Some(inner) = self.executor.upgrade() else {
-            return false;
-        };
-        if let Some((job, depth)) =
-            inner
-                .core
-                .cancel_queued(self.priority, self.id, inner.clock.now())
+        if let Some(inner) = self.executor.upgrade()
+            && let Some((job, depth)) =
+                inner
+                    .core
+                    .cancel_queued(self.priority, self.id, inner.clock.now())
         {
             inner.metrics.cancelled.increment(1);
             inner.set_depth(self.priority, depth);
-            job.control.fail(TaskError::Cancelled);
+            // Dropping the job answers the handle: cancelled.
+            drop(job);
             inner.wake_watchers();
             return true;
         }
-        match inner.core.running_cancel(self.id) {
-            Some(cancel) => {
-                cancel.cancel();
-                true
-            }
-            None => false,
-        }
+        // Running, or about to: stopped at its next poll.
+        self.cell.cancel_task()
     }
 }
 
 impl<T> Future for TaskHandle<T> {
     type Output = Result<T, TaskError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(TaskError::Cancelled)))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cell.poll_answer(cx)
+    }
+}
+
+/// Drops `value`, containing a panic in its `Drop`.
+pub(crate) fn drop_contained<V>(value: V) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)));
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("id", &self.id)
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
     }
 }
 

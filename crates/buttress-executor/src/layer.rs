@@ -211,8 +211,8 @@ pub enum ResponseFuture<T, E> {
     },
 }
 
-// Nothing in it is ever pinned: the handle is a channel receiver, and the
-// answer is moved out, never polled.
+// Nothing in it is ever pinned: the handle holds only shared pointers, and
+// the answer is moved out, never polled.
 impl<T, E> Unpin for ResponseFuture<T, E> {}
 
 /// A request whose caller went away (a client gone, an outer timeout) is
@@ -230,7 +230,7 @@ impl<T, E: Into<BoxError>> Future for ResponseFuture<T, E> {
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every field is Unpin: the handle is a channel receiver.
+        // Every field is Unpin: the handle holds only shared pointers.
         match self.get_mut() {
             ResponseFuture::Waiting { handle } => Pin::new(handle).poll(cx).map(|r| match r {
                 Ok(Ok(response)) => Ok(response),

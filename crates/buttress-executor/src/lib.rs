@@ -27,9 +27,12 @@ mod core;
 mod error;
 mod executor;
 mod history;
+mod job;
 mod layer;
 mod metrics;
 mod queue;
+mod task;
+mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
