@@ -53,12 +53,8 @@ pub(crate) struct Core<J, C> {
 /// What [`Core::start_now`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Now {
-    /// The task runs at once: its id, its slot and the number running.
-    Started {
-        id: u64,
-        slot: usize,
-        running: usize,
-    },
+    /// The task runs at once: its id and its slot.
+    Started { id: u64, slot: usize },
     /// Tasks are queued, or every slot is taken: queue it.
     Queue,
     /// Not accepting.
@@ -129,11 +125,10 @@ pub(crate) struct Start<J> {
     pub(crate) depth: usize,
 }
 
-/// What an operation leaves: the tasks to start, and counts for metrics.
+/// What an operation leaves: the tasks to start.
 #[derive(Debug)]
 pub(crate) struct Outcome<J> {
     pub(crate) starts: Starts<J>,
-    pub(crate) running: usize,
 }
 
 /// The tasks to start: almost always none or one, kept without an
@@ -211,11 +206,7 @@ impl<J, C> Core<J, C> {
         s.next_id += 1;
         s.counters.submitted += 1;
         let slot = s.running.insert(id, cancel);
-        Now::Started {
-            id,
-            slot,
-            running: s.running.len,
-        }
+        Now::Started { id, slot }
     }
 
     /// Queues a job. On success, its id and the tasks to start now (which
@@ -297,10 +288,7 @@ impl<J, C> Core<J, C> {
                 entry,
             });
         }
-        Outcome {
-            starts,
-            running: s.running.len,
-        }
+        Outcome { starts }
     }
 
     /// The task in running `slot` finished as `record` says; returns the
@@ -318,7 +306,10 @@ impl<J, C> Core<J, C> {
     {
         let mut s = self.state.0.lock();
         let released = s.running.remove(slot, record.id);
-        Self::record(&mut s, self.bounds.history, record);
+        // A task no longer holding its slot was recorded already.
+        if released.is_some() {
+            Self::record(&mut s, self.bounds.history, record);
+        }
         let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
         self.publish(&s);
         (outcome, released)

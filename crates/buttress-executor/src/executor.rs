@@ -19,7 +19,7 @@ use crate::error::{SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 use crate::job::{Job, RunJob};
 use crate::task::{Cancel, TaskCell};
-use crate::worker::{Current, Meta, Worker};
+use crate::worker::{Current, Meta, NextPlaces, Worker};
 
 /// A bounded priority executor. Cheap to clone: clones share it.
 ///
@@ -261,7 +261,7 @@ impl Executor {
         // worker of its own that holds it unboxed.
         if !inner.core.maybe_queued() {
             match inner.core.start_now(Some(cell.clone())) {
-                Now::Started { id, slot, running } => {
+                Now::Started { id, slot } => {
                     let meta = Meta {
                         slot,
                         id,
@@ -274,8 +274,7 @@ impl Executor {
                     // Metrics once the task is placed: nothing is lost if
                     // a recorder panics.
                     inner.metrics.submitted.increment(1);
-                    inner.metrics.running.set(running as f64);
-                    inner.metrics.wait_seconds.record(0.0);
+                    inner.metrics.started(Duration::ZERO);
                     return Ok(handle(id));
                 }
                 Now::Closed => return Err((SubmitError::Closed, None)),
@@ -288,10 +287,8 @@ impl Executor {
             .submit(priority, job, now, count_refusal, Job::take_canceller)
         {
             Ok((id, depth, outcome)) => {
-                let running = outcome.running;
-                inner.dispatch(outcome, now, false);
+                inner.dispatch(outcome, now, None);
                 inner.metrics.submitted.increment(1);
-                inner.metrics.running.set(running as f64);
                 inner.set_depth(priority, depth);
                 Ok(handle(id))
             }
@@ -374,6 +371,10 @@ impl Executor {
         for cancel in running.iter().flatten() {
             cancel.cancel();
         }
+        // Each may be the last reference to a task's output (a task that
+        // answered meanwhile, its handle dropped): dropped now, contained,
+        // rather than kept until everything is idle.
+        drop_contained(running);
         tracing::warn!(
             executor = %inner.name,
             dropped_queued = report.dropped_queued,
@@ -418,7 +419,7 @@ impl Inner {
         }
     }
 
-    fn set_depth(&self, priority: u8, depth: usize) {
+    pub(crate) fn set_depth(&self, priority: u8, depth: usize) {
         let gauge = self.depth_gauges[usize::from(priority)].get_or_init(|| {
             metrics::gauge!(
                 "buttress_executor_queued",
@@ -430,13 +431,16 @@ impl Inner {
     }
 
     /// Records the task `current` as ended with `status` (after running
-    /// with `timeout`) and frees its slot; returns the tasks that may
-    /// start now, and the time.
+    /// with `timeout`; `ran`: whether it ever ran, or was cancelled as it
+    /// took its slot) and frees its slot; returns the tasks that may start
+    /// now, and the time. Metrics and logs come first, while nothing is in
+    /// flight.
     pub(crate) fn end(
         &self,
         current: &Meta,
         status: Status,
         timeout: Option<Duration>,
+        ran: bool,
     ) -> (Outcome<Job>, Instant) {
         match status {
             Status::TimedOut => {
@@ -448,14 +452,16 @@ impl Inner {
             Status::Ok | Status::Failed | Status::Cancelled => {}
         }
         let now = self.clock.now();
-        self.metrics
-            .finished(status, now.saturating_duration_since(current.started));
+        self.metrics.finished(
+            status,
+            ran.then(|| now.saturating_duration_since(current.started)),
+        );
         let record = TaskRecord {
             id: current.id,
             priority: current.priority,
             status,
             queued_at: current.queued_at,
-            started_at: Some(current.started),
+            started_at: ran.then_some(current.started),
             finished_at: now,
         };
         let (outcome, released) = self
@@ -465,7 +471,6 @@ impl Inner {
         // may be the last reference to the task's output.
         drop_contained(released);
         self.wake_watchers();
-        self.metrics.running.set(outcome.running as f64);
         (outcome, now)
     }
 
@@ -484,30 +489,33 @@ impl Inner {
         }
     }
 
-    /// Starts the tasks `outcome` says may start at `now`, each on a new
-    /// worker; with `keep_first`, the first is returned instead, for the
-    /// worker that asks.
+    /// Starts the tasks `outcome` says may start at `now`: the first in
+    /// `keep` (the asking worker's places for its next task), when given,
+    /// and the others each on a new worker. Each task is in place before
+    /// its metrics are recorded, so a panicking recorder loses nothing.
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         outcome: Outcome<Job>,
         now: Instant,
-        keep_first: bool,
-    ) -> Option<Current> {
-        let mut kept = None;
+        mut keep: Option<NextPlaces<'_>>,
+    ) {
         for start in outcome.starts {
             let (priority, depth) = (start.entry.priority, start.depth);
             let waited = now.saturating_duration_since(start.entry.enqueued);
             let current = Self::current_of(start, now);
-            if keep_first && kept.is_none() {
-                kept = Some(current);
-            } else {
-                self.runtime
-                    .spawn(Worker::from_queue(self.clone(), current));
+            match keep.take() {
+                Some((meta, work)) => {
+                    *meta = Some(current.meta);
+                    *work = Some(current.work);
+                }
+                None => {
+                    self.runtime
+                        .spawn(Worker::from_queue(self.clone(), current));
+                }
             }
-            self.metrics.wait_seconds.record(waited.as_secs_f64());
+            self.metrics.started(waited);
             self.set_depth(priority, depth);
         }
-        kept
     }
 }
 

@@ -14,8 +14,8 @@ pub(crate) struct ExecutorMetrics {
     failed: Counter,
     timed_out: Counter,
     panicked: Counter,
-    pub(crate) running: Gauge,
-    pub(crate) wait_seconds: Histogram,
+    running: Gauge,
+    wait_seconds: Histogram,
     run_seconds: Histogram,
 }
 
@@ -36,8 +36,19 @@ impl ExecutorMetrics {
         }
     }
 
-    pub(crate) fn finished(&self, status: Status, ran: Duration) {
-        self.run_seconds.record(ran.as_secs_f64());
+    /// A task took a running slot after waiting `waited`.
+    pub(crate) fn started(&self, waited: Duration) {
+        self.running.increment(1.0);
+        self.wait_seconds.record(waited.as_secs_f64());
+    }
+
+    /// A task that held a slot ended as `status`, after running `ran`
+    /// (none: it was cancelled before it ever ran).
+    pub(crate) fn finished(&self, status: Status, ran: Option<Duration>) {
+        if let Some(ran) = ran {
+            self.running.decrement(1.0);
+            self.run_seconds.record(ran.as_secs_f64());
+        }
         match status {
             Status::Ok => &self.completed,
             Status::Failed => &self.failed,

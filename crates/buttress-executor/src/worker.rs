@@ -38,6 +38,9 @@ pub(crate) struct Meta {
     pub(crate) started: Instant,
 }
 
+/// Where a worker keeps its next task: its place and times, and the task.
+pub(crate) type NextPlaces<'a> = (&'a mut Option<Meta>, &'a mut Option<Pin<Box<dyn Work>>>);
+
 /// A task taken from the queue to run.
 pub(crate) struct Current {
     pub(crate) work: Pin<Box<dyn Work>>,
@@ -79,13 +82,16 @@ pin_project! {
             // Their drops answer the handles: cancelled.
             this.first.set(None);
             *this.current = None;
-            let mut left = vec![meta];
-            while let Some(meta) = left.pop() {
-                let (outcome, now) = this.inner.end(&meta, Status::Cancelled, None);
+            // Its own task ran; those the queue gives its slot never do.
+            let mut left = vec![(meta, true)];
+            while let Some((meta, ran)) = left.pop() {
+                let (outcome, now) = this.inner.end(&meta, Status::Cancelled, None, ran);
                 for start in outcome.starts {
+                    let (priority, depth) = (start.entry.priority, start.depth);
                     let next = Inner::current_of(start, now);
                     drop(next.work);
-                    left.push(next.meta);
+                    this.inner.set_depth(priority, depth);
+                    left.push((next.meta, false));
                 }
             }
         }
@@ -146,10 +152,11 @@ impl<W: Work> Future for Worker<W> {
                 this.first.set(None);
                 *this.current = None;
             }));
-            let (outcome, now) = this.inner.end(&meta, status, timeout);
-            let next = this.inner.dispatch(outcome, now, true);
-            *this.meta = next.as_ref().map(|c| c.meta);
-            *this.current = next.map(|c| c.work);
+            let (outcome, now) = this.inner.end(&meta, status, timeout, true);
+            // Recorded: the next task, if any, takes its place.
+            *this.meta = None;
+            this.inner
+                .dispatch(outcome, now, Some((&mut *this.meta, &mut *this.current)));
             if now.saturating_duration_since(*first_end.get_or_insert(now)) >= TIME_BUDGET {
                 break;
             }

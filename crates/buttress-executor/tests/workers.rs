@@ -216,6 +216,15 @@ fn a_dropped_runtime_cancels_a_task_from_the_queue_mid_run_and_the_rest() {
     let snap = ex.snapshot();
     assert_eq!((snap.running, snap.queued), (0, 0));
     assert_eq!(snap.counters.cancelled, 101);
+    // Recorded once each; only the one caught mid-run ever started.
+    assert_eq!(snap.history.len(), 102);
+    let started: Vec<u64> = snap
+        .history
+        .iter()
+        .filter(|r| r.started_at.is_some())
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(started, vec![0, 1]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
