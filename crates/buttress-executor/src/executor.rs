@@ -542,6 +542,12 @@ impl<T> TaskHandle<T> {
     /// yet (it was queued, or running without an answer); a task that
     /// already answered keeps its answer.
     pub fn cancel(&self) -> bool {
+        // Ended (the common case for the layer, which cancels on every
+        // drop): neither queued nor running, and the executor's lock is
+        // not needed to know it.
+        if self.cell.is_answered() {
+            return false;
+        }
         if let Some(inner) = self.executor.upgrade()
             && let Some((job, depth)) =
                 inner

@@ -88,9 +88,15 @@ impl<T> TaskCell<T> {
         &self.cancel
     }
 
+    /// Whether the handle has its answer (or took it): the task ended,
+    /// and is neither queued nor running.
+    pub(crate) fn is_answered(&self) -> bool {
+        !matches!(self.answer.lock().reply, Reply::Unanswered)
+    }
+
     /// As [`Cancel::cancel`].
     pub(crate) fn cancel_task(&self) -> bool {
-        if !matches!(self.answer.lock().reply, Reply::Unanswered) {
+        if self.is_answered() {
             return false;
         }
         self.cancel.cancel();

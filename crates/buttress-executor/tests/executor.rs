@@ -196,6 +196,13 @@ async fn cancelling_removes_a_queued_task_at_once_and_stops_a_running_one() {
     let snap = ex.snapshot();
     assert_eq!(snap.running, 0);
     assert_eq!(snap.counters.cancelled, 2);
+    // A task that ended is neither queued nor running: cancel says so,
+    // and changes nothing.
+    let done = ex.submit(0, async { 2 }).unwrap();
+    tokio::task::yield_now().await;
+    assert!(!done.cancel());
+    assert_eq!(done.await, Ok(2));
+    assert_eq!(ex.snapshot().counters.cancelled, 2);
 }
 
 #[tokio::test(start_paused = true)]
