@@ -148,7 +148,7 @@ impl<J> Starts<J> {
         }
     }
 
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     pub(crate) fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
     }
@@ -391,7 +391,7 @@ impl<J, C> Core<J, C> {
         }
     }
 
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     pub(crate) fn running_count(&self) -> usize {
         self.state.0.lock().running.len
     }

@@ -1,5 +1,6 @@
 //! loom: the core's bulkhead under racing submissions and completions.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use buttress_core::sync::loom_model;
@@ -32,8 +33,8 @@ fn done(id: u64, now: Instant) -> TaskRecord {
 
 /// A core with its one slot taken by task 0: the core, the time, task 0's
 /// id and slot.
-fn task_0_running() -> (std::sync::Arc<Core<u32, ()>>, Instant, u64, usize) {
-    let core = std::sync::Arc::new(core());
+fn task_0_running() -> (Arc<Core<u32, ()>>, Instant, u64, usize) {
+    let core = Arc::new(core());
     let now = Instant::now();
     let (first, _, started) = core.submit(0, 0, now, true, |_| ()).expect("room");
     assert_eq!(started.starts.len(), 1);
@@ -41,25 +42,35 @@ fn task_0_running() -> (std::sync::Arc<Core<u32, ()>>, Instant, u64, usize) {
     (core, now, first, slot)
 }
 
+type Started = loom::thread::JoinHandle<Vec<u32>>;
+
+/// Submits job `job` at `priority` on a new thread; joins to the jobs
+/// that submission started.
+fn submit_on_a_thread(core: &Arc<Core<u32, ()>>, priority: u8, job: u32, now: Instant) -> Started {
+    let core = core.clone();
+    loom::thread::spawn(move || {
+        let (_, _, s) = core.submit(priority, job, now, true, |_| ()).expect("room");
+        s.starts.into_iter().map(|s| s.entry.job).collect()
+    })
+}
+
+/// Finishes task `id` in `slot` on a new thread; joins to the jobs that
+/// finish started.
+fn finish_on_a_thread(core: &Arc<Core<u32, ()>>, slot: usize, id: u64, now: Instant) -> Started {
+    let core = core.clone();
+    loom::thread::spawn(move || {
+        let (outcome, _) = core.finish(slot, done(id, now), now, |_| ());
+        outcome.starts.into_iter().map(|s| s.entry.job).collect()
+    })
+}
+
 #[test]
 fn loom_racing_submits_and_a_finish_start_every_task_once_within_the_bulkhead() {
     loom_model(|| {
         let (core, now, first, slot) = task_0_running();
-        let c1 = core.clone();
-        let submitter = loom::thread::spawn(move || {
-            let (_, _, s) = c1.submit(1, 1, now, true, |_| ()).expect("room");
-            s.starts.into_iter().map(|s| s.entry.id).collect::<Vec<_>>()
-        });
-        let c2 = core.clone();
-        let finisher = loom::thread::spawn(move || {
-            c2.finish(slot, done(first, now), now, |_| ())
-                .0
-                .starts
-                .into_iter()
-                .map(|s| s.entry.id)
-                .collect::<Vec<_>>()
-        });
-        let mut started: Vec<u64> = submitter.join().expect("submitter");
+        let submitter = submit_on_a_thread(&core, 1, 1, now);
+        let finisher = finish_on_a_thread(&core, slot, first, now);
+        let mut started = submitter.join().expect("submitter");
         started.extend(finisher.join().expect("finisher"));
         // Task 1 starts exactly once, whichever thread saw room.
         assert_eq!(started, vec![1]);
@@ -78,23 +89,8 @@ fn loom_a_start_at_submission_racing_a_finish_and_a_queued_submit_keeps_the_bulk
             Now::Queue => false,
             Now::Closed => panic!("closed"),
         });
-        let c2 = core.clone();
-        let queued = loom::thread::spawn(move || {
-            let (_, _, s) = c2.submit(0, 2, now, true, |_| ()).expect("room");
-            s.starts
-                .into_iter()
-                .map(|s| s.entry.job)
-                .collect::<Vec<_>>()
-        });
-        let c3 = core.clone();
-        let finisher = loom::thread::spawn(move || {
-            c3.finish(slot, done(first, now), now, |_| ())
-                .0
-                .starts
-                .into_iter()
-                .map(|s| s.entry.job)
-                .collect::<Vec<_>>()
-        });
+        let queued = submit_on_a_thread(&core, 0, 2, now);
+        let finisher = finish_on_a_thread(&core, slot, first, now);
         let started_at_once = at_once.join().expect("at once");
         let mut from_queue = queued.join().expect("queued");
         from_queue.extend(finisher.join().expect("finisher"));
