@@ -251,8 +251,8 @@ impl Executor {
         let cell = Arc::new(TaskCell::new());
         let inner = &self.inner;
         let now = inner.clock.now();
-        let handle = |id| TaskHandle {
-            cell: cell.clone(),
+        let handle = |cell, id| TaskHandle {
+            cell,
             id,
             priority,
             executor: Arc::downgrade(&self.inner),
@@ -275,7 +275,7 @@ impl Executor {
                     // a recorder panics.
                     inner.metrics.submitted.increment(1);
                     inner.metrics.started(Duration::ZERO);
-                    return Ok(handle(id));
+                    return Ok(handle(cell, id));
                 }
                 Now::Closed => return Err((SubmitError::Closed, None)),
                 Now::Queue => {}
@@ -290,7 +290,7 @@ impl Executor {
                 inner.dispatch(outcome, now, None);
                 inner.metrics.submitted.increment(1);
                 inner.set_depth(priority, depth);
-                Ok(handle(id))
+                Ok(handle(cell, id))
             }
             Err(Refused::Full(full, job)) => {
                 if count_refusal {
