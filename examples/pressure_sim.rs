@@ -27,7 +27,7 @@ mod sim;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buttress::core::Random;
+use buttress::common::Random;
 use buttress::pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Algorithm, Gradient2, Vegas};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use buttress::core::Random;
+use buttress::common::Random;
 
 /// A seeded, shareable random source.
 #[derive(Debug)]

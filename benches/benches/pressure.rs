@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use buttress_benches::{noop, through, two_threads};
 use buttress_pressure::{
-    AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Gauge, Priority, ShedLayer, ShedMode, Watermarks,
+    AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Gauge, Priority, ShedLayer, Watermarks,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::Layer;
@@ -74,7 +74,7 @@ fn layers(c: &mut Criterion) {
     g.bench_function("bare_service", |b| {
         b.iter(|| black_box(through(&mut bare, 1)))
     });
-    let mut ours = ShedLayer::new(gauge(), ShedMode::Reject).layer(noop());
+    let mut ours = ShedLayer::new(gauge()).layer(noop());
     g.bench_function("buttress_shed", |b| {
         b.iter(|| black_box(through(&mut ours, 1)))
     });
@@ -87,7 +87,7 @@ fn layers(c: &mut Criterion) {
     let mut g = c.benchmark_group("pressure_shed_layer_shedding");
     let paused = gauge();
     paused.set(1 << 41);
-    let mut ours = ShedLayer::new(paused, ShedMode::Reject).layer(noop());
+    let mut ours = ShedLayer::new(paused).layer(noop());
     g.bench_function("buttress_shed_refuses", |b| {
         b.iter(|| black_box(through(&mut ours, 1).is_err()))
     });

@@ -8,8 +8,7 @@ use buttress_core::Name;
 
 use crate::state::State;
 
-/// The error type of the tower service: tower's `BoxError`.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub use buttress_core::BoxError;
 
 /// A call refused by an open (or half-open and busy) breaker.
 ///
@@ -86,6 +85,20 @@ impl fmt::Display for Rejected {
 }
 
 impl StdError for Rejected {}
+
+impl buttress_core::Rejection for Rejected {
+    fn kind(&self) -> buttress_core::RejectionKind {
+        buttress_core::RejectionKind::CircuitOpen
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Rejected::retry_after(self)
+    }
+
+    fn source_name(&self) -> Option<&str> {
+        Some(self.name())
+    }
+}
 
 /// The error of [`CircuitBreaker::call`](crate::CircuitBreaker::call):
 /// either the breaker refused the call, or the call ran and failed.

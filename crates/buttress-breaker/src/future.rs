@@ -1,4 +1,7 @@
 //! The response future of [`CircuitBreakerService`](crate::CircuitBreakerService).
+//!
+//! Its type parameters are the inner future, the classifier, the response
+//! and the service's error type (the rejection handler's).
 
 use std::fmt;
 use std::future::Future;
@@ -9,22 +12,21 @@ use buttress_core::Classify;
 use pin_project_lite::pin_project;
 
 use crate::breaker::Permit;
-use crate::error::BoxError;
 
 pin_project! {
     /// Resolves to the inner service's response, recording its outcome in
     /// the breaker; or, for a refused call, to the rejection at once.
     ///
     /// Dropping it before it completes counts the call as ignored.
-    pub struct ResponseFuture<F, C, T> {
+    pub struct ResponseFuture<F, C, T, E> {
         #[pin]
-        kind: Kind<F, C, T>,
+        kind: Kind<F, C, T, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, C, T> {
+    enum Kind<F, C, T, E> {
         Called {
             #[pin]
             future: F,
@@ -33,12 +35,12 @@ pin_project! {
             classifier: C,
         },
         Rejected {
-            result: Option<Result<T, BoxError>>,
+            result: Option<Result<T, E>>,
         },
     }
 }
 
-impl<F, C, T> ResponseFuture<F, C, T> {
+impl<F, C, T, E> ResponseFuture<F, C, T, E> {
     pub(crate) fn called(future: F, permit: Permit, start: u64, classifier: C) -> Self {
         Self {
             kind: Kind::Called {
@@ -50,7 +52,7 @@ impl<F, C, T> ResponseFuture<F, C, T> {
         }
     }
 
-    pub(crate) fn rejected(result: Result<T, BoxError>) -> Self {
+    pub(crate) fn rejected(result: Result<T, E>) -> Self {
         Self {
             kind: Kind::Rejected {
                 result: Some(result),
@@ -59,7 +61,7 @@ impl<F, C, T> ResponseFuture<F, C, T> {
     }
 }
 
-impl<F, C, T> fmt::Debug for ResponseFuture<F, C, T> {
+impl<F, C, T, E> fmt::Debug for ResponseFuture<F, C, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
             Kind::Called { .. } => "called",
@@ -71,13 +73,13 @@ impl<F, C, T> fmt::Debug for ResponseFuture<F, C, T> {
     }
 }
 
-impl<F, C, T, E> Future for ResponseFuture<F, C, T>
+impl<F, C, T, E, E2> Future for ResponseFuture<F, C, T, E2>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E2: From<E>,
     C: Classify<T, E>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, E2>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -93,13 +95,14 @@ where
                     let c = classifier.classify(&result);
                     permit.finish(c.outcome, c.retry_after, *start);
                 }
-                Poll::Ready(result.map_err(Into::into))
+                Poll::Ready(result.map_err(E2::from))
             }
-            KindProj::Rejected { result } => Poll::Ready(
-                result
-                    .take()
-                    .unwrap_or_else(|| Err("ResponseFuture polled after completion".into())),
-            ),
+            // Built ready and polled once; polling it again breaks the
+            // `Future` contract, and it pends forever.
+            KindProj::Rejected { result } => match result.take() {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            },
         }
     }
 }

@@ -1,10 +1,9 @@
 //! The tower layer.
 
-use buttress_core::DefaultClassifier;
+use buttress_core::{DefaultClassifier, RejectWithError};
 use tower_layer::Layer;
 
 use crate::breaker::CircuitBreaker;
-use crate::reject::RejectWithError;
 use crate::service::CircuitBreakerService;
 
 /// Puts a [`CircuitBreaker`] in front of a service.
@@ -12,9 +11,12 @@ use crate::service::CircuitBreakerService;
 /// Every service the layer makes shares the one breaker; build separate
 /// breakers for separate state. The classifier (`C`) decides what counts as
 /// a failure (default: every `Err`); the rejection handler (`R`) decides
-/// what a refused call returns (default: an error holding
-/// [`Rejected`](crate::error::Rejected); under `http`, [`Http503`](crate::Http503)
-/// answers `503 Service Unavailable` with `Retry-After` instead).
+/// what a refused call returns, and so the service's error type (default:
+/// [`RejectWithError`], an error holding [`Rejected`](crate::error::Rejected)
+/// inside tower's `BoxError`; under `http`, [`HttpStatus`](crate::HttpStatus)
+/// answers `503 Service Unavailable` with `Retry-After` instead and keeps
+/// the inner service's error, so over an axum handler the layer is
+/// infallible).
 ///
 /// ```
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -57,7 +59,8 @@ impl<C, R> CircuitBreakerLayer<C, R> {
         }
     }
 
-    /// Uses `on_rejected` to answer refused calls.
+    /// Uses `on_rejected` (any [`OnReject`](buttress_core::OnReject)
+    /// handler) to answer refused calls.
     pub fn on_rejected<R2>(self, on_rejected: R2) -> CircuitBreakerLayer<C, R2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
@@ -68,11 +71,14 @@ impl<C, R> CircuitBreakerLayer<C, R> {
 
     /// For HTTP services: 5xx and 429 are failures (honouring
     /// `Retry-After`), and a refused call is answered with a ready
-    /// `503 Service Unavailable` carrying `Retry-After`.
+    /// `503 Service Unavailable` carrying `Retry-After`. The service's
+    /// error is the inner service's, so the layer goes straight into an
+    /// axum `Router`.
     #[cfg(feature = "http")]
-    pub fn http(self) -> CircuitBreakerLayer<buttress_core::HttpClassifier, crate::Http503> {
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> CircuitBreakerLayer<buttress_core::HttpClassifier, crate::HttpStatus> {
         self.classifier(buttress_core::HttpClassifier::new())
-            .on_rejected(crate::Http503)
+            .on_rejected(crate::HttpStatus)
     }
 
     /// The breaker this layer uses.

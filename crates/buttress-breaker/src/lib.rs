@@ -57,8 +57,10 @@
 //!
 //! # Features
 //!
-//! * `http`: [`Http503`] and [`CircuitBreakerLayer::http`].
+//! * `http`: [`HttpStatus`] and [`CircuitBreakerLayer::http`].
 //! * `serde`: load [`BreakerConfig`] from a file; serialize [`Snapshot`]s.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod breaker;
 mod config;
@@ -69,7 +71,6 @@ mod layer;
 mod machine;
 mod metrics;
 mod registry;
-mod reject;
 mod service;
 mod snapshot;
 mod state;
@@ -81,13 +82,13 @@ mod loom_tests;
 mod machine_tests;
 
 pub use breaker::{Builder, CircuitBreaker, Permit};
+#[cfg(feature = "http")]
+pub use buttress_core::HttpStatus;
+pub use buttress_core::{OnReject, RejectWithError, Rejection, RejectionKind};
 pub use config::{BreakerConfig, ConfigError, OpenDuration, Window};
 pub use event::BreakerEvent;
 pub use layer::CircuitBreakerLayer;
 pub use registry::Registry;
-#[cfg(feature = "http")]
-pub use reject::Http503;
-pub use reject::{OnRejected, RejectWithError};
 pub use service::CircuitBreakerService;
 pub use snapshot::Snapshot;
 pub use state::{Reason, State};

@@ -2,14 +2,12 @@
 
 use std::task::{Context, Poll};
 
-use buttress_core::Classify;
+use buttress_core::{Classify, OnReject};
 use tower_service::Service;
 
 use crate::breaker::{CircuitBreaker, Permit};
-use crate::error::BoxError;
 use crate::error::Rejected;
 use crate::future::ResponseFuture;
-use crate::reject::OnRejected;
 
 /// A service behind a [`CircuitBreaker`]; made by
 /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
@@ -87,11 +85,11 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
     /// `call` with the answer `poll_ready` took (the breaker was not
     /// closed): kept out of line so the closed path stays short.
     #[inline(never)]
-    fn call_held<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, C, S::Response>
+    fn call_held<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, C, S::Response, R::Error>
     where
         S: Service<Req>,
         C: Clone,
-        R: OnRejected<S::Response>,
+        R: OnReject<Rejected, S::Response, S::Error>,
     {
         self.held = false;
         match self.admission.take() {
@@ -100,7 +98,7 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
                 let start = self.breaker.start_timer();
                 ResponseFuture::called(self.inner.call(req), permit, start, self.classifier.clone())
             }
-            Some(Err(rejected)) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
+            Some(Err(rejected)) => ResponseFuture::rejected(self.on_rejected.on_reject(rejected)),
             None => match self.breaker.try_acquire_owned() {
                 Ok(permit) => ResponseFuture::called(
                     self.inner.call(req),
@@ -108,7 +106,7 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
                     self.breaker.start_timer(),
                     self.classifier.clone(),
                 ),
-                Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
+                Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_reject(rejected)),
             },
         }
     }
@@ -117,13 +115,12 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
 impl<S, Req, C, R> Service<Req> for CircuitBreakerService<S, C, R>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
-    R: OnRejected<S::Response>,
+    R: OnReject<Rejected, S::Response, S::Error>,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C, S::Response>;
+    type Error = R::Error;
+    type Future = ResponseFuture<S::Future, C, S::Response, R::Error>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -144,9 +141,9 @@ where
             Poll::Ready(Err(e)) => {
                 self.held = false;
                 self.admission = None; // the permit goes back as ignored
-                Poll::Ready(Err(e.into()))
+                Poll::Ready(Err(R::Error::from(e)))
             }
-            other => other.map_err(Into::into),
+            other => other.map_err(R::Error::from),
         }
     }
 
@@ -163,7 +160,7 @@ where
                 self.breaker.start_timer(),
                 self.classifier.clone(),
             ),
-            Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_rejected(rejected)),
+            Err(rejected) => ResponseFuture::rejected(self.on_rejected.on_reject(rejected)),
         }
     }
 }

@@ -2,9 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, Method, Response, StatusCode, header::RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header::RETRY_AFTER};
 
 use crate::classify::{Classification, Classify};
+use crate::reject::{RateLimitPolicy, Rejection};
 
 /// Classifies `Result<http::Response<B>, E>`.
 ///
@@ -125,9 +126,67 @@ pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Respons
     if let Some(after) = retry_after {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, http::HeaderValue::from(ceil_secs(after)));
+            .insert(RETRY_AFTER, HeaderValue::from(ceil_secs(after)));
     }
     response
+}
+
+/// The HTTP answer to a refusal: the status of its kind, `Retry-After`
+/// when known, the RateLimit fields on a rate-limit refusal, an empty
+/// body, and the refusal as an extension. What [`HttpStatus`](crate::HttpStatus)
+/// returns.
+pub(crate) fn rejection_response<R, B>(rejection: R) -> Response<B>
+where
+    R: Rejection + Clone,
+    B: Default,
+{
+    let mut response = Response::new(B::default());
+    *response.status_mut() = rejection.kind().status();
+    let retry_after = rejection.retry_after();
+    if let Some(after) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(ceil_secs(after)));
+    }
+    if let Some(policy) = rejection.rate_limit_policy() {
+        let name = rejection.source_name().unwrap_or("limit");
+        let reset = retry_after.map_or(0, ceil_secs);
+        rate_limit_headers(response.headers_mut(), name, 0, reset, policy);
+    }
+    response.extensions_mut().insert(rejection);
+    response
+}
+
+/// Sets the IETF RateLimit header fields:
+/// `RateLimit: "<name>";r=<remaining>;t=<reset>` and
+/// `RateLimit-Policy: "<name>";q=<burst>;w=<window seconds>`. Quotes and
+/// backslashes in the name become `_`.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::{RateLimitPolicy, rate_limit_headers};
+///
+/// let mut h = http::HeaderMap::new();
+/// let policy = RateLimitPolicy { burst: 10, window: Duration::from_secs(4) };
+/// rate_limit_headers(&mut h, "api", 3, 2, policy);
+/// assert_eq!(h["ratelimit"], "\"api\";r=3;t=2");
+/// assert_eq!(h["ratelimit-policy"], "\"api\";q=10;w=4");
+/// ```
+pub fn rate_limit_headers(
+    headers: &mut HeaderMap,
+    name: &str,
+    remaining: u32,
+    reset_secs: u64,
+    policy: RateLimitPolicy,
+) {
+    let window = ceil_secs(policy.window);
+    let name = name.replace(['"', '\\'], "_");
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset_secs}")) {
+        headers.insert("ratelimit", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", policy.burst)) {
+        headers.insert("ratelimit-policy", v);
+    }
 }
 
 #[cfg(test)]

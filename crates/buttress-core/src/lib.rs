@@ -11,6 +11,10 @@
 //! * [`Random`]: the injectable source of randomness for jitter.
 //! * [`Listeners`]: user callbacks for events, isolated so that a panicking
 //!   callback cannot break the primitive that calls it.
+//! * [`OnReject`] and [`Rejection`]: what every layer does with work it
+//!   refuses, in one place: fail with a [`BoxError`] ([`RejectWithError`],
+//!   the default) or answer with an HTTP status (`HttpStatus`, feature
+//!   `http`).
 //! * [`Name`]: the cheap, validated name of one primitive instance, used as
 //!   the `name` label of every metric.
 //!
@@ -35,6 +39,8 @@
 //! in `_total`, durations in `_seconds`, and each carries a `name` label with
 //! the instance's [`Name`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod classify;
 mod clock;
 #[cfg(feature = "http")]
@@ -42,6 +48,8 @@ mod http;
 mod listener;
 mod name;
 mod random;
+mod reject;
+#[doc(hidden)]
 pub mod sync;
 
 pub use classify::{
@@ -51,7 +59,12 @@ pub use classify::{
 pub use clock::FastClock;
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 #[cfg(feature = "http")]
-pub use http::{HttpClassifier, ceil_secs, parse_retry_after, service_unavailable};
+pub use http::{
+    HttpClassifier, ceil_secs, parse_retry_after, rate_limit_headers, service_unavailable,
+};
 pub use listener::{Listener, Listeners};
 pub use name::{Name, NameError};
 pub use random::{FastRandom, FixedRandom, Random, SharedRandom};
+#[cfg(feature = "http")]
+pub use reject::HttpStatus;
+pub use reject::{BoxError, OnReject, RateLimitPolicy, RejectWithError, Rejection, RejectionKind};

@@ -81,3 +81,47 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
+
+/// Why the [`ExecutorLayer`](crate::ExecutorLayer) gave no response: the
+/// request was not queued (the queue was full, or the executor is shutting
+/// down), or its task ended without output (timed out, cancelled,
+/// panicked). What the layer hands its rejection handler; with the default
+/// handler it arrives inside tower's `BoxError`. Its `Display` and
+/// `source` are the inner error's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecutorError {
+    /// The request was not queued.
+    #[error(transparent)]
+    Submit(SubmitError),
+    /// The request's task ended without output.
+    #[error(transparent)]
+    Task(TaskError),
+}
+
+impl ExecutorError {
+    /// The queue-full refusal, if that is what this is.
+    ///
+    /// ```
+    /// use buttress_executor::error::{ExecutorError, TaskError};
+    /// assert!(ExecutorError::Task(TaskError::TimedOut).queue_full().is_none());
+    /// ```
+    pub fn queue_full(&self) -> Option<&QueueFull> {
+        match self {
+            ExecutorError::Submit(SubmitError::Full(full)) => Some(full),
+            _ => None,
+        }
+    }
+}
+
+impl buttress_core::Rejection for ExecutorError {
+    fn kind(&self) -> buttress_core::RejectionKind {
+        use buttress_core::RejectionKind as K;
+        match self {
+            ExecutorError::Submit(SubmitError::Full(_)) => K::QueueFull,
+            ExecutorError::Submit(SubmitError::Closed) => K::ShuttingDown,
+            ExecutorError::Task(TaskError::TimedOut) => K::TimedOut,
+            ExecutorError::Task(TaskError::Cancelled | TaskError::Panicked) => K::Failed,
+        }
+    }
+}

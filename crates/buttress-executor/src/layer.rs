@@ -2,56 +2,29 @@
 //! queue.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{QueueFull, SubmitError};
-use crate::executor::{Executor, TaskHandle};
+use buttress_core::{OnReject, RejectWithError};
 
-/// A boxed error, as tower layers return them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Turns a full queue into the service's result.
-pub trait OnFull<Response> {
-    /// The result of a request refused because the queue is full.
-    fn on_full(&self, full: QueueFull) -> Result<Response, BoxError>;
-}
-
-/// Refused requests fail with a boxed [`QueueFull`] (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RejectWithError;
-
-impl<R> OnFull<R> for RejectWithError {
-    fn on_full(&self, full: QueueFull) -> Result<R, BoxError> {
-        Err(Box::new(full))
-    }
-}
-
-/// Refused requests are answered `503 Service Unavailable` with an empty
-/// (`Default`) body and the [`QueueFull`] as an extension.
-#[cfg(feature = "http")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Http503;
-
-#[cfg(feature = "http")]
-impl<B: Default> OnFull<http::Response<B>> for Http503 {
-    fn on_full(&self, full: QueueFull) -> Result<http::Response<B>, BoxError> {
-        let mut response = buttress_core::service_unavailable(None);
-        response.extensions_mut().insert(full);
-        Ok(response)
-    }
-}
+use crate::error::ExecutorError;
+use crate::executor::Executor;
+use crate::future::ResponseFuture;
 
 /// Runs each request through an [`Executor`]: it waits in the bounded
 /// priority queue (priority from `priority(&request)`, higher first), runs
-/// when the bulkhead has room, and is shed with [`QueueFull`] (or `503`
-/// under `http`) when the queue is full. A request whose response future
-/// is dropped is cancelled.
+/// when the bulkhead has room, and is shed when the queue is full. A
+/// request whose response future is dropped is cancelled.
+///
+/// Every way the executor can fail a request (queue full, shutting down,
+/// task timed out, cancelled or panicked) reaches the rejection handler as
+/// an [`ExecutorError`]: by default ([`RejectWithError`]) it fails the call
+/// inside tower's `BoxError`; [`http`](ExecutorLayer::http) answers `503`
+/// (queue full, shutting down), `504` (timed out) or `500` instead and keeps
+/// the inner service's error.
 ///
 /// The service is always ready: the queue is where requests wait. The
 /// inner service is cloned into each task and asked for readiness there,
@@ -74,7 +47,7 @@ impl<B: Default> OnFull<http::Response<B>> for Http503 {
 pub struct ExecutorLayer<P, R = RejectWithError> {
     executor: Executor,
     priority: Arc<P>,
-    on_full: R,
+    on_rejected: R,
 }
 
 impl<P> ExecutorLayer<P> {
@@ -83,25 +56,28 @@ impl<P> ExecutorLayer<P> {
         ExecutorLayer {
             executor,
             priority: Arc::new(priority),
-            on_full: RejectWithError,
+            on_rejected: RejectWithError,
         }
     }
 }
 
 impl<P, R> ExecutorLayer<P, R> {
-    /// What a refused request returns.
-    pub fn on_full<R2>(self, on_full: R2) -> ExecutorLayer<P, R2> {
+    /// Uses `on_rejected` (any [`OnReject`] handler) to answer requests
+    /// the executor failed; it decides the service's error type.
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> ExecutorLayer<P, R2> {
         ExecutorLayer {
             executor: self.executor,
             priority: self.priority,
-            on_full,
+            on_rejected,
         }
     }
 
-    /// Refused requests are answered `503`.
+    /// Failed requests are answered with an HTTP status (`503`, `504` or
+    /// `500`), keeping the inner service's error.
     #[cfg(feature = "http")]
-    pub fn http(self) -> ExecutorLayer<P, Http503> {
-        self.on_full(Http503)
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> ExecutorLayer<P, buttress_core::HttpStatus> {
+        self.on_rejected(buttress_core::HttpStatus)
     }
 }
 
@@ -110,7 +86,7 @@ impl<P, R: Clone> Clone for ExecutorLayer<P, R> {
         ExecutorLayer {
             executor: self.executor.clone(),
             priority: self.priority.clone(),
-            on_full: self.on_full.clone(),
+            on_rejected: self.on_rejected.clone(),
         }
     }
 }
@@ -162,16 +138,16 @@ where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
     S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
+    S::Error: Send + 'static,
     Req: Send + 'static,
     P: Fn(&Req) -> u8,
-    R: OnFull<S::Response>,
+    R: OnReject<ExecutorError, S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Response, S::Error>;
+    type Error = R::Error;
+    type Future = ResponseFuture<S::Response, S::Error, R>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
         // The queue is where requests wait; the inner service is asked for
         // readiness inside each task.
         Poll::Ready(Ok(()))
@@ -185,63 +161,10 @@ where
             svc.call(request).await
         });
         match submitted {
-            Ok(handle) => ResponseFuture::Waiting { handle },
-            Err(SubmitError::Full(full)) => ResponseFuture::Done {
-                answer: Some(self.layer.on_full.on_full(full)),
-            },
-            Err(e) => ResponseFuture::Done {
-                answer: Some(Err(Box::new(e))),
-            },
-        }
-    }
-}
-
-/// The response future of [`ExecutorService`].
-#[derive(Debug)]
-pub enum ResponseFuture<T, E> {
-    /// Queued or running.
-    Waiting {
-        /// The task.
-        handle: TaskHandle<Result<T, E>>,
-    },
-    /// Answered at once.
-    Done {
-        /// The answer, until taken.
-        answer: Option<Result<T, BoxError>>,
-    },
-}
-
-// Nothing in it is ever pinned: the handle holds only shared pointers, and
-// the answer is moved out, never polled.
-impl<T, E> Unpin for ResponseFuture<T, E> {}
-
-/// A request whose caller went away (a client gone, an outer timeout) is
-/// cancelled: it leaves the queue, or stops running, instead of taking a
-/// slot nobody waits for.
-impl<T, E> Drop for ResponseFuture<T, E> {
-    fn drop(&mut self) {
-        if let ResponseFuture::Waiting { handle } = self {
-            handle.cancel();
-        }
-    }
-}
-
-impl<T, E: Into<BoxError>> Future for ResponseFuture<T, E> {
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every field is Unpin: the handle holds only shared pointers.
-        match self.get_mut() {
-            ResponseFuture::Waiting { handle } => Pin::new(handle).poll(cx).map(|r| match r {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(Box::new(e) as BoxError),
-            }),
-            ResponseFuture::Done { answer } => Poll::Ready(
-                answer
-                    .take()
-                    .unwrap_or_else(|| Err("polled after completion".into())),
-            ),
+            Ok(handle) => ResponseFuture::waiting(handle, self.layer.on_rejected.clone()),
+            Err(e) => {
+                ResponseFuture::done(self.layer.on_rejected.on_reject(ExecutorError::Submit(e)))
+            }
         }
     }
 }

@@ -22,10 +22,13 @@
 //!
 //! See `docs/executor.md`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod config;
 mod core;
-mod error;
+pub mod error;
 mod executor;
+pub mod future;
 mod history;
 mod job;
 mod layer;
@@ -37,13 +40,12 @@ mod worker;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+#[cfg(feature = "http")]
+pub use buttress_core::HttpStatus;
+pub use buttress_core::{BoxError, OnReject, RejectWithError, Rejection, RejectionKind};
 pub use config::ExecutorConfig;
 pub use core::Snapshot;
-pub use error::{QueueFull, SubmitError, TaskError};
+pub use error::{ExecutorError, QueueFull, SubmitError, TaskError};
 pub use executor::{BuildError, Executor, ShutdownReport, TaskHandle};
 pub use history::{Counters, Status, TaskRecord};
-#[cfg(feature = "http")]
-pub use layer::Http503;
-pub use layer::{
-    BoxError, ExecutorLayer, ExecutorService, OnFull, RejectWithError, ResponseFuture,
-};
+pub use layer::{ExecutorLayer, ExecutorService};

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use buttress_executor::{
-    Executor, ExecutorConfig, ExecutorLayer, QueueFull, Status, SubmitError, TaskError,
+    Executor, ExecutorConfig, ExecutorError, ExecutorLayer, QueueFull, Status, SubmitError,
+    TaskError,
 };
 use tokio::sync::Notify;
 use tokio::time::sleep;
@@ -307,7 +308,10 @@ async fn the_layer_queues_by_priority_and_sheds_when_full() {
     let queued = tokio::spawn(svc.clone().oneshot(3));
     tokio::task::yield_now().await;
     let shed = svc.clone().oneshot(5).await.unwrap_err();
-    assert!(shed.downcast_ref::<QueueFull>().is_some());
+    let shed = shed
+        .downcast_ref::<ExecutorError>()
+        .expect("an executor error");
+    assert!(shed.queue_full().is_some());
     gate.notify_one();
     assert_eq!(blocker.await.unwrap().unwrap(), 200);
     assert_eq!(queued.await.unwrap().unwrap(), 6);

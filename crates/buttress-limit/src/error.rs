@@ -3,10 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use buttress_core::Name;
+use buttress_core::{Name, RateLimitPolicy, Rejection, RejectionKind};
 
-/// The error of the tower service: tower's `BoxError`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use buttress_core::BoxError;
+
+use crate::quota::Quota;
 
 /// A request refused by a rate limiter.
 ///
@@ -18,11 +19,29 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct RateLimited {
     name: Name,
     retry_after: Option<Duration>,
+    quota: Option<Quota>,
 }
 
 impl RateLimited {
     pub(crate) fn new(name: Name, retry_after: Option<Duration>) -> Self {
-        Self { name, retry_after }
+        Self {
+            name,
+            retry_after,
+            quota: None,
+        }
+    }
+
+    /// The refusal, with the quota it was made under (the layers attach it
+    /// for the `RateLimit` header fields).
+    pub(crate) fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// The quota the request was refused under, when the refusing layer
+    /// attached it (every buttress layer does).
+    pub fn quota(&self) -> Option<Quota> {
+        self.quota
     }
 
     /// The limiter's name.
@@ -55,3 +74,24 @@ impl fmt::Display for RateLimited {
 }
 
 impl std::error::Error for RateLimited {}
+
+impl Rejection for RateLimited {
+    fn kind(&self) -> RejectionKind {
+        RejectionKind::RateLimited
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    fn rate_limit_policy(&self) -> Option<RateLimitPolicy> {
+        self.quota.map(|q| RateLimitPolicy {
+            burst: q.burst(),
+            window: q.interval() * q.burst(),
+        })
+    }
+
+    fn source_name(&self) -> Option<&str> {
+        Some(self.name())
+    }
+}

@@ -1,117 +1,58 @@
 //! The tower layer for keyed limits.
 
 use std::fmt;
-use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
+use buttress_core::{OnReject, RejectWithError};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{BoxError, RateLimited};
+use crate::error::RateLimited;
+use crate::future::{Admitted, KeyedResponseFuture};
 use crate::keyed::KeyedRateLimiter;
 use crate::quota::Quota;
 
-/// Turns a refusal into the service's result, and so decides the
-/// service's error type: a handler that answers with a response keeps the
-/// inner service's error (axum needs `Infallible`), one that fails uses
-/// tower's `BoxError`.
-pub trait OnLimited<Response, InnerError> {
-    /// The service's error type.
-    type Error: From<InnerError>;
-    /// The result of a refused request.
-    fn on_limited(&self, limited: RateLimited, quota: Quota) -> Result<Response, Self::Error>;
+/// Decorates admitted responses, for example with the quota left. The
+/// keyed layer's second handler beside its [`OnReject`] one: the default,
+/// [`NoHeaders`], costs nothing; [`SuccessHeaders`] (feature `http`) adds
+/// the IETF RateLimit fields.
+pub trait OnAdmitted<Response> {
+    /// Whether admitted responses are shown to
+    /// [`on_admitted`](OnAdmitted::on_admitted) (it costs a little per
+    /// request: the limiter reports the tokens left).
+    fn wants_admitted(&self) -> bool;
 
-    /// Whether admitted responses should be shown to
-    /// [`on_admitted`](OnLimited::on_admitted) (costs a little per request).
+    /// Decorates an admitted request's response.
+    fn on_admitted(&self, response: &mut Response, name: &str, remaining: u32, quota: Quota);
+}
+
+/// Admitted responses are left as they are (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHeaders;
+
+impl<Response> OnAdmitted<Response> for NoHeaders {
+    #[inline]
     fn wants_admitted(&self) -> bool {
         false
     }
 
-    /// Decorates an admitted request's response, for example with the
-    /// quota left.
-    fn on_admitted(&self, response: &mut Response, name: &str, remaining: u32, quota: Quota) {
-        let _ = (response, name, remaining, quota);
-    }
+    #[inline]
+    fn on_admitted(&self, _: &mut Response, _: &str, _: u32, _: Quota) {}
 }
 
-/// Refused requests fail with a boxed [`RateLimited`] (the default).
+/// Admitted responses carry the IETF `RateLimit` and `RateLimit-Policy`
+/// fields with the quota left, as refused ones do under
+/// [`HttpStatus`](buttress_core::HttpStatus).
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RejectWithError;
-
-impl<Response, E> OnLimited<Response, E> for RejectWithError
-where
-    BoxError: From<E>,
-{
-    type Error = BoxError;
-
-    fn on_limited(&self, limited: RateLimited, _: Quota) -> Result<Response, BoxError> {
-        Err(Box::new(limited))
-    }
-}
-
-/// Refused requests are answered `429 Too Many Requests` with `Retry-After`
-/// (whole seconds, rounded up) and the IETF RateLimit header fields
-/// (`RateLimit-Policy: "<name>";q=<burst>;w=<seconds>` and
-/// `RateLimit: "<name>";r=0;t=<seconds>`), and an empty (`Default`) body.
-/// With [`Http429::with_success_headers`], admitted responses carry the
-/// same fields with the quota left.
-#[cfg(feature = "http")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Http429 {
-    success_headers: bool,
-}
+pub struct SuccessHeaders;
 
 #[cfg(feature = "http")]
-impl Http429 {
-    /// Also put `RateLimit` and `RateLimit-Policy` on admitted responses.
-    pub fn with_success_headers() -> Self {
-        Self {
-            success_headers: true,
-        }
-    }
-}
-
-#[cfg(feature = "http")]
-fn ratelimit_headers(
-    h: &mut http::HeaderMap,
-    name: &str,
-    remaining: u32,
-    reset: u64,
-    quota: Quota,
-) {
-    use http::HeaderValue;
-    let window = buttress_core::ceil_secs(quota.interval() * quota.burst());
-    let name = name.replace(['"', '\\'], "_");
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
-        h.insert("ratelimit", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", quota.burst())) {
-        h.insert("ratelimit-policy", v);
-    }
-}
-
-#[cfg(feature = "http")]
-impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
-    type Error = E;
-
-    fn on_limited(&self, limited: RateLimited, quota: Quota) -> Result<http::Response<B>, E> {
-        let mut r = http::Response::new(B::default());
-        *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
-        let reset = limited.retry_after().map_or(0, buttress_core::ceil_secs);
-        if limited.retry_after().is_some() {
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(reset));
-        }
-        ratelimit_headers(r.headers_mut(), limited.name(), 0, reset, quota);
-        r.extensions_mut().insert(limited);
-        Ok(r)
-    }
-
+impl<B> OnAdmitted<http::Response<B>> for SuccessHeaders {
     fn wants_admitted(&self) -> bool {
-        self.success_headers
+        true
     }
 
     fn on_admitted(
@@ -124,11 +65,20 @@ impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
         // Time until the bucket is full again, in whole seconds.
         let missing = quota.burst().saturating_sub(remaining);
         let reset = buttress_core::ceil_secs(quota.interval() * missing);
-        ratelimit_headers(response.headers_mut(), name, remaining, reset, quota);
+        let policy = buttress_core::RateLimitPolicy {
+            burst: quota.burst(),
+            window: quota.interval() * quota.burst(),
+        };
+        buttress_core::rate_limit_headers(response.headers_mut(), name, remaining, reset, policy);
     }
 }
 
 /// Limits each key's requests separately; the key comes from the request.
+///
+/// Refused requests go to the rejection handler (`R`, default
+/// [`RejectWithError`]: tower's `BoxError` holding a [`RateLimited`]);
+/// [`http`](KeyedRateLimitLayer::http) answers them `429` instead and keeps
+/// the inner service's error, so the layer goes into an axum `Router`.
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -145,17 +95,19 @@ impl<B: Default, E> OnLimited<http::Response<B>, E> for Http429 {
 /// # });
 /// ```
 #[derive(Clone)]
-pub struct KeyedRateLimitLayer<K, X, R = RejectWithError> {
+pub struct KeyedRateLimitLayer<K, X, R = RejectWithError, A = NoHeaders> {
     limiter: KeyedRateLimiter<K>,
     key: X,
-    on_limited: R,
+    on_rejected: R,
+    on_admitted: A,
 }
 
-impl<K, X, R: fmt::Debug> fmt::Debug for KeyedRateLimitLayer<K, X, R> {
+impl<K, X, R: fmt::Debug, A: fmt::Debug> fmt::Debug for KeyedRateLimitLayer<K, X, R, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateLimitLayer")
             .field("limiter", &self.limiter)
-            .field("on_limited", &self.on_limited)
+            .field("on_rejected", &self.on_rejected)
+            .field("on_admitted", &self.on_admitted)
             .finish_non_exhaustive()
     }
 }
@@ -166,38 +118,61 @@ impl<K, X> KeyedRateLimitLayer<K, X> {
         Self {
             limiter,
             key,
-            on_limited: RejectWithError,
+            on_rejected: RejectWithError,
+            on_admitted: NoHeaders,
         }
     }
 }
 
-impl<K, X, R> KeyedRateLimitLayer<K, X, R> {
-    /// Answers refused requests with `on_limited`.
-    pub fn on_limited<R2>(self, on_limited: R2) -> KeyedRateLimitLayer<K, X, R2> {
+impl<K, X, R, A> KeyedRateLimitLayer<K, X, R, A> {
+    /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
+    /// requests; it decides the service's error type.
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> KeyedRateLimitLayer<K, X, R2, A> {
         KeyedRateLimitLayer {
             limiter: self.limiter,
             key: self.key,
-            on_limited,
+            on_rejected,
+            on_admitted: self.on_admitted,
         }
     }
 
-    /// Answers refused requests `429` with `Retry-After` and RateLimit
-    /// headers.
+    /// Uses `on_admitted` to decorate admitted responses.
+    pub fn on_admitted<A2>(self, on_admitted: A2) -> KeyedRateLimitLayer<K, X, R, A2> {
+        KeyedRateLimitLayer {
+            limiter: self.limiter,
+            key: self.key,
+            on_rejected: self.on_rejected,
+            on_admitted,
+        }
+    }
+
+    /// Answers refused requests `429` with `Retry-After` and the RateLimit
+    /// header fields, keeping the inner service's error.
     #[cfg(feature = "http")]
-    pub fn http(self) -> KeyedRateLimitLayer<K, X, Http429> {
-        self.on_limited(Http429::default())
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> KeyedRateLimitLayer<K, X, buttress_core::HttpStatus, A> {
+        self.on_rejected(buttress_core::HttpStatus)
+    }
+
+    /// Admitted responses carry the RateLimit header fields with the
+    /// quota left.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn success_headers(self) -> KeyedRateLimitLayer<K, X, R, SuccessHeaders> {
+        self.on_admitted(SuccessHeaders)
     }
 }
 
-impl<S, K, X: Clone, R: Clone> Layer<S> for KeyedRateLimitLayer<K, X, R> {
-    type Service = KeyedRateLimitService<S, K, X, R>;
+impl<S, K, X: Clone, R: Clone, A: Clone> Layer<S> for KeyedRateLimitLayer<K, X, R, A> {
+    type Service = KeyedRateLimitService<S, K, X, R, A>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedRateLimitService {
             inner,
             limiter: self.limiter.clone(),
             key: self.key.clone(),
-            on_limited: self.on_limited.clone(),
+            on_rejected: self.on_rejected.clone(),
+            on_admitted: self.on_admitted.clone(),
         }
     }
 }
@@ -206,14 +181,15 @@ impl<S, K, X: Clone, R: Clone> Layer<S> for KeyedRateLimitLayer<K, X, R> {
 /// known only from the request, so the limit is checked in `call`; a
 /// refused request never reaches the inner service.
 #[derive(Clone)]
-pub struct KeyedRateLimitService<S, K, X, R> {
+pub struct KeyedRateLimitService<S, K, X, R = RejectWithError, A = NoHeaders> {
     inner: S,
     limiter: KeyedRateLimiter<K>,
     key: X,
-    on_limited: R,
+    on_rejected: R,
+    on_admitted: A,
 }
 
-impl<S: fmt::Debug, K, X, R> fmt::Debug for KeyedRateLimitService<S, K, X, R> {
+impl<S: fmt::Debug, K, X, R, A> fmt::Debug for KeyedRateLimitService<S, K, X, R, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateLimitService")
             .field("inner", &self.inner)
@@ -222,16 +198,17 @@ impl<S: fmt::Debug, K, X, R> fmt::Debug for KeyedRateLimitService<S, K, X, R> {
     }
 }
 
-impl<S, K, X, R, Req> Service<Req> for KeyedRateLimitService<S, K, X, R>
+impl<S, K, X, R, A, Req> Service<Req> for KeyedRateLimitService<S, K, X, R, A>
 where
     S: Service<Req>,
     K: Hash + Eq + Clone + Send + Sync + 'static,
     X: Fn(&Req) -> K,
-    R: OnLimited<S::Response, S::Error> + Clone,
+    R: OnReject<RateLimited, S::Response, S::Error>,
+    A: OnAdmitted<S::Response> + Clone,
 {
     type Response = S::Response;
     type Error = R::Error;
-    type Future = KeyedResponseFuture<S::Future, S::Response, R::Error, R>;
+    type Future = KeyedResponseFuture<S::Future, S::Response, R::Error, A>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(R::Error::from)
@@ -239,86 +216,26 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = (self.key)(&req);
-        let decision = if self.on_limited.wants_admitted() {
+        let decorate = self.on_admitted.wants_admitted();
+        let decision = if decorate {
             self.limiter.check_remaining(&key, 1)
         } else {
             self.limiter.check_n(&key, 1).map(|()| 0)
         };
         match decision {
-            Ok(remaining) => KeyedResponseFuture {
-                kind: Kind::Called {
-                    future: self.inner.call(req),
-                    admitted: self.on_limited.wants_admitted().then(|| Admitted {
-                        handler: self.on_limited.clone(),
-                        name: self.limiter.name().clone(),
-                        remaining,
-                        quota: self.limiter.quota(),
-                    }),
-                },
-            },
-            Err(e) => KeyedResponseFuture {
-                kind: Kind::Rejected {
-                    result: Some(self.on_limited.on_limited(e, self.limiter.quota())),
-                },
-            },
-        }
-    }
-}
-
-/// What an admitted response is decorated with.
-struct Admitted<R> {
-    handler: R,
-    name: buttress_core::Name,
-    remaining: u32,
-    quota: Quota,
-}
-
-pin_project! {
-    /// The response future of [`KeyedRateLimitService`].
-    pub struct KeyedResponseFuture<F, T, E, R> {
-        #[pin]
-        kind: Kind<F, T, E, R>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, T, E, R> {
-        Called { #[pin] future: F, admitted: Option<Admitted<R>> },
-        Rejected { result: Option<Result<T, E>> },
-    }
-}
-
-impl<F, T, E, R> fmt::Debug for KeyedResponseFuture<F, T, E, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyedResponseFuture")
-    }
-}
-
-impl<F, T, E, E2, R> Future for KeyedResponseFuture<F, T, E2, R>
-where
-    F: Future<Output = Result<T, E>>,
-    E2: From<E>,
-    R: OnLimited<T, E>,
-{
-    type Output = Result<T, E2>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Called { future, admitted } => {
-                let mut result = std::task::ready!(future.poll(cx));
-                if let (Ok(response), Some(a)) = (&mut result, admitted.take()) {
-                    a.handler
-                        .on_admitted(response, a.name.as_str(), a.remaining, a.quota);
-                }
-                Poll::Ready(result.map_err(E2::from))
-            }
-            // A rejected future is built ready and polled once; polling it
-            // again breaks the `Future` contract and pends forever.
-            KindProj::Rejected { result } => match result.take() {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            },
+            Ok(remaining) => KeyedResponseFuture::called(
+                self.inner.call(req),
+                decorate.then(|| Admitted {
+                    handler: self.on_admitted.clone(),
+                    name: self.limiter.name().clone(),
+                    remaining,
+                    quota: self.limiter.quota(),
+                }),
+            ),
+            Err(e) => KeyedResponseFuture::rejected(
+                self.on_rejected
+                    .on_reject(e.with_quota(self.limiter.quota())),
+            ),
         }
     }
 }

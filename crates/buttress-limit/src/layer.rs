@@ -6,12 +6,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
+use buttress_core::{OnReject, RejectWithError};
 use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{BoxError, RateLimited};
+use crate::error::RateLimited;
+use crate::future::ResponseFuture;
 use crate::limiter::RateLimiter;
 
 /// What a request does when no token is there.
@@ -41,9 +42,10 @@ pub enum Mode {
 /// # });
 /// ```
 #[derive(Debug, Clone)]
-pub struct RateLimitLayer {
+pub struct RateLimitLayer<R = RejectWithError> {
     limiter: RateLimiter,
     mode: Mode,
+    on_rejected: R,
 }
 
 impl RateLimitLayer {
@@ -52,21 +54,48 @@ impl RateLimitLayer {
         Self {
             limiter,
             mode: Mode::Reject,
+            on_rejected: RejectWithError,
         }
     }
+}
 
+impl<R> RateLimitLayer<R> {
     /// Sets what an over-quota request does.
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
+
+    /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
+    /// requests; it decides the service's error type.
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> RateLimitLayer<R2> {
+        RateLimitLayer {
+            limiter: self.limiter,
+            mode: self.mode,
+            on_rejected,
+        }
+    }
+
+    /// Answers refused requests `429 Too Many Requests` with `Retry-After`
+    /// and the RateLimit header fields; the service keeps the inner
+    /// service's error, so it goes straight into an axum `Router`.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> RateLimitLayer<buttress_core::HttpStatus> {
+        self.on_rejected(buttress_core::HttpStatus)
+    }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimitService<S>;
+impl<S, R: Clone> Layer<S> for RateLimitLayer<R> {
+    type Service = RateLimitService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService::new(inner, self.limiter.clone(), self.mode)
+        RateLimitService::new(
+            inner,
+            self.limiter.clone(),
+            self.mode,
+            self.on_rejected.clone(),
+        )
     }
 }
 
@@ -100,16 +129,17 @@ struct Wait {
 /// waiting mode `poll_ready` waits for the reserved token. A clone shares
 /// the limiter but not a held token, and a service dropped while waiting
 /// gives its reservation back when nobody queued behind it.
-pub struct RateLimitService<S> {
+pub struct RateLimitService<S, R = RejectWithError> {
     inner: S,
     limiter: RateLimiter,
     mode: Mode,
+    on_rejected: R,
     phase: Phase,
     refused: Option<RateLimited>,
     waiting: Option<Wait>,
 }
 
-impl<S: fmt::Debug> fmt::Debug for RateLimitService<S> {
+impl<S: fmt::Debug, R> fmt::Debug for RateLimitService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitService")
             .field("inner", &self.inner)
@@ -120,13 +150,18 @@ impl<S: fmt::Debug> fmt::Debug for RateLimitService<S> {
     }
 }
 
-impl<S: Clone> Clone for RateLimitService<S> {
+impl<S: Clone, R: Clone> Clone for RateLimitService<S, R> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.limiter.clone(), self.mode)
+        Self::new(
+            self.inner.clone(),
+            self.limiter.clone(),
+            self.mode,
+            self.on_rejected.clone(),
+        )
     }
 }
 
-impl<S> Drop for RateLimitService<S> {
+impl<S, R> Drop for RateLimitService<S, R> {
     fn drop(&mut self) {
         if let Some(w) = self.waiting.take() {
             self.limiter.cancel(w.tat, w.cost);
@@ -134,12 +169,13 @@ impl<S> Drop for RateLimitService<S> {
     }
 }
 
-impl<S> RateLimitService<S> {
-    fn new(inner: S, limiter: RateLimiter, mode: Mode) -> Self {
+impl<S, R> RateLimitService<S, R> {
+    fn new(inner: S, limiter: RateLimiter, mode: Mode, on_rejected: R) -> Self {
         Self {
             inner,
             limiter,
             mode,
+            on_rejected,
             phase: Phase::Idle,
             refused: None,
             waiting: None,
@@ -175,21 +211,33 @@ impl<S> RateLimitService<S> {
     }
 }
 
-impl<S, Req> Service<Req> for RateLimitService<S>
+impl<S, R> RateLimitService<S, R> {
+    /// The answer to a refused request, with the quota attached.
+    #[cold]
+    fn rejected<T, E>(&self, e: RateLimited) -> Result<T, R::Error>
+    where
+        R: OnReject<RateLimited, T, E>,
+    {
+        self.on_rejected
+            .on_reject(e.with_quota(self.limiter.quota()))
+    }
+}
+
+impl<S, R, Req> Service<Req> for RateLimitService<S, R>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    R: OnReject<RateLimited, S::Response, S::Error>,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Error = R::Error;
+    type Future = ResponseFuture<S::Future, S::Response, R::Error>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
             match self.phase {
                 Phase::Idle => self.ask(),
-                Phase::Admitted => return self.inner.poll_ready(cx).map_err(Into::into),
+                Phase::Admitted => return self.inner.poll_ready(cx).map_err(R::Error::from),
                 Phase::Refused => {
                     // Polled again before `call`: tokens may have come back.
                     if let Mode::Reject = self.mode
@@ -220,10 +268,10 @@ where
             Phase::Idle => match self.limiter.check() {
                 // Called without `poll_ready`: ask now, never wait.
                 Ok(()) => ResponseFuture::called(self.inner.call(req)),
-                Err(e) => ResponseFuture::rejected(e),
+                Err(e) => ResponseFuture::rejected(self.rejected(e)),
             },
             Phase::Refused => match self.refused.take() {
-                Some(e) => ResponseFuture::rejected(e),
+                Some(e) => ResponseFuture::rejected(self.rejected(e)),
                 None => ResponseFuture::called(self.inner.call(req)),
             },
             Phase::Waiting => {
@@ -231,66 +279,9 @@ where
                 if let Some(w) = self.waiting.take() {
                     self.limiter.cancel(w.tat, w.cost);
                 }
-                ResponseFuture::rejected(RateLimited::new(
-                    self.limiter.name().clone(),
-                    Some(Duration::ZERO),
-                ))
+                let e = RateLimited::new(self.limiter.name().clone(), Some(Duration::ZERO));
+                ResponseFuture::rejected(self.rejected(e))
             }
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`RateLimitService`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Called { #[pin] future: F },
-        Rejected { error: Option<RateLimited> },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    fn called(future: F) -> Self {
-        Self {
-            kind: Kind::Called { future },
-        }
-    }
-
-    fn rejected(error: RateLimited) -> Self {
-        Self {
-            kind: Kind::Rejected { error: Some(error) },
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, T, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<T, BoxError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Called { future } => future.poll(cx).map_err(Into::into),
-            KindProj::Rejected { error } => Poll::Ready(Err(match error.take() {
-                Some(e) => Box::new(e),
-                None => "ResponseFuture polled after completion".into(),
-            })),
         }
     }
 }

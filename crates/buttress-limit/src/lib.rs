@@ -17,7 +17,7 @@
 //!   task, with an allowlist of keys or networks ([`allow_networks`]), and
 //!   a tower [`KeyedRateLimitLayer`].
 //! * HTTP (feature `http`): `client_ip` reads `Forwarded` or
-//!   `X-Forwarded-For` only from trusted proxies; `Http429` answers `429`
+//!   `X-Forwarded-For` only from trusted proxies; `HttpStatus` answers `429`
 //!   with `Retry-After` and the IETF RateLimit header fields.
 //! * Shared across replicas (feature `redis`): `RedisRateLimiter` runs the
 //!   same algorithm in one Redis script call, with a timeout, fail-open or
@@ -40,10 +40,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "http")]
 mod client_ip;
 mod clock;
 pub mod error;
+pub mod future;
 mod gcra;
 mod keyed;
 mod keyed_layer;
@@ -57,15 +60,16 @@ mod redis;
 mod loom_tests;
 
 #[cfg(feature = "http")]
+pub use buttress_core::HttpStatus;
+pub use buttress_core::{OnReject, RejectWithError, Rejection, RejectionKind};
+#[cfg(feature = "http")]
 pub use client_ip::{ProxyHeader, client_ip};
 pub use error::RateLimited;
 pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter, NetworkError, allow_networks};
 #[cfg(feature = "http")]
-pub use keyed_layer::Http429;
-pub use keyed_layer::{
-    KeyedRateLimitLayer, KeyedRateLimitService, KeyedResponseFuture, OnLimited, RejectWithError,
-};
-pub use layer::{Mode, RateLimitLayer, RateLimitService, ResponseFuture};
+pub use keyed_layer::SuccessHeaders;
+pub use keyed_layer::{KeyedRateLimitLayer, KeyedRateLimitService, NoHeaders, OnAdmitted};
+pub use layer::{Mode, RateLimitLayer, RateLimitService};
 pub use limiter::{LimitState, LimiterError, RateLimiter};
 #[cfg(feature = "serde")]
 pub use quota::QuotaConfig;

@@ -144,7 +144,8 @@ async fn admitted_responses_can_carry_the_quota_left() {
     };
     let app = Router::new().route("/", get(|| async { "hello" })).layer(
         KeyedRateLimitLayer::new(limiter, key)
-            .on_limited(buttress_limit::Http429::with_success_headers()),
+            .http()
+            .success_headers(),
     );
     let r = app
         .clone()

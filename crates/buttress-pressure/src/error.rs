@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use crate::Priority;
 
-/// A boxed error, as tower layers return them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use buttress_core::BoxError;
 
 /// The work was refused because the service is overloaded: a gauge is
 /// paused for its priority, or the concurrency limit is reached.
@@ -81,3 +80,17 @@ impl fmt::Display for Overloaded {
 }
 
 impl std::error::Error for Overloaded {}
+
+impl buttress_core::Rejection for Overloaded {
+    fn kind(&self) -> buttress_core::RejectionKind {
+        buttress_core::RejectionKind::Overloaded
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    fn source_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}

@@ -18,11 +18,13 @@
 //! See `docs/pressure.md` for choosing watermarks and algorithms, and the
 //! simulation (`cargo run --release --example pressure_sim`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod adaptive;
 #[cfg(not(loom))]
 mod block;
 mod combined;
-mod error;
+pub mod error;
 mod gauge;
 mod lag;
 mod metrics;
@@ -38,14 +40,15 @@ pub use adaptive::{
     AdaptiveLimitLayer, AdaptiveLimitService, AdaptiveLimiter, Aimd, Algorithm, Gradient2,
     LimitPermit, Sample, Vegas,
 };
+#[cfg(feature = "http")]
+pub use buttress_core::HttpStatus;
+pub use buttress_core::{OnReject, RejectWithError, Rejection, RejectionKind};
 pub use combined::{AnyGauge, Pressure};
 pub use error::{BoxError, Overloaded};
 pub use gauge::{Gauge, GaugeBuilder, GaugeError, LevelGuard, WaitFlowing};
 pub use lag::{KindLag, LagGauge, MAX_KINDS, Pending};
 pub use polled::PolledGauge;
-#[cfg(feature = "http")]
-pub use shed::Http503;
-pub use shed::{AllNormal, OnShed, PriorityOf, RejectWithError, ShedLayer, ShedMode, ShedService};
+pub use shed::{AllNormal, Immediate, PriorityOf, ShedLayer, ShedService, WaitUpTo};
 pub use watermarks::{MAX_LEVEL, WatermarkError, Watermarks};
 
 /// The response futures of the layers.

@@ -10,51 +10,25 @@ use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use buttress_core::{OnReject, RejectWithError};
+
 use crate::Priority;
 use crate::combined::Pressure;
-use crate::error::{BoxError, Overloaded};
+use crate::error::Overloaded;
 
-/// Turns a refusal into the service's result.
-pub trait OnShed<Response> {
-    /// The result a refused request returns.
-    fn on_shed(&self, overloaded: Overloaded) -> Result<Response, BoxError>;
-}
+/// A paused gauge refuses a request at once: the default mode of
+/// [`ShedLayer`]. It asks nothing of the inner service, its futures or its
+/// requests (no `Clone`, `Send` or `'static`), like tower's `LoadShed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Immediate;
 
-/// Refused requests fail with a boxed [`Overloaded`] (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RejectWithError;
-
-impl<Response> OnShed<Response> for RejectWithError {
-    fn on_shed(&self, overloaded: Overloaded) -> Result<Response, BoxError> {
-        Err(Box::new(overloaded))
-    }
-}
-
-/// Refused requests are answered `503 Service Unavailable`, with
-/// `Retry-After` (whole seconds, rounded up) when a hint is configured and
-/// an empty (`Default`) body; the [`Overloaded`] is attached as an
-/// extension.
-#[cfg(feature = "http")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Http503;
-
-#[cfg(feature = "http")]
-impl<B: Default> OnShed<http::Response<B>> for Http503 {
-    fn on_shed(&self, overloaded: Overloaded) -> Result<http::Response<B>, BoxError> {
-        let mut response = buttress_core::service_unavailable(overloaded.retry_after());
-        response.extensions_mut().insert(overloaded);
-        Ok(response)
-    }
-}
-
-/// What a paused gauge does to a request.
+/// A paused gauge makes a request wait up to this long for it to flow,
+/// then refuses it; set by [`ShedLayer::wait`]. The wait runs on a clone
+/// of the inner service in a boxed future, so this mode needs the inner
+/// service to be `Clone + Send + 'static` and its futures, responses and
+/// requests `Send + 'static`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShedMode {
-    /// Refuse it at once.
-    Reject,
-    /// Wait up to this long for the gauge to flow, then refuse.
-    Wait(Duration),
-}
+pub struct WaitUpTo(pub Duration);
 
 /// Sheds requests while a [`Pressure`] source (a [`Gauge`](crate::Gauge),
 /// or an [`AnyGauge`](crate::AnyGauge)) is paused for their priority.
@@ -65,9 +39,15 @@ pub enum ShedMode {
 /// service is not ready *for any reason*, this sheds only on the signal
 /// the service chose.
 ///
+/// A shed request goes to the rejection handler (`R`, default
+/// [`RejectWithError`]: tower's `BoxError` holding an [`Overloaded`]);
+/// [`http`](ShedLayer::http) answers `503` instead and keeps the inner
+/// service's error. The mode (`M`) is [`Immediate`] unless
+/// [`wait`](ShedLayer::wait) sets [`WaitUpTo`].
+///
 /// ```
 /// use std::time::Duration;
-/// use buttress_pressure::{Gauge, Priority, ShedLayer, ShedMode, Watermarks};
+/// use buttress_pressure::{Gauge, Priority, ShedLayer, Watermarks};
 /// use tower::{ServiceBuilder, service_fn};
 ///
 /// let queue = Gauge::builder("outbox", Watermarks::new(10_000, 8_000)?)
@@ -75,18 +55,19 @@ pub enum ShedMode {
 ///     .build()?;
 /// let svc = ServiceBuilder::new()
 ///     .layer(
-///         ShedLayer::new(queue.clone(), ShedMode::Wait(Duration::from_millis(50)))
+///         ShedLayer::new(queue.clone())
+///             .wait(Duration::from_millis(50))
 ///             .priority(|req: &String| if req.starts_with("batch") { Priority::Low } else { Priority::Normal }),
 ///     )
 ///     .service(service_fn(|req: String| async move { Ok::<_, std::io::Error>(req) }));
 /// # let _ = svc;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct ShedLayer<G, P = AllNormal, R = RejectWithError> {
+pub struct ShedLayer<G, P = AllNormal, R = RejectWithError, M = Immediate> {
     pressure: G,
-    mode: ShedMode,
+    mode: M,
     priority: Arc<P>,
-    on_shed: R,
+    on_rejected: R,
 }
 
 /// Every request is normal priority: the default of [`ShedLayer`].
@@ -94,57 +75,73 @@ pub struct ShedLayer<G, P = AllNormal, R = RejectWithError> {
 pub struct AllNormal;
 
 impl<G: Pressure> ShedLayer<G> {
-    /// Sheds every request (normal priority) while `pressure` is paused.
-    pub fn new(pressure: G, mode: ShedMode) -> ShedLayer<G> {
+    /// Sheds every request (normal priority) at once while `pressure` is
+    /// paused.
+    pub fn new(pressure: G) -> ShedLayer<G> {
         ShedLayer {
             pressure,
-            mode,
+            mode: Immediate,
             priority: Arc::new(AllNormal),
-            on_shed: RejectWithError,
+            on_rejected: RejectWithError,
         }
     }
 }
 
-impl<G, P, R> ShedLayer<G, P, R> {
+impl<G, P, R, M> ShedLayer<G, P, R, M> {
     /// Takes each request's priority from `f`.
-    pub fn priority<F>(self, f: F) -> ShedLayer<G, F, R> {
+    pub fn priority<F>(self, f: F) -> ShedLayer<G, F, R, M> {
         ShedLayer {
             pressure: self.pressure,
             mode: self.mode,
             priority: Arc::new(f),
-            on_shed: self.on_shed,
+            on_rejected: self.on_rejected,
         }
     }
 
-    /// What a shed request returns.
-    pub fn on_shed<R2>(self, on_shed: R2) -> ShedLayer<G, P, R2> {
+    /// Uses `on_rejected` (any [`OnReject`] handler) to answer shed
+    /// requests; it decides the service's error type.
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> ShedLayer<G, P, R2, M> {
         ShedLayer {
             pressure: self.pressure,
             mode: self.mode,
             priority: self.priority,
-            on_shed,
+            on_rejected,
         }
     }
 
-    /// Shed requests are answered `503` with `Retry-After`.
+    /// A request that finds the gauge paused waits up to `max` for it to
+    /// flow before it is shed (see [`WaitUpTo`] for what this mode asks
+    /// of the inner service).
+    pub fn wait(self, max: Duration) -> ShedLayer<G, P, R, WaitUpTo> {
+        ShedLayer {
+            pressure: self.pressure,
+            mode: WaitUpTo(max),
+            priority: self.priority,
+            on_rejected: self.on_rejected,
+        }
+    }
+
+    /// Shed requests are answered `503` with `Retry-After`, keeping the
+    /// inner service's error.
     #[cfg(feature = "http")]
-    pub fn http(self) -> ShedLayer<G, P, Http503> {
-        self.on_shed(Http503)
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> ShedLayer<G, P, buttress_core::HttpStatus, M> {
+        self.on_rejected(buttress_core::HttpStatus)
     }
 }
 
-impl<G: Clone, P, R: Clone> Clone for ShedLayer<G, P, R> {
+impl<G: Clone, P, R: Clone, M: Clone> Clone for ShedLayer<G, P, R, M> {
     fn clone(&self) -> Self {
         ShedLayer {
             pressure: self.pressure.clone(),
-            mode: self.mode,
+            mode: self.mode.clone(),
             priority: self.priority.clone(),
-            on_shed: self.on_shed.clone(),
+            on_rejected: self.on_rejected.clone(),
         }
     }
 }
 
-impl<G: fmt::Debug, P, R> fmt::Debug for ShedLayer<G, P, R> {
+impl<G: fmt::Debug, P, R, M: fmt::Debug> fmt::Debug for ShedLayer<G, P, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShedLayer")
             .field("pressure", &self.pressure)
@@ -153,8 +150,8 @@ impl<G: fmt::Debug, P, R> fmt::Debug for ShedLayer<G, P, R> {
     }
 }
 
-impl<S, G: Clone, P, R: Clone> Layer<S> for ShedLayer<G, P, R> {
-    type Service = ShedService<S, G, P, R>;
+impl<S, G: Clone, P, R: Clone, M: Clone> Layer<S> for ShedLayer<G, P, R, M> {
+    type Service = ShedService<S, G, P, R, M>;
     fn layer(&self, inner: S) -> Self::Service {
         ShedService {
             inner,
@@ -164,12 +161,12 @@ impl<S, G: Clone, P, R: Clone> Layer<S> for ShedLayer<G, P, R> {
 }
 
 /// The service of [`ShedLayer`].
-pub struct ShedService<S, G, P = AllNormal, R = RejectWithError> {
+pub struct ShedService<S, G, P = AllNormal, R = RejectWithError, M = Immediate> {
     inner: S,
-    layer: ShedLayer<G, P, R>,
+    layer: ShedLayer<G, P, R, M>,
 }
 
-impl<S: Clone, G: Clone, P, R: Clone> Clone for ShedService<S, G, P, R> {
+impl<S: Clone, G: Clone, P, R: Clone, M: Clone> Clone for ShedService<S, G, P, R, M> {
     fn clone(&self) -> Self {
         ShedService {
             inner: self.inner.clone(),
@@ -178,7 +175,7 @@ impl<S: Clone, G: Clone, P, R: Clone> Clone for ShedService<S, G, P, R> {
     }
 }
 
-impl<S: fmt::Debug, G: fmt::Debug, P, R> fmt::Debug for ShedService<S, G, P, R> {
+impl<S: fmt::Debug, G: fmt::Debug, P, R, M: fmt::Debug> fmt::Debug for ShedService<S, G, P, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShedService")
             .field("inner", &self.inner)
@@ -205,23 +202,55 @@ impl<Req, F: Fn(&Req) -> Priority> PriorityOf<Req> for F {
     }
 }
 
-impl<S, G, P, R, Req> Service<Req> for ShedService<S, G, P, R>
+impl<S, G, P, R, Req> Service<Req> for ShedService<S, G, P, R, Immediate>
+where
+    S: Service<Req>,
+    G: Pressure,
+    P: PriorityOf<Req>,
+    R: OnReject<Overloaded, S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = R::Error;
+    type Future = future::ResponseFuture<S::Future, S::Response, R::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.inner.poll_ready(cx).map_err(R::Error::from)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let priority = self.layer.priority.priority_of(&request);
+        let pressure = &self.layer.pressure;
+        if !pressure.is_paused_for(priority) {
+            return future::ResponseFuture::called(self.inner.call(request));
+        }
+        pressure.count_shed(priority);
+        future::ResponseFuture::done(
+            self.layer
+                .on_rejected
+                .on_reject(pressure.overloaded(priority)),
+        )
+    }
+}
+
+impl<S, G, P, R, Req> Service<Req> for ShedService<S, G, P, R, WaitUpTo>
 where
     S: Service<Req> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
     Req: Send + 'static,
     G: Pressure,
     P: PriorityOf<Req>,
-    R: OnShed<S::Response>,
+    R: OnReject<Overloaded, S::Response, S::Error>,
+    R::Error: Send + 'static,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = future::ResponseFuture<S::Future, S::Response>;
+    type Error = R::Error;
+    type Future = future::ResponseFuture<S::Future, S::Response, R::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.inner.poll_ready(cx).map_err(R::Error::from)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -230,36 +259,30 @@ where
         if !pressure.is_paused_for(priority) {
             return future::ResponseFuture::called(self.inner.call(request));
         }
-        match self.layer.mode {
-            ShedMode::Reject => {
+        let WaitUpTo(max) = self.layer.mode;
+        // The ready inner service stays here for the next request: a
+        // waiting request must not hold a slot (of a Buffer or a
+        // ConcurrencyLimit inside) that flowing requests need. It waits
+        // with a clone, and asks that clone for readiness once the gauge
+        // flows.
+        let mut svc = self.inner.clone();
+        let pressure = pressure.clone();
+        let shed = self
+            .layer
+            .on_rejected
+            .on_reject(pressure.overloaded(priority));
+        future::ResponseFuture::waiting(Box::pin(async move {
+            let flowing = tokio::time::timeout(max, pressure.flowing_for(priority)).await;
+            if flowing.is_ok() {
+                std::future::poll_fn(|cx| svc.poll_ready(cx))
+                    .await
+                    .map_err(R::Error::from)?;
+                svc.call(request).await.map_err(R::Error::from)
+            } else {
                 pressure.count_shed(priority);
-                future::ResponseFuture::done(
-                    self.layer.on_shed.on_shed(pressure.overloaded(priority)),
-                )
+                shed
             }
-            ShedMode::Wait(max) => {
-                // The ready inner service stays here for the next request:
-                // a waiting request must not hold a slot (of a Buffer or a
-                // ConcurrencyLimit inside) that flowing requests need. It
-                // waits with a clone, and asks that clone for readiness
-                // once the gauge flows.
-                let mut svc = self.inner.clone();
-                let pressure = pressure.clone();
-                let shed = self.layer.on_shed.on_shed(pressure.overloaded(priority));
-                future::ResponseFuture::waiting(Box::pin(async move {
-                    let flowing = tokio::time::timeout(max, pressure.flowing_for(priority)).await;
-                    if flowing.is_ok() {
-                        std::future::poll_fn(|cx| svc.poll_ready(cx))
-                            .await
-                            .map_err(Into::into)?;
-                        svc.call(request).await.map_err(Into::into)
-                    } else {
-                        pressure.count_shed(priority);
-                        shed
-                    }
-                }))
-            }
-        }
+        }))
     }
 }
 
@@ -267,61 +290,73 @@ where
 pub(crate) mod future {
     use super::*;
 
-    type Waiting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+    type Waiting<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
     pin_project_lite::pin_project! {
-        /// The inner future, an answer, or a wait for the gauge. (Its
-        /// fields are private in all but name: pin-project-lite cannot
-        /// document them.)
-        #[project = Projection]
-        #[allow(missing_docs)]
-        pub enum ResponseFuture<F, T> {
-            /// Passed to the inner service.
-            Called { #[pin] inner: F },
-            /// Answered at once (shed).
-            Done { answer: Option<Result<T, BoxError>> },
-            /// Waiting for the gauge to flow.
-            Waiting { wait: Waiting<T> },
+        /// The inner future, the answer to a shed request, or a wait for
+        /// the gauge.
+        ///
+        /// Its parameters are the inner future, the response and the
+        /// service's error type (the rejection handler's).
+        pub struct ResponseFuture<F, T, E> {
+            #[pin]
+            kind: Kind<F, T, E>,
         }
     }
 
-    impl<F, T> ResponseFuture<F, T> {
-        pub(super) fn called(inner: F) -> Self {
-            ResponseFuture::Called { inner }
+    pin_project_lite::pin_project! {
+        #[project = KindProj]
+        enum Kind<F, T, E> {
+            Called { #[pin] inner: F },
+            Done { answer: Option<Result<T, E>> },
+            Waiting { wait: Waiting<T, E> },
         }
-        pub(super) fn done(answer: Result<T, BoxError>) -> Self {
-            ResponseFuture::Done {
-                answer: Some(answer),
+    }
+
+    impl<F, T, E> ResponseFuture<F, T, E> {
+        pub(super) fn called(inner: F) -> Self {
+            Self {
+                kind: Kind::Called { inner },
             }
         }
-        pub(super) fn waiting(wait: Waiting<T>) -> Self {
-            ResponseFuture::Waiting { wait }
+        pub(super) fn done(answer: Result<T, E>) -> Self {
+            Self {
+                kind: Kind::Done {
+                    answer: Some(answer),
+                },
+            }
+        }
+        pub(super) fn waiting(wait: Waiting<T, E>) -> Self {
+            Self {
+                kind: Kind::Waiting { wait },
+            }
         }
     }
 
-    impl<F, T> fmt::Debug for ResponseFuture<F, T> {
+    impl<F, T, E> fmt::Debug for ResponseFuture<F, T, E> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("ResponseFuture").finish_non_exhaustive()
         }
     }
 
-    impl<F, T, E> Future for ResponseFuture<F, T>
+    impl<F, T, E, E2> Future for ResponseFuture<F, T, E2>
     where
         F: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
+        E2: From<E>,
     {
-        type Output = Result<T, BoxError>;
+        type Output = Result<T, E2>;
 
         #[inline]
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            match self.project() {
-                Projection::Called { inner } => inner.poll(cx).map_err(Into::into),
-                Projection::Done { answer } => Poll::Ready(
-                    answer
-                        .take()
-                        .unwrap_or_else(|| Err("polled after completion".into())),
-                ),
-                Projection::Waiting { wait } => wait.as_mut().poll(cx),
+            match self.project().kind.project() {
+                KindProj::Called { inner } => inner.poll(cx).map_err(E2::from),
+                // Built ready and polled once; polling it again breaks
+                // the `Future` contract, and it pends forever.
+                KindProj::Done { answer } => match answer.take() {
+                    Some(a) => Poll::Ready(a),
+                    None => Poll::Pending,
+                },
+                KindProj::Waiting { wait } => wait.as_mut().poll(cx),
             }
         }
     }

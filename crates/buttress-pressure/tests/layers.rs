@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use buttress_pressure::{
-    AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Gauge, Overloaded, Priority, ShedLayer, ShedMode,
-    Watermarks,
+    AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Gauge, Overloaded, Priority, ShedLayer, Watermarks,
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -36,7 +35,7 @@ async fn rejects_by_priority_while_paused_and_passes_otherwise() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let mut svc = ServiceBuilder::new()
-        .layer(ShedLayer::new(g.clone(), ShedMode::Reject).priority(priority))
+        .layer(ShedLayer::new(g.clone()).priority(priority))
         .service(service_fn(move |req: &'static str| {
             c.fetch_add(1, Ordering::SeqCst);
             async move { Ok::<_, std::io::Error>(req) }
@@ -64,10 +63,7 @@ async fn waits_for_the_gauge_up_to_a_limit() {
     let g = gauge();
     g.set(100);
     let svc = ServiceBuilder::new()
-        .layer(ShedLayer::new(
-            g.clone(),
-            ShedMode::Wait(Duration::from_secs(1)),
-        ))
+        .layer(ShedLayer::new(g.clone()).wait(Duration::from_secs(1)))
         .service(service_fn(|req: &'static str| async move {
             Ok::<_, std::io::Error>(req)
         }));
@@ -113,7 +109,7 @@ async fn http_answers_503_with_retry_after() {
     let g = gauge();
     g.set(100);
     let svc = ServiceBuilder::new()
-        .layer(ShedLayer::new(g, ShedMode::Reject).http())
+        .layer(ShedLayer::new(g).http())
         .service(service_fn(|_: http::Request<()>| async {
             Ok::<_, std::io::Error>(http::Response::new(String::from("ok")))
         }));

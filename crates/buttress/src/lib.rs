@@ -12,9 +12,21 @@
 //! | `pressure` | `pressure`          | `buttress-pressure` |
 //! | `executor` | `executor`          | `buttress-executor` |
 //!
-//! and the shared pieces of `buttress-core` under [`core`]. The features
-//! `http` and `serde` switch on HTTP support and configuration loading in
-//! every enabled primitive.
+//! and the shared pieces of `buttress-core` under [`common`]: the clock,
+//! outcome classification, and the rejection handlers every layer takes
+//! ([`RejectWithError`], the default, and `HttpStatus` under `http`), also
+//! re-exported here.
+//!
+//! Integrations pass through to every enabled primitive:
+//!
+//! | feature | what |
+//! |---------|------|
+//! | `http` | HTTP classification, `Retry-After`, and `.http()` on every layer that refuses work: the layer answers `429`/`503`/`504` itself and keeps the inner service's error, so it goes straight into an axum `Router` |
+//! | `serde` | `Deserialize` for the configurations of the breaker, retry, limiter and journal |
+//! | `redis` | `buttress::limit::RedisRateLimiter`, one limit shared by replicas (enables `limit`) |
+//! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
+//! | `fast-clock` | `buttress::common::FastClock`, a clock read from the CPU's time-stamp counter |
+//! | `full` | all of the above |
 //!
 //! ```
 //! # #[cfg(feature = "breaker")] {
@@ -24,7 +36,15 @@
 //! # }
 //! ```
 
-pub use buttress_core as core;
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The pieces every primitive shares (`buttress-core`): the clock,
+/// outcome classification, rejection handling, names.
+pub use buttress_core as common;
+
+#[cfg(feature = "http")]
+pub use buttress_core::HttpStatus;
+pub use buttress_core::{BoxError, OnReject, RejectWithError, Rejection, RejectionKind};
 
 #[cfg(feature = "breaker")]
 pub use buttress_breaker as breaker;

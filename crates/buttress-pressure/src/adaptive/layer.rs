@@ -7,13 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use buttress_core::{Classify, DefaultClassifier, Outcome, SharedClock, TokioClock};
+use buttress_core::{
+    Classify, DefaultClassifier, OnReject, Outcome, RejectWithError, SharedClock, TokioClock,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::limiter::{AdaptiveLimiter, LimitPermit};
-use crate::error::BoxError;
-use crate::shed::{OnShed, RejectWithError};
+use crate::error::Overloaded;
 
 /// Puts an [`AdaptiveLimiter`] in front of a service: a request beyond the
 /// limit is refused at once (with [`Overloaded`](crate::Overloaded), or
@@ -30,7 +31,7 @@ use crate::shed::{OnShed, RejectWithError};
 pub struct AdaptiveLimitLayer<C = DefaultClassifier, R = RejectWithError> {
     limiter: AdaptiveLimiter,
     classifier: Arc<C>,
-    on_limit: R,
+    on_rejected: R,
     clock: SharedClock,
 }
 
@@ -39,7 +40,7 @@ impl<C, R: Clone> Clone for AdaptiveLimitLayer<C, R> {
         AdaptiveLimitLayer {
             limiter: self.limiter.clone(),
             classifier: self.classifier.clone(),
-            on_limit: self.on_limit.clone(),
+            on_rejected: self.on_rejected.clone(),
             clock: self.clock.clone(),
         }
     }
@@ -59,7 +60,7 @@ impl AdaptiveLimitLayer {
         AdaptiveLimitLayer {
             limiter,
             classifier: Arc::new(DefaultClassifier),
-            on_limit: RejectWithError,
+            on_rejected: RejectWithError,
             clock: Arc::new(TokioClock),
         }
     }
@@ -71,25 +72,28 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
         AdaptiveLimitLayer {
             limiter: self.limiter,
             classifier: Arc::new(classifier),
-            on_limit: self.on_limit,
+            on_rejected: self.on_rejected,
             clock: self.clock,
         }
     }
 
-    /// What a refused request returns.
-    pub fn on_limit<R2>(self, on_limit: R2) -> AdaptiveLimitLayer<C, R2> {
+    /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
+    /// requests; it decides the service's error type.
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> AdaptiveLimitLayer<C, R2> {
         AdaptiveLimitLayer {
             limiter: self.limiter,
             classifier: self.classifier,
-            on_limit,
+            on_rejected,
             clock: self.clock,
         }
     }
 
-    /// Refused requests are answered `503` with `Retry-After`.
+    /// Refused requests are answered `503`, keeping the inner service's
+    /// error.
     #[cfg(feature = "http")]
-    pub fn http(self) -> AdaptiveLimitLayer<C, crate::shed::Http503> {
-        self.on_limit(crate::shed::Http503)
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(self) -> AdaptiveLimitLayer<C, buttress_core::HttpStatus> {
+        self.on_rejected(buttress_core::HttpStatus)
     }
 
     /// Reads time (for latencies) from `clock`.
@@ -136,16 +140,15 @@ impl<S: fmt::Debug, C, R> fmt::Debug for AdaptiveLimitService<S, C, R> {
 impl<S, C, R, Req> Service<Req> for AdaptiveLimitService<S, C, R>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error>,
-    R: OnShed<S::Response>,
+    R: OnReject<Overloaded, S::Response, S::Error>,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = future::ResponseFuture<S::Future, C, S::Response>;
+    type Error = R::Error;
+    type Future = future::ResponseFuture<S::Future, C, S::Response, R::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.inner.poll_ready(cx).map_err(R::Error::from)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -158,7 +161,7 @@ where
                 self.layer.clock.clone(),
             ),
             Err(overloaded) => {
-                future::ResponseFuture::refused(self.layer.on_limit.on_shed(overloaded))
+                future::ResponseFuture::refused(self.layer.on_rejected.on_reject(overloaded))
             }
         }
     }
@@ -169,19 +172,24 @@ pub(crate) mod future {
     use super::*;
 
     pin_project_lite::pin_project! {
-        /// Runs the inner future and records its latency and outcome.
-        pub struct ResponseFuture<F, C, T> {
+        /// Runs the inner future and records its latency and outcome, or
+        /// answers a refused request.
+        ///
+        /// Its parameters are the inner future, the classifier, the
+        /// response and the service's error type (the rejection
+        /// handler's).
+        pub struct ResponseFuture<F, C, T, E> {
             #[pin]
             inner: Option<F>,
             permit: Option<LimitPermit>,
             classifier: Option<Arc<C>>,
             clock: Option<SharedClock>,
-            refused: Option<Result<T, BoxError>>,
+            refused: Option<Result<T, E>>,
             finished: bool,
         }
     }
 
-    impl<F, C, T> ResponseFuture<F, C, T> {
+    impl<F, C, T, E> ResponseFuture<F, C, T, E> {
         pub(super) fn admitted(
             inner: F,
             permit: LimitPermit,
@@ -198,7 +206,7 @@ pub(crate) mod future {
             }
         }
 
-        pub(super) fn refused(answer: Result<T, BoxError>) -> Self {
+        pub(super) fn refused(answer: Result<T, E>) -> Self {
             ResponseFuture {
                 inner: None,
                 permit: None,
@@ -210,27 +218,29 @@ pub(crate) mod future {
         }
     }
 
-    impl<F, C, T> fmt::Debug for ResponseFuture<F, C, T> {
+    impl<F, C, T, E> fmt::Debug for ResponseFuture<F, C, T, E> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("ResponseFuture").finish_non_exhaustive()
         }
     }
 
-    impl<F, C, T, E> Future for ResponseFuture<F, C, T>
+    impl<F, C, T, E, E2> Future for ResponseFuture<F, C, T, E2>
     where
         F: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
+        E2: From<E>,
         C: Classify<T, E>,
     {
-        type Output = Result<T, BoxError>;
+        type Output = Result<T, E2>;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             let this = self.project();
             if let Some(answer) = this.refused.take() {
                 return Poll::Ready(answer);
             }
+            // Polled again after it finished: the `Future` contract is
+            // broken, and it pends forever.
             let Some(inner) = this.inner.as_pin_mut() else {
-                return Poll::Ready(Err("polled after completion".into()));
+                return Poll::Pending;
             };
             let result = ready!(inner.poll(cx));
             if let (Some(permit), Some(classifier), Some(clock)) = (
@@ -241,7 +251,7 @@ pub(crate) mod future {
                 let dropped = classifier.classify(&result).outcome == Outcome::Failure;
                 permit.record(clock.now(), dropped);
             }
-            Poll::Ready(result.map_err(Into::into))
+            Poll::Ready(result.map_err(E2::from))
         }
     }
 }
