@@ -169,15 +169,68 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    /// For an embeddings service or another cheap, fast dependency: open
-    /// after 5 failures in a row, for 60 s; 3 probes.
+    /// The AI stack's embeddings breaker: open after 5 failures in a row,
+    /// for 60 s; then one probe, whose success closes it and whose failure
+    /// reopens it. While the probe runs every other call is refused.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let b = CircuitBreaker::builder("embeddings")
+    ///     .config(BreakerConfig::embeddings())
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// for _ in 0..5 {
+    ///     b.try_acquire()?.failure();
+    /// }
+    /// clock.advance(Duration::from_secs(60));
+    /// let probe = b.try_acquire()?;
+    /// assert!(b.try_acquire().is_err()); // one probe at a time
+    /// probe.success();
+    /// assert_eq!(b.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn embeddings() -> Self {
         Self {
             consecutive_failures: Some(5),
             failure_rate_threshold: None,
             open: OpenDuration::fixed(Duration::from_secs(60)),
-            half_open_permits: 3,
+            half_open_permits: 1,
             ..Self::default()
+        }
+    }
+
+    /// The AI stack's vector-store breaker: the same rule as
+    /// [`embeddings`](Self::embeddings) (5 failures in a row, open 60 s,
+    /// one probe).
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// assert_eq!(BreakerConfig::vector_store().half_open_permits, 1);
+    /// ```
+    pub fn vector_store() -> Self {
+        Self::embeddings()
+    }
+
+    /// For a cheap, fast dependency called by many: open after 5 failures
+    /// in a row, for 60 s; then **3 probes**, all of which must succeed
+    /// before it closes (any failure reopens it). Three probes cost little
+    /// on a cheap call and keep a breaker from closing on one lucky answer
+    /// from a dependency that is only partly back, which one probe cannot
+    /// tell apart; pick [`embeddings`](Self::embeddings) when one probe is
+    /// what your service's contract says.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// assert_eq!(BreakerConfig::cheap_dependency().half_open_permits, 3);
+    /// ```
+    pub fn cheap_dependency() -> Self {
+        Self {
+            half_open_permits: 3,
+            ..Self::embeddings()
         }
     }
 
@@ -490,6 +543,8 @@ mod tests {
         for c in [
             BreakerConfig::default(),
             BreakerConfig::embeddings(),
+            BreakerConfig::vector_store(),
+            BreakerConfig::cheap_dependency(),
             BreakerConfig::llm(),
         ] {
             c.validate().expect("valid");
@@ -500,6 +555,15 @@ mod tests {
         let r = Rules::new(&BreakerConfig::embeddings()).expect("valid");
         assert_eq!(r.window, None);
         assert_eq!(r.probe_failures_to_reopen, 1);
+        // The stack's breakers test recovery with one probe.
+        for c in [
+            BreakerConfig::embeddings(),
+            BreakerConfig::vector_store(),
+            BreakerConfig::llm(),
+        ] {
+            assert_eq!(c.half_open_permits, 1);
+        }
+        assert_eq!(BreakerConfig::cheap_dependency().half_open_permits, 3);
     }
 
     #[test]

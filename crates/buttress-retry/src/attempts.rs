@@ -55,6 +55,10 @@ pub enum Stop {
     Deadline,
     /// The server's `Retry-After` lies past the deadline.
     RetryAfterPastDeadline,
+    /// The server's `Retry-After` (or an open breaker's remaining time) is
+    /// longer than the policy waits (`max_retry_after`): retrying earlier
+    /// would only be refused again.
+    RetryAfterTooLong,
     /// The retry budget refused.
     BudgetExhausted,
     /// The request could not be cloned for another attempt.
@@ -70,6 +74,7 @@ impl Stop {
             Self::MaxAttempts => "max_attempts",
             Self::Deadline => "deadline",
             Self::RetryAfterPastDeadline => "retry_after_past_deadline",
+            Self::RetryAfterTooLong => "retry_after_too_long",
             Self::BudgetExhausted => "budget_exhausted",
             Self::NotCloneable => "not_cloneable",
         }
@@ -83,6 +88,7 @@ impl Stop {
             Self::MaxAttempts
                 | Self::Deadline
                 | Self::RetryAfterPastDeadline
+                | Self::RetryAfterTooLong
                 | Self::BudgetExhausted
                 | Self::NotCloneable
         )
@@ -112,6 +118,8 @@ pub(crate) struct Rules {
     pub(crate) backoff: Backoff,
     pub(crate) deadline: Option<Duration>,
     pub(crate) honor_retry_after: bool,
+    /// The longest hint waited for; a longer one stops the retry.
+    pub(crate) max_retry_after: Duration,
 }
 
 /// The state of one request's retries.
@@ -174,13 +182,18 @@ impl Attempts {
         if rules.honor_retry_after
             && let Some(hint) = c.retry_after
         {
+            // Coming back before the hint would only be refused again (an
+            // open breaker refuses every call until its time is up): wait
+            // the whole hint, or stop now.
             if rules
                 .deadline
                 .is_some_and(|deadline| elapsed.saturating_add(hint) >= deadline)
             {
                 return Decision::Stop(Stop::RetryAfterPastDeadline);
             }
-            let hint = hint.min(rules.backoff.max());
+            if hint > rules.max_retry_after {
+                return Decision::Stop(Stop::RetryAfterTooLong);
+            }
             if hint > delay {
                 delay = hint;
                 reason = RetryReason::RetryAfter;
@@ -216,6 +229,7 @@ mod tests {
             },
             deadline: deadline.map(Duration::from_secs),
             honor_retry_after: true,
+            max_retry_after: Duration::from_secs(10),
         }
     }
 
@@ -305,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_sets_a_floor_clamped_to_the_max_or_stops_at_the_deadline() {
+    fn retry_after_sets_a_floor_or_stops_when_too_long_or_past_the_deadline() {
         let r = rules(5, Some(30));
         let mut a = Attempts::new();
         a.start();
@@ -318,14 +332,35 @@ mod tests {
             }
         );
         a.start();
-        let huge = FAIL.with_retry_after(Some(secs(25)));
+        // Exactly the longest wait allowed: waited for in full.
+        let longest = FAIL.with_retry_after(Some(secs(10)));
         assert_eq!(
-            a.decide(&r, huge, false, secs(1), 0.0, || true),
+            a.decide(&r, longest, false, secs(1), 0.0, || true),
             Decision::Retry {
                 delay: secs(10),
                 reason: RetryReason::RetryAfter
-            },
-            "clamped to the backoff's max"
+            }
+        );
+        // Longer than the policy waits: stop, instead of retrying early
+        // into a refusal.
+        let huge = FAIL.with_retry_after(Some(secs(10) + Duration::from_nanos(1)));
+        assert_eq!(
+            a.decide(&r, huge, false, secs(1), 0.0, || true),
+            Decision::Stop(Stop::RetryAfterTooLong)
+        );
+        assert!(Stop::RetryAfterTooLong.gave_up());
+        // A longer wait allowed: the whole hint is waited for.
+        let patient = Rules {
+            max_retry_after: secs(60),
+            ..rules(5, None)
+        };
+        let hint_60 = FAIL.with_retry_after(Some(secs(60)));
+        assert_eq!(
+            a.decide(&patient, hint_60, false, secs(1), 0.0, || true),
+            Decision::Retry {
+                delay: secs(60),
+                reason: RetryReason::RetryAfter
+            }
         );
         a.start();
         let past = FAIL.with_retry_after(Some(secs(29)));
@@ -384,6 +419,7 @@ mod tests {
                 backoff: Backoff::FullJitter { base: secs(1), factor: 2.0, max: secs(10) },
                 deadline: deadline.map(secs),
                 honor_retry_after: true,
+                max_retry_after: secs(10),
             };
             let mut a = Attempts::new();
             let mut elapsed = Duration::ZERO;

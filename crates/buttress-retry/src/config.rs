@@ -74,10 +74,17 @@ pub struct RetryConfig {
     /// counts as a retryable failure.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub attempt_timeout: Option<Duration>,
-    /// Wait at least as long as a server's `Retry-After` (or a breaker's
-    /// `retry_after`), clamped to the backoff's maximum delay; give up at
-    /// once when it lies past the deadline.
+    /// Wait at least as long as a server's `Retry-After` (or an open
+    /// breaker's `retry_after`); give up at once when it is longer than
+    /// `max_retry_after` or lies past the deadline, since an earlier retry
+    /// would only be refused again.
     pub honor_retry_after: bool,
+    /// The longest `Retry-After` the policy waits for. `None` (the
+    /// default): the backoff's maximum delay. A retry in front of a
+    /// breaker that opens for 60 s needs at least `"60s"` here to wait
+    /// the breaker out; with less it stops at the first refusal.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_retry_after: Option<Duration>,
     /// The budget shared by every clone of the policy.
     pub budget: BudgetConfig,
 }
@@ -90,6 +97,7 @@ impl Default for RetryConfig {
             deadline: None,
             attempt_timeout: None,
             honor_retry_after: true,
+            max_retry_after: None,
             budget: BudgetConfig::default(),
         }
     }
@@ -189,6 +197,9 @@ impl RetryConfig {
         }
         if let Some(d) = self.attempt_timeout {
             check("attempt_timeout", d, false)?;
+        }
+        if let Some(d) = self.max_retry_after {
+            check("max_retry_after", d, true)?;
         }
         match self.budget {
             BudgetConfig::None => {}

@@ -363,6 +363,27 @@ impl Builder {
         self
     }
 
+    /// The longest `Retry-After` (a server's, or an open breaker's
+    /// remaining time) to wait for; a longer one stops the retry at once
+    /// with [`Stop::RetryAfterTooLong`](crate::Stop::RetryAfterTooLong).
+    /// Default: the backoff's maximum delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// // In front of a breaker that opens for 60 s: wait it out.
+    /// let retry = RetryPolicy::builder("llm")
+    ///     .max_retry_after(Duration::from_secs(60))
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_retry_after(mut self, longest: Duration) -> Self {
+        self.config.max_retry_after = Some(longest);
+        self
+    }
+
     /// The budget to build (each built policy gets its own).
     pub fn budget_config(mut self, budget: BudgetConfig) -> Self {
         self.config.budget = budget;
@@ -439,6 +460,7 @@ impl Builder {
                     backoff: c.backoff,
                     deadline: c.deadline,
                     honor_retry_after: c.honor_retry_after,
+                    max_retry_after: c.max_retry_after.unwrap_or_else(|| c.backoff.max()),
                 },
                 attempt_timeout: c.attempt_timeout,
                 budget,

@@ -48,7 +48,16 @@ fn policy() -> RetryPolicy {
 #[tokio::test(start_paused = true)]
 async fn get_is_retried_after_retry_after() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let svc = policy().layer().http().layer(upstream(Arc::clone(&calls)));
+    let patient = RetryPolicy::builder("http")
+        .max_attempts(3)
+        .backoff(Backoff::Constant {
+            delay: Duration::from_millis(10),
+        })
+        .max_retry_after(Duration::from_secs(5))
+        .no_budget()
+        .build()
+        .expect("valid");
+    let svc = patient.layer().http().layer(upstream(Arc::clone(&calls)));
     let start = tokio::time::Instant::now();
     let r = svc
         .oneshot(Request::new("body".to_string()))
@@ -57,8 +66,25 @@ async fn get_is_retried_after_retry_after() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.body(), "body", "the retry sent the same body");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    // Retry-After (3 s) is clamped to the backoff's maximum (10 ms).
-    assert_eq!(start.elapsed(), Duration::from_millis(10));
+    // The whole Retry-After (3 s) is waited for, not the backoff's 10 ms.
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_longer_than_the_policy_waits_returns_the_answer_at_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    // The policy waits at most its backoff's maximum, 10 ms: coming back
+    // after 10 ms would ignore the server's 3 s, so it does not retry.
+    let svc = policy().layer().http().layer(upstream(Arc::clone(&calls)));
+    let start = tokio::time::Instant::now();
+    let r = svc
+        .oneshot(Request::new("body".to_string()))
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 503, "the upstream's answer, not retried early");
+    assert_eq!(r.headers()["retry-after"], "3");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]
