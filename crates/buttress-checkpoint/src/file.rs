@@ -6,8 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use buttress_fs::{File, Fs, RealFs};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::Codec;
 use crate::error::{LoadError, OpenError, SaveError};
-use crate::store::{Candidate, Store};
+use crate::store::{Candidate, Loaded, Store, encode_frame, pick};
 
 /// How many generations a [`FileStore`] keeps, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +72,13 @@ impl FileStoreConfig {
 /// `flock` on `name.lock` for as long as it lives, and a second writer gets
 /// [`OpenError::Locked`]. Readers ([`FileStore::open_read_only`]) take no
 /// lock.
+///
+/// Saving and loading come in two forms, as the journal's appends do: the
+/// async [`save`](crate::save) and [`load`](crate::load) (the file work
+/// runs on tokio's blocking pool), and [`save_blocking`](FileStore::save_blocking)
+/// and [`load_blocking`](FileStore::load_blocking) on the calling thread,
+/// for programs without a tokio runtime. Both run the same protocol under
+/// the same lock.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,
@@ -350,6 +361,73 @@ impl FileStore {
                 gens: Mutex::new(Gens::default()),
             }),
         })
+    }
+
+    /// [`save`](crate::save) on the calling thread: encodes `state` with
+    /// `codec` as checkpoint `seq` and stores it through the whole
+    /// protocol (temp file, `fsync`, rename, directory `fsync`), returning
+    /// when it is durable. No tokio runtime is needed; in async code use
+    /// [`save`](crate::save), which runs this on the blocking pool.
+    ///
+    /// Everything [`save`](crate::save) promises holds: `seq` must be above
+    /// every sequence stored ([`SaveError::Stale`] otherwise), a read-only
+    /// store refuses ([`SaveError::ReadOnly`]), saves through clones of one
+    /// store take turns, and a failure at any step leaves the last
+    /// acknowledged checkpoint intact. Like [`save`](crate::save), it does
+    /// not check that the state decodes back
+    /// ([`Checkpointer::save`](crate::Checkpointer::save) does).
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-save-blocking-doc-{}", std::process::id()));
+    /// // No runtime anywhere.
+    /// let store = FileStore::open(&dir, "model", FileStoreConfig::default())?;
+    /// let next = store.latest_seq_blocking()? + 1;
+    /// store.save_blocking(&Json, next, &vec![0.5f64, 0.25])?; // durable now
+    /// let loaded = store.load_blocking::<_, Vec<f64>>(&Json)?.expect("one checkpoint");
+    /// assert_eq!((loaded.seq, loaded.state), (next, vec![0.5, 0.25]));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn save_blocking<C: Codec, T: Serialize + ?Sized>(
+        &self,
+        codec: &C,
+        seq: u64,
+        state: &T,
+    ) -> Result<(), SaveError> {
+        self.inner.put(seq, &encode_frame(codec, seq, state)?)
+    }
+
+    /// [`load`](crate::load) on the calling thread: the newest generation
+    /// that is intact and decodes as `T`, with the newer ones it passed
+    /// over (in [`Loaded::skipped`]); `None` when the store is empty. No
+    /// tokio runtime is needed; in async code use [`load`](crate::load).
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-load-blocking-doc-{}", std::process::id()));
+    /// let store = FileStore::open(&dir, "learner", FileStoreConfig::default())?;
+    /// assert!(store.load_blocking::<_, u64>(&Json)?.is_none()); // nothing saved yet
+    /// store.save_blocking(&Json, 1, &42u64)?;
+    /// drop(store);
+    ///
+    /// // Any number of read-only stores can load beside the writer.
+    /// let reader = FileStore::open_read_only(&dir, "learner")?;
+    /// let loaded = reader.load_blocking::<_, u64>(&Json)?.expect("saved above");
+    /// assert_eq!((loaded.seq, loaded.state), (1, 42));
+    /// assert!(loaded.skipped.is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn load_blocking<C: Codec, T: DeserializeOwned>(
+        &self,
+        codec: &C,
+    ) -> Result<Option<Loaded<T>>, LoadError> {
+        pick(codec, self.inner.candidates()?)
     }
 
     /// [`Store::put`] on the calling thread.

@@ -9,6 +9,10 @@
 //! * [`load`] returns the newest valid generation and reports the damaged
 //!   ones it passed over; every kind of damage is a typed [`FrameError`],
 //!   never a panic, and nothing is ever deleted because it failed to load.
+//! * [`save`] and [`load`] are async (the file work runs on tokio's
+//!   blocking pool); [`FileStore::save_blocking`] and
+//!   [`FileStore::load_blocking`] do the same on the calling thread, with
+//!   no runtime, as the journal's `append`/`append_blocking` do.
 //! * [`Checkpointer`]: save every N events and/or every T, and on shutdown;
 //!   resume after a restart. With the journal's
 //!   [`Cursor`](https://docs.rs/buttress-journal) in the state, a consumer
@@ -16,7 +20,7 @@
 //!   since its last save.
 //! * `PgStore` (feature `postgres`): the same [`Store`] on a PostgreSQL
 //!   table, refusing to go backwards, for workers that move between
-//!   machines.
+//!   machines. Async only.
 //!
 //! All file access goes through [`buttress_fs`], so every crash is
 //! testable. See `docs/checkpoint.md` for the protocol step by step.

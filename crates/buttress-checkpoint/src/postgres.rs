@@ -20,6 +20,11 @@ use crate::store::{Candidate, Store};
 /// The session sets `synchronous_commit = on`. A dropped connection is
 /// not re-established: every call fails with a backend error, and a new
 /// `PgStore` must be connected.
+///
+/// It is async only: its client (`tokio-postgres`) runs on the tokio
+/// runtime, so there is no `save_blocking`/`load_blocking` here as on
+/// [`FileStore`](crate::FileStore). A program without a runtime keeps its
+/// checkpoints in files, or drives this store from a runtime of its own.
 #[derive(Debug)]
 pub struct PgStore {
     client: Client,

@@ -51,15 +51,15 @@ pub struct Loaded<T> {
 /// Encodes `state` as checkpoint `seq` and stores it.
 ///
 /// This does not check that the state decodes back;
-/// [`Checkpointer::save`](crate::Checkpointer::save) does.
+/// [`Checkpointer::save`](crate::Checkpointer::save) does. Without a tokio
+/// runtime, use [`FileStore::save_blocking`](crate::FileStore::save_blocking).
 pub async fn save<S: Store, C: Codec, T: Serialize + ?Sized>(
     store: &S,
     codec: &C,
     seq: u64,
     state: &T,
 ) -> Result<(), SaveError> {
-    let payload = codec.encode(state).map_err(SaveError::Encode)?;
-    save_payload(store, C::ID, seq, &payload).await
+    store.put(seq, encode_frame(codec, seq, state)?).await
 }
 
 pub(crate) async fn save_payload<S: Store>(
@@ -69,6 +69,16 @@ pub(crate) async fn save_payload<S: Store>(
     payload: &[u8],
 ) -> Result<(), SaveError> {
     store.put(seq, frame::encode(seq, codec, payload)).await
+}
+
+/// The checkpoint [`save`] stores: `state` encoded and framed as `seq`.
+pub(crate) fn encode_frame<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    seq: u64,
+    state: &T,
+) -> Result<Vec<u8>, SaveError> {
+    let payload = codec.encode(state).map_err(SaveError::Encode)?;
+    Ok(frame::encode(seq, C::ID, &payload))
 }
 
 /// Checks one generation and decodes its state.
@@ -94,12 +104,21 @@ pub fn decode<C: Codec, T: DeserializeOwned>(
 }
 
 /// The newest generation that is intact and decodes as `T`, with the
-/// newer ones it passed over; `None` when the store is empty.
+/// newer ones it passed over; `None` when the store is empty. Without a
+/// tokio runtime, use
+/// [`FileStore::load_blocking`](crate::FileStore::load_blocking).
 pub async fn load<S: Store, C: Codec, T: DeserializeOwned>(
     store: &S,
     codec: &C,
 ) -> Result<Option<Loaded<T>>, LoadError> {
-    let candidates = store.candidates().await?;
+    pick(codec, store.candidates().await?)
+}
+
+/// What [`load`] returns, from the generations read (newest first).
+pub(crate) fn pick<C: Codec, T: DeserializeOwned>(
+    codec: &C,
+    candidates: Vec<Candidate>,
+) -> Result<Option<Loaded<T>>, LoadError> {
     if candidates.is_empty() {
         return Ok(None);
     }

@@ -1,11 +1,15 @@
 //! Power loss after every prefix of many saves, for every kind of crash:
 //! `load` returns the previous or the new checkpoint, never an error,
 //! never a partial one, never one older than the last acknowledged save.
+//! Once with the async `save`/`load` on a tokio runtime, once with
+//! `FileStore::save_blocking`/`load_blocking` and no runtime at all.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use buttress_checkpoint::{FileStore, FileStoreConfig, Json, load, save};
+use buttress_checkpoint::{
+    FileStore, FileStoreConfig, Json, LoadError, Loaded, SaveError, Store, load, save,
+};
 use buttress_fs::{Crash, SimFs};
 
 fn dir() -> &'static Path {
@@ -19,7 +23,56 @@ fn state(seq: u64) -> Vec<u64> {
     (0..len).map(|i| seq * 1_000_003 + i).collect()
 }
 
-fn check(keep: usize) -> usize {
+/// How the saves (and the loads that check them) are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// `save` and `load`, on a tokio runtime.
+    Async,
+    /// `FileStore::save_blocking` and `load_blocking`, with no runtime.
+    Blocking,
+}
+
+/// Saves and loads one way or the other.
+struct Saver {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Saver {
+    fn new(via: Via) -> Saver {
+        let runtime = (via == Via::Async).then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+        });
+        if runtime.is_none() {
+            assert!(tokio::runtime::Handle::try_current().is_err());
+        }
+        Saver { runtime }
+    }
+
+    fn save(&self, store: &FileStore, seq: u64) -> Result<(), SaveError> {
+        match &self.runtime {
+            Some(rt) => rt.block_on(save(store, &Json, seq, &state(seq))),
+            None => store.save_blocking(&Json, seq, &state(seq)),
+        }
+    }
+
+    fn load(&self, store: &FileStore) -> Result<Option<Loaded<Vec<u64>>>, LoadError> {
+        match &self.runtime {
+            Some(rt) => rt.block_on(load(store, &Json)),
+            None => store.load_blocking(&Json),
+        }
+    }
+
+    fn latest_seq(&self, store: &FileStore) -> Result<u64, LoadError> {
+        match &self.runtime {
+            Some(rt) => rt.block_on(store.latest_seq()),
+            None => store.latest_seq_blocking(),
+        }
+    }
+}
+
+fn check(keep: usize, via: Via) -> usize {
     let fs = SimFs::new();
     let store = FileStore::open_with(
         Arc::new(fs.clone()),
@@ -28,15 +81,11 @@ fn check(keep: usize) -> usize {
         FileStoreConfig::default().keep(keep),
     )
     .expect("open");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let saver = Saver::new(via);
     // (seq, ops logged when its save was acknowledged)
     let mut acked = Vec::new();
     for seq in 1..=12u64 {
-        runtime
-            .block_on(save(&store, &Json, seq, &state(seq)))
-            .expect("save");
+        saver.save(&store, seq).expect("save");
         acked.push((seq, fs.op_count()));
     }
     drop(store);
@@ -59,8 +108,8 @@ fn check(keep: usize) -> usize {
                 FileStoreConfig::default().keep(keep),
             )
             .unwrap_or_else(|e| panic!("prefix {prefix} {crash:?}: open: {e}"));
-            let loaded = runtime
-                .block_on(load::<_, _, Vec<u64>>(&store, &Json))
+            let loaded = saver
+                .load(&store)
                 .unwrap_or_else(|e| panic!("prefix {prefix} {crash:?}: load: {e}"));
             match (loaded, last_acked) {
                 (None, None) => {}
@@ -91,13 +140,8 @@ fn check(keep: usize) -> usize {
                 }
             }
             // And it saves again on top.
-            let next = runtime.block_on(async {
-                use buttress_checkpoint::Store;
-                store.latest_seq().await.expect("latest") + 1
-            });
-            runtime
-                .block_on(save(&store, &Json, next, &state(next)))
-                .expect("save after recovery");
+            let next = saver.latest_seq(&store).expect("latest") + 1;
+            saver.save(&store, next).expect("save after recovery");
         }
     }
     total
@@ -105,10 +149,49 @@ fn check(keep: usize) -> usize {
 
 #[test]
 fn every_prefix_every_crash_keep_one() {
-    assert!(check(1) > 60);
+    assert!(check(1, Via::Async) > 60);
 }
 
 #[test]
 fn every_prefix_every_crash_keep_three() {
-    check(3);
+    check(3, Via::Async);
+}
+
+#[test]
+fn blocking_saves_every_prefix_every_crash_keep_one() {
+    assert!(check(1, Via::Blocking) > 60);
+}
+
+#[test]
+fn blocking_saves_every_prefix_every_crash_keep_three() {
+    check(3, Via::Blocking);
+}
+
+/// Both paths make the same operations, so the same crash states.
+#[test]
+fn blocking_and_async_saves_log_the_same_operations() {
+    let log = |via| {
+        let fs = SimFs::new();
+        let store = FileStore::open_with(
+            Arc::new(fs.clone()),
+            dir(),
+            "s",
+            FileStoreConfig::default().keep(2),
+        )
+        .expect("open");
+        let saver = Saver::new(via);
+        for seq in 1..=5 {
+            saver.save(&store, seq).expect("save");
+        }
+        // Temp names hold a random part; compare everything else.
+        format!("{:?}", fs.log())
+            .split(".tmp-")
+            .map(|piece| {
+                piece
+                    .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '-')
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(log(Via::Blocking), log(Via::Async));
 }

@@ -136,6 +136,155 @@ fn one_writer_at_a_time_and_readers_beside_it() {
     ));
 }
 
+#[test]
+fn blocking_save_then_blocking_load_round_trips_with_no_runtime() {
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "no runtime here"
+    );
+    let fs = SimFs::new();
+    let store = open(&fs, 2);
+    assert!(store.load_blocking::<_, State>(&Json).unwrap().is_none());
+    for n in 1..=4 {
+        store.save_blocking(&Json, n, &state(n)).unwrap();
+        let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+        assert_eq!((loaded.seq, loaded.state), (n, state(n)));
+        assert!(loaded.skipped.is_empty());
+    }
+    // `keep` applies: generations 3 and 4 are left.
+    assert!(fs.metadata(&store.path(2)).is_err());
+    assert!(fs.metadata(&store.path(3)).is_ok());
+    // The other codec, and a read-only store loading it.
+    store.save_blocking(&Binary, 5, &state(5)).unwrap();
+    let reader = FileStore::open_read_only_with(Arc::new(fs.clone()), dir(), "s").unwrap();
+    let loaded = reader.load_blocking::<_, State>(&Binary).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.state), (5, state(5)));
+    // Loaded as JSON, generation 5 is passed over with a typed reason.
+    let loaded = reader.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!(loaded.seq, 4);
+    assert!(matches!(
+        loaded.skipped[0].reason,
+        SkipReason::Corrupt(FrameError::Codec {
+            found: 2,
+            expected: 1
+        })
+    ));
+    // Every blocking save is durable when it returns.
+    let crashed = fs.crash(buttress_fs::Crash::POWER_LOSS);
+    let after = FileStore::open_read_only_with(Arc::new(crashed), dir(), "s").unwrap();
+    let loaded = after.load_blocking::<_, State>(&Binary).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.state), (5, state(5)));
+    // A state that cannot be encoded is a typed error.
+    let mut map = std::collections::HashMap::new();
+    map.insert(vec![1u8], 1); // a map key JSON cannot hold
+    assert!(matches!(
+        store.save_blocking(&Json, 6, &map),
+        Err(SaveError::Encode(_))
+    ));
+}
+
+#[test]
+fn blocking_saves_on_the_real_file_system_round_trip_and_async_loads_agree() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("checkpoint-blocking-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = FileStore::open(&dir, "s", FileStoreConfig::default()).unwrap();
+    store.save_blocking(&Json, 1, &state(1)).unwrap();
+    store.save_blocking(&Json, 2, &state(2)).unwrap();
+    let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.state), (2, state(2)));
+    // The async path reads what the blocking one wrote, and vice versa.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let via_async = runtime.block_on(load::<_, _, State>(&store, &Json));
+    assert_eq!(via_async.unwrap().map(|l| l.seq), Some(2));
+    runtime.block_on(save(&store, &Json, 3, &state(3))).unwrap();
+    let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.state), (3, state(3)));
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_one_writer_rule_holds_for_blocking_saves() {
+    let fs = SimFs::new();
+    let writer = open(&fs, 3);
+    writer.save_blocking(&Json, 1, &state(1)).unwrap();
+    // No second writer while it lives, from any thread.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(
+                FileStore::open_with(Arc::new(fs.clone()), dir(), "s", FileStoreConfig::default()),
+                Err(OpenError::Locked { .. })
+            ));
+        });
+    });
+    // Readers load beside it, and cannot save.
+    let reader = FileStore::open_read_only_with(Arc::new(fs.clone()), dir(), "s").unwrap();
+    assert!(matches!(
+        reader.save_blocking(&Json, 2, &state(2)),
+        Err(SaveError::ReadOnly)
+    ));
+    assert_eq!(
+        reader
+            .load_blocking::<_, State>(&Json)
+            .unwrap()
+            .map(|l| l.seq),
+        Some(1)
+    );
+    // Clones of the writer take turns: of two saves of one sequence at
+    // once, exactly one is stored and the other is refused as stale.
+    for round in 0..20u64 {
+        let seq = 2 + round;
+        let results: Vec<Result<(), SaveError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = [seq * 10, seq * 10 + 1]
+                .into_iter()
+                .map(|cursor| {
+                    let writer = writer.clone();
+                    s.spawn(move || {
+                        let st = State {
+                            cursor,
+                            weights: vec![],
+                        };
+                        writer.save_blocking(&Json, seq, &st)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(results.iter().any(|r| matches!(
+            r,
+            Err(SaveError::Stale { current, attempted }) if *current == seq && *attempted == seq
+        )));
+        let loaded = writer.load_blocking::<_, State>(&Json).unwrap().unwrap();
+        assert_eq!(loaded.seq, seq);
+        assert!(loaded.state.cursor / 10 == seq);
+    }
+    let last = writer.latest_seq_blocking().unwrap();
+    // The lock goes with the writer; the next one goes on above, never
+    // below, what is stored.
+    drop(writer);
+    let next = open(&fs, 3);
+    assert!(matches!(
+        next.save_blocking(&Json, last, &state(last)),
+        Err(SaveError::Stale { .. })
+    ));
+    next.save_blocking(&Json, last + 1, &state(last + 1))
+        .unwrap();
+    assert_eq!(
+        next.load_blocking::<_, State>(&Json)
+            .unwrap()
+            .map(|l| l.seq),
+        Some(last + 1)
+    );
+}
+
 #[tokio::test]
 async fn stale_temp_files_are_removed_on_open() {
     let fs = SimFs::new();
@@ -271,46 +420,62 @@ async fn a_payload_that_does_not_decode_falls_back_and_all_bad_is_an_error() {
     assert_eq!(fs.list(dir()).unwrap().len(), 3, "nothing deleted");
 }
 
-#[tokio::test]
-async fn a_failed_fsync_rename_or_directory_sync_keeps_the_last_checkpoint() {
-    for (op, step) in [
-        (OpKind::Sync, "fsync"),
-        (OpKind::Rename, "rename"),
-        (OpKind::Write, "write"),
-        (OpKind::Create, "create"),
-        (OpKind::SyncDir, "fsync directory"),
-    ] {
-        let fs = SimFs::new();
-        let store = open(&fs, 1);
-        save(&store, &Json, 1, &state(1)).await.unwrap();
-        fs.inject(Fault {
-            op,
-            skip: 0,
-            kind: FaultKind::Io,
-        });
-        match save(&store, &Json, 2, &state(2)).await {
-            Err(SaveError::Io { step: s, .. }) => assert_eq!(s, step),
-            other => panic!("{op:?}: {other:?}"),
+#[test]
+fn a_failed_fsync_rename_or_directory_sync_keeps_the_last_checkpoint() {
+    // Through the async `save` on a runtime, and through `save_blocking`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for blocking in [false, true] {
+        let save_via = |store: &FileStore, seq: u64| {
+            if blocking {
+                store.save_blocking(&Json, seq, &state(seq))
+            } else {
+                runtime.block_on(save(store, &Json, seq, &state(seq)))
+            }
+        };
+        for (op, step) in [
+            (OpKind::Sync, "fsync"),
+            (OpKind::Rename, "rename"),
+            (OpKind::Write, "write"),
+            (OpKind::Create, "create"),
+            (OpKind::SyncDir, "fsync directory"),
+        ] {
+            let fs = SimFs::new();
+            let store = open(&fs, 1);
+            save_via(&store, 1).unwrap();
+            fs.inject(Fault {
+                op,
+                skip: 0,
+                kind: FaultKind::Io,
+            });
+            match save_via(&store, 2) {
+                Err(SaveError::Io { step: s, .. }) => assert_eq!(s, step),
+                other => panic!("{op:?}: {other:?}"),
+            }
+            // After a power loss the last acknowledged checkpoint is there (or,
+            // when only the directory sync failed, possibly the new one).
+            let crashed = fs.crash(buttress_fs::Crash::POWER_LOSS);
+            let after = FileStore::open_read_only_with(Arc::new(crashed), dir(), "s").unwrap();
+            let (seq, st) = runtime.block_on(load_state(&after)).unwrap().unwrap();
+            assert!(
+                seq == 1 || (op == OpKind::SyncDir && seq == 2),
+                "{op:?}: {seq}"
+            );
+            assert_eq!(st, state(seq));
+            // No temp file is left behind, and the store saves again.
+            assert!(
+                fs.list(dir())
+                    .unwrap()
+                    .iter()
+                    .all(|n| !n.to_string_lossy().contains("tmp"))
+            );
+            save_via(&store, 3).unwrap();
+            assert_eq!(
+                runtime.block_on(load_state(&store)).unwrap(),
+                Some((3, state(3)))
+            );
         }
-        // After a power loss the last acknowledged checkpoint is there (or,
-        // when only the directory sync failed, possibly the new one).
-        let crashed = fs.crash(buttress_fs::Crash::POWER_LOSS);
-        let after = FileStore::open_read_only_with(Arc::new(crashed), dir(), "s").unwrap();
-        let (seq, st) = load_state(&after).await.unwrap().unwrap();
-        assert!(
-            seq == 1 || (op == OpKind::SyncDir && seq == 2),
-            "{op:?}: {seq}"
-        );
-        assert_eq!(st, state(seq));
-        // No temp file is left behind, and the store saves again.
-        assert!(
-            fs.list(dir())
-                .unwrap()
-                .iter()
-                .all(|n| !n.to_string_lossy().contains("tmp"))
-        );
-        save(&store, &Json, 3, &state(3)).await.unwrap();
-        assert_eq!(load_state(&store).await.unwrap(), Some((3, state(3))));
     }
 }
 

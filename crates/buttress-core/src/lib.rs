@@ -45,6 +45,9 @@ mod classify;
 mod clock;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod human;
 mod listener;
 mod name;
 mod random;

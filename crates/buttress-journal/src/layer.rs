@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use buttress_core::{Clock, TokioClock};
+use buttress_core::{Clock, SharedClock, TokioClock};
 use serde::Serialize;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -98,6 +98,11 @@ where
 /// on at once; `Wait` holds the response until there is space. A failed or
 /// closed journal never fails a response.
 ///
+/// The time the inner service took (the `elapsed` given to
+/// [`RecordEvents::on_response`]) is read from the layer's clock: tokio's
+/// by default ([`TokioClock`], which follows paused test time), or the one
+/// given to [`clock`](JournalLayer::clock).
+///
 /// ```
 /// use std::time::Duration;
 /// use buttress_journal::{Journal, JournalConfig, JournalLayer, Overflow, events};
@@ -120,15 +125,52 @@ where
 pub struct JournalLayer<F> {
     journal: Journal,
     events: Arc<F>,
+    clock: SharedClock,
+}
+
+/// What every call of a service needs besides the journal, behind one
+/// `Arc` so that a call clones one pointer.
+struct Hooks<F> {
+    events: Arc<F>,
+    clock: SharedClock,
 }
 
 impl<F> JournalLayer<F> {
-    /// Records the events `events` builds in `journal`.
+    /// Records the events `events` builds in `journal`, timing calls with
+    /// tokio's clock.
     pub fn new(journal: Journal, events: F) -> Self {
         JournalLayer {
             journal,
             events: Arc::new(events),
+            clock: Arc::new(TokioClock),
         }
+    }
+
+    /// Times calls with `clock` (default: tokio's, [`TokioClock`]): the
+    /// `elapsed` given to [`RecordEvents::on_response`] is measured on it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_journal::{Journal, JournalLayer, events};
+    ///
+    /// # fn run(journal: Journal) {
+    /// let clock = ManualClock::new();
+    /// let layer = JournalLayer::new(
+    ///     journal,
+    ///     events(
+    ///         |_: &String| (),
+    ///         |(), _: &Result<(), std::io::Error>, took: Duration| {
+    ///             Some(serde_json::json!({"ms": took.as_millis() as u64}))
+    ///         },
+    ///     ),
+    /// )
+    /// .clock(clock.clone());
+    /// # let _ = layer; }
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 }
 
@@ -137,6 +179,7 @@ impl<F> Clone for JournalLayer<F> {
         JournalLayer {
             journal: self.journal.clone(),
             events: self.events.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -145,6 +188,7 @@ impl<F> fmt::Debug for JournalLayer<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JournalLayer")
             .field("journal", &self.journal.name())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -155,7 +199,10 @@ impl<S, F> Layer<S> for JournalLayer<F> {
         JournalService {
             inner,
             journal: self.journal.clone(),
-            events: self.events.clone(),
+            hooks: Arc::new(Hooks {
+                events: self.events.clone(),
+                clock: self.clock.clone(),
+            }),
         }
     }
 }
@@ -164,7 +211,7 @@ impl<S, F> Layer<S> for JournalLayer<F> {
 pub struct JournalService<S, F> {
     inner: S,
     journal: Journal,
-    events: Arc<F>,
+    hooks: Arc<Hooks<F>>,
 }
 
 impl<S: Clone, F> Clone for JournalService<S, F> {
@@ -172,7 +219,7 @@ impl<S: Clone, F> Clone for JournalService<S, F> {
         JournalService {
             inner: self.inner.clone(),
             journal: self.journal.clone(),
-            events: self.events.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 }
@@ -200,13 +247,14 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let pending = self.events.on_request(&request);
+        let pending = self.hooks.events.on_request(&request);
+        let started = self.hooks.clock.now();
         future::ResponseFuture::new(
             self.inner.call(request),
             self.journal.clone(),
-            self.events.clone(),
+            self.hooks.clone(),
             pending,
-            TokioClock.now(),
+            started,
         )
     }
 }
@@ -221,7 +269,7 @@ pub mod future {
             #[pin]
             inner: Fut,
             journal: Journal,
-            events: Arc<F>,
+            hooks: Arc<Hooks<F>>,
             pending: Option<P>,
             started: std::time::Instant,
             waiting: Option<(Pin<Box<dyn Future<Output = ()> + Send>>, Result<Res, E>)>,
@@ -233,14 +281,14 @@ pub mod future {
         pub(super) fn new(
             inner: Fut,
             journal: Journal,
-            events: Arc<F>,
+            hooks: Arc<Hooks<F>>,
             pending: P,
             started: std::time::Instant,
         ) -> Self {
             ResponseFuture {
                 inner,
                 journal,
-                events,
+                hooks,
                 pending: Some(pending),
                 started,
                 waiting: None,
@@ -269,8 +317,12 @@ pub mod future {
                 let Some(pending) = this.pending.take() else {
                     return Poll::Ready(result);
                 };
-                let elapsed = TokioClock.now().saturating_duration_since(*this.started);
-                let Some(event) = this.events.on_response(pending, &result, elapsed) else {
+                let elapsed = this
+                    .hooks
+                    .clock
+                    .now()
+                    .saturating_duration_since(*this.started);
+                let Some(event) = this.hooks.events.on_response(pending, &result, elapsed) else {
                     return Poll::Ready(result);
                 };
                 match this.journal.record_for_layer(&event) {

@@ -139,9 +139,54 @@ const CHUNK: usize = 64 * 1024;
 /// ```
 ///
 /// At the end of the newest file [`next_record`](JournalReader::next_record) returns
-/// `None`; call it again later to read what was appended since. A record
-/// still being written there is left for a later call, not counted as
-/// corrupt.
+/// `None`; call it again later to read what was appended since.
+///
+/// # A line without its newline at the end of the newest file
+///
+/// It is either a record a writer is writing right now, or the torn
+/// fragment of a writer that died mid-record (`kill -9`, a crash). Writers
+/// write and seal records only while they hold the file's `flock`, so the
+/// reader asks the lock, without waiting: it tries to take it on its own
+/// handle (a separate open file description) and, if it gets it, reads
+/// what was finished meanwhile and releases it at once.
+///
+/// * **A writer holds the lock**: the record is in progress. It is left
+///   for a later call, not counted, and stays in
+///   [`unprocessed_bytes`](JournalReader::unprocessed_bytes).
+/// * **No writer holds it**: no write is under way, so the line can never
+///   be finished: it is torn. It is counted like any other corrupt record
+///   ([`ReadStats::corrupt_records`], [`ReadStats::corrupt_bytes`]) and
+///   the cursor moves past it, so a crashed writer's fragment no longer
+///   sits in the backlog until another writer appends. The newline the
+///   next writer seals it with is not counted a second time.
+///
+/// Taking the lock for that instant can make a writer wait for one read of
+/// at most 64 KiB; a reader that finds the lock busy (a writer, or another
+/// reader asking at the same moment) treats the line as in progress and
+/// asks again on its next call. At the end of a *sealed* file (a newer one
+/// exists) a line without its newline is always a fragment.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::path::Path;
+/// use buttress_fs::{Fs, SimFs};
+/// use buttress_journal::JournalReader;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fs = SimFs::new();
+/// let dir = Path::new("/telemetry");
+/// fs.create_dir_all(dir)?;
+/// // A writer died halfway through a record.
+/// let file = fs.create_new(&dir.join("events.0000000001.jsonl"))?;
+/// file.write_all(br#"{"crc32c":"0123abcd","event":{"kind":"que"#)?;
+/// drop(file); // its lock went with it
+///
+/// let mut reader = JournalReader::with_fs(Arc::new(fs), dir, "events");
+/// assert!(reader.next_record::<serde_json::Value>()?.is_none());
+/// assert_eq!(reader.stats().corrupt_records, 1); // torn, counted
+/// assert_eq!(reader.unprocessed_bytes()?, 0);    // and moved past
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct JournalReader {
     fs: Arc<dyn Fs>,
@@ -155,6 +200,11 @@ pub struct JournalReader {
     pos: usize,
     /// Inside a line longer than `max_record`, skipping to its end.
     skipping: bool,
+    /// The reader's position is just past a torn fragment that was counted
+    /// (by this reader, or by the one that saved the cursor): an empty line
+    /// there is the newline a writer sealed the fragment with, not
+    /// another corrupt record.
+    after_fragment: bool,
     stats: ReadStats,
 }
 
@@ -177,6 +227,7 @@ impl JournalReader {
             chunk: Vec::new(),
             pos: 0,
             skipping: false,
+            after_fragment: false,
             stats: ReadStats::default(),
         }
     }
@@ -195,6 +246,7 @@ impl JournalReader {
         self.buf.clear();
         self.pos = 0;
         self.skipping = false;
+        self.after_fragment = false;
     }
 
     /// Where the next record starts.
@@ -251,6 +303,10 @@ impl JournalReader {
             let end = start + i;
             self.pos = end + 1;
             self.cursor.offset = buf_offset + self.pos as u64;
+            if std::mem::take(&mut self.after_fragment) && start == end {
+                // The seal of a fragment already counted.
+                continue;
+            }
             if std::mem::take(&mut self.skipping) {
                 self.corrupt(end - start + 1);
                 continue;
@@ -305,7 +361,7 @@ impl JournalReader {
         let path = self.layout.dir.clone();
         let listing = self.layout.list(&*self.fs).map_err(io_at(path))?;
         let Some(next) = listing.readable().into_iter().find(|s| s.id > id) else {
-            return Ok(false);
+            return self.end_of_newest();
         };
         // The file was sealed before the newer one was created; whatever
         // was appended before that is readable now.
@@ -321,6 +377,70 @@ impl JournalReader {
             offset: 0,
         });
         Ok(true)
+    }
+
+    /// At the end of the newest file, with what was read of an unfinished
+    /// line in the buffer: a record being written, or a torn fragment.
+    /// Writers write and seal only under the file's `flock`, so if no one
+    /// holds it, no write is under way and the line can never be finished.
+    /// Returns true when more bytes were read.
+    fn end_of_newest(&mut self) -> Result<bool, ReadError> {
+        if self.buf.is_empty() && !self.skipping {
+            return Ok(false);
+        }
+        let Some(Open {
+            id,
+            source: Source::Plain(file),
+            ..
+        }) = self.open.as_ref()
+        else {
+            return Ok(false);
+        };
+        let id = *id;
+        // Our own handle is an open file description of its own: its
+        // `flock` conflicts with every writer's.
+        match file.try_lock() {
+            Ok(true) => {}
+            // A writer holds it: in progress.
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                // Cannot tell: keep treating the line as in progress.
+                tracing::debug!(file = id, error = %e, "could not probe the journal file's lock");
+                return Ok(false);
+            }
+        }
+        // A writer may have finished the line (and unlocked) between our
+        // last read and the lock: read again while no one can write.
+        let more = self.read_more();
+        if let Some(Open {
+            source: Source::Plain(file),
+            ..
+        }) = self.open.as_ref()
+        {
+            let _ = file.unlock();
+        }
+        if more? > 0 {
+            return Ok(true);
+        }
+        // Torn: no writer is writing, so nothing can finish it. Count it
+        // and move past it; the next writer seals it with a newline.
+        let torn = self.buf.len();
+        self.corrupt(torn);
+        tracing::warn!(
+            file = id,
+            offset = self.cursor.offset,
+            bytes = torn,
+            "torn record at the end of the journal, no writer holding the file: skipped"
+        );
+        if let Some(open) = self.open.as_mut() {
+            open.buf_offset += torn as u64;
+            self.cursor.offset = open.buf_offset;
+        }
+        self.buf.clear();
+        self.pos = 0;
+        self.skipping = false;
+        self.after_fragment = true;
+        Ok(false)
     }
 
     fn read_more(&mut self) -> Result<usize, ReadError> {
@@ -395,22 +515,48 @@ impl JournalReader {
             Err(e) => return Err(io_at(path)(e)),
         };
         let offset = self.cursor.offset;
+        // The byte before the cursor: a record's cursor always follows a
+        // newline, so anything else means the cursor was moved past a torn
+        // fragment (see `end_of_newest`).
+        let mut before = None;
         let source = if segment.compressed {
             let mut decoder = GzDecoder::new(SeamRead { file, offset: 0 });
             // Skip to the cursor in the uncompressed stream. A file that
             // does not decompress that far is damaged (or the cursor is
             // past its end): nothing more is read from it.
-            match io::copy(&mut (&mut decoder).take(offset), &mut io::sink()) {
-                Ok(skipped) if skipped == offset => Source::Gzip(Box::new(decoder)),
-                Ok(_) => Source::Broken,
+            let skip = offset.saturating_sub(1);
+            let mut last = [0u8];
+            let skipped =
+                io::copy(&mut (&mut decoder).take(skip), &mut io::sink()).and_then(|n| match n {
+                    _ if n < skip => Ok(false),
+                    _ if offset == 0 => Ok(true),
+                    _ => match decoder.read_exact(&mut last) {
+                        Ok(()) => {
+                            before = Some(last[0]);
+                            Ok(true)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+                        Err(e) => Err(e),
+                    },
+                });
+            match skipped {
+                Ok(true) => Source::Gzip(Box::new(decoder)),
+                Ok(false) => Source::Broken,
                 Err(_) => {
                     self.stats.broken_files += 1;
                     Source::Broken
                 }
             }
         } else {
+            if offset > 0 {
+                let mut last = [0u8];
+                if file.read_at(&mut last, offset - 1).map_err(io_at(&path))? == 1 {
+                    before = Some(last[0]);
+                }
+            }
             Source::Plain(file)
         };
+        self.after_fragment = before.is_some_and(|b| b != b'\n');
         self.open = Some(Open {
             id: segment.id,
             source,

@@ -3,16 +3,18 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use buttress_core::ManualClock;
-use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
+use buttress_fs::{Fault, FaultKind, File, Fs, OpKind, SimFs};
 use buttress_journal::{
     AppendError, Compression, Cursor, Durability, Journal, JournalConfig, JournalReader, OpenError,
     Overflow,
 };
-use support::{Ev, open_sim, read_all, real_dir, sim_dir};
+use support::{Ev, open_sim, read_all, real_dir, record_line, sim_dir};
 
 fn fs_arc(fs: &SimFs) -> Arc<dyn Fs> {
     Arc::new(fs.clone())
@@ -231,6 +233,227 @@ fn a_torn_tail_is_sealed_before_the_next_append() {
     let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
     assert_eq!(events.iter().map(|e| e.s).collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(stats.corrupt_records, 1);
+}
+
+/// Writes the first `cut` bytes of record `s` to the active file through a
+/// handle of its own: another process, mid-record. The handle holds the
+/// file's lock when `locked`.
+fn half_written(fs: &SimFs, s: u32, cut: usize, locked: bool) -> (Box<dyn File>, Vec<u8>) {
+    let line = record_line(&Ev::new(9, 0, s, 10));
+    let other = fs
+        .open_append(&sim_dir().join("t.0000000001.jsonl"), false)
+        .expect("test setup");
+    if locked {
+        other.lock().expect("test setup");
+    }
+    other.write_all(&line[..cut]).expect("test setup");
+    (other, line[cut..].to_vec())
+}
+
+#[test]
+fn a_partial_tail_while_a_writer_holds_the_lock_is_in_progress() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.close().unwrap();
+    let (writer, rest) = half_written(&fs, 1, 20, true);
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(reader.next_record::<Ev>().unwrap().unwrap().event.s, 0);
+    let after_first = reader.cursor();
+    for _ in 0..3 {
+        assert!(reader.next_record::<Ev>().unwrap().is_none());
+        assert_eq!(reader.stats().corrupt_records, 0, "in progress, not torn");
+        assert_eq!(reader.cursor(), after_first);
+        assert_eq!(reader.unprocessed_bytes().unwrap(), 20);
+    }
+    // The writer finishes its record and lets go.
+    writer.write_all(&rest).unwrap();
+    writer.unlock().unwrap();
+    let record = reader.next_record::<Ev>().unwrap().unwrap();
+    assert_eq!((record.event.p, record.event.s), (9, 1));
+    assert!(reader.next_record::<Ev>().unwrap().is_none());
+    assert_eq!(reader.stats().corrupt_records, 0);
+    assert_eq!(reader.unprocessed_bytes().unwrap(), 0);
+}
+
+#[test]
+fn a_torn_tail_with_no_writer_left_is_counted_once_and_skipped() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.close().unwrap();
+    // The writer died mid-record: its handle (and lock) are gone.
+    drop(half_written(&fs, 1, 25, true));
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(reader.next_record::<Ev>().unwrap().unwrap().event.s, 0);
+    assert!(reader.next_record::<Ev>().unwrap().is_none());
+    let stats = reader.stats();
+    assert_eq!((stats.corrupt_records, stats.corrupt_bytes), (1, 25));
+    assert_eq!(reader.unprocessed_bytes().unwrap(), 0, "moved past it");
+    let past_it = reader.cursor();
+    assert_eq!(
+        past_it.offset,
+        fs.metadata(&sim_dir().join("t.0000000001.jsonl"))
+            .unwrap()
+            .len
+    );
+    assert!(reader.next_record::<Ev>().unwrap().is_none());
+    assert_eq!(reader.stats().corrupt_records, 1, "counted once");
+
+    // A new writer seals the fragment, rotates, appends; the sealed file is
+    // compressed.
+    let config = JournalConfig::default().compression(Compression::Gzip);
+    let journal = open_sim(&fs, config);
+    journal.append_blocking(&Ev::new(0, 0, 1, 10)).unwrap();
+    journal.close().unwrap();
+    assert!(
+        fs.metadata(&sim_dir().join("t.0000000001.jsonl.gz"))
+            .is_ok()
+    );
+    // The reader goes on: the seal's newline is not a second corrupt record.
+    assert_eq!(reader.next_record::<Ev>().unwrap().unwrap().event.s, 1);
+    assert_eq!(reader.stats().corrupt_records, 1);
+    // Nor for a reader resumed from the cursor saved past the fragment
+    // (through the compressed copy now).
+    let mut resumed = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    resumed.seek(past_it);
+    assert_eq!(resumed.next_record::<Ev>().unwrap().unwrap().event.s, 1);
+    assert_eq!(resumed.stats(), {
+        let mut expected = buttress_journal::ReadStats::default();
+        expected.records = 1;
+        expected
+    });
+    // From the start: the fragment and its seal are one corrupt line.
+    let (events, stats) = read_all(fs_arc(&fs), sim_dir(), "t");
+    assert_eq!(events.iter().map(|e| e.s).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!((stats.corrupt_records, stats.corrupt_bytes), (1, 26));
+}
+
+#[test]
+fn an_overlong_torn_tail_with_no_writer_left_is_counted_and_skipped() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.close().unwrap();
+    let other = fs
+        .open_append(&sim_dir().join("t.0000000001.jsonl"), false)
+        .unwrap();
+    other.write_all(&[b'x'; 3000]).unwrap();
+    drop(other);
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t").max_record_bytes(1000);
+    assert_eq!(reader.next_record::<Ev>().unwrap().unwrap().event.s, 0);
+    assert!(reader.next_record::<Ev>().unwrap().is_none());
+    let stats = reader.stats();
+    assert_eq!((stats.corrupt_records, stats.corrupt_bytes), (1, 3000));
+    assert_eq!(reader.unprocessed_bytes().unwrap(), 0);
+}
+
+/// Hands out read handles whose first lock probe lets "another process"
+/// finish the record it was writing, and unlock, just before the probe:
+/// the race between a reader's last read and its probe.
+#[derive(Debug, Clone)]
+struct FinishBeforeProbe {
+    fs: SimFs,
+    pending: Pending,
+}
+
+/// The writer's handle (holding the lock) and the rest of its record.
+type Pending = Arc<Mutex<Option<(Box<dyn File>, Vec<u8>)>>>;
+
+#[derive(Debug)]
+struct ProbedFile {
+    file: Box<dyn File>,
+    pending: Pending,
+}
+
+impl Fs for FinishBeforeProbe {
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn File>> {
+        self.fs.create_new(path)
+    }
+    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn File>> {
+        self.fs.open_append(path, create)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn File>> {
+        Ok(Box::new(ProbedFile {
+            file: self.fs.open_read(path)?,
+            pending: self.pending.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.fs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.fs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.fs.sync_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.fs.create_dir_all(dir)
+    }
+    fn metadata(&self, path: &Path) -> io::Result<buttress_fs::Metadata> {
+        self.fs.metadata(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.fs.list(dir)
+    }
+}
+
+impl File for ProbedFile {
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+    fn lock(&self) -> io::Result<()> {
+        self.file.lock()
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((writer, rest)) = pending {
+            writer.write_all(&rest)?;
+            writer.unlock()?;
+        }
+        self.file.try_lock()
+    }
+    fn unlock(&self) -> io::Result<()> {
+        self.file.unlock()
+    }
+    fn metadata(&self) -> io::Result<buttress_fs::Metadata> {
+        self.file.metadata()
+    }
+}
+
+#[test]
+fn a_record_finished_between_the_last_read_and_the_probe_is_read_not_skipped() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.close().unwrap();
+    let (writer, rest) = half_written(&fs, 1, 30, true);
+    let racy = FinishBeforeProbe {
+        fs: fs.clone(),
+        pending: Arc::new(Mutex::new(Some((writer, rest)))),
+    };
+    let mut reader = JournalReader::with_fs(Arc::new(racy.clone()), sim_dir(), "t");
+    let seen: Vec<u32> = std::iter::from_fn(|| reader.next_record::<Ev>().unwrap())
+        .map(|r| r.event.s)
+        .collect();
+    assert!(racy.pending.lock().unwrap().is_none(), "the probe ran");
+    assert_eq!(seen, vec![0, 1]);
+    assert_eq!(reader.stats().corrupt_records, 0);
+    assert_eq!(reader.unprocessed_bytes().unwrap(), 0);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use buttress_core::ManualClock;
 use buttress_fs::{Fs, SimFs};
 use buttress_journal::{Durability, JournalConfig, JournalLayer, JournalReader, Overflow, events};
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,53 @@ async fn each_request_leaves_one_event_with_its_result_and_time() {
                 path: "/fail".into(),
                 ok: false,
                 ms: 40
+            },
+        ]
+    );
+    journal.close().unwrap();
+}
+
+#[tokio::test]
+async fn the_layer_times_calls_on_the_injected_clock() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::Buffered),
+    );
+    let clock = ManualClock::new();
+    let in_service = clock.clone();
+    // Tokio's clock is not paused here: only the manual clock can make a
+    // call that returns at once take 7 s.
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()).clock(clock.clone()))
+        .service(service_fn(move |path: String| {
+            let clock = in_service.clone();
+            async move {
+                clock.advance(Duration::from_secs(7));
+                Ok::<u32, &'static str>(path.len() as u32)
+            }
+        }));
+    let before = clock.elapsed();
+    assert_eq!(svc.ready().await.unwrap().call("/a".into()).await, Ok(2));
+    assert_eq!(clock.elapsed() - before, Duration::from_secs(7));
+    // A clone of the layer keeps the clock.
+    let mut again = ServiceBuilder::new()
+        .layer(layer(journal.clone()).clock(clock.clone()).clone())
+        .service(service_fn(|_: String| async { Ok::<u32, &'static str>(0) }));
+    assert_eq!(again.ready().await.unwrap().call("/b".into()).await, Ok(0));
+    journal.flush().await.unwrap();
+    assert_eq!(
+        calls(&fs),
+        vec![
+            Call {
+                path: "/a".into(),
+                ok: true,
+                ms: 7000
+            },
+            Call {
+                path: "/b".into(),
+                ok: true,
+                ms: 0
             },
         ]
     );

@@ -76,3 +76,14 @@ pub fn real_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("mkdir");
     dir
 }
+
+/// The journal line of `event`, built from the documented format (not
+/// with the crate's encoder).
+pub fn record_line<T: Serialize>(event: &T) -> Vec<u8> {
+    let body = serde_json::to_vec(event).expect("test setup");
+    let mut line =
+        format!("{{\"crc32c\":\"{:08x}\",\"event\":", crc32c::crc32c(&body)).into_bytes();
+    line.extend_from_slice(&body);
+    line.extend_from_slice(b"}\n");
+    line
+}
