@@ -40,7 +40,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
     text.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
-        .map_err(|e| format!("invalid size {text:?}: {e} (expected for example \"100MB\" or \"64KiB\")"))
+        .map_err(|e| {
+            format!("invalid size {text:?}: {e} (expected for example \"100MB\" or \"64KiB\")")
+        })
 }
 
 struct SizeVisitor;
@@ -100,4 +102,3 @@ pub mod option_size {
         }
     }
 }
-

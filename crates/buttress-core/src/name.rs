@@ -10,28 +10,19 @@ use std::sync::Arc;
 pub struct Name(Arc<str>);
 
 /// Why a string is not a valid [`Name`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NameError {
     /// The name is empty or only white space.
+    #[error("name is empty")]
     Empty,
     /// The name is longer than 128 bytes.
+    #[error("name is {0} bytes long; at most 128 are allowed")]
     TooLong(usize),
     /// The name holds a control character.
+    #[error("name contains a control character")]
     ControlCharacter,
 }
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => f.write_str("name is empty"),
-            Self::TooLong(n) => write!(f, "name is {n} bytes long; at most 128 are allowed"),
-            Self::ControlCharacter => f.write_str("name contains a control character"),
-        }
-    }
-}
-
-impl std::error::Error for NameError {}
 
 impl Name {
     /// Validates `name`: 1 to 128 bytes, not blank, no control characters.

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
+use crate::networks::Allowlist;
+
 /// Which header the trusted proxies write. Only that one is read: a header
 /// the proxies pass through untouched is the client's own to forge (nginx
 /// and most load balancers append to `X-Forwarded-For` and leave a client's
@@ -53,9 +55,9 @@ pub fn client_ip(
     peer: IpAddr,
     headers: &HeaderMap,
     header: ProxyHeader,
-    trusted: &dyn Fn(&IpAddr) -> bool,
+    trusted: &(impl Allowlist<IpAddr> + ?Sized),
 ) -> IpAddr {
-    if !trusted(&peer) {
+    if !trusted.allows(&peer) {
         return peer;
     }
     let hops = match header {
@@ -67,7 +69,7 @@ pub fn client_ip(
         match hop {
             Some(ip) => {
                 client = ip;
-                if !trusted(&ip) {
+                if !trusted.allows(&ip) {
                     return ip;
                 }
             }
@@ -221,7 +223,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         let h = headers(&[("x-forwarded-for", &format!("203.0.113.1, {many}"))]);
-        assert!(t(&client_ip(ip("10.0.0.1"), &h, X, &t)));
+        assert!(t.contains(&client_ip(ip("10.0.0.1"), &h, X, &t)));
         // Ports and v4-in-brackets forms.
         let h = headers(&[("x-forwarded-for", "192.0.2.9:5000")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("192.0.2.9"));

@@ -73,6 +73,7 @@ impl fmt::Display for RateLimited {
     }
 }
 
+// A refusal has no cause of its own: `Display` above is the whole story.
 impl std::error::Error for RateLimited {}
 
 impl Rejection for RateLimited {

@@ -42,14 +42,113 @@ pub(crate) struct State {
     pub(crate) next_token_in: u64,
 }
 
-/// Takes `cost` tokens from the bucket whose state is `tat_word`, with the
-/// interval and capacity (burst × interval) that `rates` reads: one load
-/// and one compare-and-swap when uncontended. After a failed CAS both the
-/// state and the rates are read again, so a decision never mixes a quota
-/// with a state scaled for another one.
-///
-/// `REMAINING` asks for the tokens left to be counted (a division); the
-/// hot paths that only need yes or no skip it and report 0.
+/// One GCRA step, pure arithmetic: what asking for `cost` tokens at `now`
+/// does to a bucket whose arrival time is `tat`, with `interval` nanoseconds
+/// per token and `capacity` (burst × interval), for a caller that may wait
+/// up to `max_wait` nanoseconds (0: not at all). Every decision of the
+/// limiter (take, peek, reserve) is this function; only what is done with
+/// its answer differs.
+#[inline]
+pub(crate) fn step(
+    interval: u64,
+    capacity: u64,
+    tat: u64,
+    now: u64,
+    cost: u32,
+    max_wait: u64,
+) -> Step {
+    let inc = interval.saturating_mul(u64::from(cost));
+    if inc > capacity {
+        return Step::Impossible;
+    }
+    let new_tat = tat.max(now).saturating_add(inc);
+    let ahead = new_tat - now;
+    let wait = ahead.saturating_sub(capacity);
+    if wait > max_wait {
+        return Step::Denied { retry_after: wait };
+    }
+    Step::Take {
+        new_tat,
+        wait,
+        cost: inc,
+        // Tokens left once these are taken: `capacity - ahead` when no
+        // wait is needed, none otherwise.
+        left: capacity.saturating_sub(ahead),
+        interval,
+    }
+}
+
+/// The answer of [`step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The tokens can be had: move the arrival time to `new_tat`; they are
+    /// there in `wait` nanoseconds. `cost` is the arrival time they move
+    /// it by; `left` the capacity left afterwards, in nanoseconds of
+    /// `interval` each.
+    Take {
+        new_tat: u64,
+        wait: u64,
+        cost: u64,
+        left: u64,
+        interval: u64,
+    },
+    /// Not within the wait allowed; enough tokens in `retry_after`.
+    Denied { retry_after: u64 },
+    /// Never: the cost exceeds the burst.
+    Impossible,
+}
+
+impl Step {
+    /// As a [`Decision`]; whole tokens left are counted only when
+    /// `REMAINING` (a division the yes-or-no paths skip).
+    #[inline]
+    fn decision<const REMAINING: bool>(self) -> Decision {
+        match self {
+            Step::Take { left, interval, .. } => Decision::Allowed {
+                remaining: if REMAINING {
+                    u32::try_from(left / interval).unwrap_or(u32::MAX)
+                } else {
+                    0
+                },
+            },
+            Step::Denied { retry_after } => Decision::Denied { retry_after },
+            Step::Impossible => Decision::Impossible,
+        }
+    }
+}
+
+/// Applies [`step`] to the bucket in `tat_word`, with the interval and
+/// capacity `rates` reads: one load and one compare-and-swap when
+/// uncontended. After a failed CAS both the state and the rates are read
+/// again, so a decision never mixes a quota with a state scaled for
+/// another one. Returns the step that was applied (or refused).
+#[inline]
+fn apply(
+    tat_word: &AtomicU64,
+    rates: impl Fn() -> (u64, u64),
+    now: u64,
+    cost: u32,
+    max_wait: u64,
+) -> Step {
+    loop {
+        let (t, cap) = rates();
+        let tat = tat_word.load(Ordering::Acquire);
+        let s = step(t, cap, tat, now, cost, max_wait);
+        let Step::Take { new_tat, .. } = s else {
+            return s;
+        };
+        if tat_word
+            .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return s;
+        }
+    }
+}
+
+/// Takes `cost` tokens from the bucket whose state is `tat_word` if they
+/// are there now. `REMAINING` asks for the tokens left to be counted (a
+/// division); the hot paths that only need yes or no skip it and report 0.
 #[inline]
 pub(crate) fn check_tat<const REMAINING: bool>(
     tat_word: &AtomicU64,
@@ -57,32 +156,7 @@ pub(crate) fn check_tat<const REMAINING: bool>(
     now: u64,
     cost: u32,
 ) -> Decision {
-    loop {
-        let (t, cap) = rates();
-        let inc = t.saturating_mul(u64::from(cost));
-        if inc > cap {
-            return Decision::Impossible;
-        }
-        let tat = tat_word.load(Ordering::Acquire);
-        let new_tat = tat.max(now).saturating_add(inc);
-        let ahead = new_tat - now;
-        if ahead > cap {
-            return Decision::Denied {
-                retry_after: ahead - cap,
-            };
-        }
-        if tat_word
-            .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            let remaining = if REMAINING {
-                u32::try_from((cap - ahead) / t).unwrap_or(u32::MAX)
-            } else {
-                0
-            };
-            return Decision::Allowed { remaining };
-        }
-    }
+    apply(tat_word, rates, now, cost, 0).decision::<REMAINING>()
 }
 
 /// Re-expresses the debt of `tat_word` (how far it runs ahead of `now`)
@@ -196,50 +270,26 @@ impl Gcra {
     #[inline]
     pub(crate) fn peek(&self, now: u64, cost: u32) -> Decision {
         let (t, cap) = self.quota();
-        let inc = t.saturating_mul(u64::from(cost));
-        if inc > cap {
-            return Decision::Impossible;
-        }
         let tat = self.tat.load(Ordering::Acquire);
-        let ahead = tat.max(now).saturating_add(inc) - now;
-        if ahead > cap {
-            Decision::Denied {
-                retry_after: ahead - cap,
-            }
-        } else {
-            Decision::Allowed {
-                remaining: u32::try_from((cap - ahead) / t).unwrap_or(u32::MAX),
-            }
-        }
+        step(t, cap, tat, now, cost, 0).decision::<true>()
     }
 
     /// Reserves `cost` tokens, now or up to `max_wait` ahead: waiters are
     /// served in the order their reservations land, first come first served.
     pub(crate) fn reserve(&self, now: u64, cost: u32, max_wait: u64) -> Reservation {
-        // As in `check_tat`: after a failed CAS, read the quota again too.
-        loop {
-            let (t, cap) = self.quota();
-            let inc = t.saturating_mul(u64::from(cost));
-            if inc > cap {
-                return Reservation::Impossible;
-            }
-            let tat = self.tat.load(Ordering::Acquire);
-            let new_tat = tat.max(now).saturating_add(inc);
-            let wait = (new_tat - now).saturating_sub(cap);
-            if wait > max_wait {
-                return Reservation::TooLong { retry_after: wait };
-            }
-            if self
-                .tat
-                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Reservation::Reserved {
-                    wait,
-                    tat: new_tat,
-                    cost: inc,
-                };
-            }
+        match apply(&self.tat, || self.quota.rates(), now, cost, max_wait) {
+            Step::Take {
+                new_tat,
+                wait,
+                cost,
+                ..
+            } => Reservation::Reserved {
+                wait,
+                tat: new_tat,
+                cost,
+            },
+            Step::Denied { retry_after } => Reservation::TooLong { retry_after },
+            Step::Impossible => Reservation::Impossible,
         }
     }
 

@@ -16,10 +16,11 @@ use crate::clock::LimiterClock;
 use crate::error::RateLimited;
 use crate::gcra::{Decision, QuotaCell, check_tat, rescale_tat};
 use crate::limiter::LimiterError;
+use crate::networks::Allowlist;
 use crate::quota::Quota;
 
-/// A predicate for keys that are never limited.
-pub type Allow<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
+/// The keys a keyed limiter never limits, behind an `Arc`.
+pub type Allow<K> = Arc<dyn Allowlist<K>>;
 
 /// A rate limiter with one limit per key. Cheap to clone; clones share the
 /// store.
@@ -123,8 +124,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
         self
     }
 
-    /// Keys for which `allow` is true are never limited.
-    pub fn allow(mut self, allow: impl Fn(&K) -> bool + Send + Sync + 'static) -> Self {
+    /// Keys on `allow` are never limited: a closure `Fn(&K) -> bool`, or
+    /// for IP addresses [`Networks`](crate::Networks).
+    pub fn allow(mut self, allow: impl Allowlist<K>) -> Self {
         self.allow = Some(Arc::new(allow));
         self
     }
@@ -215,7 +217,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     #[inline]
     fn decide<const REMAINING: bool>(&self, key: &K, n: u32) -> Result<u32, RateLimited> {
         if let Some(allow) = &self.inner.allow
-            && allow(key)
+            && allow.allows(key)
         {
             return Ok(u32::MAX);
         }
@@ -363,79 +365,5 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             }
         }
         *q = quota;
-    }
-}
-
-/// Why an allowlist entry was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkError(String);
-
-impl fmt::Display for NetworkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "not a network in CIDR form (such as 10.0.0.0/8 or ::1/128): {:?}",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for NetworkError {}
-
-/// An allowlist of IP networks in CIDR form (`"10.0.0.0/8"`, `"::1/128"`;
-/// a bare address is a /32 or /128), for [`KeyedBuilder::allow`].
-/// IPv4-mapped IPv6 addresses match IPv4 networks.
-pub fn allow_networks(
-    networks: &[&str],
-) -> Result<impl Fn(&std::net::IpAddr) -> bool + Clone + Send + Sync + 'static, NetworkError> {
-    use std::net::IpAddr;
-    let mut nets: Vec<(IpAddr, u8)> = Vec::with_capacity(networks.len());
-    for s in networks {
-        let bad = || NetworkError((*s).to_string());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (*s, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(bad());
-        }
-        nets.push((addr, prefix));
-    }
-    Ok(move |ip: &IpAddr| {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
-            v4 => *v4,
-        };
-        nets.iter()
-            .any(|(net, prefix)| in_network(&ip, net, *prefix))
-    })
-}
-
-fn in_network(ip: &std::net::IpAddr, net: &std::net::IpAddr, prefix: u8) -> bool {
-    use std::net::IpAddr;
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            u32::from(*a) & mask == u32::from(*n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            u128::from(*a) & mask == u128::from(*n) & mask
-        }
-        _ => false,
     }
 }

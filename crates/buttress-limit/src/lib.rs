@@ -52,6 +52,7 @@ mod keyed;
 mod keyed_layer;
 mod layer;
 mod limiter;
+mod networks;
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
@@ -65,12 +66,13 @@ pub use buttress_core::{OnReject, RejectWithError, Rejection, RejectionKind};
 #[cfg(feature = "http")]
 pub use client_ip::{ProxyHeader, client_ip};
 pub use error::RateLimited;
-pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter, NetworkError, allow_networks};
+pub use keyed::{Allow, KeyedBuilder, KeyedRateLimiter};
 #[cfg(feature = "http")]
 pub use keyed_layer::SuccessHeaders;
 pub use keyed_layer::{KeyedRateLimitLayer, KeyedRateLimitService, NoHeaders, OnAdmitted};
 pub use layer::{Mode, RateLimitLayer, RateLimitService};
 pub use limiter::{LimitState, LimiterError, RateLimiter};
+pub use networks::{Allowlist, NetworkError, Networks, allow_networks};
 #[cfg(feature = "serde")]
 pub use quota::QuotaConfig;
 pub use quota::{Quota, QuotaError};

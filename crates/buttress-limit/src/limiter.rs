@@ -62,30 +62,15 @@ pub struct LimitState {
 }
 
 /// Why a limiter could not be built.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimiterError {
     /// The name is not valid.
-    Name(buttress_core::NameError),
+    #[error("invalid limiter name")]
+    Name(#[source] buttress_core::NameError),
     /// The quota is not valid.
-    Quota(QuotaError),
-}
-
-impl fmt::Display for LimiterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Name(e) => write!(f, "invalid limiter name: {e}"),
-            Self::Quota(e) => write!(f, "invalid quota: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LimiterError {}
-
-impl From<QuotaError> for LimiterError {
-    fn from(e: QuotaError) -> Self {
-        Self::Quota(e)
-    }
+    #[error("invalid quota")]
+    Quota(#[from] QuotaError),
 }
 
 impl RateLimiter {

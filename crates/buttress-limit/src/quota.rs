@@ -1,6 +1,5 @@
 //! Quotas: how many, per how long, with what burst.
 
-use std::fmt;
 use std::time::Duration;
 
 /// A rate and a burst, validated.
@@ -31,15 +30,18 @@ pub struct Quota {
 }
 
 /// Why a quota was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuotaError {
     /// A count of zero requests, or a burst of zero.
+    #[error("a quota needs at least one request and a burst of at least one")]
     Zero,
     /// The period is zero or longer than 100 years.
+    #[error("a quota's period must be above zero and at most 100 years, got {0:?}")]
     Period(Duration),
     /// The rate is faster than one request per nanosecond, or the interval
     /// between tokens rounds to zero.
+    #[error("{count} requests per {period:?} is faster than one per nanosecond")]
     TooFast {
         /// Requests asked for.
         count: u64,
@@ -48,31 +50,9 @@ pub enum QuotaError {
     },
     /// The burst times the interval overflows 64-bit nanoseconds (about
     /// 584 years).
+    #[error("burst × interval overflows; use a smaller burst or a faster rate")]
     Overflow,
 }
-
-impl fmt::Display for QuotaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Zero => {
-                f.write_str("a quota needs at least one request and a burst of at least one")
-            }
-            Self::Period(p) => write!(
-                f,
-                "a quota's period must be above zero and at most 100 years, got {p:?}"
-            ),
-            Self::TooFast { count, period } => write!(
-                f,
-                "{count} requests per {period:?} is faster than one per nanosecond"
-            ),
-            Self::Overflow => {
-                f.write_str("burst × interval overflows; use a smaller burst or a faster rate")
-            }
-        }
-    }
-}
-
-impl std::error::Error for QuotaError {}
 
 /// A quota as written in a configuration file:
 /// `{ "count": 150, "per": "1m", "burst": 10 }` (`burst` defaults to

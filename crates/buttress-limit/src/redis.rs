@@ -89,28 +89,19 @@ impl fmt::Debug for RedisRateLimiter {
 }
 
 /// Why a Redis limiter could not be built.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisLimiterError {
     /// The name or quota.
-    Limiter(LimiterError),
+    #[error(transparent)]
+    Limiter(#[from] LimiterError),
     /// The Redis URL does not parse.
-    Url(redis::RedisError),
+    #[error("invalid Redis URL")]
+    Url(#[source] redis::RedisError),
     /// The breaker's configuration.
-    Breaker(buttress_breaker::ConfigError),
+    #[error("invalid breaker for Redis")]
+    Breaker(#[source] buttress_breaker::ConfigError),
 }
-
-impl fmt::Display for RedisLimiterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Limiter(e) => e.fmt(f),
-            Self::Url(e) => write!(f, "invalid Redis URL: {e}"),
-            Self::Breaker(e) => write!(f, "invalid breaker for Redis: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RedisLimiterError {}
 
 impl RedisRateLimiter {
     /// A limiter named `name` (also the key prefix, `buttress:limit:<name>:`)

@@ -134,6 +134,42 @@ fn malformed_networks_are_typed_errors() {
         assert!(e.to_string().contains("CIDR"));
     }
     let zero = allow_networks(&["0.0.0.0/0"]).expect("valid");
-    assert!(zero(&"8.8.8.8".parse().expect("ip")));
-    assert!(!zero(&"::2".parse().expect("ip")));
+    assert!(zero.contains(&"8.8.8.8".parse().expect("ip")));
+    assert!(!zero.contains(&"::2".parse().expect("ip")));
+}
+
+#[test]
+fn network_allowlists_print_compare_and_keep_their_cause() {
+    use buttress_limit::Networks;
+    let a = allow_networks(&["127.0.0.0/8", " ::1 ", "10.1.2.3/16"]).expect("valid");
+    assert_eq!(a.to_string(), "127.0.0.0/8, ::1/128, 10.1.2.3/16");
+    let back: Networks = a.to_string().parse().expect("what Display writes parses");
+    assert_eq!(back, a);
+    assert_ne!(a, allow_networks(&["127.0.0.0/8"]).expect("valid"));
+    // Host bits are kept as written, but matching uses the network.
+    assert!(a.contains(&"10.1.200.1".parse().expect("ip")));
+    let e = allow_networks(&["ok", "10.0.0.0/8"]).expect_err("refused");
+    assert_eq!(e.input(), "ok");
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the parse error stays reachable"
+    );
+    assert!(
+        !e.to_string()
+            .contains(&std::error::Error::source(&e).expect("source").to_string())
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn network_allowlists_load_from_a_config_file() {
+    use buttress_limit::Networks;
+    let n: Networks = serde_json::from_str(r#"["127.0.0.0/8", "::1"]"#).expect("valid");
+    assert_eq!(n, allow_networks(&["127.0.0.0/8", "::1"]).expect("valid"));
+    assert_eq!(
+        serde_json::to_string(&n).expect("serializes"),
+        r#"["127.0.0.0/8","::1/128"]"#
+    );
+    let e = serde_json::from_str::<Networks>(r#"["10.0.0.0/33"]"#).expect_err("refused");
+    assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
 }
