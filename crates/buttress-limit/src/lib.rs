@@ -48,6 +48,8 @@ mod clock;
 pub mod error;
 pub mod future;
 mod gcra;
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod keyed;
 mod keyed_layer;
 mod layer;
@@ -78,3 +80,8 @@ pub use quota::QuotaConfig;
 pub use quota::{Quota, QuotaError};
 #[cfg(feature = "redis")]
 pub use redis::{OnRedisFailure, RedisLimiterError, RedisRateLimiter};
+
+// The README's example is compiled and run as a doctest.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
