@@ -56,6 +56,16 @@ impl Classification {
     };
 
     /// The same verdict with a `Retry-After` hint.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::{Classification, Outcome};
+    ///
+    /// let c = Classification::RETRYABLE_FAILURE.with_retry_after(Some(Duration::from_secs(3)));
+    /// assert_eq!(c.outcome, Outcome::Failure);
+    /// assert!(c.retryable);
+    /// assert_eq!(c.retry_after, Some(Duration::from_secs(3)));
+    /// ```
     #[must_use]
     pub const fn with_retry_after(mut self, after: Option<Duration>) -> Self {
         self.retry_after = after;

@@ -51,6 +51,16 @@ pub struct FastClock {
 #[cfg(feature = "fast-clock")]
 impl FastClock {
     /// A fast clock, anchored to the system's monotonic clock now.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use buttress_core::{Clock, FastClock};
+    ///
+    /// let before = Instant::now();
+    /// let clock = FastClock::new();
+    /// // Anchored to the OS clock: its readings are comparable with `Instant`s.
+    /// assert!(clock.now() >= before);
+    /// ```
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
         let anchor_raw = clock.raw();
@@ -66,6 +76,15 @@ impl FastClock {
 impl FastClock {
     /// Nanoseconds since this clock was made: the cheapest reading, for
     /// state machines that count in nanoseconds anyway.
+    ///
+    /// ```
+    /// use buttress_core::FastClock;
+    ///
+    /// let clock = FastClock::new();
+    /// let a = clock.nanos();
+    /// let b = clock.nanos();
+    /// assert!(b >= a); // monotonic
+    /// ```
     #[inline]
     pub fn nanos(&self) -> u64 {
         self.clock.delta_as_nanos(self.anchor_raw, self.clock.raw())
@@ -112,6 +131,16 @@ struct ManualInner {
 
 impl ManualClock {
     /// A clock standing at an arbitrary fixed instant.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let t0 = clock.now();
+    /// assert_eq!(clock.now(), t0); // it stands still until told to move
+    /// assert_eq!(clock.elapsed(), Duration::ZERO);
+    /// ```
     pub fn new() -> Self {
         Self {
             inner: Arc::new(ManualInner {
@@ -122,6 +151,17 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by` (saturating, never backwards).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let t0 = clock.now();
+    /// clock.advance(Duration::from_secs(2));
+    /// clock.advance(Duration::from_millis(500));
+    /// assert_eq!(clock.now() - t0, Duration::from_millis(2500));
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         let _ = self
@@ -133,11 +173,31 @@ impl ManualClock {
     }
 
     /// How far the clock has been advanced since it was created.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_secs(3));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(3));
+    /// ```
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.inner.offset_nanos.load(Ordering::Acquire))
     }
 
     /// Moves the clock to `since_start` after its creation; never backwards.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.set_elapsed(Duration::from_secs(10));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(10));
+    /// clock.set_elapsed(Duration::from_secs(4)); // earlier: ignored
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(10));
+    /// ```
     pub fn set_elapsed(&self, since_start: Duration) {
         let target = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
         self.inner.offset_nanos.fetch_max(target, Ordering::AcqRel);

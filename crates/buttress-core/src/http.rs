@@ -31,6 +31,20 @@ impl Default for HttpClassifier {
 
 impl HttpClassifier {
     /// A classifier for idempotent requests.
+    ///
+    /// ```
+    /// use buttress_core::{Classify, HttpClassifier, Outcome};
+    ///
+    /// let c = HttpClassifier::new();
+    /// let busy: Result<http::Response<()>, std::io::Error> =
+    ///     Ok(http::Response::builder().status(503).body(()).unwrap());
+    /// let verdict = c.classify(&busy);
+    /// assert_eq!(verdict.outcome, Outcome::Failure);
+    /// assert!(verdict.retryable);
+    /// let not_found: Result<http::Response<()>, std::io::Error> =
+    ///     Ok(http::Response::builder().status(404).body(()).unwrap());
+    /// assert_eq!(c.classify(&not_found).outcome, Outcome::Success); // the client's fault
+    /// ```
     pub const fn new() -> Self {
         Self { idempotent: true }
     }
@@ -38,6 +52,17 @@ impl HttpClassifier {
     /// A classifier for a request with `method`: retries are allowed only
     /// for the idempotent methods of RFC 9110 (GET, HEAD, OPTIONS, TRACE,
     /// PUT, DELETE).
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, StatusCode};
+    /// use buttress_core::HttpClassifier;
+    ///
+    /// let (status, headers) = (StatusCode::BAD_GATEWAY, HeaderMap::new());
+    /// let get = HttpClassifier::for_method(&Method::GET);
+    /// assert!(get.classify_status(status, &headers).retryable);
+    /// let post = HttpClassifier::for_method(&Method::POST);
+    /// assert!(!post.classify_status(status, &headers).retryable);
+    /// ```
     pub fn for_method(method: &Method) -> Self {
         Self {
             idempotent: method.is_idempotent(),
@@ -45,11 +70,38 @@ impl HttpClassifier {
     }
 
     /// A classifier that never marks a result retryable.
+    ///
+    /// ```
+    /// use buttress_core::{Classify, HttpClassifier, Outcome};
+    ///
+    /// let c = HttpClassifier::non_idempotent();
+    /// let lost: Result<http::Response<()>, std::io::Error> =
+    ///     Err(std::io::ErrorKind::ConnectionReset.into());
+    /// let verdict = c.classify(&lost);
+    /// assert_eq!(verdict.outcome, Outcome::Failure); // still a failure...
+    /// assert!(!verdict.retryable); // ...but the request may have been applied
+    /// ```
     pub const fn non_idempotent() -> Self {
         Self { idempotent: false }
     }
 
     /// The verdict for a status and its headers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::{HeaderMap, StatusCode};
+    /// use buttress_core::{Classification, HttpClassifier};
+    ///
+    /// let c = HttpClassifier::new();
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("retry-after", "30".parse().unwrap());
+    /// let verdict = c.classify_status(StatusCode::TOO_MANY_REQUESTS, &headers);
+    /// assert!(verdict.retryable);
+    /// assert_eq!(verdict.retry_after, Some(Duration::from_secs(30)));
+    /// // 501 is a server error, but sending it again will not help.
+    /// let verdict = c.classify_status(StatusCode::NOT_IMPLEMENTED, &HeaderMap::new());
+    /// assert_eq!(verdict, Classification::FATAL_FAILURE);
+    /// ```
     pub fn classify_status(&self, status: StatusCode, headers: &HeaderMap) -> Classification {
         let failure = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
         if !failure {
@@ -113,6 +165,16 @@ pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
 
 /// Whole seconds of `d`, rounded up: what `Retry-After` and the IETF
 /// RateLimit fields carry (a client told `0` would come back at once).
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::ceil_secs;
+///
+/// assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+/// assert_eq!(ceil_secs(Duration::from_millis(1500)), 2);
+/// assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+/// assert_eq!(ceil_secs(Duration::ZERO), 0);
+/// ```
 pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -120,6 +182,18 @@ pub fn ceil_secs(d: Duration) -> u64 {
 /// An empty (`Default`-bodied) `503 Service Unavailable`, with
 /// `Retry-After` in whole seconds rounded up when `retry_after` is known:
 /// the answer every buttress layer gives for work it refuses.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::service_unavailable;
+///
+/// let r: http::Response<String> = service_unavailable(Some(Duration::from_millis(1200)));
+/// assert_eq!(r.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(r.headers()["retry-after"], "2");
+/// assert!(r.body().is_empty());
+/// let r: http::Response<String> = service_unavailable(None);
+/// assert!(r.headers().get("retry-after").is_none());
+/// ```
 pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

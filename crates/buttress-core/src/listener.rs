@@ -20,6 +20,14 @@ pub struct Listeners<E> {
 
 impl<E> Listeners<E> {
     /// No listeners.
+    ///
+    /// ```
+    /// use buttress_core::Listeners;
+    ///
+    /// let none: Listeners<u32> = Listeners::new();
+    /// assert!(none.is_empty());
+    /// none.emit(&1); // does nothing
+    /// ```
     pub fn new() -> Self {
         Self {
             list: Arc::from(Vec::new()),
@@ -27,6 +35,19 @@ impl<E> Listeners<E> {
     }
 
     /// The listeners in `list`, called in that order.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use buttress_core::{Listener, Listeners};
+    ///
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let (a, b) = (Arc::clone(&log), Arc::clone(&log));
+    /// let first: Listener<&str> = Arc::new(move |e| a.lock().unwrap().push(format!("first {e}")));
+    /// let second: Listener<&str> = Arc::new(move |e| b.lock().unwrap().push(format!("second {e}")));
+    /// let listeners = Listeners::from_vec(vec![first, second]);
+    /// listeners.emit(&"opened");
+    /// assert_eq!(*log.lock().unwrap(), ["first opened", "second opened"]);
+    /// ```
     pub fn from_vec(list: Vec<Listener<E>>) -> Self {
         Self {
             list: Arc::from(list),
@@ -34,17 +55,53 @@ impl<E> Listeners<E> {
     }
 
     /// Whether there are no listeners (so building an event can be skipped).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::Listeners;
+    ///
+    /// let listeners: Listeners<String> = Listeners::from_vec(vec![Arc::new(|_| {})]);
+    /// if !listeners.is_empty() {
+    ///     listeners.emit(&format!("an event worth building: {}", 42));
+    /// }
+    /// assert!(Listeners::<String>::new().is_empty());
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// How many listeners there are.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::Listeners;
+    ///
+    /// let listeners: Listeners<u32> = Listeners::from_vec(vec![Arc::new(|_| {}), Arc::new(|_| {})]);
+    /// assert_eq!(listeners.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
     /// Calls every listener with `event`, isolating panics.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use buttress_core::{Listener, Listeners};
+    ///
+    /// let total = Arc::new(AtomicU32::new(0));
+    /// let t = Arc::clone(&total);
+    /// let buggy: Listener<u32> = Arc::new(|_| panic!("a bug in a callback"));
+    /// let counter: Listener<u32> = Arc::new(move |n| {
+    ///     t.fetch_add(*n, Ordering::SeqCst);
+    /// });
+    /// let listeners = Listeners::from_vec(vec![buggy, counter]);
+    /// listeners.emit(&2); // the panic is contained; the counter still runs
+    /// listeners.emit(&3);
+    /// assert_eq!(total.load(Ordering::SeqCst), 5);
+    /// ```
     pub fn emit(&self, event: &E) {
         for listener in self.list.iter() {
             if catch_unwind(AssertUnwindSafe(|| listener(event))).is_err() {

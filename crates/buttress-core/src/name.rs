@@ -26,6 +26,15 @@ pub enum NameError {
 
 impl Name {
     /// Validates `name`: 1 to 128 bytes, not blank, no control characters.
+    ///
+    /// ```
+    /// use buttress_core::{Name, NameError};
+    ///
+    /// assert!(Name::new("embeddings").is_ok());
+    /// assert_eq!(Name::new("  "), Err(NameError::Empty));
+    /// assert_eq!(Name::new("a\tb"), Err(NameError::ControlCharacter));
+    /// assert_eq!(Name::new("x".repeat(200)), Err(NameError::TooLong(200)));
+    /// ```
     pub fn new(name: impl AsRef<str>) -> Result<Self, NameError> {
         let name = name.as_ref();
         if name.trim().is_empty() {
@@ -41,6 +50,14 @@ impl Name {
     }
 
     /// The name as a string.
+    ///
+    /// ```
+    /// use buttress_core::Name;
+    ///
+    /// let name = Name::new("llm")?;
+    /// assert_eq!(name.as_str(), "llm");
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -17,6 +17,15 @@ pub trait Random: Send + Sync + fmt::Debug + 'static {
 pub type SharedRandom = Arc<dyn Random>;
 
 /// The default source: a fast thread-local generator (not cryptographic).
+///
+/// ```
+/// use buttress_core::{FastRandom, Random, SharedRandom};
+///
+/// let random: SharedRandom = std::sync::Arc::new(FastRandom);
+/// for _ in 0..100 {
+///     assert!((0.0..1.0).contains(&random.unit()));
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FastRandom;
 

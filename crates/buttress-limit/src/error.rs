@@ -31,25 +31,62 @@ impl RateLimited {
         }
     }
 
-    /// The refusal, with the quota it was made under (the layers attach it
-    /// for the `RateLimit` header fields).
+    /// The refusal, with the quota it was made under (for the
+    /// `RateLimit` header fields).
     pub(crate) fn with_quota(mut self, quota: Quota) -> Self {
         self.quota = Some(quota);
         self
     }
 
-    /// The quota the request was refused under, when the refusing layer
-    /// attached it (every buttress layer does).
+    /// The quota the request was refused under. The local limiters
+    /// (direct and keyed) always attach it; a `RedisRateLimiter` refusal
+    /// made while Redis is unreachable (fail closed) has none.
+    ///
+    /// ```
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let quota = Quota::per_hour(1)?;
+    /// let limiter = RateLimiter::with_clock("api", quota, ManualClock::new())?;
+    /// limiter.check()?;
+    /// assert_eq!(limiter.check().unwrap_err().quota(), Some(quota));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Option<Quota> {
         self.quota
     }
 
     /// The limiter's name.
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new("llm", Quota::per_hour(1)?)?;
+    /// limiter.check()?;
+    /// let refused = limiter.check().unwrap_err();
+    /// assert_eq!(refused.name(), "llm");
+    /// assert!(refused.to_string().starts_with("rate limit 'llm' reached"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
 
     /// When to come back; `None` if the request can never be admitted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_second(2)?, ManualClock::new())?;
+    /// limiter.check_n(2)?;
+    /// let later = limiter.check().unwrap_err();
+    /// assert_eq!(later.retry_after(), Some(Duration::from_millis(500)));
+    /// let never = limiter.check_n(3).unwrap_err(); // more than the burst of 2
+    /// assert_eq!(never.retry_after(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }

@@ -113,12 +113,37 @@ impl<K> fmt::Debug for KeyedBuilder<K> {
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
     /// At most this many keys are held (default 100,000; at least one per
     /// shard).
+    ///
+    /// ```
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_hour(10)?)
+    ///     .max_keys(2)
+    ///     .shards(1)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// for user in [1_u64, 2, 3] {
+    ///     limiter.check(&user)?;
+    /// }
+    /// assert_eq!(limiter.len(), 2); // the key closest to refilled was dropped
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_keys(mut self, n: usize) -> Self {
         self.max_keys = n;
         self
     }
 
     /// The number of shards, rounded up to a power of two (default 64).
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter: KeyedRateLimiter<u64> =
+    ///     KeyedRateLimiter::builder("per-user", Quota::per_second(5)?).shards(3).build()?;
+    /// assert!(format!("{limiter:?}").contains("shards: 4"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = n;
         self
@@ -126,12 +151,45 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
 
     /// Keys on `allow` are never limited: a closure `Fn(&K) -> bool`, or
     /// for IP addresses [`Networks`](crate::Networks).
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_hour(1)?)
+    ///     .allow(|key: &String| key.starts_with("internal-"))
+    ///     .build()?;
+    /// let ops = "internal-ops".to_string();
+    /// for _ in 0..100 {
+    ///     limiter.check(&ops)?; // never limited
+    /// }
+    /// assert!(limiter.is_empty()); // and never stored
+    /// let guest = "guest".to_string();
+    /// limiter.check(&guest)?;
+    /// assert!(limiter.check(&guest).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allow(mut self, allow: impl Allowlist<K>) -> Self {
         self.allow = Some(Arc::new(allow));
         self
     }
 
     /// The clock (default: tokio's).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_minute(1)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// limiter.check(&"alice")?;
+    /// assert!(limiter.check(&"alice").is_err());
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(limiter.check(&"alice").is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         let origin = clock.now();
         self.clock = LimiterClock::Any(Arc::new(clock), origin);
@@ -140,6 +198,17 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
 
     /// Reads [`FastClock`](buttress_core::FastClock): cheaper checks, but
     /// its time does not follow tokio's paused clock in tests.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_hour(1)?)
+    ///     .fast_clock()
+    ///     .build()?;
+    /// assert!(limiter.check(&"alice").is_ok());
+    /// assert!(limiter.check(&"alice").is_err()); // the next token is an hour away
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "fast-clock")]
     pub fn fast_clock(mut self) -> Self {
         self.clock = LimiterClock::Fast(buttress_core::FastClock::new());
@@ -147,6 +216,17 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
     }
 
     /// Builds the limiter.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, LimiterError, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::<u64>::builder("per-user", Quota::per_second(5)?).build()?;
+    /// assert_eq!(limiter.name().as_str(), "per-user");
+    /// // The name is checked here, when the limiter is built.
+    /// let bad = KeyedRateLimiter::<u64>::builder("", Quota::per_second(5)?).build();
+    /// assert!(matches!(bad, Err(LimiterError::Name(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<KeyedRateLimiter<K>, LimiterError> {
         let name = Name::new(&self.name).map_err(LimiterError::Name)?;
         let shards = self.shards.clamp(1, 4096).next_power_of_two();
@@ -173,6 +253,18 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     /// Starts a builder.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter: KeyedRateLimiter<u64> =
+    ///     KeyedRateLimiter::builder("per-user", Quota::per_second(5)?)
+    ///         .max_keys(10_000)
+    ///         .build()?;
+    /// assert_eq!(limiter.quota(), Quota::per_second(5)?);
+    /// assert!(limiter.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(name: impl Into<String>, quota: Quota) -> KeyedBuilder<K> {
         KeyedBuilder {
             name: name.into(),
@@ -198,18 +290,62 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     }
 
     /// Takes one token for `key`, or says when to come back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_hour(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// assert!(limiter.check(&"alice").is_ok());
+    /// let refused = limiter.check(&"alice").unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(3600)));
+    /// assert!(limiter.check(&"bob").is_ok()); // each key has its own limit
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check(&self, key: &K) -> Result<(), RateLimited> {
         self.check_n(key, 1)
     }
 
     /// Takes `n` tokens for `key`.
+    ///
+    /// ```
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_second(10)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// assert!(limiter.check_n(&"alice", 10).is_ok());
+    /// assert!(limiter.check(&"alice").is_err());
+    /// // A cost above the burst can never be admitted.
+    /// assert_eq!(limiter.check_n(&"bob", 11).unwrap_err().retry_after(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimited> {
         self.decide::<false>(key, n).map(|_| ())
     }
 
     /// Takes `n` tokens for `key`; returns the whole tokens left after it
     /// (`u32::MAX` for an allowlisted key).
+    ///
+    /// ```
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_minute(3)?)
+    ///     .allow(|key: &&str| *key == "admin")
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// assert_eq!(limiter.check_remaining(&"alice", 1)?, 2);
+    /// assert_eq!(limiter.check_remaining(&"alice", 2)?, 0);
+    /// assert!(limiter.check_remaining(&"alice", 1).is_err());
+    /// assert_eq!(limiter.check_remaining(&"admin", 1)?, u32::MAX);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check_remaining(&self, key: &K, n: u32) -> Result<u32, RateLimited> {
         self.decide::<true>(key, n)
     }
@@ -245,16 +381,25 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
                 Err(RateLimited::new(
                     self.inner.name.clone(),
                     Some(Duration::from_nanos(retry_after)),
-                ))
+                )
+                .with_quota(self.quota()))
             }
             Decision::Impossible => {
                 self.inner.rejected.increment(1);
-                Err(RateLimited::new(self.inner.name.clone(), None))
+                Err(RateLimited::new(self.inner.name.clone(), None).with_quota(self.quota()))
             }
         }
     }
 
     /// The limiter's name.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::<u64>::builder("per-tenant", Quota::per_second(5)?).build()?;
+    /// assert_eq!(limiter.name().as_str(), "per-tenant");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.inner.name
     }
@@ -304,6 +449,25 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     /// Drops every key whose bucket has refilled (the same as never seen).
     /// Not needed for bounded memory; useful to shrink after a burst of
     /// distinct keys.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_second(1)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// limiter.check(&"alice")?;
+    /// limiter.check(&"bob")?;
+    /// limiter.retain_recent();
+    /// assert_eq!(limiter.len(), 2); // both still owe a token
+    /// clock.advance(Duration::from_secs(1));
+    /// limiter.retain_recent();
+    /// assert!(limiter.is_empty()); // both refilled: nothing to remember
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retain_recent(&self) {
         let now = self.now();
         for shard in self.inner.shards.iter() {
@@ -315,6 +479,17 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     }
 
     /// Keys held now.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_second(5)?).build()?;
+    /// for user in [7_u64, 8, 7, 9] {
+    ///     limiter.check(&user)?;
+    /// }
+    /// assert_eq!(limiter.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.inner
             .shards
@@ -328,11 +503,30 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     }
 
     /// Whether no key is held.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_second(5)?).build()?;
+    /// assert!(limiter.is_empty());
+    /// limiter.check(&42_u64)?;
+    /// assert!(!limiter.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The quota every key gets.
+    ///
+    /// ```
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let quota = Quota::per_minute(150)?.with_burst(10)?;
+    /// let limiter = KeyedRateLimiter::<u64>::builder("per-user", quota).build()?;
+    /// assert_eq!(limiter.quota(), quota);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         *self
             .inner
@@ -345,6 +539,25 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     /// key's debt is re-expressed at the new rate, one shard at a time (a
     /// check on a key not yet rescaled may use the new rate with the old
     /// debt for the moment the walk takes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_second(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// limiter.check(&"alice")?;
+    /// let refused = limiter.check(&"alice").unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    /// // Ten times faster: alice's one token owed comes back in 100 ms.
+    /// limiter.set_quota(Quota::per_second(10)?.with_burst(1)?);
+    /// let refused = limiter.check(&"alice").unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(100)));
+    /// assert_eq!(limiter.quota(), Quota::per_second(10)?.with_burst(1)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         let mut q = self
             .inner

@@ -114,6 +114,25 @@ impl<K, X, R: fmt::Debug, A: fmt::Debug> fmt::Debug for KeyedRateLimitLayer<K, X
 
 impl<K, X> KeyedRateLimitLayer<K, X> {
     /// Limits by `key(&request)`.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, Quota, RateLimited};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-tenant", Quota::per_hour(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let svc = KeyedRateLimitLayer::new(limiter, |(tenant, _): &(&'static str, u32)| *tenant)
+    ///     .layer(service_fn(|(_, x): (&str, u32)| async move { Ok::<_, std::io::Error>(x) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(("acme", 1)).await.unwrap(), 1);
+    /// let err = svc.clone().oneshot(("acme", 2)).await.unwrap_err();
+    /// assert!(err.downcast_ref::<RateLimited>().is_some()); // acme's hour is spent
+    /// assert_eq!(svc.clone().oneshot(("globex", 3)).await.unwrap(), 3); // globex has its own
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(limiter: KeyedRateLimiter<K>, key: X) -> Self {
         Self {
             limiter,
@@ -127,6 +146,35 @@ impl<K, X> KeyedRateLimitLayer<K, X> {
 impl<K, X, R, A> KeyedRateLimitLayer<K, X, R, A> {
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
     /// requests; it decides the service's error type.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, OnReject, Quota, RateLimited};
+    ///
+    /// /// Refused requests are told, in the answer, when to come back.
+    /// #[derive(Clone)]
+    /// struct SlowDown;
+    /// impl OnReject<RateLimited, String, Infallible> for SlowDown {
+    ///     type Error = Infallible;
+    ///     fn on_reject(&self, r: RateLimited) -> Result<String, Infallible> {
+    ///         Ok(format!("slow down, {:?}", r.retry_after()))
+    ///     }
+    /// }
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_minute(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let svc = KeyedRateLimitLayer::new(limiter, |user: &u64| *user)
+    ///     .on_rejected(SlowDown)
+    ///     .layer(service_fn(|user: u64| async move { Ok::<_, Infallible>(format!("hi {user}")) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(7).await, Ok("hi 7".to_string()));
+    /// assert_eq!(svc.clone().oneshot(7).await, Ok("slow down, Some(60s)".to_string()));
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_rejected<R2>(self, on_rejected: R2) -> KeyedRateLimitLayer<K, X, R2, A> {
         KeyedRateLimitLayer {
             limiter: self.limiter,
@@ -137,6 +185,36 @@ impl<K, X, R, A> KeyedRateLimitLayer<K, X, R, A> {
     }
 
     /// Uses `on_admitted` to decorate admitted responses.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, OnAdmitted, Quota};
+    ///
+    /// /// Tells each client how many requests it has left.
+    /// #[derive(Clone)]
+    /// struct Remaining;
+    /// impl OnAdmitted<String> for Remaining {
+    ///     fn wants_admitted(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn on_admitted(&self, response: &mut String, _: &str, remaining: u32, _: Quota) {
+    ///         response.push_str(&format!(" ({remaining} left)"));
+    ///     }
+    /// }
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_minute(3)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let svc = KeyedRateLimitLayer::new(limiter, |user: &u64| *user)
+    ///     .on_admitted(Remaining)
+    ///     .layer(service_fn(|_: u64| async { Ok::<_, std::io::Error>("ok".to_string()) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(7).await.unwrap(), "ok (2 left)");
+    /// assert_eq!(svc.clone().oneshot(7).await.unwrap(), "ok (1 left)");
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_admitted<A2>(self, on_admitted: A2) -> KeyedRateLimitLayer<K, X, R, A2> {
         KeyedRateLimitLayer {
             limiter: self.limiter,
@@ -148,6 +226,33 @@ impl<K, X, R, A> KeyedRateLimitLayer<K, X, R, A> {
 
     /// Answers refused requests `429` with `Retry-After` and the RateLimit
     /// header fields, keeping the inner service's error.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("per-path", Quota::per_minute(1)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let svc = KeyedRateLimitLayer::new(limiter, |req: &Request<()>| req.uri().path().to_owned())
+    ///     .http()
+    ///     .layer(service_fn(|_: Request<()>| async {
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     }));
+    /// let get = |path: &str| Request::get(path).body(()).unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(get("/a")).await?.status(), StatusCode::OK);
+    /// let refused = svc.clone().oneshot(get("/a")).await?;
+    /// assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// assert_eq!(refused.headers()["retry-after"], "60");
+    /// assert_eq!(svc.clone().oneshot(get("/b")).await?.status(), StatusCode::OK);
+    /// # Ok::<(), Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(self) -> KeyedRateLimitLayer<K, X, buttress_core::HttpStatus, A> {
@@ -155,7 +260,35 @@ impl<K, X, R, A> KeyedRateLimitLayer<K, X, R, A> {
     }
 
     /// Admitted responses carry the RateLimit header fields with the
-    /// quota left.
+    /// quota left. Pair it with [`http`](Self::http) for refusals too, and
+    /// for a layer that keeps the inner service's error (what an axum
+    /// `Router` needs); on its own it leaves refusals as errors.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{KeyedRateLimitLayer, KeyedRateLimiter, Quota};
+    ///
+    /// let limiter = KeyedRateLimiter::builder("api", Quota::per_minute(10)?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let svc = KeyedRateLimitLayer::new(limiter, |_: &Request<()>| "everyone")
+    ///     .http() // refusals too: `429` with the same fields
+    ///     .success_headers()
+    ///     .layer(service_fn(|_: Request<()>| async {
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let response = svc.oneshot(Request::new(())).await?;
+    /// // 9 of 10 left; the one taken is back in 6 s; the window is 60 s.
+    /// assert_eq!(response.headers()["ratelimit"], "\"api\";r=9;t=6");
+    /// assert_eq!(response.headers()["ratelimit-policy"], "\"api\";q=10;w=60");
+    /// # Ok::<(), Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn success_headers(self) -> KeyedRateLimitLayer<K, X, R, SuccessHeaders> {
@@ -232,10 +365,7 @@ where
                     quota: self.limiter.quota(),
                 }),
             ),
-            Err(e) => KeyedResponseFuture::rejected(
-                self.on_rejected
-                    .on_reject(e.with_quota(self.limiter.quota())),
-            ),
+            Err(e) => KeyedResponseFuture::rejected(self.on_rejected.on_reject(e)),
         }
     }
 }

@@ -50,6 +50,23 @@ pub struct RateLimitLayer<R = RejectWithError> {
 
 impl RateLimitLayer {
     /// Rejects requests over `limiter`'s quota.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimited, RateLimitLayer, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_hour(1)?, ManualClock::new())?;
+    /// let svc = RateLimitLayer::new(limiter)
+    ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x * 2) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(21).await.unwrap(), 42);
+    /// // Clones share the limit: the hour's one request is spent.
+    /// let err = svc.clone().oneshot(21).await.unwrap_err();
+    /// assert!(err.downcast_ref::<RateLimited>().is_some());
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(limiter: RateLimiter) -> Self {
         Self {
             limiter,
@@ -61,6 +78,26 @@ impl RateLimitLayer {
 
 impl<R> RateLimitLayer<R> {
     /// Sets what an over-quota request does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_limit::{Mode, Quota, RateLimitLayer, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), buttress_limit::error::BoxError> {
+    /// let limiter = RateLimiter::new("api", Quota::per_second(10)?.with_burst(1)?)?;
+    /// let svc = RateLimitLayer::new(limiter)
+    ///     .mode(Mode::Wait(Duration::from_secs(1)))
+    ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// let start = Instant::now();
+    /// assert_eq!(svc.clone().oneshot(1).await?, 1);
+    /// assert_eq!(svc.clone().oneshot(2).await?, 2); // waited for its token
+    /// assert!(start.elapsed() >= Duration::from_millis(100));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
@@ -68,6 +105,33 @@ impl<R> RateLimitLayer<R> {
 
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
     /// requests; it decides the service's error type.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{OnReject, Quota, RateLimited, RateLimitLayer, RateLimiter};
+    ///
+    /// /// Refused requests get a stale answer instead of an error.
+    /// #[derive(Clone)]
+    /// struct Stale;
+    /// impl OnReject<RateLimited, String, Infallible> for Stale {
+    ///     type Error = Infallible;
+    ///     fn on_reject(&self, _: RateLimited) -> Result<String, Infallible> {
+    ///         Ok("stale".to_string())
+    ///     }
+    /// }
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_hour(1)?, ManualClock::new())?;
+    /// let svc = RateLimitLayer::new(limiter)
+    ///     .on_rejected(Stale)
+    ///     .layer(service_fn(|_: ()| async { Ok::<_, Infallible>("fresh".to_string()) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.clone().oneshot(()).await, Ok("fresh".to_string()));
+    /// assert_eq!(svc.clone().oneshot(()).await, Ok("stale".to_string()));
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_rejected<R2>(self, on_rejected: R2) -> RateLimitLayer<R2> {
         RateLimitLayer {
             limiter: self.limiter,
@@ -79,6 +143,30 @@ impl<R> RateLimitLayer<R> {
     /// Answers refused requests `429 Too Many Requests` with `Retry-After`
     /// and the RateLimit header fields; the service keeps the inner
     /// service's error, so it goes straight into an axum `Router`.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimited, RateLimitLayer, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_hour(1)?, ManualClock::new())?;
+    /// let svc = RateLimitLayer::new(limiter).http().layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new("hello".to_string()))
+    /// }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let ok = svc.clone().oneshot(Request::new(())).await?;
+    /// assert_eq!(ok.status(), StatusCode::OK);
+    /// let refused = svc.clone().oneshot(Request::new(())).await?;
+    /// assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// assert_eq!(refused.headers()["retry-after"], "3600");
+    /// assert_eq!(refused.headers()["ratelimit"], "\"api\";r=0;t=3600");
+    /// assert!(refused.extensions().get::<RateLimited>().is_some());
+    /// # Ok::<(), Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(self) -> RateLimitLayer<buttress_core::HttpStatus> {
@@ -236,11 +324,22 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
             match self.phase {
-                Phase::Idle => self.ask(),
+                Phase::Idle => {
+                    self.ask();
+                    if self.phase == Phase::Refused {
+                        // Refused (and counted) just now: ready, and
+                        // `call` answers with the refusal.
+                        return Poll::Ready(Ok(()));
+                    }
+                }
                 Phase::Admitted => return self.inner.poll_ready(cx).map_err(R::Error::from),
                 Phase::Refused => {
-                    // Polled again before `call`: tokens may have come back.
+                    // Polled again before `call`: tokens may have come
+                    // back. Look before taking, so that a request refused
+                    // once is counted as refused once, however often it
+                    // is polled.
                     if let Mode::Reject = self.mode
+                        && self.limiter.peek_n(1).is_ok()
                         && self.limiter.check().is_ok()
                     {
                         self.refused = None;
@@ -279,7 +378,8 @@ where
                 if let Some(w) = self.waiting.take() {
                     self.limiter.cancel(w.tat, w.cost);
                 }
-                let e = RateLimited::new(self.limiter.name().clone(), Some(Duration::ZERO));
+                let e = RateLimited::new(self.limiter.name().clone(), Some(Duration::ZERO))
+                    .with_quota(self.limiter.quota());
                 ResponseFuture::rejected(self.rejected(e))
             }
         }

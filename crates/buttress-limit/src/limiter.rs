@@ -75,6 +75,17 @@ pub enum LimiterError {
 
 impl RateLimiter {
     /// A limiter with `quota`, reading tokio's clock.
+    ///
+    /// ```
+    /// use buttress_limit::{LimiterError, Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new("api", Quota::per_second(10)?)?;
+    /// assert_eq!(limiter.quota(), Quota::per_second(10)?);
+    /// // The name becomes a metric label, so it is validated.
+    /// let bad = RateLimiter::new("", Quota::per_second(10)?);
+    /// assert!(matches!(bad, Err(LimiterError::Name(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
         Self::with_clock(name, quota, TokioClock)
     }
@@ -84,6 +95,15 @@ impl RateLimiter {
     /// call. Its time does not follow tokio's paused clock, so tests of code
     /// that uses it should build the limiter with [`RateLimiter::with_clock`]
     /// and a `ManualClock` or `TokioClock` instead.
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_fast_clock("hot-path", Quota::per_hour(1)?)?;
+    /// assert!(limiter.check().is_ok());
+    /// assert!(limiter.check().is_err()); // the next token is an hour away
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "fast-clock")]
     pub fn with_fast_clock(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
         Self::build(
@@ -94,6 +114,20 @@ impl RateLimiter {
     }
 
     /// A limiter with `quota` reading `clock`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_second(2)?, clock.clone())?;
+    /// assert!(limiter.check_n(2).is_ok());
+    /// assert!(limiter.check().is_err());
+    /// clock.advance(Duration::from_millis(500)); // one token comes back
+    /// assert!(limiter.check().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_clock(
         name: impl AsRef<str>,
         quota: Quota,
@@ -123,6 +157,14 @@ impl RateLimiter {
     }
 
     /// The limiter's name.
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new("embeddings", Quota::per_second(10)?)?;
+    /// assert_eq!(limiter.name().as_str(), "embeddings");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.inner.name
     }
@@ -133,6 +175,22 @@ impl RateLimiter {
     }
 
     /// Takes one token, or says when to come back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let quota = Quota::per_second(4)?.with_burst(1)?;
+    /// let limiter = RateLimiter::with_clock("api", quota, clock.clone())?;
+    /// assert!(limiter.check().is_ok());
+    /// let refused = limiter.check().unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(250)));
+    /// clock.advance(Duration::from_millis(250));
+    /// assert!(limiter.check().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check(&self) -> Result<(), RateLimited> {
         self.check_n(1)
@@ -141,6 +199,21 @@ impl RateLimiter {
     /// Takes `n` tokens at once (a weighted request), or says when to come
     /// back. A cost above the burst can never be admitted: the error's
     /// `retry_after` is then `None`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = RateLimiter::with_clock("search", Quota::per_second(10)?, clock)?;
+    /// assert!(limiter.check_n(8).is_ok()); // an expensive query costs 8
+    /// let refused = limiter.check_n(5).unwrap_err(); // only 2 left
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(300)));
+    /// let never = limiter.check_n(11).unwrap_err(); // above the burst of 10
+    /// assert_eq!(never.retry_after(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check_n(&self, n: u32) -> Result<(), RateLimited> {
         match self.inner.gcra.take(self.now(), n) {
@@ -153,14 +226,30 @@ impl RateLimiter {
     }
 
     /// Whether `n` tokens are available, without taking them.
+    ///
+    /// ```
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_minute(3)?, ManualClock::new())?;
+    /// assert!(limiter.peek_n(3).is_ok());
+    /// assert!(limiter.peek_n(3).is_ok()); // peeking takes nothing
+    /// limiter.check()?;
+    /// assert!(limiter.peek_n(3).is_err());
+    /// assert!(limiter.peek_n(2).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn peek_n(&self, n: u32) -> Result<(), RateLimited> {
         match self.inner.gcra.peek(self.now(), n) {
             Decision::Allowed { .. } => Ok(()),
             Decision::Denied { retry_after } => Err(RateLimited::new(
                 self.inner.name.clone(),
                 Some(Duration::from_nanos(retry_after)),
-            )),
-            Decision::Impossible => Err(RateLimited::new(self.inner.name.clone(), None)),
+            )
+            .with_quota(self.quota())),
+            Decision::Impossible => {
+                Err(RateLimited::new(self.inner.name.clone(), None).with_quota(self.quota()))
+            }
         }
     }
 
@@ -172,10 +261,26 @@ impl RateLimiter {
             _ => None,
         };
         tracing::trace!(limiter = %self.inner.name, ?retry_after, "rate limited");
-        RateLimited::new(self.inner.name.clone(), retry_after)
+        RateLimited::new(self.inner.name.clone(), retry_after).with_quota(self.quota())
     }
 
     /// Tokens available now and the time until the next one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_second(5)?, ManualClock::new())?;
+    /// assert_eq!(limiter.state().remaining, 5);
+    /// assert_eq!(limiter.state().next_token_in, Duration::ZERO); // full
+    /// limiter.check_n(2)?;
+    /// let state = limiter.state();
+    /// assert_eq!(state.remaining, 3);
+    /// assert_eq!(state.next_token_in, Duration::from_millis(200));
+    /// assert_eq!(state.quota, Quota::per_second(5)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> LimitState {
         let s = self.inner.gcra.state(self.now());
         LimitState {
@@ -186,6 +291,16 @@ impl RateLimiter {
     }
 
     /// The quota in force.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::new("api", Quota::per_minute(150)?.with_burst(10)?)?;
+    /// assert_eq!(limiter.quota().interval(), Duration::from_millis(400));
+    /// assert_eq!(limiter.quota().burst(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quota(&self) -> Quota {
         *self
             .inner
@@ -198,6 +313,23 @@ impl RateLimiter {
     /// debt is re-expressed at the new rate (2 tokens owed stay 2 tokens
     /// owed), so tightening a quota cannot admit a second burst and
     /// loosening it does not keep clients waiting at the old rate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_limit::{Quota, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::with_clock("api", Quota::per_second(1)?, ManualClock::new())?;
+    /// limiter.check()?;
+    /// let refused = limiter.check().unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    /// // Ten times faster: the token owed now comes back in a tenth of the time.
+    /// limiter.set_quota(Quota::per_second(10)?.with_burst(1)?);
+    /// let refused = limiter.check().unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(100)));
+    /// assert_eq!(limiter.quota(), Quota::per_second(10)?.with_burst(1)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         let mut q = self
             .inner
@@ -214,11 +346,49 @@ impl RateLimiter {
     /// never). Waiters are served first come, first served; a waiter that
     /// is dropped before its turn gives its token back if nobody queued
     /// behind it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::{Quota, RateLimiter};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RateLimiter::new("api", Quota::per_second(10)?.with_burst(1)?)?;
+    /// let start = Instant::now();
+    /// limiter.until_ready(Duration::from_secs(1)).await?; // at once
+    /// limiter.until_ready(Duration::from_secs(1)).await?; // after 100 ms
+    /// assert!(start.elapsed() >= Duration::from_millis(100));
+    /// // The next token is 100 ms away: too long for a 50 ms budget.
+    /// let refused = limiter.until_ready(Duration::from_millis(50)).await.unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_millis(100)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn until_ready(&self, max_wait: Duration) -> Result<(), RateLimited> {
         self.until_n_ready(1, max_wait).await
     }
 
     /// Like [`until_ready`](Self::until_ready) for `n` tokens.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::{Quota, RateLimiter};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RateLimiter::new("batch", Quota::per_second(10)?)?;
+    /// let start = Instant::now();
+    /// limiter.until_n_ready(10, Duration::from_secs(5)).await?; // the whole burst
+    /// limiter.until_n_ready(5, Duration::from_secs(5)).await?; // 5 more: 500 ms
+    /// assert!(start.elapsed() >= Duration::from_millis(500));
+    /// // 11 tokens can never be had at once: refused without waiting.
+    /// let never = limiter.until_n_ready(11, Duration::from_secs(60)).await.unwrap_err();
+    /// assert_eq!(never.retry_after(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn until_n_ready(&self, n: u32, max_wait: Duration) -> Result<(), RateLimited> {
         let (wait, tat, cost) = self.reserve(n, max_wait)?;
         if !wait.is_zero() {

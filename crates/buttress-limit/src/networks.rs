@@ -133,7 +133,11 @@ impl std::str::FromStr for Networks {
     /// Parses a comma-separated list, such as `"127.0.0.0/8, ::1"` (what
     /// `Display` writes).
     fn from_str(s: &str) -> Result<Networks, NetworkError> {
-        let parts: Vec<&str> = s.split(',').filter(|p| !p.trim().is_empty()).collect();
+        let parts: Vec<&str> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
         Networks::parse(&parts)
     }
 }
@@ -167,6 +171,13 @@ pub struct NetworkError {
 
 impl NetworkError {
     /// The entry that was refused.
+    ///
+    /// ```
+    /// use buttress_limit::Networks;
+    ///
+    /// let err = Networks::parse(&["10.0.0.0/8", "10.0.0.0/33", "localhost"]).unwrap_err();
+    /// assert_eq!(err.input(), "10.0.0.0/33"); // the first bad entry
+    /// ```
     pub fn input(&self) -> &str {
         &self.input
     }

@@ -88,6 +88,19 @@ const HUNDRED_YEARS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Quota {
     /// `count` requests per `period`, with a burst of `count`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::{Quota, QuotaError};
+    ///
+    /// let q = Quota::new(3, Duration::from_secs(1))?;
+    /// assert_eq!(q.burst(), 3);
+    /// // The interval is rounded up: never faster than asked.
+    /// assert_eq!(q.interval(), Duration::from_nanos(333_333_334));
+    /// assert_eq!(Quota::new(0, Duration::from_secs(1)), Err(QuotaError::Zero));
+    /// assert!(matches!(Quota::new(1, Duration::ZERO), Err(QuotaError::Period(_))));
+    /// # Ok::<(), QuotaError>(())
+    /// ```
     pub fn new(count: u64, period: Duration) -> Result<Self, QuotaError> {
         if count == 0 {
             return Err(QuotaError::Zero);
@@ -107,21 +120,62 @@ impl Quota {
     }
 
     /// `count` requests each second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::Quota;
+    ///
+    /// let q = Quota::per_second(20)?;
+    /// assert_eq!(q.interval(), Duration::from_millis(50));
+    /// assert_eq!(q.burst(), 20);
+    /// # Ok::<(), buttress_limit::QuotaError>(())
+    /// ```
     pub fn per_second(count: u64) -> Result<Self, QuotaError> {
         Self::new(count, Duration::from_secs(1))
     }
 
     /// `count` requests each minute.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::Quota;
+    ///
+    /// // 150 each minute: one every 400 ms, not one every 150 s.
+    /// let q = Quota::per_minute(150)?;
+    /// assert_eq!(q.interval(), Duration::from_millis(400));
+    /// assert_eq!(q.burst(), 150);
+    /// # Ok::<(), buttress_limit::QuotaError>(())
+    /// ```
     pub fn per_minute(count: u64) -> Result<Self, QuotaError> {
         Self::new(count, Duration::from_secs(60))
     }
 
     /// `count` requests each hour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::Quota;
+    ///
+    /// let q = Quota::per_hour(60)?;
+    /// assert_eq!(q.interval(), Duration::from_secs(60));
+    /// assert_eq!(q, Quota::per_minute(1)?.with_burst(60)?);
+    /// # Ok::<(), buttress_limit::QuotaError>(())
+    /// ```
     pub fn per_hour(count: u64) -> Result<Self, QuotaError> {
         Self::new(count, Duration::from_secs(3600))
     }
 
     /// The same rate with a burst of `burst` requests at once.
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, QuotaError};
+    ///
+    /// let smooth = Quota::per_second(100)?.with_burst(5)?;
+    /// assert_eq!(smooth.burst(), 5);
+    /// assert_eq!(smooth.interval(), Quota::per_second(100)?.interval()); // same rate
+    /// assert_eq!(Quota::per_second(100)?.with_burst(0), Err(QuotaError::Zero));
+    /// # Ok::<(), QuotaError>(())
+    /// ```
     pub fn with_burst(self, burst: u32) -> Result<Self, QuotaError> {
         if burst == 0 {
             return Err(QuotaError::Zero);
@@ -137,11 +191,27 @@ impl Quota {
     }
 
     /// The time between tokens.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::Quota;
+    ///
+    /// assert_eq!(Quota::per_second(4)?.interval(), Duration::from_millis(250));
+    /// # Ok::<(), buttress_limit::QuotaError>(())
+    /// ```
     pub fn interval(&self) -> Duration {
         Duration::from_nanos(self.interval)
     }
 
     /// The burst.
+    ///
+    /// ```
+    /// use buttress_limit::Quota;
+    ///
+    /// assert_eq!(Quota::per_minute(30)?.burst(), 30); // the count, by default
+    /// assert_eq!(Quota::per_minute(30)?.with_burst(3)?.burst(), 3);
+    /// # Ok::<(), buttress_limit::QuotaError>(())
+    /// ```
     pub fn burst(&self) -> u32 {
         self.burst
     }

@@ -110,6 +110,17 @@ impl RedisRateLimiter {
     ///
     /// Defaults: 50 ms timeout, fail open, and a breaker that opens after 5
     /// failures in a row for 5 s.
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, RedisLimiterError, RedisRateLimiter};
+    ///
+    /// // Nothing connects yet: this runs without a Redis server.
+    /// let limiter = RedisRateLimiter::new("redis://127.0.0.1:6379/", "api", Quota::per_second(100)?)?;
+    /// assert_eq!(limiter.breaker().name().as_str(), "redis:api");
+    /// let bad = RedisRateLimiter::new("not a url", "api", Quota::per_second(100)?);
+    /// assert!(matches!(bad, Err(RedisLimiterError::Url(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(url: &str, name: &str, quota: Quota) -> Result<Self, RedisLimiterError> {
         Self::with_options(
             url,
@@ -122,6 +133,25 @@ impl RedisRateLimiter {
 
     /// Like [`RedisRateLimiter::new`] with a timeout per call and a failure
     /// behaviour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_limit::{OnRedisFailure, Quota, RedisRateLimiter};
+    ///
+    /// // Strict: when Redis cannot answer within 20 ms, refuse.
+    /// let limiter = RedisRateLimiter::with_options(
+    ///     "redis://127.0.0.1:1/", // nothing listens here
+    ///     "payments",
+    ///     Quota::per_second(10)?,
+    ///     Duration::from_millis(20),
+    ///     OnRedisFailure::FailClosed,
+    /// )?;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let refused = limiter.check("card-4242").await.unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_options(
         url: &str,
         name: &str,
@@ -155,12 +185,36 @@ impl RedisRateLimiter {
     }
 
     /// The breaker in front of Redis (to read its state in a health check).
+    ///
+    /// ```
+    /// use buttress_limit::{Quota, RedisRateLimiter};
+    ///
+    /// let limiter = RedisRateLimiter::new("redis://127.0.0.1:6379/", "api", Quota::per_second(100)?)?;
+    /// // Closed until Redis fails 5 times in a row.
+    /// assert_eq!(limiter.breaker().state().as_str(), "closed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.inner.breaker
     }
 
     /// Changes the quota for every replica's next checks of this limiter
     /// (each replica sets its own; the state in Redis is kept).
+    ///
+    /// ```no_run
+    /// use buttress_limit::{Quota, RedisRateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RedisRateLimiter::new("redis://127.0.0.1:6379/", "api", Quota::per_second(1)?)?;
+    /// limiter.check("alice").await?;
+    /// assert!(limiter.check("alice").await.is_err());
+    /// // A burst of 5: alice's debt in Redis is kept, but now 4 more fit.
+    /// limiter.set_quota(Quota::per_second(1)?.with_burst(5)?);
+    /// assert!(limiter.check_n("alice", 4).await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_quota(&self, quota: Quota) {
         *self
             .inner
@@ -170,11 +224,39 @@ impl RedisRateLimiter {
     }
 
     /// Takes one token for `key`.
+    ///
+    /// ```no_run
+    /// use buttress_limit::{Quota, RedisRateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RedisRateLimiter::new("redis://127.0.0.1:6379/", "api", Quota::per_minute(1)?)?;
+    /// // Every replica that shares this Redis shares alice's one request a minute.
+    /// limiter.check("alice").await?;
+    /// let refused = limiter.check("alice").await.unwrap_err();
+    /// assert!(refused.retry_after().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn check(&self, key: &str) -> Result<(), RateLimited> {
         self.check_n(key, 1).await
     }
 
     /// Takes `n` tokens for `key`.
+    ///
+    /// ```no_run
+    /// use buttress_limit::{Quota, RedisRateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RedisRateLimiter::new("redis://127.0.0.1:6379/", "search", Quota::per_second(10)?)?;
+    /// limiter.check_n("alice", 8).await?; // an expensive query
+    /// assert!(limiter.check_n("alice", 5).await.is_err()); // only 2 left
+    /// // Above the burst: never admitted.
+    /// assert_eq!(limiter.check_n("bob", 11).await.unwrap_err().retry_after(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn check_n(&self, key: &str, n: u32) -> Result<(), RateLimited> {
         let inner = &*self.inner;
         let Ok(permit) = inner.breaker.try_acquire() else {
@@ -196,8 +278,9 @@ impl RedisRateLimiter {
                     0 => Err(RateLimited::new(
                         inner.name.clone(),
                         Some(Duration::from_micros(u64::try_from(value).unwrap_or(0))),
-                    )),
-                    _ => Err(RateLimited::new(inner.name.clone(), None)),
+                    )
+                    .with_quota(quota)),
+                    _ => Err(RateLimited::new(inner.name.clone(), None).with_quota(quota)),
                 }
             }
             Ok(Err(e)) => {

@@ -187,3 +187,56 @@ fn a_quota_loads_from_json() {
     assert!(serde_json::from_str::<Quota>(r#"{ "count": 0, "per": "1m" }"#).is_err());
     assert!(serde_json::from_str::<Quota>(r#"{ "count": 5, "per": "1m", "brust": 1 }"#).is_err());
 }
+
+/// A refused request is counted as refused once, however often the
+/// service is polled before `call`.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_is_counted_once_however_often_it_is_polled() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use std::task::{Context, Poll};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        RateLimiter::new(
+            "counted",
+            Quota::per_second(1)
+                .expect("valid")
+                .with_burst(1)
+                .expect("valid"),
+        )
+        .expect("valid")
+    });
+    let mut svc = RateLimitLayer::new(limiter).layer(echo());
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(1)
+        .await
+        .expect("admitted");
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    for _ in 0..5 {
+        assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    }
+    assert!(svc.call(2).await.is_err(), "refused");
+    let counts: std::collections::HashMap<String, u64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) => Some((key.key().name().to_owned(), n)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        counts.get("buttress_limit_rejected_total"),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("buttress_limit_allowed_total"),
+        Some(&1),
+        "{counts:?}"
+    );
+}
