@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buttress::common::Random;
-use buttress::pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Algorithm, Gradient2, Vegas};
+use buttress::pressure::{
+    AdaptiveLimitLayer, AdaptiveLimiter, AimdConfig, Algorithm, Gradient2, Vegas,
+};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
@@ -214,23 +216,28 @@ fn configs() -> Vec<(&'static str, Make)> {
         (
             "AIMD",
             Some(Box::new(|| {
-                AdaptiveLimiter::new(
-                    "aimd",
-                    Aimd::new(20, 2, 200).timeout(Duration::from_millis(250)),
-                )
-                .expect("name")
+                let aimd = AimdConfig::default()
+                    .initial(20)
+                    .min(2)
+                    .max(200)
+                    .timeout(Duration::from_millis(250))
+                    .build()
+                    .expect("valid");
+                AdaptiveLimiter::new("aimd", aimd).expect("name")
             })),
         ),
         (
             "Gradient2",
             Some(Box::new(|| {
-                AdaptiveLimiter::new("gradient2", Gradient2::new(20, 2, 200)).expect("name")
+                let gradient2 = Gradient2::new(20, 2, 200).expect("valid");
+                AdaptiveLimiter::new("gradient2", gradient2).expect("name")
             })),
         ),
         (
             "Vegas",
             Some(Box::new(|| {
-                AdaptiveLimiter::new("vegas", Vegas::new(20, 2, 200)).expect("name")
+                let vegas = Vegas::new(20, 2, 200).expect("valid");
+                AdaptiveLimiter::new("vegas", vegas).expect("name")
             })),
         ),
     ]

@@ -94,7 +94,8 @@ fn layers(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("pressure_concurrency_limit");
-    let limiter = AdaptiveLimiter::new("bench", Aimd::new(1000, 1000, 1000)).expect("name");
+    let aimd = Aimd::new(1000, 1000, 1000).expect("valid");
+    let limiter = AdaptiveLimiter::new("bench", aimd).expect("name");
     let mut adaptive = AdaptiveLimitLayer::new(limiter.clone()).layer(noop());
     g.bench_function("buttress_adaptive_aimd", |b| {
         b.iter(|| black_box(through(&mut adaptive, 1)))

@@ -3,19 +3,57 @@
 use std::time::Duration;
 
 use crate::core::Bounds;
+use crate::error::ConfigError;
 
-/// The bounds and timeouts of an executor. Every field has a default.
+/// The bounds and timeouts of an executor. Every field has a default;
+/// change them with the chainable setters. Checked by
+/// [`validate`](ExecutorConfig::validate), which making an executor runs
+/// too.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_executor::ExecutorConfig;
+///
+/// let config = ExecutorConfig::default()
+///     .max_running(8)
+///     .max_queued(1_000)
+///     .timeout(Some(Duration::from_secs(30)))
+///     .aging(Some(Duration::from_secs(10)));
+/// assert!(config.validate().is_ok());
+/// ```
+///
+/// Under the `serde` feature it loads from a configuration file, checked
+/// as it loads, with durations such as `"30s"`, every key optional and no
+/// unknown keys:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use buttress_executor::ExecutorConfig;
+///
+/// let config: ExecutorConfig = serde_json::from_str(r#"{
+///     "max_running": 8, "max_queued_per_priority": 500, "timeout": "30s", "aging": "10s"
+/// }"#).unwrap();
+/// assert_eq!(config, ExecutorConfig::default()
+///     .max_running(8)
+///     .max_queued_per_priority(Some(500))
+///     .timeout(Some(Duration::from_secs(30)))
+///     .aging(Some(Duration::from_secs(10))));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "ExecutorConfigDoc"))]
 pub struct ExecutorConfig {
     /// Tasks queued at most, in all. Default 1,000.
     pub max_queued: usize,
     /// Tasks queued at most per priority. Default: no bound of its own.
     pub max_queued_per_priority: Option<usize>,
-    /// Tasks running at once at most (the bulkhead). Default 8.
+    /// Tasks running at once at most (the bulkhead); at least 1. Default 8.
     pub max_running: usize,
-    /// The timeout of each task, unless submitted with its own. Default:
-    /// none.
+    /// The timeout of each task, unless submitted with its own; above
+    /// zero. Default: none.
     pub timeout: Option<Duration>,
     /// A task that has waited this long runs before any task that arrived
     /// after it, whatever their priorities: the bound on how long
@@ -40,42 +78,97 @@ impl Default for ExecutorConfig {
 
 impl ExecutorConfig {
     /// Sets [`max_queued`](ExecutorConfig::max_queued).
+    ///
+    /// ```
+    /// # use buttress_executor::ExecutorConfig;
+    /// assert_eq!(ExecutorConfig::default().max_queued(10_000).max_queued, 10_000);
+    /// ```
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
         self
     }
+
     /// Sets [`max_queued_per_priority`](ExecutorConfig::max_queued_per_priority).
+    ///
+    /// ```
+    /// # use buttress_executor::ExecutorConfig;
+    /// let config = ExecutorConfig::default().max_queued_per_priority(Some(500));
+    /// assert_eq!(config.max_queued_per_priority, Some(500));
+    /// ```
     pub fn max_queued_per_priority(mut self, n: Option<usize>) -> Self {
         self.max_queued_per_priority = n;
         self
     }
+
     /// Sets [`max_running`](ExecutorConfig::max_running).
+    ///
+    /// ```
+    /// # use buttress_executor::ExecutorConfig;
+    /// assert_eq!(ExecutorConfig::default().max_running(4).max_running, 4);
+    /// ```
     pub fn max_running(mut self, n: usize) -> Self {
         self.max_running = n;
         self
     }
+
     /// Sets [`timeout`](ExecutorConfig::timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use buttress_executor::ExecutorConfig;
+    /// let config = ExecutorConfig::default().timeout(Some(Duration::from_secs(30)));
+    /// assert_eq!(config.timeout, Some(Duration::from_secs(30)));
+    /// ```
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
     }
+
     /// Sets [`aging`](ExecutorConfig::aging).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use buttress_executor::ExecutorConfig;
+    /// let config = ExecutorConfig::default().aging(Some(Duration::from_secs(10)));
+    /// assert_eq!(config.aging, Some(Duration::from_secs(10)));
+    /// ```
     pub fn aging(mut self, bound: Option<Duration>) -> Self {
         self.aging = bound;
         self
     }
+
     /// Sets [`history`](ExecutorConfig::history).
+    ///
+    /// ```
+    /// # use buttress_executor::ExecutorConfig;
+    /// assert_eq!(ExecutorConfig::default().history(100).history, 100);
+    /// ```
     pub fn history(mut self, n: usize) -> Self {
         self.history = n;
         self
     }
 
-    pub(crate) fn bounds(&self) -> Result<Bounds, String> {
+    /// Whether the configuration makes sense: at least one running slot,
+    /// and no zero timeout. Making an executor checks the same.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_executor::{ConfigError, ExecutorConfig};
+    ///
+    /// assert!(ExecutorConfig::default().validate().is_ok());
+    /// let config = ExecutorConfig::default().timeout(Some(Duration::ZERO));
+    /// assert_eq!(config.validate(), Err(ConfigError::ZeroTimeout));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bounds().map(|_| ())
+    }
+
+    pub(crate) fn bounds(&self) -> Result<Bounds, ConfigError> {
         if self.max_running == 0 {
-            return Err("max_running must be at least 1".into());
+            return Err(ConfigError::ZeroMaxRunning);
         }
         if self.timeout == Some(Duration::ZERO) {
-            return Err("a zero timeout would time out every task".into());
+            return Err(ConfigError::ZeroTimeout);
         }
         Ok(Bounds {
             max_queued: self.max_queued,
@@ -83,5 +176,44 @@ impl ExecutorConfig {
             max_running: self.max_running,
             history: self.history,
         })
+    }
+}
+
+/// An [`ExecutorConfig`] as written in a configuration file, before it is
+/// checked; what is left out keeps its default.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutorConfigDoc {
+    #[serde(default)]
+    max_queued: Option<usize>,
+    #[serde(default)]
+    max_queued_per_priority: Option<usize>,
+    #[serde(default)]
+    max_running: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    aging: Option<Duration>,
+    #[serde(default)]
+    history: Option<usize>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<ExecutorConfigDoc> for ExecutorConfig {
+    type Error = ConfigError;
+
+    fn try_from(doc: ExecutorConfigDoc) -> Result<Self, ConfigError> {
+        let d = ExecutorConfig::default();
+        let config = ExecutorConfig {
+            max_queued: doc.max_queued.unwrap_or(d.max_queued),
+            max_queued_per_priority: doc.max_queued_per_priority.or(d.max_queued_per_priority),
+            max_running: doc.max_running.unwrap_or(d.max_running),
+            timeout: doc.timeout.or(d.timeout),
+            aging: doc.aging.or(d.aging),
+            history: doc.history.unwrap_or(d.history),
+        };
+        config.validate()?;
+        Ok(config)
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::config::ExecutorConfig;
 use crate::core::{Core, Now, Outcome, Refused, Snapshot, Start};
-use crate::error::{SubmitError, TaskError};
+use crate::error::{BuildError, SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 use crate::job::{Job, RunJob};
 use crate::task::{Cancel, TaskCell};
@@ -72,18 +72,6 @@ impl fmt::Debug for Executor {
     }
 }
 
-/// Why an executor could not be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError(pub(crate) String);
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid executor: {}", self.0)
-    }
-}
-
-impl std::error::Error for BuildError {}
-
 /// What a shutdown did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -98,22 +86,51 @@ pub struct ShutdownReport {
 }
 
 impl Executor {
-    /// An executor named `name`, spawning on the current tokio runtime.
+    /// An executor named `name` (the `name` label of its metrics),
+    /// spawning on the current tokio runtime; or why it cannot be made (no
+    /// runtime, an invalid name or config).
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(4))?;
+    /// assert_eq!(executor.name(), "chat");
+    /// # Ok(()) }
+    /// ```
     pub fn new(name: &str, config: ExecutorConfig) -> Result<Executor, BuildError> {
-        let runtime = Handle::try_current()
-            .map_err(|_| BuildError("no tokio runtime: make the executor inside one".into()))?;
+        let runtime = Handle::try_current().map_err(BuildError::NoRuntime)?;
         Executor::with_runtime(name, config, runtime, Arc::new(TokioClock))
     }
 
-    /// An executor spawning on `runtime`, reading time from `clock`.
+    /// An executor spawning on `runtime`, reading time from `clock`: made
+    /// outside the runtime, or on a clock of its own (for tests).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::TokioClock;
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build()?;
+    /// let executor = Executor::with_runtime(
+    ///     "chat",
+    ///     ExecutorConfig::default(),
+    ///     runtime.handle().clone(),
+    ///     Arc::new(TokioClock),
+    /// )?;
+    /// let answer = executor.submit(0, async { 42 })?;
+    /// assert_eq!(runtime.block_on(answer)?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_runtime(
         name: &str,
         config: ExecutorConfig,
         runtime: Handle,
         clock: SharedClock,
     ) -> Result<Executor, BuildError> {
-        let name = Name::new(name).map_err(|e| BuildError(e.to_string()))?;
-        let bounds = config.bounds().map_err(BuildError)?;
+        let name = Name::new(name)?;
+        let bounds = config.bounds()?;
         Ok(Executor {
             inner: Arc::new(Inner {
                 metrics: crate::metrics::ExecutorMetrics::new(name.as_str()),
@@ -133,12 +150,32 @@ impl Executor {
     }
 
     /// The name.
+    ///
+    /// ```
+    /// # use buttress_executor::{Executor, ExecutorConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// assert_eq!(executor.name(), "chat");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         self.inner.name.as_str()
     }
 
     /// Queues `task` at `priority` (higher runs first), with the default
-    /// timeout. Fails at once when the queue is full.
+    /// timeout. Fails at once when the queue is full
+    /// ([`SubmitError::Full`]) or the executor is shutting down.
+    ///
+    /// ```
+    /// # use buttress_executor::{Executor, ExecutorConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let answer = executor.submit(9, async { 6 * 7 })?;
+    /// assert_eq!(answer.await?, 42);
+    /// # Ok(()) }
+    /// ```
     pub fn submit<F, T>(&self, priority: u8, task: F) -> Result<TaskHandle<T>, SubmitError>
     where
         F: Future<Output = T> + Send + 'static,
@@ -147,7 +184,20 @@ impl Executor {
         self.submit_with(priority, self.inner.default_timeout, task)
     }
 
-    /// [`submit`](Executor::submit) with its own timeout (`None`: none).
+    /// [`submit`](Executor::submit) with its own timeout (`None`: none),
+    /// instead of the config's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_executor::{Executor, ExecutorConfig, TaskError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let stuck = executor.submit_with(0, Some(Duration::from_secs(2)), std::future::pending::<()>())?;
+    /// assert_eq!(stuck.await, Err(TaskError::TimedOut)); // paused time: no real wait
+    /// # Ok(()) }
+    /// ```
     pub fn submit_with<F, T>(
         &self,
         priority: u8,
@@ -163,6 +213,18 @@ impl Executor {
 
     /// Queues a fallible task: it is recorded as failed when it returns
     /// `Err`.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, Status};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let failed = executor.submit_try(0, async { Err::<u32, _>("upstream down") })?;
+    /// assert_eq!(failed.await?, Err("upstream down"));
+    /// assert_eq!(executor.snapshot().history[0].status, Status::Failed);
+    /// # Ok(()) }
+    /// ```
     pub fn submit_try<F, T, E>(
         &self,
         priority: u8,
@@ -187,7 +249,27 @@ impl Executor {
         )
     }
 
-    /// Queues `task`, waiting for space when the queue is full.
+    /// Queues `task`, waiting for space when the queue is full. Fails with
+    /// [`SubmitError::Closed`] if the executor shuts down meanwhile.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    /// use tokio::sync::Notify;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("jobs", ExecutorConfig::default().max_running(1).max_queued(0))?;
+    /// let gate = Arc::new(Notify::new());
+    /// let g = gate.clone();
+    /// let first = executor.submit(0, async move { g.notified().await })?;
+    /// assert!(executor.submit(0, async {}).is_err()); // no room in the queue
+    /// gate.notify_one(); // the first task finishes soon
+    /// let second = executor.submit_wait(0, async { "queued once there was room" }).await?;
+    /// first.await?;
+    /// assert_eq!(second.await?, "queued once there was room");
+    /// # Ok(()) }
+    /// ```
     pub async fn submit_wait<F, T>(
         &self,
         priority: u8,
@@ -303,6 +385,18 @@ impl Executor {
     }
 
     /// Counts, depths and the history of finished tasks.
+    ///
+    /// ```
+    /// # use buttress_executor::{Executor, ExecutorConfig, Status};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// executor.submit(0, async {})?.await?;
+    /// let snapshot = executor.snapshot();
+    /// assert_eq!((snapshot.queued, snapshot.running, snapshot.counters.ok), (0, 0, 1));
+    /// assert_eq!(snapshot.history[0].status, Status::Ok);
+    /// # Ok(()) }
+    /// ```
     pub fn snapshot(&self) -> Snapshot {
         self.inner.core.snapshot()
     }
@@ -311,6 +405,24 @@ impl Executor {
     /// `deadline`, then cancels the rest and reports what was dropped.
     /// Calling it again while a shutdown is under way forces it: the rest
     /// is cancelled at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_executor::{Executor, ExecutorConfig, TaskError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(1))?;
+    /// let stuck = executor.submit(0, std::future::pending::<()>())?;
+    /// let queued = executor.submit(0, async {})?;
+    /// // Paused time: the 5 s deadline passes without a real wait.
+    /// let report = executor.shutdown(Duration::from_secs(5)).await;
+    /// assert!(!report.drained);
+    /// assert_eq!((report.cancelled_running, report.dropped_queued), (1, 1));
+    /// assert_eq!(stuck.await, Err(TaskError::Cancelled));
+    /// assert_eq!(queued.await, Err(TaskError::Cancelled));
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let inner = &self.inner;
         if inner.shutting_down.swap(true, Ordering::AcqRel) {
@@ -532,6 +644,17 @@ pub struct TaskHandle<T> {
 
 impl<T> TaskHandle<T> {
     /// The task's id (submission order).
+    ///
+    /// ```
+    /// # use buttress_executor::{Executor, ExecutorConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let first = executor.submit(0, async {})?;
+    /// let second = executor.submit(0, async {})?;
+    /// assert!(first.id() < second.id());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -541,6 +664,22 @@ impl<T> TaskHandle<T> {
     /// [`TaskError::Cancelled`]. Returns whether the task had not ended
     /// yet (it was queued, or running without an answer); a task that
     /// already answered keeps its answer.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, TaskError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(1))?;
+    /// let running = executor.submit(0, std::future::pending::<()>())?;
+    /// let queued = executor.submit(0, async { 1 })?;
+    /// assert!(queued.cancel()); // leaves the queue at once
+    /// assert_eq!(executor.snapshot().queued, 0);
+    /// assert_eq!(queued.await, Err(TaskError::Cancelled));
+    /// assert!(running.cancel()); // stopped at its next poll
+    /// assert_eq!(running.await, Err(TaskError::Cancelled));
+    /// # Ok(()) }
+    /// ```
     pub fn cancel(&self) -> bool {
         // Ended (the common case for the layer, which cancels on every
         // drop): neither queued nor running, and the executor's lock is

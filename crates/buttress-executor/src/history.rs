@@ -19,6 +19,11 @@ pub enum Status {
 
 impl Status {
     /// `"ok"`, `"failed"`, `"timed_out"`, `"cancelled"`, `"panicked"`.
+    ///
+    /// ```
+    /// use buttress_executor::Status;
+    /// assert_eq!(Status::TimedOut.as_str(), "timed_out");
+    /// ```
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -49,6 +54,22 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     /// How long it waited in the queue.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("jobs", ExecutorConfig::default().max_running(1))?;
+    /// let first = executor.submit(0, tokio::time::sleep(Duration::from_secs(2)))?;
+    /// let second = executor.submit(0, async {})?;
+    /// first.await?;
+    /// second.await?;
+    /// // Paused time: the 2 s pass without a real wait.
+    /// assert_eq!(executor.snapshot().history[1].waited(), Duration::from_secs(2));
+    /// # Ok(()) }
+    /// ```
     pub fn waited(&self) -> Duration {
         self.started_at
             .unwrap_or(self.finished_at)
@@ -56,6 +77,19 @@ impl TaskRecord {
     }
 
     /// How long it ran.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("jobs", ExecutorConfig::default())?;
+    /// executor.submit(0, tokio::time::sleep(Duration::from_secs(3)))?.await?;
+    /// // Paused time: the 3 s pass without a real wait.
+    /// assert_eq!(executor.snapshot().history[0].ran(), Duration::from_secs(3));
+    /// # Ok(()) }
+    /// ```
     pub fn ran(&self) -> Duration {
         self.started_at.map_or(Duration::ZERO, |s| {
             self.finished_at.saturating_duration_since(s)

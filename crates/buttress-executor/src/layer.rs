@@ -51,7 +51,19 @@ pub struct ExecutorLayer<P, R = RejectWithError> {
 }
 
 impl<P> ExecutorLayer<P> {
-    /// Queues requests on `executor` at the priority `priority` gives.
+    /// Queues requests on `executor` at the priority `priority` gives
+    /// (higher runs first).
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let layer = ExecutorLayer::new(executor, |req: &String| if req.starts_with("vip") { 9 } else { 1 });
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
     pub fn new(executor: Executor, priority: P) -> Self {
         ExecutorLayer {
             executor,
@@ -64,6 +76,17 @@ impl<P> ExecutorLayer<P> {
 impl<P, R> ExecutorLayer<P, R> {
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer requests
     /// the executor failed; it decides the service's error type.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer, RejectWithError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default())?;
+    /// let layer = ExecutorLayer::new(executor, |_: &String| 1).on_rejected(RejectWithError); // the default
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
     pub fn on_rejected<R2>(self, on_rejected: R2) -> ExecutorLayer<P, R2> {
         ExecutorLayer {
             executor: self.executor,
@@ -74,6 +97,24 @@ impl<P, R> ExecutorLayer<P, R> {
 
     /// Failed requests are answered with an HTTP status (`503`, `504` or
     /// `500`), keeping the inner service's error.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(1).max_queued(0))?;
+    /// let _busy = executor.submit(0, std::future::pending::<()>())?; // the only slot
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ExecutorLayer::new(executor, |_: &http::Request<()>| 1).http())
+    ///     .service(service_fn(|_: http::Request<()>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }));
+    /// let response = svc.oneshot(http::Request::new(())).await?;
+    /// assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE); // queue full
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(self) -> ExecutorLayer<P, buttress_core::HttpStatus> {

@@ -20,6 +20,29 @@
 //! * **Tower**: [`ExecutorLayer`] queues requests by a priority read from
 //!   each request, and sheds them when the queue is full.
 //!
+//! # Configuration
+//!
+//! [`ExecutorConfig`] holds the bounds and timeouts: `Default` and
+//! chainable setters, checked into a [`ConfigError`] (making an executor
+//! fails with [`BuildError`], never panics). Under the `serde` feature it
+//! loads from a configuration file, checked as it loads, with durations
+//! such as `"30s"` and no unknown keys:
+//!
+//! ```
+//! # #[cfg(feature = "serde")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use buttress_executor::{Executor, ExecutorConfig};
+//!
+//! let config: ExecutorConfig = serde_json::from_str(
+//!     r#"{ "max_running": 8, "max_queued": 1000, "timeout": "30s", "aging": "10s" }"#,
+//! ).unwrap();
+//! let executor = Executor::new("chat", config).unwrap();
+//! # let _ = executor;
+//! # }
+//! # #[cfg(not(feature = "serde"))] fn main() {}
+//! ```
+//!
 //! See `docs/executor.md`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -45,7 +68,7 @@ pub use buttress_core::HttpStatus;
 pub use buttress_core::{BoxError, OnReject, RejectWithError, Rejection, RejectionKind};
 pub use config::ExecutorConfig;
 pub use core::Snapshot;
-pub use error::{ExecutorError, QueueFull, SubmitError, TaskError};
-pub use executor::{BuildError, Executor, ShutdownReport, TaskHandle};
+pub use error::{BuildError, ConfigError, ExecutorError, QueueFull, SubmitError, TaskError};
+pub use executor::{Executor, ShutdownReport, TaskHandle};
 pub use history::{Counters, Status, TaskRecord};
 pub use layer::{ExecutorLayer, ExecutorService};

@@ -45,6 +45,17 @@ pub struct AnyGauge {
 
 impl AnyGauge {
     /// Paused when any of `gauges` is.
+    ///
+    /// ```
+    /// use buttress_pressure::{AnyGauge, Gauge, Watermarks};
+    ///
+    /// let backlog = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// let memory = Gauge::builder("memory", Watermarks::new(1 << 30, 1 << 29)?).build()?;
+    /// let any = AnyGauge::new([backlog.clone(), memory]);
+    /// backlog.set(100);
+    /// assert!(any.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(gauges: impl IntoIterator<Item = Gauge>) -> AnyGauge {
         AnyGauge {
             gauges: gauges.into_iter().collect(),
@@ -52,22 +63,70 @@ impl AnyGauge {
     }
 
     /// Whether normal-priority work should wait.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AnyGauge, Gauge, Watermarks};
+    /// let a = Gauge::builder("a", Watermarks::new(10, 5)?).build()?;
+    /// let any = AnyGauge::new([a.clone()]);
+    /// assert!(!any.is_paused());
+    /// a.set(10);
+    /// assert!(any.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_paused(&self) -> bool {
         self.is_paused_for(Priority::Normal)
     }
 
     /// Whether work of `priority` should wait.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AnyGauge, Gauge, Priority, Watermarks};
+    /// let a = Gauge::builder("a", Watermarks::new(10, 5)?)
+    ///     .low_priority(Watermarks::new(8, 4)?)
+    ///     .build()?;
+    /// let any = AnyGauge::new([a.clone()]);
+    /// a.set(8);
+    /// assert!(any.is_paused_for(Priority::Low) && !any.is_paused_for(Priority::Normal));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_paused_for(&self, priority: Priority) -> bool {
         self.gauges.iter().any(|g| g.is_paused_for(priority))
     }
 
     /// `Err` naming the first paused gauge.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AnyGauge, Gauge, Priority, Watermarks};
+    /// let a = Gauge::builder("a", Watermarks::new(10, 5)?).build()?;
+    /// let b = Gauge::builder("b", Watermarks::new(10, 5)?).build()?;
+    /// let any = AnyGauge::new([a, b.clone()]);
+    /// b.set(10);
+    /// assert_eq!(any.check(Priority::Normal).unwrap_err().name(), "b");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self, priority: Priority) -> Result<(), Overloaded> {
         self.gauges.iter().try_for_each(|g| g.check(priority))
     }
 
     /// Resolves once every gauge is flowing for `priority` at the same
     /// moment of checking.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AnyGauge, Gauge, Priority, Watermarks};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let a = Gauge::builder("a", Watermarks::new(10, 5)?).build()?;
+    /// let b = Gauge::builder("b", Watermarks::new(10, 5)?).build()?;
+    /// a.set(10);
+    /// b.set(10);
+    /// let (a2, b2) = (a.clone(), b.clone());
+    /// tokio::spawn(async move {
+    ///     a2.set(0);
+    ///     b2.set(0);
+    /// });
+    /// AnyGauge::new([a, b]).wait_flowing_for(Priority::Normal).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_flowing_for(&self, priority: Priority) {
         loop {
             match self.gauges.iter().find(|g| g.is_paused_for(priority)) {

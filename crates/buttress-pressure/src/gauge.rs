@@ -11,7 +11,8 @@ use buttress_core::sync::{AtomicU64, Ordering};
 use buttress_core::{Name, SharedClock, TokioClock};
 
 use crate::Priority;
-use crate::error::Overloaded;
+use crate::config::GaugeConfig;
+use crate::error::{GaugeError, Overloaded};
 use crate::metrics::GaugeMetrics;
 use crate::waiters::Waiters;
 use crate::watermarks::{MAX_LEVEL, Watermarks};
@@ -45,6 +46,23 @@ const PAUSED: u64 = 1 << 63;
 /// unprocessed.set(50 << 20);
 /// assert!(!unprocessed.is_paused());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Its settings can come from a configuration file (a [`GaugeConfig`],
+/// under the `serde` feature):
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use buttress_pressure::{Gauge, GaugeConfig};
+///
+/// let config: GaugeConfig = serde_json::from_str(r#"{
+///     "watermarks": { "high": "100MB", "low": "50MB" },
+///     "retry_after": "2s"
+/// }"#).unwrap();
+/// let backlog = Gauge::builder("telemetry-backlog", config).build().unwrap();
+/// backlog.set(100_000_000);
+/// assert!(backlog.is_paused());
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Gauge {
@@ -83,67 +101,97 @@ impl fmt::Debug for Gauge {
     }
 }
 
-/// Builds a [`Gauge`].
+/// Builds a [`Gauge`]: its name, its [`GaugeConfig`] (watermarks, the
+/// low-priority band, the retry hint) and its clock. From
+/// [`Gauge::builder`].
 #[derive(Debug)]
 pub struct GaugeBuilder {
     name: String,
-    normal: Watermarks,
-    low_priority: Option<Watermarks>,
-    retry_after: Option<Duration>,
+    config: GaugeConfig,
     clock: SharedClock,
 }
 
-/// A [`GaugeBuilder`] that makes no sense.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GaugeError(String);
-
-impl fmt::Display for GaugeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid gauge: {}", self.0)
-    }
-}
-
-impl std::error::Error for GaugeError {}
-
 impl GaugeBuilder {
     /// Low-priority work is paused by these (lower) watermarks instead:
-    /// shed first, resumed last.
+    /// shed first, resumed last (see [`GaugeConfig::low_priority`]).
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, Priority, Watermarks};
+    ///
+    /// let queue = Gauge::builder("queue", Watermarks::new(100, 50)?)
+    ///     .low_priority(Watermarks::new(60, 30)?)
+    ///     .build()?;
+    /// queue.set(70);
+    /// assert!(queue.is_paused_for(Priority::Low) && !queue.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn low_priority(mut self, watermarks: Watermarks) -> Self {
-        self.low_priority = Some(watermarks);
+        self.config = self.config.low_priority(watermarks);
         self
     }
 
     /// The hint [`Overloaded::retry_after`] carries (and `Retry-After`
     /// under `http`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Gauge, Priority, Watermarks};
+    ///
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?)
+    ///     .retry_after(Duration::from_secs(2))
+    ///     .build()?;
+    /// queue.set(10);
+    /// let refused = queue.check(Priority::Normal).unwrap_err();
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.config = self.config.retry_after(after);
         self
     }
 
     /// Reads time (for `…_paused_seconds_total`) from `clock`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::ManualClock;
+    /// use buttress_pressure::{Gauge, Watermarks};
+    ///
+    /// let clock = ManualClock::new();
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?)
+    ///     .clock(Arc::new(clock.clone()))
+    ///     .build()?;
+    /// # let _ = queue;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
-    /// The gauge, at level 0.
+    /// The gauge, at level 0; or why it cannot be built (an invalid name,
+    /// low-priority watermarks above the normal ones).
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, GaugeError, Watermarks};
+    ///
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?).build()?;
+    /// assert_eq!(queue.level(), 0);
+    /// let unnamed = Gauge::builder("", Watermarks::new(10, 5)?).build();
+    /// assert!(matches!(unnamed, Err(GaugeError::Name(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<Gauge, GaugeError> {
-        let name = Name::new(&self.name).map_err(|e| GaugeError(e.to_string()))?;
-        if let Some(low) = self.low_priority
-            && (low.high() > self.normal.high() || low.low() > self.normal.low())
-        {
-            return Err(GaugeError(
-                "low-priority watermarks must not be above the normal ones".to_owned(),
-            ));
-        }
+        let name = Name::new(&self.name)?;
+        self.config.validate()?;
         let metrics = GaugeMetrics::new(name.as_str());
         Ok(Gauge {
             inner: Arc::new(Inner {
                 word: AtomicU64::new(0),
-                normal: self.normal,
-                low_priority: self.low_priority,
+                normal: self.config.watermarks,
+                low_priority: self.config.low_priority,
                 name,
-                retry_after: self.retry_after,
+                retry_after: self.config.retry_after,
                 waiters: Waiters::default(),
                 metrics,
                 clock: self.clock,
@@ -247,59 +295,144 @@ impl Inner {
 }
 
 impl Gauge {
-    /// A gauge named `name` (the `name` label of its metrics).
-    pub fn builder(name: impl Into<String>, watermarks: Watermarks) -> GaugeBuilder {
+    /// A gauge named `name` (the `name` label of its metrics) with
+    /// `config`: its [`Watermarks`], or a whole [`GaugeConfig`] (for
+    /// example one loaded from a file). Finish it with
+    /// [`build`](GaugeBuilder::build).
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, GaugeConfig, Watermarks};
+    ///
+    /// let a = Gauge::builder("a", Watermarks::new(10, 5)?).build()?;
+    /// let b = Gauge::builder("b", GaugeConfig::new(Watermarks::new(10, 5)?)).build()?;
+    /// # let _ = (a, b);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(name: impl Into<String>, config: impl Into<GaugeConfig>) -> GaugeBuilder {
         GaugeBuilder {
             name: name.into(),
-            normal: watermarks,
-            low_priority: None,
-            retry_after: None,
+            config: config.into(),
             clock: Arc::new(TokioClock),
         }
     }
 
     /// The name.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("outbox", Watermarks::new(10, 5)?).build()?;
+    /// assert_eq!(gauge.name(), "outbox");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.inner.name.as_str()
     }
 
     /// The current level.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("outbox", Watermarks::new(10, 5)?).build()?;
+    /// gauge.add(3);
+    /// assert_eq!(gauge.level(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn level(&self) -> u64 {
         self.inner.word.load(Ordering::Acquire) & LEVEL
     }
 
     /// Raises the level by `n` (saturating at [`MAX_LEVEL`]).
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("outbox", Watermarks::new(10, 5)?).build()?;
+    /// gauge.add(6);
+    /// gauge.add(4);
+    /// assert!(gauge.is_paused()); // reached high
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn add(&self, n: u64) {
         self.inner.update(|level| level.saturating_add(n));
     }
 
     /// Lowers the level by `n` (saturating at 0).
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("outbox", Watermarks::new(10, 5)?).build()?;
+    /// gauge.add(10);
+    /// gauge.sub(4);
+    /// assert!(gauge.is_paused()); // 6: above low, still paused
+    /// gauge.sub(100);
+    /// assert_eq!(gauge.level(), 0);
+    /// assert!(!gauge.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn sub(&self, n: u64) {
         self.inner.update(|level| level.saturating_sub(n));
     }
 
     /// Sets the level (for a measured source, such as bytes unprocessed).
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// gauge.set(120);
+    /// assert_eq!(gauge.level(), 120);
+    /// assert!(gauge.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn set(&self, level: u64) {
         self.inner.update(|_| level);
     }
 
     /// Whether normal-priority work should wait.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// assert!(!gauge.is_paused());
+    /// gauge.set(100);
+    /// assert!(gauge.is_paused());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn is_paused(&self) -> bool {
         self.inner.word.load(Ordering::Acquire) & PAUSED != 0
     }
 
     /// Whether work of `priority` should wait.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Priority, Watermarks};
+    /// let gauge = Gauge::builder("backlog", Watermarks::new(100, 50)?)
+    ///     .low_priority(Watermarks::new(80, 20)?)
+    ///     .build()?;
+    /// gauge.set(80);
+    /// assert!(gauge.is_paused_for(Priority::Low));
+    /// assert!(!gauge.is_paused_for(Priority::Normal));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn is_paused_for(&self, priority: Priority) -> bool {
         self.inner.word.load(Ordering::Acquire) & band(priority) != 0
     }
 
     /// `Err(Overloaded)` when work of `priority` should wait.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Priority, Watermarks};
+    /// let gauge = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// assert!(gauge.check(Priority::Normal).is_ok());
+    /// gauge.set(100);
+    /// let refused = gauge.check(Priority::Normal).unwrap_err();
+    /// assert_eq!(refused.priority(), Priority::Normal);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn check(&self, priority: Priority) -> Result<(), Overloaded> {
         if self.is_paused_for(priority) {
@@ -318,6 +451,17 @@ impl Gauge {
 
     /// Adds `n` now and subtracts it when the guard drops: for in-flight
     /// work.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let inflight = Gauge::builder("inflight-bytes", Watermarks::new(1 << 20, 1 << 19)?).build()?;
+    /// {
+    ///     let _request = inflight.enter(4096);
+    ///     assert_eq!(inflight.level(), 4096);
+    /// }
+    /// assert_eq!(inflight.level(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn enter(&self, n: u64) -> LevelGuard {
         self.add(n);
         LevelGuard {
@@ -327,11 +471,39 @@ impl Gauge {
     }
 
     /// Resolves once the gauge is flowing for normal-priority work.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backlog = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// backlog.set(120);
+    /// let consumer = backlog.clone();
+    /// tokio::spawn(async move { consumer.set(40) });
+    /// backlog.wait_flowing().await; // until the level falls to 50
+    /// assert!(!backlog.is_paused());
+    /// # Ok(()) }
+    /// ```
     pub fn wait_flowing(&self) -> WaitFlowing {
         self.wait_flowing_for(Priority::Normal)
     }
 
     /// Resolves once the gauge is flowing for `priority`.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Priority, Watermarks};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backlog = Gauge::builder("backlog", Watermarks::new(100, 50)?)
+    ///     .low_priority(Watermarks::new(80, 20)?)
+    ///     .build()?;
+    /// backlog.set(90);
+    /// let consumer = backlog.clone();
+    /// tokio::spawn(async move { consumer.set(20) });
+    /// backlog.wait_flowing_for(Priority::Low).await; // until 20
+    /// assert_eq!(backlog.level(), 20);
+    /// # Ok(()) }
+    /// ```
     pub fn wait_flowing_for(&self, priority: Priority) -> WaitFlowing {
         WaitFlowing {
             gauge: self.clone(),
@@ -341,7 +513,23 @@ impl Gauge {
     }
 
     /// [`wait_flowing_for`](Gauge::wait_flowing_for), blocking the thread,
-    /// for at most `timeout`. Returns whether it is flowing.
+    /// for at most `timeout` (`None`: as long as it takes). Returns whether
+    /// it is flowing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Gauge, Priority, Watermarks};
+    ///
+    /// let backlog = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// backlog.set(100);
+    /// // Still paused when the (zero) timeout ends.
+    /// assert!(!backlog.wait_flowing_blocking(Priority::Normal, Some(Duration::ZERO)));
+    /// let consumer = backlog.clone();
+    /// let drain = std::thread::spawn(move || consumer.set(0));
+    /// assert!(backlog.wait_flowing_blocking(Priority::Normal, None));
+    /// # drain.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(not(loom))]
     pub fn wait_flowing_blocking(&self, priority: Priority, timeout: Option<Duration>) -> bool {
         crate::block::block_on_timeout(self.wait_flowing_for(priority), timeout).is_some()

@@ -109,7 +109,17 @@ pub struct KindLag {
 }
 
 impl LagGauge {
-    /// A lag gauge named `name`.
+    /// A lag gauge named `name` (the `name` label of its metrics), reading
+    /// tokio's clock.
+    ///
+    /// ```
+    /// use buttress_pressure::LagGauge;
+    ///
+    /// let outbox = LagGauge::new("outbox")?;
+    /// assert!(outbox.snapshot().is_empty());
+    /// assert!(LagGauge::new("").is_err());
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn new(name: &str) -> Result<LagGauge, NameError> {
         Ok(LagGauge {
             inner: Arc::new(Inner {
@@ -120,7 +130,22 @@ impl LagGauge {
         })
     }
 
-    /// Reads time from `clock` (before the gauge is shared).
+    /// A lag gauge named `name` that reads time from `clock`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_pressure::LagGauge;
+    ///
+    /// let clock = ManualClock::new();
+    /// let outbox = LagGauge::with_clock("outbox", Arc::new(clock.clone()))?;
+    /// let item = outbox.enqueue("email");
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(outbox.snapshot()[0].oldest, Some(Duration::from_secs(30)));
+    /// # outbox.done(item);
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn with_clock(name: &str, clock: SharedClock) -> Result<LagGauge, NameError> {
         Ok(LagGauge {
             inner: Arc::new(Inner {
@@ -132,7 +157,18 @@ impl LagGauge {
     }
 
     /// An item of `kind` is now pending (counted as `"other"` once there
-    /// are [`MAX_KINDS`] kinds).
+    /// are [`MAX_KINDS`] kinds). It stays pending until the returned token
+    /// is passed to [`done`](LagGauge::done) or dropped.
+    ///
+    /// ```
+    /// # use buttress_pressure::LagGauge;
+    /// let outbox = LagGauge::new("outbox")?;
+    /// let item = outbox.enqueue("embedding");
+    /// assert_eq!(outbox.snapshot()[0].kind, "embedding");
+    /// assert_eq!(outbox.snapshot()[0].pending, 1);
+    /// # drop(item);
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn enqueue(&self, kind: &str) -> Pending {
         let now = self.inner.clock.now();
         let mut kinds = self.inner.kinds.lock();
@@ -166,6 +202,15 @@ impl LagGauge {
     }
 
     /// The item is no longer pending (the same as dropping it).
+    ///
+    /// ```
+    /// # use buttress_pressure::LagGauge;
+    /// let outbox = LagGauge::new("outbox")?;
+    /// let item = outbox.enqueue("embedding");
+    /// outbox.done(item);
+    /// assert_eq!(outbox.snapshot()[0].pending, 0);
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn done(&self, item: Pending) {
         drop(item);
     }
@@ -173,6 +218,17 @@ impl LagGauge {
     /// Every kind's lag, sorted by kind; also refreshes the age metrics
     /// (call it from a periodic task to keep them current while nothing
     /// completes).
+    ///
+    /// ```
+    /// # use buttress_pressure::LagGauge;
+    /// let outbox = LagGauge::new("outbox")?;
+    /// let a = outbox.enqueue("email");
+    /// let b = outbox.enqueue("embedding");
+    /// let kinds: Vec<_> = outbox.snapshot().into_iter().map(|k| (k.kind, k.pending)).collect();
+    /// assert_eq!(kinds, [("email".to_owned(), 1), ("embedding".to_owned(), 1)]);
+    /// # drop((a, b));
+    /// # Ok::<(), buttress_core::NameError>(())
+    /// ```
     pub fn snapshot(&self) -> Vec<KindLag> {
         let now = self.inner.clock.now();
         let kinds = self.inner.kinds.lock();

@@ -15,6 +15,38 @@
 //! * [`AdaptiveLimitLayer`]: an adaptive concurrency limit ([`Aimd`],
 //!   [`Gradient2`], [`Vegas`]), which tower lacks.
 //!
+//! # Configuration
+//!
+//! Every setting is data, checked into a typed error before it is used:
+//! [`Watermarks`] (valid by construction), [`GaugeConfig`] (a gauge's
+//! watermarks, low-priority band and retry hint), and the algorithms'
+//! parameters ([`AimdConfig`], [`VegasConfig`], [`Gradient2Config`], or
+//! [`AdaptiveConfig`] to choose the algorithm in a file), each built with
+//! `Default` or a constructor and chainable setters. Under the `serde`
+//! feature each loads from a configuration file, checked as it loads, with
+//! no unknown keys, durations such as `"2s"` and levels as numbers or sizes
+//! (`"100MB"`):
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use buttress_pressure::{AdaptiveConfig, AdaptiveLimiter, Gauge, GaugeConfig};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Policy {
+//!     backlog: GaugeConfig,
+//!     llm: AdaptiveConfig,
+//! }
+//!
+//! let policy: Policy = serde_json::from_str(r#"{
+//!     "backlog": { "watermarks": { "high": "100MB", "low": "50MB" }, "retry_after": "2s" },
+//!     "llm": { "algorithm": "vegas", "initial": 20, "min": 2, "max": 200 }
+//! }"#).unwrap();
+//! let backlog = Gauge::builder("backlog", policy.backlog).build().unwrap();
+//! let llm = AdaptiveLimiter::new("llm", policy.llm.build().unwrap()).unwrap();
+//! # let _ = (backlog, llm);
+//! # }
+//! ```
+//!
 //! See `docs/pressure.md` for choosing watermarks and algorithms, and the
 //! simulation (`cargo run --release --example pressure_sim`).
 
@@ -24,6 +56,7 @@ mod adaptive;
 #[cfg(not(loom))]
 mod block;
 mod combined;
+mod config;
 pub mod error;
 mod gauge;
 mod lag;
@@ -37,19 +70,20 @@ mod watermarks;
 mod loom_tests;
 
 pub use adaptive::{
-    AdaptiveLimitLayer, AdaptiveLimitService, AdaptiveLimiter, Aimd, Algorithm, Gradient2,
-    LimitPermit, Sample, Vegas,
+    AdaptiveConfig, AdaptiveLimitLayer, AdaptiveLimitService, AdaptiveLimiter, Aimd, AimdConfig,
+    Algorithm, Gradient2, Gradient2Config, LimitPermit, Sample, Vegas, VegasConfig,
 };
 #[cfg(feature = "http")]
 pub use buttress_core::HttpStatus;
 pub use buttress_core::{OnReject, RejectWithError, Rejection, RejectionKind};
 pub use combined::{AnyGauge, Pressure};
-pub use error::{BoxError, Overloaded};
-pub use gauge::{Gauge, GaugeBuilder, GaugeError, LevelGuard, WaitFlowing};
+pub use config::GaugeConfig;
+pub use error::{AdaptiveConfigError, BoxError, GaugeError, Overloaded, WatermarkError};
+pub use gauge::{Gauge, GaugeBuilder, LevelGuard, WaitFlowing};
 pub use lag::{KindLag, LagGauge, MAX_KINDS, Pending};
 pub use polled::PolledGauge;
 pub use shed::{AllNormal, Immediate, PriorityOf, ShedLayer, ShedService, WaitUpTo};
-pub use watermarks::{MAX_LEVEL, WatermarkError, Watermarks};
+pub use watermarks::{MAX_LEVEL, Watermarks};
 
 /// The response futures of the layers.
 pub mod future {
@@ -70,6 +104,11 @@ pub enum Priority {
 
 impl Priority {
     /// `"normal"` or `"low"`: the `priority` label of the metrics.
+    ///
+    /// ```
+    /// use buttress_pressure::Priority;
+    /// assert_eq!(Priority::Low.as_str(), "low");
+    /// ```
     pub fn as_str(&self) -> &'static str {
         match self {
             Priority::Normal => "normal",

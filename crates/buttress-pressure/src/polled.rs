@@ -30,6 +30,21 @@ pub struct PolledGauge {
 impl PolledGauge {
     /// Reads `read` now and then every `interval`, setting `gauge`. A
     /// `None` keeps the last level (a failed read).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Gauge, PolledGauge, Watermarks};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let memory = Gauge::builder("memory", Watermarks::new(100, 50)?).build()?;
+    /// let mut readings = vec![Some(120), None].into_iter(); // then a failed read
+    /// let poll = PolledGauge::spawn(memory.clone(), Duration::from_secs(1), move || readings.next().flatten());
+    /// tokio::time::sleep(Duration::from_secs(2)).await; // paused time: no real wait
+    /// assert_eq!(memory.level(), 120); // the failed read kept it
+    /// drop(poll); // stops polling
+    /// # Ok(()) }
+    /// ```
     pub fn spawn<F, V>(gauge: Gauge, interval: Duration, mut read: F) -> PolledGauge
     where
         F: FnMut() -> V + Send + 'static,

@@ -77,6 +77,23 @@ pub struct AllNormal;
 impl<G: Pressure> ShedLayer<G> {
     /// Sheds every request (normal priority) at once while `pressure` is
     /// paused.
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, Overloaded, ShedLayer, Watermarks};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?).build()?;
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ShedLayer::new(queue.clone()))
+    ///     .service(service_fn(|req: u32| async move { Ok::<_, std::io::Error>(req) }));
+    /// assert_eq!(svc.clone().oneshot(1).await.unwrap(), 1);
+    /// queue.set(10);
+    /// let shed = svc.oneshot(2).await.unwrap_err();
+    /// assert!(shed.downcast_ref::<Overloaded>().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn new(pressure: G) -> ShedLayer<G> {
         ShedLayer {
             pressure,
@@ -89,6 +106,19 @@ impl<G: Pressure> ShedLayer<G> {
 
 impl<G, P, R, M> ShedLayer<G, P, R, M> {
     /// Takes each request's priority from `f`.
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, Priority, ShedLayer, Watermarks};
+    ///
+    /// let queue = Gauge::builder("queue", Watermarks::new(100, 50)?)
+    ///     .low_priority(Watermarks::new(60, 30)?)
+    ///     .build()?;
+    /// let layer = ShedLayer::new(queue).priority(|req: &String| {
+    ///     if req.starts_with("batch") { Priority::Low } else { Priority::Normal }
+    /// });
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn priority<F>(self, f: F) -> ShedLayer<G, F, R, M> {
         ShedLayer {
             pressure: self.pressure,
@@ -100,6 +130,15 @@ impl<G, P, R, M> ShedLayer<G, P, R, M> {
 
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer shed
     /// requests; it decides the service's error type.
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, RejectWithError, ShedLayer, Watermarks};
+    ///
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?).build()?;
+    /// let layer = ShedLayer::new(queue).on_rejected(RejectWithError); // the default
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_rejected<R2>(self, on_rejected: R2) -> ShedLayer<G, P, R2, M> {
         ShedLayer {
             pressure: self.pressure,
@@ -112,6 +151,24 @@ impl<G, P, R, M> ShedLayer<G, P, R, M> {
     /// A request that finds the gauge paused waits up to `max` for it to
     /// flow before it is shed (see [`WaitUpTo`] for what this mode asks
     /// of the inner service).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Gauge, ShedLayer, Watermarks};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?).build()?;
+    /// queue.set(10);
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ShedLayer::new(queue.clone()).wait(Duration::from_secs(1)))
+    ///     .service(service_fn(|req: u32| async move { Ok::<_, std::io::Error>(req) }));
+    /// let consumer = queue.clone();
+    /// tokio::spawn(async move { consumer.set(0) });
+    /// assert_eq!(svc.oneshot(7).await.unwrap(), 7); // waited for the gauge, not shed
+    /// # Ok(()) }
+    /// ```
     pub fn wait(self, max: Duration) -> ShedLayer<G, P, R, WaitUpTo> {
         ShedLayer {
             pressure: self.pressure,
@@ -123,6 +180,28 @@ impl<G, P, R, M> ShedLayer<G, P, R, M> {
 
     /// Shed requests are answered `503` with `Retry-After`, keeping the
     /// inner service's error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Gauge, ShedLayer, Watermarks};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?)
+    ///     .retry_after(Duration::from_secs(2))
+    ///     .build()?;
+    /// queue.set(10);
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ShedLayer::new(queue).http())
+    ///     .service(service_fn(|_: http::Request<()>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }));
+    /// let response = svc.oneshot(http::Request::new(())).await?;
+    /// assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    /// assert_eq!(response.headers()[http::header::RETRY_AFTER], "2");
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(self) -> ShedLayer<G, P, buttress_core::HttpStatus, M> {

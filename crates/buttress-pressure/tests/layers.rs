@@ -120,7 +120,7 @@ async fn http_answers_503_with_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn the_adaptive_limit_refuses_beyond_the_limit_and_backs_off_on_failures() {
-    let limiter = AdaptiveLimiter::new("llm", Aimd::new(4, 1, 10)).unwrap();
+    let limiter = AdaptiveLimiter::new("llm", Aimd::new(4, 1, 10).expect("valid")).unwrap();
     let svc = ServiceBuilder::new()
         .layer(AdaptiveLimitLayer::new(limiter.clone()))
         .service(service_fn(|fail: bool| async move {
@@ -166,7 +166,7 @@ async fn the_adaptive_limit_refuses_beyond_the_limit_and_backs_off_on_failures()
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_request_frees_its_slot() {
     // Room to grow: a recorded success at 1 in flight would raise it to 2.
-    let limiter = AdaptiveLimiter::new("db", Aimd::new(1, 1, 5)).unwrap();
+    let limiter = AdaptiveLimiter::new("db", Aimd::new(1, 1, 5).expect("valid")).unwrap();
     let mut svc = ServiceBuilder::new()
         .layer(AdaptiveLimitLayer::new(limiter.clone()))
         .service(service_fn(|_: ()| async {

@@ -121,7 +121,7 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn adaptive_limit_answers_503() {
-    let limiter = AdaptiveLimiter::new("llm", Aimd::new(1, 1, 1)).expect("valid");
+    let limiter = AdaptiveLimiter::new("llm", Aimd::new(1, 1, 1).expect("valid")).expect("valid");
     let gate = Arc::new(Notify::new());
     let app = gated(gate.clone(), AdaptiveLimitLayer::new(limiter).http());
     let first = tokio::spawn({

@@ -87,7 +87,7 @@ async fn layers_services_futures_and_handles_are_send_and_sync() {
         ShedLayer::new(gauge).wait(Duration::from_millis(5)).http(),
     );
 
-    let adaptive = AdaptiveLimiter::new("a", Aimd::new(10, 1, 100)).expect("valid");
+    let adaptive = AdaptiveLimiter::new("a", Aimd::new(10, 1, 100).expect("valid")).expect("valid");
     handle_is_send_sync(&adaptive);
     layer_is_send_sync::<_, Request<Body>>(AdaptiveLimitLayer::new(adaptive.clone()));
     layer_is_send_sync::<_, Request<Body>>(AdaptiveLimitLayer::new(adaptive).http());

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Algorithm, Bounds, Sample, bounds};
+use super::{Algorithm, Bounds, Sample, check_limits, check_range};
+use crate::error::AdaptiveConfigError;
 
 /// AIMD: on a drop, or a request slower than `timeout`, the limit is
 /// multiplied by `backoff` (0.9); otherwise, when at least half the limit
@@ -15,7 +16,23 @@ use super::{Algorithm, Bounds, Sample, bounds};
 /// slow burst. (Netflix's `AIMDLimit` backs off on every drop.)
 ///
 /// Simple and stable; it reacts to failures and timeouts, not to latency
-/// that creeps up below the timeout.
+/// that creeps up below the timeout. Built from an [`AimdConfig`] (or
+/// [`Aimd::new`] for the bounds alone).
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_pressure::{AdaptiveLimiter, AimdConfig};
+///
+/// let aimd = AimdConfig::default()
+///     .initial(20)
+///     .min(2)
+///     .max(200)
+///     .timeout(Duration::from_millis(250))
+///     .build()?;
+/// let limiter = AdaptiveLimiter::new("llm", aimd)?;
+/// assert_eq!(limiter.limit(), 20);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Aimd {
     limit: f64,
@@ -28,28 +45,204 @@ pub struct Aimd {
 
 impl Aimd {
     /// Starts at `initial`, between `min` and `max`, backing off by 0.9 on
-    /// a drop or a request slower than 5 s.
-    pub fn new(initial: u32, min: u32, max: u32) -> Aimd {
-        let bounds = bounds(min, max);
-        Aimd {
-            limit: bounds.clamp(f64::from(initial)),
-            bounds,
+    /// a drop or a request slower than 5 s: the defaults of
+    /// [`AimdConfig`] with these bounds.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveConfigError, Aimd, Algorithm};
+    ///
+    /// assert_eq!(Aimd::new(20, 2, 200)?.limit(), 20.0);
+    /// assert_eq!(Aimd::new(20, 0, 200).unwrap_err(), AdaptiveConfigError::ZeroMin);
+    /// # Ok::<(), AdaptiveConfigError>(())
+    /// ```
+    pub fn new(initial: u32, min: u32, max: u32) -> Result<Aimd, AdaptiveConfigError> {
+        AimdConfig::default()
+            .initial(initial)
+            .min(min)
+            .max(max)
+            .build()
+    }
+}
+
+/// The parameters of [`Aimd`]: the bounds, the initial limit, the back-off
+/// factor and the timeout. `Default` and chainable setters, checked by
+/// [`build`](AimdConfig::build) into a typed error. Under the `serde`
+/// feature it loads from a file (every key optional; unknown keys, bad
+/// durations and invalid values refused as it loads), most often as the
+/// `"aimd"` case of an [`AdaptiveConfig`](crate::AdaptiveConfig).
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use buttress_pressure::AimdConfig;
+///
+/// let config: AimdConfig = serde_json::from_str(r#"{ "max": 100, "timeout": "250ms" }"#).unwrap();
+/// assert_eq!(config, AimdConfig::default().max(100).timeout(Duration::from_millis(250)));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "AimdDoc"))]
+pub struct AimdConfig {
+    /// The limit before any sample, within `min..=max`. Default 20.
+    pub initial: u32,
+    /// The lowest limit, at least 1. Default 1.
+    pub min: u32,
+    /// The highest limit. Default 200.
+    pub max: u32,
+    /// What a drop multiplies the limit by, 0.5 to 0.99. Default 0.9.
+    pub backoff: f64,
+    /// Requests slower than this count as drops; above zero. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl Default for AimdConfig {
+    fn default() -> Self {
+        AimdConfig {
+            initial: 20,
+            min: 1,
+            max: 200,
             backoff: 0.9,
             timeout: Duration::from_secs(5),
-            cooldown: 0,
         }
     }
+}
 
-    /// The factor a drop multiplies the limit by (clamped to 0.5–0.99).
-    pub fn backoff(mut self, ratio: f64) -> Aimd {
-        self.backoff = super::finite_or(ratio, 0.5, 0.99, 0.9);
+impl AimdConfig {
+    /// Sets [`initial`](AimdConfig::initial).
+    ///
+    /// ```
+    /// # use buttress_pressure::AimdConfig;
+    /// assert_eq!(AimdConfig::default().initial(50).initial, 50);
+    /// ```
+    pub fn initial(mut self, limit: u32) -> Self {
+        self.initial = limit;
         self
     }
 
-    /// Requests slower than this count as drops.
-    pub fn timeout(mut self, timeout: Duration) -> Aimd {
+    /// Sets [`min`](AimdConfig::min).
+    ///
+    /// ```
+    /// # use buttress_pressure::AimdConfig;
+    /// assert_eq!(AimdConfig::default().min(5).min, 5);
+    /// ```
+    pub fn min(mut self, limit: u32) -> Self {
+        self.min = limit;
+        self
+    }
+
+    /// Sets [`max`](AimdConfig::max).
+    ///
+    /// ```
+    /// # use buttress_pressure::AimdConfig;
+    /// assert_eq!(AimdConfig::default().max(500).max, 500);
+    /// ```
+    pub fn max(mut self, limit: u32) -> Self {
+        self.max = limit;
+        self
+    }
+
+    /// Sets [`backoff`](AimdConfig::backoff).
+    ///
+    /// ```
+    /// # use buttress_pressure::AimdConfig;
+    /// assert_eq!(AimdConfig::default().backoff(0.75).backoff, 0.75);
+    /// ```
+    pub fn backoff(mut self, ratio: f64) -> Self {
+        self.backoff = ratio;
+        self
+    }
+
+    /// Sets [`timeout`](AimdConfig::timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use buttress_pressure::AimdConfig;
+    /// let config = AimdConfig::default().timeout(Duration::from_millis(250));
+    /// assert_eq!(config.timeout, Duration::from_millis(250));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Whether the parameters make sense (see each field).
+    ///
+    /// ```
+    /// # use buttress_pressure::{AdaptiveConfigError, AimdConfig};
+    /// assert!(AimdConfig::default().validate().is_ok());
+    /// assert_eq!(
+    ///     AimdConfig::default().min(10).max(5).validate(),
+    ///     Err(AdaptiveConfigError::MinAboveMax { min: 10, max: 5 })
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
+        check_limits(self.initial, self.min, self.max)?;
+        check_range("backoff", self.backoff, 0.5, 0.99)?;
+        if self.timeout.is_zero() {
+            return Err(AdaptiveConfigError::Zero {
+                parameter: "timeout",
+            });
+        }
+        Ok(())
+    }
+
+    /// The algorithm, at its initial limit; or why the parameters make no
+    /// sense.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AimdConfig, Algorithm};
+    /// let aimd = AimdConfig::default().initial(10).build()?;
+    /// assert_eq!(aimd.limit(), 10.0);
+    /// # Ok::<(), buttress_pressure::AdaptiveConfigError>(())
+    /// ```
+    pub fn build(&self) -> Result<Aimd, AdaptiveConfigError> {
+        self.validate()?;
+        let bounds = Bounds::new(self.min, self.max);
+        Ok(Aimd {
+            limit: f64::from(self.initial),
+            bounds,
+            backoff: self.backoff,
+            timeout: self.timeout,
+            cooldown: 0,
+        })
+    }
+}
+
+/// An [`AimdConfig`] as written in a configuration file, before it is
+/// checked; what is left out keeps its default.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AimdDoc {
+    #[serde(default)]
+    initial: Option<u32>,
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    backoff: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<AimdDoc> for AimdConfig {
+    type Error = AdaptiveConfigError;
+
+    fn try_from(doc: AimdDoc) -> Result<Self, AdaptiveConfigError> {
+        let d = AimdConfig::default();
+        let config = AimdConfig {
+            initial: doc.initial.unwrap_or(d.initial),
+            min: doc.min.unwrap_or(d.min),
+            max: doc.max.unwrap_or(d.max),
+            backoff: doc.backoff.unwrap_or(d.backoff),
+            timeout: doc.timeout.unwrap_or(d.timeout),
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -82,7 +275,13 @@ mod tests {
 
     #[test]
     fn follows_the_formula_step_by_step() {
-        let mut a = Aimd::new(20, 5, 30).timeout(Duration::from_millis(100));
+        let mut a = AimdConfig::default()
+            .initial(20)
+            .min(5)
+            .max(30)
+            .timeout(Duration::from_millis(100))
+            .build()
+            .expect("valid");
         assert_eq!(a.update(ok(10, 10)), 21.0); // 2·10 ≥ 20: +1
         assert_eq!(a.update(ok(10, 5)), 21.0); // app-limited: hold
         assert_eq!(

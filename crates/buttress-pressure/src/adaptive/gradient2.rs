@@ -1,6 +1,7 @@
 //! Gradient2 (Netflix `Gradient2Limit`).
 
-use super::{Algorithm, Bounds, Sample, bounds};
+use super::{Algorithm, Bounds, Sample, check_limits, check_range};
+use crate::error::AdaptiveConfigError;
 
 /// Gradient2: compares a long-term average of latency with the latest
 /// sample. When latency rises above `tolerance` × the long-term average the
@@ -19,6 +20,18 @@ use super::{Algorithm, Bounds, Sample, bounds};
 /// learns the slow latency as normal and the limit creeps back up
 /// (Netflix #134); prefer Vegas or AIMD for long capacity losses. While
 /// fewer than half the limit are in flight the limit holds (app-limited).
+///
+/// Built from a [`Gradient2Config`] (or [`Gradient2::new`] for the bounds
+/// alone).
+///
+/// ```
+/// use buttress_pressure::{AdaptiveLimiter, Gradient2Config};
+///
+/// let gradient2 = Gradient2Config::default().initial(20).min(2).max(200).build()?;
+/// let limiter = AdaptiveLimiter::new("search", gradient2)?;
+/// assert_eq!(limiter.limit(), 20);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Gradient2 {
     limit: f64,
@@ -33,52 +46,265 @@ pub struct Gradient2 {
 
 impl Gradient2 {
     /// Starts at `initial`, between `min` and `max`; smoothing 0.2,
-    /// tolerance 1.5, queue size 4, a window of 600 samples.
-    pub fn new(initial: u32, min: u32, max: u32) -> Gradient2 {
-        let bounds = bounds(min, max);
-        Gradient2 {
-            limit: bounds.clamp(f64::from(initial)),
-            bounds,
-            smoothing: 0.2,
-            tolerance: 1.5,
-            queue_size: 4.0,
-            window: 600.0,
-            long_rtt: None,
-            samples: 0,
-        }
-    }
-
-    /// How much of each new estimate is taken (0.01–1).
-    pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = super::finite_or(smoothing, 0.01, 1.0, 0.2);
-        self
-    }
-
-    /// How much latency above the long-term average is tolerated (≥ 1).
-    pub fn tolerance(mut self, tolerance: f64) -> Self {
-        self.tolerance = if tolerance.is_finite() {
-            tolerance.max(1.0)
-        } else {
-            1.5
-        };
-        self
-    }
-
-    /// How many requests may queue above the estimate.
-    pub fn queue_size(mut self, queue: u32) -> Self {
-        self.queue_size = f64::from(queue);
-        self
-    }
-
-    /// The samples the long-term average spans (≥ 1).
-    pub fn window(mut self, samples: u32) -> Self {
-        self.window = f64::from(samples.max(1));
-        self
+    /// tolerance 1.5, queue size 4, a window of 600 samples: the defaults
+    /// of [`Gradient2Config`] with these bounds.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveConfigError, Algorithm, Gradient2};
+    ///
+    /// assert_eq!(Gradient2::new(20, 2, 200)?.limit(), 20.0);
+    /// assert_eq!(
+    ///     Gradient2::new(500, 2, 200).unwrap_err(),
+    ///     AdaptiveConfigError::InitialOutOfBounds { initial: 500, min: 2, max: 200 }
+    /// );
+    /// # Ok::<(), AdaptiveConfigError>(())
+    /// ```
+    pub fn new(initial: u32, min: u32, max: u32) -> Result<Gradient2, AdaptiveConfigError> {
+        Gradient2Config::default()
+            .initial(initial)
+            .min(min)
+            .max(max)
+            .build()
     }
 
     /// The long-term average of latency, in seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Algorithm, Gradient2, Sample};
+    ///
+    /// let mut gradient2 = Gradient2::new(20, 2, 200)?;
+    /// assert_eq!(gradient2.long_rtt(), None);
+    /// gradient2.update(Sample { rtt: Duration::from_millis(100), inflight: 20, dropped: false });
+    /// assert_eq!(gradient2.long_rtt(), Some(0.1));
+    /// # Ok::<(), buttress_pressure::AdaptiveConfigError>(())
+    /// ```
     pub fn long_rtt(&self) -> Option<f64> {
         self.long_rtt
+    }
+}
+
+/// The parameters of [`Gradient2`]: the bounds, the initial limit, the
+/// smoothing, the latency tolerance, the queue allowed above the estimate
+/// and the long-term window. `Default` and chainable setters, checked by
+/// [`build`](Gradient2Config::build) into a typed error. Under the `serde`
+/// feature it loads from a file (every key optional; unknown keys and
+/// invalid values refused as it loads), most often as the `"gradient2"`
+/// case of an [`AdaptiveConfig`](crate::AdaptiveConfig).
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use buttress_pressure::Gradient2Config;
+///
+/// let config: Gradient2Config = serde_json::from_str(r#"{ "tolerance": 2.0, "window": 300 }"#).unwrap();
+/// assert_eq!(config, Gradient2Config::default().tolerance(2.0).window(300));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "Gradient2Doc"))]
+pub struct Gradient2Config {
+    /// The limit before any sample, within `min..=max`. Default 20.
+    pub initial: u32,
+    /// The lowest limit, at least 1. Default 1.
+    pub min: u32,
+    /// The highest limit. Default 200.
+    pub max: u32,
+    /// How much of each new estimate is taken, 0.01 to 1. Default 0.2.
+    pub smoothing: f64,
+    /// How much latency above the long-term average is tolerated, at
+    /// least 1. Default 1.5.
+    pub tolerance: f64,
+    /// How many requests may queue above the estimate. Default 4.
+    pub queue_size: u32,
+    /// The samples the long-term average spans, at least 1. Default 600.
+    pub window: u32,
+}
+
+impl Default for Gradient2Config {
+    fn default() -> Self {
+        Gradient2Config {
+            initial: 20,
+            min: 1,
+            max: 200,
+            smoothing: 0.2,
+            tolerance: 1.5,
+            queue_size: 4,
+            window: 600,
+        }
+    }
+}
+
+impl Gradient2Config {
+    /// Sets [`initial`](Gradient2Config::initial).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().initial(50).initial, 50);
+    /// ```
+    pub fn initial(mut self, limit: u32) -> Self {
+        self.initial = limit;
+        self
+    }
+
+    /// Sets [`min`](Gradient2Config::min).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().min(5).min, 5);
+    /// ```
+    pub fn min(mut self, limit: u32) -> Self {
+        self.min = limit;
+        self
+    }
+
+    /// Sets [`max`](Gradient2Config::max).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().max(500).max, 500);
+    /// ```
+    pub fn max(mut self, limit: u32) -> Self {
+        self.max = limit;
+        self
+    }
+
+    /// Sets [`smoothing`](Gradient2Config::smoothing).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().smoothing(0.5).smoothing, 0.5);
+    /// ```
+    pub fn smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = smoothing;
+        self
+    }
+
+    /// Sets [`tolerance`](Gradient2Config::tolerance).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().tolerance(2.0).tolerance, 2.0);
+    /// ```
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Sets [`queue_size`](Gradient2Config::queue_size).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().queue_size(8).queue_size, 8);
+    /// ```
+    pub fn queue_size(mut self, queue: u32) -> Self {
+        self.queue_size = queue;
+        self
+    }
+
+    /// Sets [`window`](Gradient2Config::window).
+    ///
+    /// ```
+    /// # use buttress_pressure::Gradient2Config;
+    /// assert_eq!(Gradient2Config::default().window(100).window, 100);
+    /// ```
+    pub fn window(mut self, samples: u32) -> Self {
+        self.window = samples;
+        self
+    }
+
+    /// Whether the parameters make sense (see each field).
+    ///
+    /// ```
+    /// # use buttress_pressure::{AdaptiveConfigError, Gradient2Config};
+    /// assert!(Gradient2Config::default().validate().is_ok());
+    /// assert!(matches!(
+    ///     Gradient2Config::default().tolerance(0.5).validate(),
+    ///     Err(AdaptiveConfigError::TooSmall { parameter: "tolerance", .. })
+    /// ));
+    /// ```
+    pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
+        check_limits(self.initial, self.min, self.max)?;
+        check_range("smoothing", self.smoothing, 0.01, 1.0)?;
+        if !(self.tolerance.is_finite() && self.tolerance >= 1.0) {
+            return Err(AdaptiveConfigError::TooSmall {
+                parameter: "tolerance",
+                value: self.tolerance,
+                min: 1.0,
+            });
+        }
+        if self.window == 0 {
+            return Err(AdaptiveConfigError::Zero {
+                parameter: "window",
+            });
+        }
+        Ok(())
+    }
+
+    /// The algorithm, at its initial limit; or why the parameters make no
+    /// sense.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Algorithm, Gradient2Config};
+    /// let gradient2 = Gradient2Config::default().initial(10).build()?;
+    /// assert_eq!(gradient2.limit(), 10.0);
+    /// # Ok::<(), buttress_pressure::AdaptiveConfigError>(())
+    /// ```
+    pub fn build(&self) -> Result<Gradient2, AdaptiveConfigError> {
+        self.validate()?;
+        Ok(Gradient2 {
+            limit: f64::from(self.initial),
+            bounds: Bounds::new(self.min, self.max),
+            smoothing: self.smoothing,
+            tolerance: self.tolerance,
+            queue_size: f64::from(self.queue_size),
+            window: f64::from(self.window),
+            long_rtt: None,
+            samples: 0,
+        })
+    }
+}
+
+/// A [`Gradient2Config`] as written in a configuration file, before it is
+/// checked; what is left out keeps its default.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Gradient2Doc {
+    #[serde(default)]
+    initial: Option<u32>,
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    smoothing: Option<f64>,
+    #[serde(default)]
+    tolerance: Option<f64>,
+    #[serde(default)]
+    queue_size: Option<u32>,
+    #[serde(default)]
+    window: Option<u32>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<Gradient2Doc> for Gradient2Config {
+    type Error = AdaptiveConfigError;
+
+    fn try_from(doc: Gradient2Doc) -> Result<Self, AdaptiveConfigError> {
+        let d = Gradient2Config::default();
+        let config = Gradient2Config {
+            initial: doc.initial.unwrap_or(d.initial),
+            min: doc.min.unwrap_or(d.min),
+            max: doc.max.unwrap_or(d.max),
+            smoothing: doc.smoothing.unwrap_or(d.smoothing),
+            tolerance: doc.tolerance.unwrap_or(d.tolerance),
+            queue_size: doc.queue_size.unwrap_or(d.queue_size),
+            window: doc.window.unwrap_or(d.window),
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -121,7 +347,7 @@ mod tests {
 
     #[test]
     fn follows_the_formula_step_by_step() {
-        let mut g = Gradient2::new(20, 10, 200);
+        let mut g = Gradient2::new(20, 10, 200).expect("valid");
         // First sample: long = rtt, g = min(1.5, 1) = 1: L = 0.8·20 + 0.2·(20 + 4).
         assert!((g.update(s(100, 20)) - 20.8).abs() < 1e-9);
         // Twice the latency: long = (0.1 + 0.2)/2 = 0.15, g = 1.5·0.15/0.2 = 1.125 → 1.
@@ -141,7 +367,7 @@ mod tests {
 
     #[test]
     fn shrinks_under_overload_and_grows_back() {
-        let mut g = Gradient2::new(50, 5, 200);
+        let mut g = Gradient2::new(50, 5, 200).expect("valid");
         for _ in 0..700 {
             g.update(s(100, 60));
         }

@@ -56,6 +56,21 @@ impl<C, R> fmt::Debug for AdaptiveLimitLayer<C, R> {
 
 impl AdaptiveLimitLayer {
     /// A layer for `limiter`; errors are drops.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Vegas};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let limiter = AdaptiveLimiter::new("llm", Vegas::new(20, 2, 200)?)?;
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(AdaptiveLimitLayer::new(limiter.clone()))
+    ///     .service(service_fn(|req: u32| async move { Ok::<_, std::io::Error>(req) }));
+    /// assert_eq!(svc.oneshot(1).await?, 1);
+    /// assert_eq!(limiter.inflight(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn new(limiter: AdaptiveLimiter) -> Self {
         AdaptiveLimitLayer {
             limiter,
@@ -68,6 +83,23 @@ impl AdaptiveLimitLayer {
 
 impl<C, R> AdaptiveLimitLayer<C, R> {
     /// Which results are drops: failures by `classifier`.
+    ///
+    /// ```
+    /// use buttress_core::{Classification, classify_fn};
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// // A "not found" is the caller's problem: it moves nothing.
+    /// let layer = AdaptiveLimitLayer::new(limiter).classifier(classify_fn(
+    ///     |r: &Result<u32, std::io::Error>| match r {
+    ///         Ok(_) => Classification::SUCCESS,
+    ///         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Classification::IGNORED,
+    ///         Err(_) => Classification::RETRYABLE_FAILURE,
+    ///     },
+    /// ));
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn classifier<C2>(self, classifier: C2) -> AdaptiveLimitLayer<C2, R> {
         AdaptiveLimitLayer {
             limiter: self.limiter,
@@ -79,6 +111,15 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
 
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused
     /// requests; it decides the service's error type.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd, RejectWithError};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// let layer = AdaptiveLimitLayer::new(limiter).on_rejected(RejectWithError); // the default
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_rejected<R2>(self, on_rejected: R2) -> AdaptiveLimitLayer<C, R2> {
         AdaptiveLimitLayer {
             limiter: self.limiter,
@@ -90,6 +131,15 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
 
     /// Refused requests are answered `503`, keeping the inner service's
     /// error.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// let layer = AdaptiveLimitLayer::new(limiter).http();
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(self) -> AdaptiveLimitLayer<C, buttress_core::HttpStatus> {
@@ -97,6 +147,17 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
     }
 
     /// Reads time (for latencies) from `clock`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::ManualClock;
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// let layer = AdaptiveLimitLayer::new(limiter).clock(Arc::new(ManualClock::new()));
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self

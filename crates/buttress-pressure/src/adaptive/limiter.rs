@@ -17,6 +17,21 @@ use crate::error::Overloaded;
 /// Admission is a compare-and-swap on the in-flight count against the
 /// limit (both atomics); the algorithm runs under a mutex once per
 /// completed request. Clones share the limiter.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use buttress_pressure::{AdaptiveLimiter, Aimd};
+///
+/// let limiter = AdaptiveLimiter::new("db", Aimd::new(2, 1, 10)?)?;
+/// let start = Instant::now();
+/// let a = limiter.try_acquire(start)?;
+/// let b = limiter.try_acquire(start)?;
+/// assert!(limiter.try_acquire(start).unwrap_err().is_limit()); // 2 in flight
+/// a.record(start + Duration::from_millis(20), false); // a success at full use: +1
+/// drop(b); // cancelled: frees its slot, moves nothing
+/// assert_eq!((limiter.limit(), limiter.inflight()), (3, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct AdaptiveLimiter {
     inner: Arc<Inner>,
@@ -47,7 +62,17 @@ impl fmt::Debug for AdaptiveLimiter {
 }
 
 impl AdaptiveLimiter {
-    /// A limiter named `name` moved by `algorithm`.
+    /// A limiter named `name` (the `name` label of its metrics) moved by
+    /// `algorithm`, starting at the algorithm's initial limit.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveLimiter, Vegas};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Vegas::new(20, 2, 200)?)?;
+    /// assert_eq!(limiter.limit(), 20);
+    /// assert!(AdaptiveLimiter::new("", Vegas::new(20, 2, 200)?).is_err()); // no name
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(name: &str, algorithm: impl Algorithm) -> Result<AdaptiveLimiter, NameError> {
         let name = Name::new(name)?;
         let limit = algorithm.limit().max(1.0) as u64;
@@ -70,22 +95,65 @@ impl AdaptiveLimiter {
     }
 
     /// The name.
+    ///
+    /// ```
+    /// # use buttress_pressure::{AdaptiveLimiter, Aimd};
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// assert_eq!(limiter.name(), "llm");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.inner.name.as_str()
     }
 
     /// The current limit.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// # use buttress_pressure::{AdaptiveLimiter, Aimd};
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// assert_eq!(limiter.limit(), 20);
+    /// let now = Instant::now();
+    /// limiter.try_acquire(now)?.record(now, true); // a drop: ⌊20 · 0.9⌋
+    /// assert_eq!(limiter.limit(), 18);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn limit(&self) -> u64 {
         self.inner.limit.load(Ordering::Acquire)
     }
 
     /// Requests in flight.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// # use buttress_pressure::{AdaptiveLimiter, Aimd};
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// let permit = limiter.try_acquire(Instant::now())?;
+    /// assert_eq!(limiter.inflight(), 1);
+    /// drop(permit);
+    /// assert_eq!(limiter.inflight(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inflight(&self) -> u64 {
         self.inner.inflight.load(Ordering::Acquire)
     }
 
     /// Admits a request if fewer than the limit are in flight. `now` is
-    /// when it starts (for its latency).
+    /// when it starts (for its latency). Refuses it at once with
+    /// [`Overloaded`] otherwise.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// # use buttress_pressure::{AdaptiveLimiter, Aimd};
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(1, 1, 1)?)?;
+    /// let now = Instant::now();
+    /// let permit = limiter.try_acquire(now)?;
+    /// let refused = limiter.try_acquire(now).unwrap_err();
+    /// assert!(refused.is_limit());
+    /// assert_eq!(refused.name(), "llm");
+    /// # drop(permit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_acquire(&self, now: Instant) -> Result<LimitPermit, Overloaded> {
         let inner = &self.inner;
         let mut current = inner.inflight.load(Ordering::Acquire);
@@ -150,6 +218,17 @@ pub struct LimitPermit {
 impl LimitPermit {
     /// Frees the slot and feeds the algorithm: finished at `now`, `dropped`
     /// if it failed in a way that signals overload.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// # use buttress_pressure::{AdaptiveLimiter, Aimd};
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(1, 1, 10)?)?;
+    /// let start = Instant::now();
+    /// let permit = limiter.try_acquire(start)?;
+    /// permit.record(start + Duration::from_millis(30), false); // a success at full use
+    /// assert_eq!(limiter.limit(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn record(mut self, now: Instant, dropped: bool) {
         if let Some(limiter) = self.limiter.take() {
             limiter.release(Some(Sample {

@@ -6,6 +6,7 @@
 //! limit, and [`AdaptiveLimitLayer`] puts it in front of a service.
 
 mod aimd;
+mod config;
 mod gradient2;
 mod layer;
 mod limiter;
@@ -13,12 +14,15 @@ mod vegas;
 
 use std::time::Duration;
 
-pub use aimd::Aimd;
-pub use gradient2::Gradient2;
+use crate::error::AdaptiveConfigError;
+
+pub use aimd::{Aimd, AimdConfig};
+pub use config::AdaptiveConfig;
+pub use gradient2::{Gradient2, Gradient2Config};
 pub(crate) use layer::future;
 pub use layer::{AdaptiveLimitLayer, AdaptiveLimitService};
 pub use limiter::{AdaptiveLimiter, LimitPermit};
-pub use vegas::Vegas;
+pub use vegas::{Vegas, VegasConfig};
 
 /// One completed request, as the algorithms see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,12 +36,43 @@ pub struct Sample {
     pub dropped: bool,
 }
 
-/// An adaptive limit algorithm.
+/// An adaptive limit algorithm: [`Aimd`], [`Vegas`], [`Gradient2`], one
+/// built from an [`AdaptiveConfig`] (a `Box<dyn Algorithm>`), or your own.
+///
+/// ```
+/// use buttress_pressure::{AdaptiveLimiter, Algorithm, Sample};
+///
+/// /// A limit that never moves.
+/// struct Fixed(f64);
+///
+/// impl Algorithm for Fixed {
+///     fn limit(&self) -> f64 {
+///         self.0
+///     }
+///     fn update(&mut self, _: Sample) -> f64 {
+///         self.0
+///     }
+/// }
+///
+/// let limiter = AdaptiveLimiter::new("fixed", Fixed(50.0))?;
+/// assert_eq!(limiter.limit(), 50);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Algorithm: Send + 'static {
     /// The limit before any sample.
     fn limit(&self) -> f64;
     /// Takes one sample; returns the new limit.
     fn update(&mut self, sample: Sample) -> f64;
+}
+
+impl Algorithm for Box<dyn Algorithm> {
+    fn limit(&self) -> f64 {
+        (**self).limit()
+    }
+
+    fn update(&mut self, sample: Sample) -> f64 {
+        (**self).update(sample)
+    }
 }
 
 /// The lower and upper bound of a limit.
@@ -48,24 +83,49 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
+    /// Bounds checked by [`check_limits`].
+    pub(crate) fn new(min: u32, max: u32) -> Bounds {
+        Bounds {
+            min: f64::from(min),
+            max: f64::from(max),
+        }
+    }
+
     pub(crate) fn clamp(&self, v: f64) -> f64 {
         v.clamp(self.min, self.max)
     }
 }
 
-/// Bounds from user input: at least 1, min not above max, both finite.
-pub(crate) fn bounds(min: u32, max: u32) -> Bounds {
-    let min = f64::from(min.max(1));
-    let max = f64::from(max).max(min);
-    Bounds { min, max }
+/// The bounds every algorithm takes: `1 <= min <= initial <= max`.
+pub(crate) fn check_limits(initial: u32, min: u32, max: u32) -> Result<(), AdaptiveConfigError> {
+    if min == 0 {
+        return Err(AdaptiveConfigError::ZeroMin);
+    }
+    if min > max {
+        return Err(AdaptiveConfigError::MinAboveMax { min, max });
+    }
+    if !(min..=max).contains(&initial) {
+        return Err(AdaptiveConfigError::InitialOutOfBounds { initial, min, max });
+    }
+    Ok(())
 }
 
-/// `value` clamped to `lo..=hi`, or `default` when it is not a number.
-pub(crate) fn finite_or(value: f64, lo: f64, hi: f64, default: f64) -> f64 {
-    if value.is_finite() {
-        value.clamp(lo, hi)
+/// `value` is a number within `min..=max`.
+pub(crate) fn check_range(
+    parameter: &'static str,
+    value: f64,
+    min: f64,
+    max: f64,
+) -> Result<(), AdaptiveConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
     } else {
-        default
+        Err(AdaptiveConfigError::OutOfRange {
+            parameter,
+            value,
+            min,
+            max,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! TCP Vegas applied to concurrency (Netflix `VegasLimit`).
 
-use super::{Algorithm, Bounds, Sample, bounds};
+use super::{Algorithm, Bounds, Sample, check_limits, check_range};
+use crate::error::AdaptiveConfigError;
 
 /// Vegas: estimates the queue from the latency without load (the lowest
 /// seen) and the latest sample, and keeps it between α and β:
@@ -39,38 +40,226 @@ fn log(limit: f64) -> f64 {
 }
 
 impl Vegas {
-    /// Starts at `initial`, between `min` and `max`, re-probing every 30·L
-    /// samples.
-    pub fn new(initial: u32, min: u32, max: u32) -> Vegas {
-        let bounds = bounds(min, max);
-        Vegas {
-            limit: bounds.clamp(f64::from(initial)),
-            bounds,
-            rtt_noload: None,
-            rtt: None,
-            smoothing: 0.1,
-            samples: 0,
-            probe_multiplier: 30.0,
-            since_probe: 0,
-        }
-    }
-
-    /// The weight of each sample in the latency average (0.01–1; 1 is no
-    /// smoothing, as in Netflix's default).
-    pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = super::finite_or(smoothing, 0.01, 1.0, 0.1);
-        self
-    }
-
-    /// Re-probe `rtt_noload` every `multiplier × L` samples (≥ 1).
-    pub fn probe_multiplier(mut self, multiplier: u32) -> Self {
-        self.probe_multiplier = f64::from(multiplier.max(1));
-        self
+    /// Starts at `initial`, between `min` and `max`, with smoothing 0.1,
+    /// re-probing every 30·L samples: the defaults of [`VegasConfig`] with
+    /// these bounds.
+    ///
+    /// ```
+    /// use buttress_pressure::{AdaptiveConfigError, Algorithm, Vegas};
+    ///
+    /// assert_eq!(Vegas::new(20, 2, 200)?.limit(), 20.0);
+    /// assert_eq!(
+    ///     Vegas::new(20, 300, 200).unwrap_err(),
+    ///     AdaptiveConfigError::MinAboveMax { min: 300, max: 200 }
+    /// );
+    /// # Ok::<(), AdaptiveConfigError>(())
+    /// ```
+    pub fn new(initial: u32, min: u32, max: u32) -> Result<Vegas, AdaptiveConfigError> {
+        VegasConfig::default()
+            .initial(initial)
+            .min(min)
+            .max(max)
+            .build()
     }
 
     /// The latency without load, in seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_pressure::{Algorithm, Sample, VegasConfig};
+    ///
+    /// let mut vegas = VegasConfig::default().smoothing(1.0).build()?;
+    /// assert_eq!(vegas.rtt_noload(), None);
+    /// vegas.update(Sample { rtt: Duration::from_millis(50), inflight: 20, dropped: false });
+    /// assert_eq!(vegas.rtt_noload(), Some(0.05));
+    /// # Ok::<(), buttress_pressure::AdaptiveConfigError>(())
+    /// ```
     pub fn rtt_noload(&self) -> Option<f64> {
         self.rtt_noload
+    }
+}
+
+/// The parameters of [`Vegas`]: the bounds, the initial limit, the
+/// smoothing of the latency average and how often the latency without load
+/// is re-probed. `Default` and chainable setters, checked by
+/// [`build`](VegasConfig::build) into a typed error. Under the `serde`
+/// feature it loads from a file (every key optional; unknown keys and
+/// invalid values refused as it loads), most often as the `"vegas"` case
+/// of an [`AdaptiveConfig`](crate::AdaptiveConfig).
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use buttress_pressure::VegasConfig;
+///
+/// let config: VegasConfig = serde_json::from_str(r#"{ "initial": 20, "min": 2, "max": 200 }"#).unwrap();
+/// assert_eq!(config, VegasConfig::default().min(2).max(200));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "VegasDoc"))]
+pub struct VegasConfig {
+    /// The limit before any sample, within `min..=max`. Default 20.
+    pub initial: u32,
+    /// The lowest limit, at least 1. Default 1.
+    pub min: u32,
+    /// The highest limit. Default 1,000.
+    pub max: u32,
+    /// The weight of each sample in the latency average, 0.01 to 1 (1 is
+    /// no smoothing, as in Netflix's default). Default 0.1.
+    pub smoothing: f64,
+    /// Re-probe the latency without load every `probe_multiplier × L`
+    /// samples; at least 1. Default 30.
+    pub probe_multiplier: u32,
+}
+
+impl Default for VegasConfig {
+    fn default() -> Self {
+        VegasConfig {
+            initial: 20,
+            min: 1,
+            max: 1_000,
+            smoothing: 0.1,
+            probe_multiplier: 30,
+        }
+    }
+}
+
+impl VegasConfig {
+    /// Sets [`initial`](VegasConfig::initial).
+    ///
+    /// ```
+    /// # use buttress_pressure::VegasConfig;
+    /// assert_eq!(VegasConfig::default().initial(50).initial, 50);
+    /// ```
+    pub fn initial(mut self, limit: u32) -> Self {
+        self.initial = limit;
+        self
+    }
+
+    /// Sets [`min`](VegasConfig::min).
+    ///
+    /// ```
+    /// # use buttress_pressure::VegasConfig;
+    /// assert_eq!(VegasConfig::default().min(5).min, 5);
+    /// ```
+    pub fn min(mut self, limit: u32) -> Self {
+        self.min = limit;
+        self
+    }
+
+    /// Sets [`max`](VegasConfig::max).
+    ///
+    /// ```
+    /// # use buttress_pressure::VegasConfig;
+    /// assert_eq!(VegasConfig::default().max(200).max, 200);
+    /// ```
+    pub fn max(mut self, limit: u32) -> Self {
+        self.max = limit;
+        self
+    }
+
+    /// Sets [`smoothing`](VegasConfig::smoothing).
+    ///
+    /// ```
+    /// # use buttress_pressure::VegasConfig;
+    /// assert_eq!(VegasConfig::default().smoothing(1.0).smoothing, 1.0);
+    /// ```
+    pub fn smoothing(mut self, smoothing: f64) -> Self {
+        self.smoothing = smoothing;
+        self
+    }
+
+    /// Sets [`probe_multiplier`](VegasConfig::probe_multiplier).
+    ///
+    /// ```
+    /// # use buttress_pressure::VegasConfig;
+    /// assert_eq!(VegasConfig::default().probe_multiplier(10).probe_multiplier, 10);
+    /// ```
+    pub fn probe_multiplier(mut self, multiplier: u32) -> Self {
+        self.probe_multiplier = multiplier;
+        self
+    }
+
+    /// Whether the parameters make sense (see each field).
+    ///
+    /// ```
+    /// # use buttress_pressure::{AdaptiveConfigError, VegasConfig};
+    /// assert!(VegasConfig::default().validate().is_ok());
+    /// assert_eq!(
+    ///     VegasConfig::default().probe_multiplier(0).validate(),
+    ///     Err(AdaptiveConfigError::Zero { parameter: "probe_multiplier" })
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
+        check_limits(self.initial, self.min, self.max)?;
+        check_range("smoothing", self.smoothing, 0.01, 1.0)?;
+        if self.probe_multiplier == 0 {
+            return Err(AdaptiveConfigError::Zero {
+                parameter: "probe_multiplier",
+            });
+        }
+        Ok(())
+    }
+
+    /// The algorithm, at its initial limit; or why the parameters make no
+    /// sense.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Algorithm, VegasConfig};
+    /// let vegas = VegasConfig::default().initial(10).build()?;
+    /// assert_eq!(vegas.limit(), 10.0);
+    /// # Ok::<(), buttress_pressure::AdaptiveConfigError>(())
+    /// ```
+    pub fn build(&self) -> Result<Vegas, AdaptiveConfigError> {
+        self.validate()?;
+        Ok(Vegas {
+            limit: f64::from(self.initial),
+            bounds: Bounds::new(self.min, self.max),
+            rtt_noload: None,
+            rtt: None,
+            smoothing: self.smoothing,
+            samples: 0,
+            probe_multiplier: f64::from(self.probe_multiplier),
+            since_probe: 0,
+        })
+    }
+}
+
+/// A [`VegasConfig`] as written in a configuration file, before it is
+/// checked; what is left out keeps its default.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VegasDoc {
+    #[serde(default)]
+    initial: Option<u32>,
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    smoothing: Option<f64>,
+    #[serde(default)]
+    probe_multiplier: Option<u32>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<VegasDoc> for VegasConfig {
+    type Error = AdaptiveConfigError;
+
+    fn try_from(doc: VegasDoc) -> Result<Self, AdaptiveConfigError> {
+        let d = VegasConfig::default();
+        let config = VegasConfig {
+            initial: doc.initial.unwrap_or(d.initial),
+            min: doc.min.unwrap_or(d.min),
+            max: doc.max.unwrap_or(d.max),
+            smoothing: doc.smoothing.unwrap_or(d.smoothing),
+            probe_multiplier: doc.probe_multiplier.unwrap_or(d.probe_multiplier),
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -138,7 +327,13 @@ mod tests {
 
     #[test]
     fn follows_the_formula_step_by_step() {
-        let mut v = Vegas::new(100, 10, 1000).smoothing(1.0);
+        let mut v = VegasConfig::default()
+            .initial(100)
+            .min(10)
+            .max(1000)
+            .smoothing(1.0)
+            .build()
+            .expect("valid");
         // First sample sets rtt_noload: q = 0 ≤ threshold (2): L + β = 100 + 12.
         assert_eq!(v.update(s(100, 60)), 112.0);
         // rtt 105: q = ⌈112·(1 − 100/105)⌉ = 6; log = 2.049..., α = 6.147: q < α → L + log L.
@@ -164,7 +359,14 @@ mod tests {
 
     #[test]
     fn re_probes_the_latency_without_load() {
-        let mut v = Vegas::new(10, 10, 10).probe_multiplier(1).smoothing(1.0);
+        let mut v = VegasConfig::default()
+            .initial(10)
+            .min(10)
+            .max(10)
+            .probe_multiplier(1)
+            .smoothing(1.0)
+            .build()
+            .expect("valid");
         v.update(s(50, 10));
         assert_eq!(v.rtt_noload(), Some(0.05));
         for _ in 0..10 {
@@ -182,7 +384,13 @@ mod smoothing_tests {
     #[test]
     fn the_average_not_the_noise_sets_the_latency_without_load() {
         let run = |smoothing: f64| {
-            let mut v = Vegas::new(20, 2, 200).smoothing(smoothing);
+            let mut v = VegasConfig::default()
+                .initial(20)
+                .min(2)
+                .max(200)
+                .smoothing(smoothing)
+                .build()
+                .expect("valid");
             for i in 0..400u64 {
                 // 30 to 70 ms of noise around 50, and no queue at all.
                 let ms = 30 + (i * 7919 % 41);
