@@ -1,5 +1,6 @@
 //! [`Checkpointer`]: when a stream consumer saves its state.
 
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use buttress_core::{SharedClock, TokioClock};
@@ -10,35 +11,99 @@ use crate::codec::{Codec, Json};
 use crate::error::{LoadError, SaveError, Skipped};
 use crate::store::{Store, load, save_payload};
 
-/// When to save: every `events` events, and/or when `interval` has passed
-/// since the last save (checked as events arrive: with no events there is
-/// nothing new to save).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a [`Checkpointer`] saves: every N events, and/or when an interval
+/// has passed since the last save (checked as events arrive: with no events
+/// there is nothing new to save). Either way it also saves when asked
+/// ([`save`](Checkpointer::save), [`finish`](Checkpointer::finish)).
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_checkpoint::Policy;
+///
+/// // Every 1000 events, or every minute if that comes first.
+/// let policy = Policy::every_events(1000).or_every(Duration::from_secs(60));
+/// assert_eq!(policy, Policy::every(Duration::from_secs(60)).or_every_events(1000));
+/// ```
+///
+/// The [`Default`] saves only when asked. Every policy built here is valid
+/// (an event count of 0 is taken as 1). Under the `serde` feature it loads
+/// from a configuration file as `{"every_events": 1000, "every": "60s"}`,
+/// both fields optional, unknown fields and an event count of 0 refused.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use buttress_checkpoint::Policy;
+///
+/// let policy: Policy = serde_json::from_str(r#"{"every_events": 1000, "every": "1m"}"#).unwrap();
+/// assert_eq!(policy, Policy::every_events(1000).or_every(Duration::from_secs(60)));
+/// assert!(serde_json::from_str::<Policy>(r#"{"every_events": 0}"#).is_err());
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Policy {
-    events: Option<u64>,
-    interval: Option<Duration>,
+    every_events: Option<NonZeroU64>,
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    every: Option<Duration>,
 }
 
 impl Policy {
-    /// Save after every `n` events (at least 1).
+    /// Save after every `n` events (at least 1: 0 is taken as 1).
+    ///
+    /// ```
+    /// use buttress_checkpoint::Policy;
+    ///
+    /// let policy = Policy::every_events(100);
+    /// assert_eq!(Policy::every_events(0), Policy::every_events(1));
+    /// # let _ = policy;
+    /// ```
     pub fn every_events(n: u64) -> Policy {
-        Policy {
-            events: Some(n.max(1)),
-            interval: None,
-        }
+        Policy::default().or_every_events(n)
     }
 
     /// Save when `interval` has passed since the last save.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_checkpoint::Policy;
+    ///
+    /// let policy = Policy::every(Duration::from_secs(30));
+    /// # let _ = policy;
+    /// ```
     pub fn every(interval: Duration) -> Policy {
-        Policy {
-            events: None,
-            interval: Some(interval),
-        }
+        Policy::default().or_every(interval)
     }
 
-    /// Also save when `interval` has passed.
+    /// Also save when `interval` has passed (replacing an interval set
+    /// before).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_checkpoint::Policy;
+    ///
+    /// let policy = Policy::every_events(1000).or_every(Duration::from_secs(60));
+    /// # let _ = policy;
+    /// ```
     pub fn or_every(mut self, interval: Duration) -> Policy {
-        self.interval = Some(interval);
+        self.every = Some(interval);
+        self
+    }
+
+    /// Also save after every `n` events (at least 1; replacing a count set
+    /// before).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_checkpoint::Policy;
+    ///
+    /// let policy = Policy::every(Duration::from_secs(60)).or_every_events(1000);
+    /// # let _ = policy;
+    /// ```
+    pub fn or_every_events(mut self, n: u64) -> Policy {
+        self.every_events = Some(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN));
         self
     }
 }
@@ -91,7 +156,19 @@ pub struct Checkpointer<S, C = Json> {
 }
 
 impl<S: Store> Checkpointer<S, Json> {
-    /// A checkpointer saving JSON.
+    /// A checkpointer saving JSON through `store` as `policy` says.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-checkpointer-new-doc-{}", std::process::id()));
+    /// let store = FileStore::open(&dir, "learner", FileStoreConfig::default())?;
+    /// let checkpointer = Checkpointer::new(store, Policy::every_events(100));
+    /// # drop(checkpointer);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn new(store: S, policy: Policy) -> Self {
         Checkpointer::with_codec(store, Json, policy)
     }
@@ -99,6 +176,19 @@ impl<S: Store> Checkpointer<S, Json> {
 
 impl<S: Store, C: Codec> Checkpointer<S, C> {
     /// A checkpointer with another codec.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{Binary, Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "weights", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::with_codec(store, Binary, Policy::every_events(10));
+    /// checkpointer.save(&vec![0.5f32; 1024]).await?; // compact postcard bytes
+    /// # Ok(()) }
+    /// ```
     pub fn with_codec(store: S, codec: C, policy: Policy) -> Self {
         Checkpointer {
             store,
@@ -113,19 +203,73 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
         }
     }
 
-    /// Reads time for [`Policy::every`] from `clock`.
+    /// Reads time for [`Policy::every`] from `clock` (default: tokio's).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// use buttress_core::ManualClock;
+    /// use buttress_fs::SimFs;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = ManualClock::new();
+    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every(Duration::from_secs(60)))
+    ///     .clock(Arc::new(clock.clone()));
+    /// checkpointer.resume::<u64>().await?;
+    /// assert!(!checkpointer.tick(&1u64).await?);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(checkpointer.tick(&2u64).await?); // a minute passed: saved
+    /// # Ok(()) }
+    /// ```
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// The store.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    /// use buttress_checkpoint::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every_events(1));
+    /// checkpointer.save(&42u64).await?;
+    /// assert_eq!(checkpointer.store().latest_seq().await?, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn store(&self) -> &S {
         &self.store
     }
 
     /// The last state saved, or `None` if the store is empty. Damaged newer
     /// generations passed over are in [`skipped`](Checkpointer::skipped).
+    /// Call it first: saves go on above what is stored.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut first = Checkpointer::new(store.clone(), Policy::every_events(1));
+    /// assert_eq!(first.resume::<u64>().await?, None); // a fresh start
+    /// first.save(&41u64).await?;
+    ///
+    /// // After a restart.
+    /// let mut again = Checkpointer::new(store, Policy::every_events(1));
+    /// assert_eq!(again.resume::<u64>().await?, Some(41));
+    /// # Ok(()) }
+    /// ```
     pub async fn resume<T: DeserializeOwned>(&mut self) -> Result<Option<T>, LoadError> {
         let latest = self.store.latest_seq().await?;
         self.seq = Some(latest);
@@ -142,6 +286,23 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     }
 
     /// Generations the last [`resume`](Checkpointer::resume) passed over.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every_events(1));
+    /// checkpointer.resume::<u64>().await?;
+    /// for skipped in checkpointer.skipped() {
+    ///     eprintln!("passed over {}: {}", skipped.location, skipped.reason);
+    /// }
+    /// assert!(checkpointer.skipped().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped
     }
@@ -152,14 +313,36 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     /// When a save fails the count is kept, so the next tick tries again;
     /// a consumer that logs the error and goes on loses the redo bound
     /// until a save succeeds.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every_events(3));
+    /// let mut saved = Vec::new();
+    /// for n in 1..=7u64 {
+    ///     if checkpointer.tick(&n).await? {
+    ///         saved.push(n);
+    ///     }
+    /// }
+    /// assert_eq!(saved, vec![3, 6]);
+    /// # Ok(()) }
+    /// ```
     pub async fn tick<T: Serialize + DeserializeOwned>(
         &mut self,
         state: &T,
     ) -> Result<bool, SaveError> {
         self.since_save += 1;
         let now = self.clock.now();
-        let by_count = self.policy.events.is_some_and(|n| self.since_save >= n);
-        let by_time = self.policy.interval.is_some_and(|every| {
+        let by_count = self
+            .policy
+            .every_events
+            .is_some_and(|n| self.since_save >= n.get());
+        let by_time = self.policy.every.is_some_and(|every| {
             now.saturating_duration_since(*self.last_save.get_or_insert(now)) >= every
         });
         if by_count || by_time {
@@ -176,6 +359,23 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     /// refused with [`SaveError::RoundTrip`] instead of replacing a good
     /// one. After a [`SaveError::Stale`] (another worker saved a newer
     /// state) every save is refused until [`resume`](Checkpointer::resume).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    /// use buttress_checkpoint::SaveError;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every_events(1000));
+    /// assert_eq!(checkpointer.save(&vec![0.5f64]).await?, 1);
+    /// assert_eq!(checkpointer.save(&vec![0.25f64]).await?, 2);
+    /// // JSON writes a NaN as null, which would never load back: refused.
+    /// assert!(matches!(checkpointer.save(&vec![f64::NAN]).await, Err(SaveError::RoundTrip(_))));
+    /// # Ok(()) }
+    /// ```
     pub async fn save<T: Serialize + DeserializeOwned>(
         &mut self,
         state: &T,
@@ -212,6 +412,24 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
 
     /// On graceful shutdown: saves `state` if any event was counted since
     /// the last save.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+    /// # use buttress_fs::SimFs;
+    /// use buttress_checkpoint::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+    /// let mut checkpointer = Checkpointer::new(store, Policy::every_events(100));
+    /// for n in 1..=42u64 {
+    ///     checkpointer.tick(&n).await?; // no save yet
+    /// }
+    /// checkpointer.finish(&42u64).await?; // the 42 events are saved
+    /// assert_eq!(checkpointer.store().latest_seq().await?, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn finish<T: Serialize + DeserializeOwned>(
         &mut self,
         state: &T,

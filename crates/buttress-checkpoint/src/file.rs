@@ -10,18 +10,50 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Codec;
-use crate::error::{LoadError, OpenError, SaveError};
+use crate::error::{ConfigError, LoadError, OpenError, ReadError, SaveError};
+use crate::frame::HEADER_LEN;
 use crate::store::{Candidate, Loaded, Store, encode_frame, pick};
 
-/// How many generations a [`FileStore`] keeps, and where.
+/// How many generations a [`FileStore`] keeps, and how large a file loads
+/// read.
+///
+/// Build it from [`Default`] with the chainable setters;
+/// [`validate`](FileStoreConfig::validate) (called by
+/// [`FileStore::open`]) rejects nonsense with a [`ConfigError`].
+///
+/// ```
+/// use buttress_checkpoint::FileStoreConfig;
+///
+/// let config = FileStoreConfig::default().keep(5).max_bytes(64 << 20);
+/// assert!(config.validate().is_ok());
+/// assert!(FileStoreConfig::default().keep(0).validate().is_err());
+/// ```
+///
+/// Under the `serde` feature it loads from a configuration file: every
+/// field is optional, unknown fields are refused, and `max_bytes` is
+/// written like `"64MiB"`, `"1GB"` or a plain number of bytes.
+/// Deserializing checks the form; [`validate`](FileStoreConfig::validate)
+/// (or opening the store) checks the values.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use buttress_checkpoint::FileStoreConfig;
+///
+/// let config: FileStoreConfig = serde_json::from_str(r#"{"keep": 5, "max_bytes": "64MiB"}"#).unwrap();
+/// assert_eq!(config, FileStoreConfig::default().keep(5).max_bytes(64 << 20));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct FileStoreConfig {
     /// Generations kept (at least 1). Default 3: two damaged files in a
     /// row still leave one to fall back on.
     pub keep: usize,
-    /// Files larger than this are passed over by loads without being read.
-    /// Default: 1 GiB.
+    /// Files larger than this are passed over by loads without being read
+    /// (at least 36 bytes, an empty checkpoint). Default: 1 GiB.
+    #[cfg_attr(feature = "serde", serde(with = "buttress_core::human::size"))]
     pub max_bytes: u64,
 }
 
@@ -36,15 +68,55 @@ impl Default for FileStoreConfig {
 
 impl FileStoreConfig {
     /// Sets [`keep`](FileStoreConfig::keep).
+    ///
+    /// ```
+    /// use buttress_checkpoint::FileStoreConfig;
+    ///
+    /// let config = FileStoreConfig::default().keep(5);
+    /// assert_eq!(config.keep, 5);
+    /// ```
     pub fn keep(mut self, keep: usize) -> Self {
         self.keep = keep;
         self
     }
 
     /// Sets [`max_bytes`](FileStoreConfig::max_bytes).
+    ///
+    /// ```
+    /// use buttress_checkpoint::FileStoreConfig;
+    ///
+    /// let config = FileStoreConfig::default().max_bytes(64 << 20);
+    /// assert_eq!(config.max_bytes, 64 << 20);
+    /// ```
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
+    }
+
+    /// Checks the values; the first problem found is returned.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{ConfigError, FileStoreConfig};
+    ///
+    /// assert_eq!(FileStoreConfig::default().validate(), Ok(()));
+    /// assert_eq!(FileStoreConfig::default().keep(0).validate(), Err(ConfigError::Keep));
+    /// assert!(matches!(
+    ///     FileStoreConfig::default().max_bytes(10).validate(),
+    ///     Err(ConfigError::MaxBytes { max_bytes: 10, .. })
+    /// ));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.keep == 0 {
+            return Err(ConfigError::Keep);
+        }
+        let min = HEADER_LEN as u64;
+        if self.max_bytes < min {
+            return Err(ConfigError::MaxBytes {
+                max_bytes: self.max_bytes,
+                min,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -222,9 +294,8 @@ impl Inner {
                 return Ok(out);
             }
         }
-        Err(LoadError::Io {
+        Err(LoadError::Vanishing {
             path: self.dir.clone(),
-            source: io::Error::other("checkpoints kept vanishing while being read"),
         })
     }
 
@@ -236,16 +307,16 @@ impl Inner {
             let path = self.path(seq);
             let bytes = match self.fs.metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(ReadError::from(e)),
                 // A FIFO or a device would block or never end.
-                Ok(meta) if !meta.is_file => Err("not a regular file".to_owned()),
-                Ok(meta) if meta.len > self.max_bytes => Err(format!(
-                    "{} bytes, more than max_bytes ({})",
-                    meta.len, self.max_bytes
-                )),
+                Ok(meta) if !meta.is_file => Err(ReadError::NotAFile),
+                Ok(meta) if meta.len > self.max_bytes => Err(ReadError::TooLarge {
+                    len: meta.len,
+                    max_bytes: self.max_bytes,
+                }),
                 Ok(_) => match self.fs.read(&path) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    other => other.map_err(|e| e.to_string()),
+                    other => other.map_err(ReadError::from),
                 },
             };
             out.push(Candidate {
@@ -270,6 +341,26 @@ impl Inner {
 impl FileStore {
     /// Opens store `name` in `dir` for writing (creating the directory),
     /// on the real file system.
+    ///
+    /// The config is validated first ([`OpenError::Config`]); the name must
+    /// be letters, digits, `-` and `_` ([`OpenError::Name`]); a second
+    /// writer of the same store, in any process, gets
+    /// [`OpenError::Locked`].
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, OpenError};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-open-doc-{}", std::process::id()));
+    /// let store = FileStore::open(&dir, "learner", FileStoreConfig::default().keep(5))?;
+    /// assert!(matches!(
+    ///     FileStore::open(&dir, "learner", FileStoreConfig::default()),
+    ///     Err(OpenError::Locked { .. })
+    /// ));
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open(
         dir: impl AsRef<Path>,
         name: &str,
@@ -279,6 +370,23 @@ impl FileStore {
     }
 
     /// [`open`](FileStore::open) on any [`Fs`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    /// use buttress_fs::{Crash, SimFs};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let store = FileStore::open_with(Arc::new(fs.clone()), "/ckpt", "model", FileStoreConfig::default())?;
+    /// store.save_blocking(&Json, 1, &[0.5f64, 0.25])?;
+    ///
+    /// // Power loss right after the save returned: the checkpoint is there.
+    /// let after = FileStore::open_read_only_with(Arc::new(fs.crash(Crash::POWER_LOSS)), "/ckpt", "model")?;
+    /// let loaded = after.load_blocking::<_, Vec<f64>>(&Json)?.expect("saved");
+    /// assert_eq!(loaded.state, vec![0.5, 0.25]);
+    /// # Ok(()) }
+    /// ```
     pub fn open_with(
         fs: Arc<dyn Fs>,
         dir: impl AsRef<Path>,
@@ -288,9 +396,7 @@ impl FileStore {
         if !buttress_fs::is_plain_name(name) {
             return Err(OpenError::Name(name.to_owned()));
         }
-        if config.keep == 0 {
-            return Err(OpenError::Keep);
-        }
+        config.validate()?;
         let dir = dir.as_ref().to_owned();
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -337,11 +443,38 @@ impl FileStore {
     /// Opens store `name` in `dir` for loading only: no lock, no clean-up,
     /// saves fail with [`SaveError::ReadOnly`]. Any number of readers may
     /// run beside the writer.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json, SaveError};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-open-read-only-doc-{}", std::process::id()));
+    /// let writer = FileStore::open(&dir, "learner", FileStoreConfig::default())?;
+    /// writer.save_blocking(&Json, 1, &42u64)?;
+    /// let reader = FileStore::open_read_only(&dir, "learner")?; // beside the writer
+    /// assert_eq!(reader.load_blocking::<_, u64>(&Json)?.map(|l| l.state), Some(42));
+    /// assert!(matches!(reader.save_blocking(&Json, 2, &43u64), Err(SaveError::ReadOnly)));
+    /// # drop(writer);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open_read_only(dir: impl AsRef<Path>, name: &str) -> Result<FileStore, OpenError> {
         FileStore::open_read_only_with(Arc::new(RealFs::new()), dir, name)
     }
 
     /// [`open_read_only`](FileStore::open_read_only) on any [`Fs`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, Json};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let reader = FileStore::open_read_only_with(Arc::new(fs), "/ckpt", "model")?;
+    /// assert!(reader.load_blocking::<_, u64>(&Json)?.is_none()); // nothing saved yet
+    /// # Ok(()) }
+    /// ```
     pub fn open_read_only_with(
         fs: Arc<dyn Fs>,
         dir: impl AsRef<Path>,
@@ -430,22 +563,79 @@ impl FileStore {
         pick(codec, self.inner.candidates()?)
     }
 
-    /// [`Store::put`] on the calling thread.
+    /// [`Store::put`] on the calling thread: stores checkpoint bytes as
+    /// they are (header included), through the whole protocol.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let src = FileStore::open_with(Arc::new(SimFs::new()), "/a", "model", FileStoreConfig::default())?;
+    /// # src.save_blocking(&Json, 1, &"state")?;
+    /// let backup = FileStore::open_with(Arc::new(SimFs::new()), "/b", "model", FileStoreConfig::default())?;
+    /// let newest = src.candidates_blocking()?.remove(0);
+    /// backup.put_blocking(newest.seq, &newest.bytes?)?;
+    /// assert_eq!(backup.load_blocking::<_, String>(&Json)?.map(|l| l.state).as_deref(), Some("state"));
+    /// # Ok(()) }
+    /// ```
     pub fn put_blocking(&self, seq: u64, bytes: &[u8]) -> Result<(), SaveError> {
         self.inner.put(seq, bytes)
     }
 
-    /// [`Store::candidates`] on the calling thread.
+    /// [`Store::candidates`] on the calling thread: every generation,
+    /// newest first, with its bytes unchecked.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "model", FileStoreConfig::default())?;
+    /// store.save_blocking(&Json, 1, &"a")?;
+    /// store.save_blocking(&Json, 2, &"b")?;
+    /// let seqs: Vec<u64> = store.candidates_blocking()?.iter().map(|c| c.seq).collect();
+    /// assert_eq!(seqs, vec![2, 1]);
+    /// # Ok(()) }
+    /// ```
     pub fn candidates_blocking(&self) -> Result<Vec<Candidate>, LoadError> {
         self.inner.candidates()
     }
 
-    /// [`Store::latest_seq`] on the calling thread.
+    /// [`Store::latest_seq`] on the calling thread: the highest sequence
+    /// stored, valid or not (0 when empty).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "model", FileStoreConfig::default())?;
+    /// assert_eq!(store.latest_seq_blocking()?, 0);
+    /// store.save_blocking(&Json, 5, &"state")?;
+    /// assert_eq!(store.latest_seq_blocking()?, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn latest_seq_blocking(&self) -> Result<u64, LoadError> {
         self.inner.latest_seq()
     }
 
-    /// The path of generation `seq`.
+    /// The path of generation `seq` (whether it exists or not).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use std::sync::Arc;
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig};
+    /// use buttress_fs::SimFs;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "model", FileStoreConfig::default())?;
+    /// assert_eq!(store.path(7), Path::new("/ckpt/model.00000000000000000007.ckpt"));
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self, seq: u64) -> PathBuf {
         self.inner.path(seq)
     }
@@ -463,20 +653,20 @@ impl Store for FileStore {
         let inner = self.inner.clone();
         blocking(move || inner.latest_seq())
             .await
-            .map_err(|e| LoadError::Task(e.to_string()))?
+            .map_err(LoadError::Task)?
     }
 
     async fn put(&self, seq: u64, bytes: Vec<u8>) -> Result<(), SaveError> {
         let inner = self.inner.clone();
         blocking(move || inner.put(seq, &bytes))
             .await
-            .map_err(|e| SaveError::Task(e.to_string()))?
+            .map_err(SaveError::Task)?
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {
         let inner = self.inner.clone();
         blocking(move || inner.candidates())
             .await
-            .map_err(|e| LoadError::Task(e.to_string()))?
+            .map_err(LoadError::Task)?
     }
 }

@@ -72,8 +72,8 @@ pub enum FrameError {
         expected: u16,
     },
     /// The payload is intact but does not decode as the asked type.
-    #[error("payload does not decode: {0}")]
-    Decode(String),
+    #[error("payload does not decode as the asked type")]
+    Decode(#[source] crate::CodecError),
 }
 
 /// A checked checkpoint.

@@ -21,6 +21,14 @@
 //! * `PgStore` (feature `postgres`): the same [`Store`] on a PostgreSQL
 //!   table, refusing to go backwards, for workers that move between
 //!   machines. Async only.
+//! * Configuration ([`FileStoreConfig`], [`Policy`]) is built from
+//!   `Default` with chainable setters and validated into a
+//!   [`ConfigError`]; with the `serde` feature it loads from a file,
+//!   durations as `"60s"` and sizes as `"64MiB"`.
+//! * Errors say what failed at their level and keep the cause typed behind
+//!   `source()`: the codec's error in a [`CodecError`] (serde_json's or
+//!   postcard's, downcastable), the `io::Error`, tokio's `JoinError`, the
+//!   database's error in a [`BackendError`] (with its SQLSTATE).
 //!
 //! All file access goes through [`buttress_fs`], so every crash is
 //! testable. See `docs/checkpoint.md` for the protocol step by step.
@@ -58,8 +66,10 @@ mod postgres;
 mod store;
 
 pub use checkpointer::{Checkpointer, Policy};
-pub use codec::{Binary, Codec, Json};
-pub use error::{LoadError, OpenError, SaveError, SkipReason, Skipped};
+pub use codec::{Binary, Codec, CodecError, Json};
+pub use error::{
+    BackendError, ConfigError, LoadError, OpenError, ReadError, SaveError, SkipReason, Skipped,
+};
 pub use file::{FileStore, FileStoreConfig};
 pub use frame::FrameError;
 #[cfg(feature = "postgres")]

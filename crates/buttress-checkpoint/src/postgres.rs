@@ -2,7 +2,7 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::{LoadError, OpenError, SaveError};
+use crate::error::{BackendError, LoadError, OpenError, SaveError};
 use crate::store::{Candidate, Store};
 
 /// The [`Store`] on a PostgreSQL table, one row per store name: for workers
@@ -25,6 +25,24 @@ use crate::store::{Candidate, Store};
 /// runtime, so there is no `save_blocking`/`load_blocking` here as on
 /// [`FileStore`](crate::FileStore). A program without a runtime keeps its
 /// checkpoints in files, or drives this store from a runtime of its own.
+///
+/// Database failures are [`BackendError`]s saying what the store was
+/// doing, with the `tokio_postgres::Error` as their source
+/// ([`BackendError::postgres`], and the SQLSTATE through
+/// [`BackendError::code`]).
+///
+/// ```no_run
+/// use buttress_checkpoint::{Checkpointer, PgStore, Policy};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PgStore::connect("postgres://postgres@127.0.0.1/test", "checkpoints", "learner-1").await?;
+/// let mut checkpointer = Checkpointer::new(store, Policy::every_events(100));
+/// let mut cursor: u64 = checkpointer.resume().await?.unwrap_or(0);
+/// cursor += 1; // process an event
+/// checkpointer.tick(&cursor).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PgStore {
     client: Client,
@@ -41,11 +59,9 @@ fn valid_table(table: &str) -> bool {
         && table.len() <= 63
 }
 
-fn backend(e: tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
+/// A `BackendError` saying what the store was doing.
+fn backend(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> BackendError {
+    move |e| BackendError::new(context, e)
 }
 
 impl PgStore {
@@ -53,6 +69,23 @@ impl PgStore {
     /// creates `table` if it does not exist, and serves store `name` from
     /// it. The connection runs on a task spawned on the current tokio
     /// runtime.
+    ///
+    /// `table` must be lowercase letters, digits and `_` (at most 63), and
+    /// `name` not empty ([`OpenError::Name`]); a failure of the database is
+    /// an [`OpenError::Backend`].
+    ///
+    /// ```no_run
+    /// use buttress_checkpoint::{OpenError, PgStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// match PgStore::connect("postgres://postgres@127.0.0.1/test", "checkpoints", "learner-1").await {
+    ///     Ok(store) => drop(store), // save and load through it
+    ///     Err(OpenError::Backend(e)) => eprintln!("{e} (SQLSTATE {:?})", e.code()),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn connect(url: &str, table: &str, name: &str) -> Result<PgStore, OpenError> {
         if !valid_table(table) {
             return Err(OpenError::Name(table.to_owned()));
@@ -62,10 +95,14 @@ impl PgStore {
         }
         let (client, connection) = tokio_postgres::connect(url, NoTls)
             .await
-            .map_err(|e| OpenError::Backend(backend(e)))?;
+            .map_err(backend("could not connect to PostgreSQL"))
+            .map_err(OpenError::Backend)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "checkpoint store connection ended");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "checkpoint store connection ended"
+                );
             }
         });
         // Acknowledge only what PostgreSQL has flushed, whatever the
@@ -73,7 +110,8 @@ impl PgStore {
         client
             .batch_execute("SET synchronous_commit = on")
             .await
-            .map_err(|e| OpenError::Backend(backend(e)))?;
+            .map_err(backend("could not set synchronous_commit on the session"))
+            .map_err(OpenError::Backend)?;
         let quoted = format!("\"{table}\"");
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {quoted} (\
@@ -91,10 +129,13 @@ impl PgStore {
                     &[&table],
                 )
                 .await
-                .map_err(|e| OpenError::Backend(backend(e)))?
+                .map_err(backend("could not look up the checkpoint table"))
+                .map_err(OpenError::Backend)?
                 .is_some();
             if !exists {
-                return Err(OpenError::Backend(backend(e)));
+                return Err(OpenError::Backend(backend(
+                    "could not create the checkpoint table",
+                )(e)));
             }
         }
         Ok(PgStore {
@@ -104,7 +145,7 @@ impl PgStore {
         })
     }
 
-    async fn current(&self) -> Result<Option<(u64, Vec<u8>)>, String> {
+    async fn current(&self) -> Result<Option<(u64, Vec<u8>)>, BackendError> {
         let row = self
             .client
             .query_opt(
@@ -112,7 +153,7 @@ impl PgStore {
                 &[&self.name],
             )
             .await
-            .map_err(backend)?;
+            .map_err(backend("could not read the checkpoint row"))?;
         Ok(row.map(|row| {
             let seq: i64 = row.get(0);
             (u64::try_from(seq).unwrap_or(0), row.get(1))
@@ -121,6 +162,17 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    /// The sequence in the store's row (0 when there is none).
+    ///
+    /// ```no_run
+    /// use buttress_checkpoint::{PgStore, Store};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PgStore::connect("postgres://postgres@127.0.0.1/test", "checkpoints", "learner-1").await?;
+    /// let next = store.latest_seq().await? + 1;
+    /// # let _ = next;
+    /// # Ok(()) }
+    /// ```
     async fn latest_seq(&self) -> Result<u64, LoadError> {
         Ok(self
             .current()
@@ -129,9 +181,24 @@ impl Store for PgStore {
             .map_or(0, |(seq, _)| seq))
     }
 
+    /// Replaces the row with checkpoint `seq` in one statement, only if
+    /// the stored sequence is lower ([`SaveError::Stale`] otherwise);
+    /// durable when it returns.
+    ///
+    /// ```no_run
+    /// use buttress_checkpoint::{Json, PgStore, SaveError, Store, save};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PgStore::connect("postgres://postgres@127.0.0.1/test", "checkpoints", "learner-1").await?;
+    /// save(&store, &Json, 5, &"state").await?; // through `put`
+    /// assert!(matches!(save(&store, &Json, 4, &"older").await, Err(SaveError::Stale { current: 5, .. })));
+    /// # Ok(()) }
+    /// ```
     async fn put(&self, seq: u64, bytes: Vec<u8>) -> Result<(), SaveError> {
-        let signed = i64::try_from(seq)
-            .map_err(|_| SaveError::Backend(format!("sequence {seq} does not fit a BIGINT")))?;
+        let signed = i64::try_from(seq).map_err(|_| SaveError::SequenceTooLarge {
+            seq,
+            max: i64::MAX as u64,
+        })?;
         let table = &self.table;
         let rows = self
             .client
@@ -145,12 +212,10 @@ impl Store for PgStore {
                 &[&self.name, &signed, &bytes],
             )
             .await
-            .map_err(|e| SaveError::Backend(backend(e)))?;
+            .map_err(backend("could not store the checkpoint row"))
+            .map_err(SaveError::Backend)?;
         if rows == 0 {
-            let current = self
-                .latest_seq()
-                .await
-                .map_err(|e| SaveError::Backend(e.to_string()))?;
+            let current = self.latest_seq().await?;
             return Err(SaveError::Stale {
                 current,
                 attempted: seq,
@@ -159,6 +224,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// The one stored generation (or none), with its bytes unchecked.
+    ///
+    /// ```no_run
+    /// use buttress_checkpoint::{Json, PgStore, Store, load};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PgStore::connect("postgres://postgres@127.0.0.1/test", "checkpoints", "learner-1").await?;
+    /// assert!(store.candidates().await?.len() <= 1);
+    /// let state = load::<_, _, String>(&store, &Json).await?.map(|l| l.state); // checked and decoded
+    /// # let _ = state;
+    /// # Ok(()) }
+    /// ```
     async fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {
         Ok(self
             .current()

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Codec;
-use crate::error::{LoadError, SaveError, SkipReason, Skipped};
+use crate::error::{LoadError, ReadError, SaveError, SkipReason, Skipped, chain};
 use crate::frame::{self, FrameError};
 
 /// One stored generation, as read.
@@ -17,7 +17,7 @@ pub struct Candidate {
     /// Where it is (a path or a table row), for reports.
     pub location: String,
     /// Its bytes, or why they could not be read.
-    pub bytes: Result<Vec<u8>, String>,
+    pub bytes: Result<Vec<u8>, ReadError>,
 }
 
 /// Where checkpoints live: files ([`FileStore`](crate::FileStore)) or a
@@ -28,11 +28,60 @@ pub struct Candidate {
 pub trait Store: Send + Sync {
     /// The highest sequence number stored, valid or not (0 when empty):
     /// the next save must be above it.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json, Store, save};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-latest-seq-doc-{}", std::process::id()));
+    /// let store = FileStore::open(&dir, "model", FileStoreConfig::default())?;
+    /// assert_eq!(store.latest_seq().await?, 0);
+    /// save(&store, &Json, 7, &"state").await?;
+    /// assert_eq!(store.latest_seq().await?, 7);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     fn latest_seq(&self) -> impl Future<Output = Result<u64, LoadError>> + Send;
-    /// Stores checkpoint `seq`, durably, before returning `Ok`. On error
-    /// every earlier acknowledged checkpoint is intact.
+    /// Stores checkpoint `seq` (its whole bytes, header included),
+    /// durably, before returning `Ok`. On error every earlier acknowledged
+    /// checkpoint is intact. [`save`] is the typed way in.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Store};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-put-doc-{}", std::process::id()));
+    /// # let src = FileStore::open(dir.join("src"), "model", FileStoreConfig::default())?;
+    /// # buttress_checkpoint::save(&src, &buttress_checkpoint::Json, 1, &"state").await?;
+    /// // Copy the newest checkpoint from one store to another, bytes as they are.
+    /// let backup = FileStore::open(dir.join("backup"), "model", FileStoreConfig::default())?;
+    /// let newest = src.candidates().await?.remove(0);
+    /// backup.put(newest.seq, newest.bytes?).await?;
+    /// assert_eq!(backup.latest_seq().await?, 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     fn put(&self, seq: u64, bytes: Vec<u8>) -> impl Future<Output = Result<(), SaveError>> + Send;
-    /// Every stored generation, newest first.
+    /// Every stored generation, newest first, with its bytes unchecked
+    /// (or why they could not be read). [`load`] is the typed way out.
+    ///
+    /// ```
+    /// use buttress_checkpoint::{FileStore, FileStoreConfig, Json, Store, save};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("ckpt-candidates-doc-{}", std::process::id()));
+    /// let store = FileStore::open(&dir, "model", FileStoreConfig::default().keep(2))?;
+    /// for seq in 1..=3 {
+    ///     save(&store, &Json, seq, &seq).await?;
+    /// }
+    /// let seqs: Vec<u64> = store.candidates().await?.iter().map(|c| c.seq).collect();
+    /// assert_eq!(seqs, vec![3, 2]); // keep(2)
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     fn candidates(&self) -> impl Future<Output = Result<Vec<Candidate>, LoadError>> + Send;
 }
 
@@ -53,6 +102,19 @@ pub struct Loaded<T> {
 /// This does not check that the state decodes back;
 /// [`Checkpointer::save`](crate::Checkpointer::save) does. Without a tokio
 /// runtime, use [`FileStore::save_blocking`](crate::FileStore::save_blocking).
+///
+/// ```
+/// use std::sync::Arc;
+/// use buttress_checkpoint::{FileStore, FileStoreConfig, Json, SaveError, save};
+/// use buttress_fs::SimFs;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "model", FileStoreConfig::default())?;
+/// save(&store, &Json, 1, &vec![0.5f64]).await?; // durable when it returns
+/// assert!(matches!(save(&store, &Json, 1, &vec![0.25f64]).await, Err(SaveError::Stale { .. })));
+/// # Ok(()) }
+/// ```
 pub async fn save<S: Store, C: Codec, T: Serialize + ?Sized>(
     store: &S,
     codec: &C,
@@ -82,6 +144,22 @@ pub(crate) fn encode_frame<C: Codec, T: Serialize + ?Sized>(
 }
 
 /// Checks one generation and decodes its state.
+///
+/// ```
+/// use std::sync::Arc;
+/// use buttress_checkpoint::{FileStore, FileStoreConfig, FrameError, Json, decode};
+/// use buttress_fs::{Fs, SimFs};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fs = SimFs::new();
+/// let store = FileStore::open_with(Arc::new(fs.clone()), "/ckpt", "model", FileStoreConfig::default())?;
+/// store.save_blocking(&Json, 1, &42u64)?;
+/// let mut bytes = fs.read(&store.path(1))?;
+/// assert_eq!(decode::<_, u64>(&Json, 1, &bytes)?, 42);
+/// bytes.truncate(bytes.len() - 1); // torn
+/// assert!(matches!(decode::<_, u64>(&Json, 1, &bytes), Err(FrameError::Length { .. })));
+/// # Ok(()) }
+/// ```
 pub fn decode<C: Codec, T: DeserializeOwned>(
     codec: &C,
     seq: u64,
@@ -107,6 +185,21 @@ pub fn decode<C: Codec, T: DeserializeOwned>(
 /// newer ones it passed over; `None` when the store is empty. Without a
 /// tokio runtime, use
 /// [`FileStore::load_blocking`](crate::FileStore::load_blocking).
+///
+/// ```
+/// use std::sync::Arc;
+/// use buttress_checkpoint::{FileStore, FileStoreConfig, Json, load, save};
+/// use buttress_fs::SimFs;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "model", FileStoreConfig::default())?;
+/// assert!(load::<_, _, u64>(&store, &Json).await?.is_none()); // empty store
+/// save(&store, &Json, 1, &42u64).await?;
+/// let loaded = load::<_, _, u64>(&store, &Json).await?.expect("saved");
+/// assert_eq!((loaded.seq, loaded.state), (1, 42));
+/// # Ok(()) }
+/// ```
 pub async fn load<S: Store, C: Codec, T: DeserializeOwned>(
     store: &S,
     codec: &C,
@@ -131,7 +224,7 @@ pub(crate) fn pick<C: Codec, T: DeserializeOwned>(
         match result {
             Ok(state) => {
                 for s in &skipped {
-                    tracing::warn!(checkpoint = %s.location, reason = %s.reason, "skipped a damaged checkpoint");
+                    tracing::warn!(checkpoint = %s.location, reason = %chain(&s.reason), "skipped a damaged checkpoint");
                 }
                 return Ok(Some(Loaded {
                     seq: candidate.seq,

@@ -4,9 +4,11 @@
 //! which makes that a failure.
 #![cfg(feature = "postgres")]
 
+use std::error::Error;
+
 use buttress_checkpoint::{
-    Checkpointer, FrameError, Json, LoadError, PgStore, Policy, SaveError, SkipReason, Store, load,
-    save,
+    Checkpointer, FrameError, Json, LoadError, OpenError, PgStore, Policy, SaveError, SkipReason,
+    Store, load, save,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ async fn store(name: &str) -> Option<PgStore> {
     match PgStore::connect(&url, TABLE, name).await {
         Ok(store) => Some(store),
         Err(e) => {
+            let e = chain(&e); // the client's error, below ours, says why
             if std::env::var("BUTTRESS_REQUIRE_SERVICES").as_deref() == Ok("1") {
                 panic!("no PostgreSQL answers at {url} ({e}), and BUTTRESS_REQUIRE_SERVICES=1");
             }
@@ -31,6 +34,18 @@ async fn store(name: &str) -> Option<PgStore> {
             None
         }
     }
+}
+
+/// An error and its causes, joined by ": ".
+fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
 }
 
 /// A name no other run uses.
@@ -130,4 +145,48 @@ async fn bad_table_names_are_refused() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn database_errors_are_typed_with_their_sqlstate() {
+    // Only where a server answers at all.
+    let Some(_) = store(&unique("probe")).await else {
+        return;
+    };
+    let url = url();
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    let missing = format!("{base}/buttress_no_such_database");
+    let err = match PgStore::connect(&missing, TABLE, "n").await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to a database that does not exist"),
+    };
+    let OpenError::Backend(backend) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        backend.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
+    );
+    assert!(backend.postgres().is_some());
+    // The client's error is the source, not repeated in the message.
+    assert!(
+        err.source()
+            .is_some_and(|s| s.is::<tokio_postgres::Error>())
+    );
+    let text = err.to_string();
+    assert!(!text.contains("buttress_no_such_database"), "{text}");
+}
+
+#[tokio::test]
+async fn a_sequence_above_bigint_is_its_own_error() {
+    let Some(store) = store(&unique("bigint")).await else {
+        return;
+    };
+    match store.put(u64::MAX, vec![0; 36]).await {
+        Err(SaveError::SequenceTooLarge { seq, max }) => {
+            assert_eq!((seq, max), (u64::MAX, i64::MAX as u64));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.latest_seq().await.unwrap(), 0);
 }

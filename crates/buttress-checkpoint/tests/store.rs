@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buttress_checkpoint::{
-    Binary, Checkpointer, FileStore, FileStoreConfig, FrameError, Json, LoadError, OpenError,
-    Policy, SaveError, SkipReason, Store, load, save,
+    Binary, Checkpointer, ConfigError, FileStore, FileStoreConfig, FrameError, Json, LoadError,
+    OpenError, Policy, ReadError, SaveError, SkipReason, Store, load, save,
 };
 use buttress_core::ManualClock;
 use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
@@ -132,7 +132,7 @@ fn one_writer_at_a_time_and_readers_beside_it() {
     ));
     assert!(matches!(
         FileStore::open_with(Arc::new(fs), dir(), "t", FileStoreConfig::default().keep(0)),
-        Err(OpenError::Keep)
+        Err(OpenError::Config(ConfigError::Keep))
     ));
 }
 
@@ -543,7 +543,7 @@ async fn loads_pass_over_files_too_large_or_not_regular() {
     let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
     assert_eq!(loaded.seq, 1);
     assert!(
-        matches!(&loaded.skipped[0].reason, SkipReason::Unreadable(why) if why.contains("max_bytes"))
+        matches!(&loaded.skipped[0].reason, SkipReason::Unreadable(why @ ReadError::TooLarge { .. }) if why.to_string().contains("max_bytes"))
     );
     // A directory under a generation's name.
     fs.create_dir_all(&store.path(3)).unwrap();

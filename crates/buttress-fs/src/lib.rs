@@ -86,19 +86,12 @@ pub struct Metadata {
 ///
 /// It is carried inside an [`io::Error`] of kind `Other`; find it with
 /// [`is_sync_poisoned`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an earlier fsync of this file handle failed; data written through it may be lost, \
+     so no later sync can confirm it"
+)]
 pub struct SyncPoisoned;
-
-impl std::fmt::Display for SyncPoisoned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "an earlier fsync of this file handle failed; data written through it may be lost, \
-             so no later sync can confirm it",
-        )
-    }
-}
-
-impl std::error::Error for SyncPoisoned {}
 
 /// Whether `error` is the [`SyncPoisoned`] error of a handle whose earlier
 /// sync failed.

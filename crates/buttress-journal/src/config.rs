@@ -5,9 +5,13 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 /// When an append is acknowledged, and when the journal calls `fdatasync`.
+///
+/// In a configuration file: `"buffered"`, `"group_commit"` or
+/// `"sync_each"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde-config", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde-config", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum Durability {
     /// No fsync: an append is acknowledged once queued, and written soon
     /// after. What was written survives `kill -9` of the process, not a
@@ -23,9 +27,12 @@ pub enum Durability {
 }
 
 /// What an append does when the queue to the writer is full.
+///
+/// In a configuration file: `"wait"` or `"drop"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde-config", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde-config", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum Overflow {
     /// Wait for space.
     #[default]
@@ -36,9 +43,12 @@ pub enum Overflow {
 }
 
 /// Gzip compression of sealed files.
+///
+/// In a configuration file: `"none"` or `"gzip"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde-config", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde-config", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum Compression {
     /// Sealed files stay as they are.
     #[default]
@@ -49,11 +59,54 @@ pub enum Compression {
 
 /// How a journal writes, rotates and keeps its files.
 ///
-/// Every field has a default; [`validate`](JournalConfig::validate) (called
-/// by `Journal::open`) rejects nonsense with a [`ConfigError`].
+/// Every field has a default; build one from [`Default`] with the
+/// chainable setters. [`validate`](JournalConfig::validate) (called by
+/// [`Journal::open`](crate::Journal::open)) rejects nonsense with a
+/// [`ConfigError`].
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_journal::{Compression, Durability, JournalConfig};
+///
+/// let config = JournalConfig::default()
+///     .durability(Durability::GroupCommit)
+///     .rotate_bytes(Some(64 << 20))
+///     .rotate_age(Some(Duration::from_secs(15 * 60)))
+///     .keep_bytes(Some(1 << 30))
+///     .compression(Compression::Gzip);
+/// assert!(config.validate().is_ok());
+/// assert!(JournalConfig::default().keep_files(Some(0)).validate().is_err());
+/// ```
+///
+/// Under the `serde` feature it loads from a configuration file: every
+/// field is optional, unknown fields are refused, durations are written
+/// like `"15m"` and byte counts like `"64MiB"`, `"1GB"` or a plain number.
+/// Deserializing checks the form; [`validate`](JournalConfig::validate)
+/// (or opening the journal) checks that the values make sense together.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use buttress_journal::{Durability, JournalConfig};
+///
+/// let config: JournalConfig = serde_json::from_str(r#"{
+///     "durability": "sync_each",
+///     "queue_bytes": "16MiB",
+///     "rotate_bytes": "100MB",
+///     "rotate_age": "15m",
+///     "keep_bytes": "2GiB"
+/// }"#).unwrap();
+/// assert_eq!(config.durability, Durability::SyncEach);
+/// assert_eq!(config.queue_bytes, 16 << 20);
+/// assert_eq!(config.rotate_bytes, Some(100_000_000));
+/// assert_eq!(config.rotate_age, Some(Duration::from_secs(900)));
+/// assert_eq!(config.keep_bytes, Some(2 << 30));
+/// config.validate().unwrap();
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde-config", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde-config", serde(default, deny_unknown_fields))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct JournalConfig {
     /// When appends are acknowledged. Default: group commit.
@@ -62,22 +115,27 @@ pub struct JournalConfig {
     pub overflow: Overflow,
     /// The most bytes of records queued or being written at once. Default:
     /// 8 MiB.
+    #[cfg_attr(feature = "serde", serde(with = "usize_size"))]
     pub queue_bytes: usize,
     /// The largest record (with its framing). Default: 1 MiB. Readers skip
     /// longer lines as corrupt without holding them in memory.
+    #[cfg_attr(feature = "serde", serde(with = "usize_size"))]
     pub max_record_bytes: usize,
     /// The most bytes one batch writes with one `write`. Default: 1 MiB.
+    #[cfg_attr(feature = "serde", serde(with = "usize_size"))]
     pub batch_bytes: usize,
     /// Start a new file before one would pass this size. Default: 64 MiB.
+    #[cfg_attr(feature = "serde", serde(with = "buttress_core::human::option_size"))]
     pub rotate_bytes: Option<u64>,
     /// Start a new file when the active one is older than this (measured
     /// from when this process opened it). Default: none.
-    #[cfg_attr(feature = "serde-config", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub rotate_age: Option<Duration>,
     /// Keep at most this many files, the active one included. Default: none.
     pub keep_files: Option<usize>,
     /// Keep at most this many bytes of files, the active one included (it
     /// is never removed). Default: none.
+    #[cfg_attr(feature = "serde", serde(with = "buttress_core::human::option_size"))]
     pub keep_bytes: Option<u64>,
     /// Compress sealed files. Default: none.
     pub compression: Compression,
@@ -102,83 +160,203 @@ impl Default for JournalConfig {
 
 impl JournalConfig {
     /// Sets [`durability`](JournalConfig::durability).
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, JournalConfig};
+    ///
+    /// let config = JournalConfig::default().durability(Durability::SyncEach);
+    /// assert_eq!(config.durability, Durability::SyncEach);
+    /// ```
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
+
     /// Sets [`overflow`](JournalConfig::overflow).
+    ///
+    /// ```
+    /// use buttress_journal::{JournalConfig, Overflow};
+    ///
+    /// let config = JournalConfig::default().overflow(Overflow::Drop);
+    /// assert_eq!(config.overflow, Overflow::Drop);
+    /// ```
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
         self
     }
+
     /// Sets [`queue_bytes`](JournalConfig::queue_bytes).
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().queue_bytes(32 << 20);
+    /// assert_eq!(config.queue_bytes, 32 << 20);
+    /// ```
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
     }
+
     /// Sets [`max_record_bytes`](JournalConfig::max_record_bytes).
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().max_record_bytes(64 << 10);
+    /// assert_eq!(config.max_record_bytes, 64 << 10);
+    /// ```
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
         self.max_record_bytes = bytes;
         self
     }
+
     /// Sets [`batch_bytes`](JournalConfig::batch_bytes).
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().batch_bytes(256 << 10);
+    /// assert_eq!(config.batch_bytes, 256 << 10);
+    /// ```
     pub fn batch_bytes(mut self, bytes: usize) -> Self {
         self.batch_bytes = bytes;
         self
     }
-    /// Sets [`rotate_bytes`](JournalConfig::rotate_bytes).
+
+    /// Sets [`rotate_bytes`](JournalConfig::rotate_bytes); `None` never
+    /// rotates by size.
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().rotate_bytes(Some(16 << 20));
+    /// assert_eq!(config.rotate_bytes, Some(16 << 20));
+    /// ```
     pub fn rotate_bytes(mut self, bytes: Option<u64>) -> Self {
         self.rotate_bytes = bytes;
         self
     }
-    /// Sets [`rotate_age`](JournalConfig::rotate_age).
+
+    /// Sets [`rotate_age`](JournalConfig::rotate_age); `None` never rotates
+    /// by age.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().rotate_age(Some(Duration::from_secs(3600)));
+    /// assert_eq!(config.rotate_age, Some(Duration::from_secs(3600)));
+    /// ```
     pub fn rotate_age(mut self, age: Option<Duration>) -> Self {
         self.rotate_age = age;
         self
     }
-    /// Sets [`keep_files`](JournalConfig::keep_files).
+
+    /// Sets [`keep_files`](JournalConfig::keep_files); `None` keeps every
+    /// file.
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().keep_files(Some(10));
+    /// assert_eq!(config.keep_files, Some(10));
+    /// ```
     pub fn keep_files(mut self, files: Option<usize>) -> Self {
         self.keep_files = files;
         self
     }
-    /// Sets [`keep_bytes`](JournalConfig::keep_bytes).
+
+    /// Sets [`keep_bytes`](JournalConfig::keep_bytes); `None` keeps every
+    /// byte.
+    ///
+    /// ```
+    /// use buttress_journal::JournalConfig;
+    ///
+    /// let config = JournalConfig::default().keep_bytes(Some(1 << 30));
+    /// assert_eq!(config.keep_bytes, Some(1 << 30));
+    /// ```
     pub fn keep_bytes(mut self, bytes: Option<u64>) -> Self {
         self.keep_bytes = bytes;
         self
     }
+
     /// Sets [`compression`](JournalConfig::compression).
+    ///
+    /// ```
+    /// use buttress_journal::{Compression, JournalConfig};
+    ///
+    /// let config = JournalConfig::default().compression(Compression::Gzip);
+    /// assert_eq!(config.compression, Compression::Gzip);
+    /// ```
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
     }
 
-    /// Checks that the numbers make sense together.
+    /// Checks that the numbers make sense together; the first problem
+    /// found is returned.
+    ///
+    /// ```
+    /// use buttress_journal::{ConfigError, JournalConfig};
+    ///
+    /// assert_eq!(JournalConfig::default().validate(), Ok(()));
+    /// assert_eq!(
+    ///     JournalConfig::default().batch_bytes(0).validate(),
+    ///     Err(ConfigError::Zero { field: "batch_bytes" }),
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let min = crate::record::OVERHEAD + 1;
         if self.max_record_bytes < min {
-            return Err(ConfigError::new(format!(
-                "max_record_bytes must be at least {min}, the smallest record"
-            )));
+            return Err(ConfigError::RecordTooSmall {
+                max_record_bytes: self.max_record_bytes,
+                min,
+            });
         }
         if self.queue_bytes < self.max_record_bytes {
-            return Err(ConfigError::new(
-                "queue_bytes must hold at least one record of max_record_bytes",
-            ));
+            return Err(ConfigError::QueueTooSmall {
+                queue_bytes: self.queue_bytes,
+                max_record_bytes: self.max_record_bytes,
+            });
         }
         if self.batch_bytes == 0 {
-            return Err(ConfigError::new("batch_bytes must be above zero"));
+            return Err(ConfigError::Zero {
+                field: "batch_bytes",
+            });
         }
         if self.rotate_bytes == Some(0) {
-            return Err(ConfigError::new("rotate_bytes must be above zero"));
+            return Err(ConfigError::Zero {
+                field: "rotate_bytes",
+            });
         }
         if self.rotate_age == Some(Duration::ZERO) {
-            return Err(ConfigError::new("rotate_age must be above zero"));
+            return Err(ConfigError::Zero {
+                field: "rotate_age",
+            });
         }
         if self.keep_files == Some(0) {
-            return Err(ConfigError::new(
-                "keep_files must be at least 1: the active file is always kept",
-            ));
+            return Err(ConfigError::KeepFiles);
         }
         Ok(())
+    }
+}
+
+/// `buttress_core::human::size` for the `usize` fields.
+#[cfg(feature = "serde")]
+mod usize_size {
+    use serde::{Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let bytes = buttress_core::human::size::deserialize(d)?;
+        usize::try_from(bytes).map_err(|_| {
+            D::Error::custom(format_args!(
+                "size {bytes} is too large for this platform's usize"
+            ))
+        })
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &usize, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*v as u64)
     }
 }

@@ -69,12 +69,39 @@ pub struct Receipt {
 
 impl Receipt {
     /// The record's number in this journal's queue order.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// let first = journal.try_append(&"a")?;
+    /// let second = journal.try_append(&"b")?;
+    /// assert_eq!(second.seq(), first.seq() + 1);
+    /// # Ok(()) }
+    /// ```
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// Resolves when the record is acknowledged: at once when buffered,
     /// after its `fdatasync` otherwise.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// let receipt = journal.append_queued(&"hello").await?;
+    /// // ...other work while the writer syncs...
+    /// receipt.confirmed().await?; // durable now
+    /// # Ok(()) }
+    /// ```
     pub async fn confirmed(self) -> Result<(), AppendError> {
         match self.shared.config.durability {
             Durability::Buffered => Ok(()),
@@ -83,6 +110,18 @@ impl Receipt {
     }
 
     /// [`confirmed`](Receipt::confirmed), blocking the thread.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// let receipt = journal.try_append(&"hello")?;
+    /// receipt.wait_confirmed()?; // durable now
+    /// # Ok(()) }
+    /// ```
     pub fn wait_confirmed(self) -> Result<(), AppendError> {
         match self.shared.config.durability {
             Durability::Buffered => Ok(()),
@@ -95,12 +134,20 @@ impl Journal {
     /// Opens (creating if needed) journal `name` in directory `dir` on the
     /// real file system.
     ///
-    /// ```no_run
+    /// The config is validated first ([`OpenError::Config`]); the name must
+    /// be letters, digits, `-` and `_` ([`OpenError::Name`]).
+    ///
+    /// ```
     /// use buttress_journal::{Journal, JournalConfig};
     ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let journal = Journal::open("/var/lib/app/telemetry", "events", JournalConfig::default())?;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("journal-open-doc-{}", std::process::id()));
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
     /// journal.append(&serde_json::json!({"kind": "query", "ms": 12})).await?;
+    /// assert!(dir.join("events.0000000001.jsonl").exists());
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
     pub fn open(
@@ -119,6 +166,31 @@ impl Journal {
 
     /// Opens a journal on any [`Fs`] (for example a simulated one), reading
     /// time for age-based rotation from `clock`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::ManualClock;
+    /// use buttress_fs::{Crash, SimFs};
+    /// use buttress_journal::{Journal, JournalConfig, JournalReader};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let clock = ManualClock::new();
+    /// let journal = Journal::open_with(
+    ///     Arc::new(fs.clone()),
+    ///     Arc::new(clock),
+    ///     "/telemetry",
+    ///     "events",
+    ///     JournalConfig::default(),
+    /// )?;
+    /// journal.append_blocking(&1u32)?; // group commit: synced when it returns
+    ///
+    /// // Power loss: what was acknowledged is still there.
+    /// let after = fs.crash(Crash::POWER_LOSS);
+    /// let mut reader = JournalReader::with_fs(Arc::new(after), "/telemetry", "events");
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(1));
+    /// # Ok(()) }
+    /// ```
     pub fn open_with(
         fs: Arc<dyn Fs>,
         clock: SharedClock,
@@ -188,11 +260,33 @@ impl Journal {
     }
 
     /// The journal's name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// assert_eq!(journal.name(), "events");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared().name
     }
 
     /// The journal's directory.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// assert_eq!(journal.dir(), std::path::Path::new("/j"));
+    /// # Ok(()) }
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.shared().layout.dir
     }
@@ -224,6 +318,22 @@ impl Journal {
 
     /// Queues `event` without ever waiting for space: when the queue is
     /// full the event is dropped and counted, whatever the overflow policy.
+    ///
+    /// ```
+    /// use buttress_journal::{AppendError, Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-try-append-doc-{}", std::process::id()));
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
+    /// match journal.try_append(&serde_json::json!({"kind": "click"})) {
+    ///     Ok(receipt) => receipt.wait_confirmed()?,
+    ///     Err(AppendError::QueueFull { .. }) => { /* dropped and counted */ }
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn try_append<T: Serialize + ?Sized>(&self, event: &T) -> Result<Receipt, AppendError> {
         let record = self.encode(event)?;
         match self.shared().channel.try_push(record) {
@@ -236,6 +346,25 @@ impl Journal {
     /// Queues `event` as the overflow policy says (waiting for space, or
     /// dropping), and returns its receipt without waiting for it to be
     /// confirmed: for producers that keep many appends in flight.
+    ///
+    /// ```
+    /// use buttress_journal::{Journal, JournalConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-append-queued-doc-{}", std::process::id()));
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
+    /// let mut receipts = Vec::new();
+    /// for n in 0..100u32 {
+    ///     receipts.push(journal.append_queued(&n).await?); // does not wait for the sync
+    /// }
+    /// for receipt in receipts {
+    ///     receipt.confirmed().await?; // the 100 records share a few syncs
+    /// }
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn append_queued<T: Serialize + ?Sized>(
         &self,
         event: &T,
@@ -253,11 +382,41 @@ impl Journal {
     /// Appends `event` and resolves when it is acknowledged: once queued
     /// when buffered, once synced otherwise. When the queue is full it
     /// waits for space or drops the event, as the overflow policy says.
+    ///
+    /// ```
+    /// use buttress_journal::{Journal, JournalConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-append-doc-{}", std::process::id()));
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
+    /// journal.append(&serde_json::json!({"kind": "query", "ms": 12})).await?; // durable now
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn append<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
         self.append_queued(event).await?.confirmed().await
     }
 
     /// [`append_queued`](Journal::append_queued), blocking the thread.
+    ///
+    /// ```
+    /// use buttress_journal::{Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-append-queued-blocking-doc-{}", std::process::id()));
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
+    /// let receipts: Vec<_> = (0..10u32)
+    ///     .map(|n| journal.append_queued_blocking(&n))
+    ///     .collect::<Result<_, _>>()?;
+    /// for receipt in receipts {
+    ///     receipt.wait_confirmed()?;
+    /// }
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn append_queued_blocking<T: Serialize + ?Sized>(
         &self,
         event: &T,
@@ -278,6 +437,19 @@ impl Journal {
     /// calling thread writes and syncs its record itself instead of handing
     /// it to the writer thread and waiting to be woken: the same protocol,
     /// two thread switches fewer.
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-append-blocking-doc-{}", std::process::id()));
+    /// let config = JournalConfig::default().durability(Durability::SyncEach);
+    /// let journal = Journal::open(&dir, "events", config)?;
+    /// journal.append_blocking(&serde_json::json!({"kind": "order", "id": 7}))?; // durable now
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn append_blocking<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
         if self.shared().config.durability == Durability::SyncEach {
             let record = self.encode(event)?;
@@ -342,6 +514,23 @@ impl Journal {
 
     /// Resolves when every record queued before the call has been written
     /// to the file (not necessarily synced).
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, Journal, JournalConfig, JournalReader};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-flush-doc-{}", std::process::id()));
+    /// let config = JournalConfig::default().durability(Durability::Buffered);
+    /// let journal = Journal::open(&dir, "events", config)?;
+    /// journal.append(&1u32).await?; // queued
+    /// journal.flush().await?;       // in the file, readable by others
+    /// let mut reader = JournalReader::open(&dir, "events")?;
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(1));
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn flush(&self) -> Result<(), AppendError> {
         match self.mark(false) {
             0 => Ok(()),
@@ -351,6 +540,23 @@ impl Journal {
 
     /// Resolves when every record queued before the call is durable,
     /// forcing an `fdatasync` in buffered mode.
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, Journal, JournalConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-sync-doc-{}", std::process::id()));
+    /// let config = JournalConfig::default().durability(Durability::Buffered);
+    /// let journal = Journal::open(&dir, "events", config)?;
+    /// for n in 0..1000u32 {
+    ///     journal.append(&n).await?; // fast: no fsync
+    /// }
+    /// journal.sync().await?; // all 1000 durable now
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn sync(&self) -> Result<(), AppendError> {
         match self.mark(true) {
             0 => Ok(()),
@@ -359,6 +565,22 @@ impl Journal {
     }
 
     /// [`flush`](Journal::flush), blocking the thread.
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, Journal, JournalConfig, JournalReader};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-flush-blocking-doc-{}", std::process::id()));
+    /// let config = JournalConfig::default().durability(Durability::Buffered);
+    /// let journal = Journal::open(&dir, "events", config)?;
+    /// journal.append_blocking(&1u32)?;
+    /// journal.flush_blocking()?;
+    /// let mut reader = JournalReader::open(&dir, "events")?;
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(1));
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn flush_blocking(&self) -> Result<(), AppendError> {
         match self.mark(false) {
             0 => Ok(()),
@@ -367,6 +589,22 @@ impl Journal {
     }
 
     /// [`sync`](Journal::sync), blocking the thread.
+    ///
+    /// ```
+    /// use buttress_journal::{Durability, Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-sync-blocking-doc-{}", std::process::id()));
+    /// let config = JournalConfig::default().durability(Durability::Buffered);
+    /// let journal = Journal::open(&dir, "events", config)?;
+    /// for n in 0..1000u32 {
+    ///     journal.append_blocking(&n)?;
+    /// }
+    /// journal.sync_blocking()?; // all 1000 durable now
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn sync_blocking(&self) -> Result<(), AppendError> {
         match self.mark(true) {
             0 => Ok(()),
@@ -375,17 +613,62 @@ impl Journal {
     }
 
     /// Bytes queued or being written now.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.try_append(&"hello")?;
+    /// assert!(journal.queued_bytes() <= 64 << 10); // this record at most
+    /// journal.close()?;
+    /// assert_eq!(journal.queued_bytes(), 0); // written, synced, released
+    /// # Ok(()) }
+    /// ```
     pub fn queued_bytes(&self) -> usize {
         self.shared().channel.lock().bytes
     }
 
     /// Whether a write or sync has failed (every later append fails).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::ManualClock;
+    /// use buttress_fs::{Fault, FaultKind, OpKind, SimFs};
+    /// use buttress_journal::{AppendError, Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// assert!(!journal.is_failed());
+    /// fs.inject(Fault { op: OpKind::Sync, skip: 0, kind: FaultKind::Io }); // the disk fails
+    /// assert!(matches!(journal.append_blocking(&1u32), Err(AppendError::Failed(_))));
+    /// assert!(journal.is_failed());
+    /// # Ok(()) }
+    /// ```
     pub fn is_failed(&self) -> bool {
         self.shared().channel.is_failed()
     }
 
     /// Stops accepting appends, writes and syncs what is queued, and joins
     /// the threads (blocking). Other clones see [`AppendError::Closed`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// use buttress_journal::{AppendError, Journal, JournalConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let journal = Journal::open_with(Arc::new(SimFs::new()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// let clone = journal.clone();
+    /// journal.try_append(&"last words")?;
+    /// journal.close()?; // written and synced
+    /// assert!(matches!(clone.append_blocking(&"too late"), Err(AppendError::Closed)));
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self) -> Result<(), AppendError> {
         let result = self.sync_blocking();
         self.inner.shutdown();
@@ -622,7 +905,7 @@ impl Journal {
         let record = match self.encode(event) {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(journal = %self.name(), error = %e, "event not recorded");
+                tracing::debug!(journal = %self.name(), error = &e as &dyn std::error::Error, "event not recorded");
                 return Queued::Done;
             }
         };
@@ -641,7 +924,7 @@ impl Journal {
                 }
             },
             Err(PushError::Refused(e)) => {
-                tracing::debug!(journal = %self.name(), error = %e, "event not recorded");
+                tracing::debug!(journal = %self.name(), error = &e as &dyn std::error::Error, "event not recorded");
                 Queued::Done
             }
         }

@@ -21,6 +21,11 @@
 //!   across rotated and compressed files, with the bytes still unread for
 //!   backpressure.
 //! * **Tower**: [`JournalLayer`] records one event per request.
+//! * **Configuration**: [`JournalConfig`], from `Default` with chainable
+//!   setters, validated into a [`ConfigError`]; with the `serde` feature it
+//!   loads from a file, durations as `"15m"` and sizes as `"64MiB"`.
+//! * **Errors**: each says what failed at its level and keeps the cause (an
+//!   `io::Error`, a `serde_json::Error`) typed behind `source()`.
 //!
 //! All file access goes through [`buttress_fs`], so every crash is
 //! testable. See `docs/journal.md` for the guarantees and their limits.

@@ -19,7 +19,20 @@ use crate::record;
 /// reader seeked to it goes on with the next record.
 ///
 /// File ids never change or get reused (rotation creates the next id,
-/// compression keeps it), so a saved cursor stays meaningful.
+/// compression keeps it), so a saved cursor stays meaningful. It
+/// serializes as `{"file": 1, "offset": 120}`, to be saved with the
+/// consumer's state (for example in a checkpoint), and prints as
+/// `file:offset`.
+///
+/// ```
+/// use buttress_journal::Cursor;
+///
+/// let cursor = Cursor { file: 3, offset: 120 };
+/// assert_eq!(cursor.to_string(), "3:120");
+/// let saved = serde_json::to_string(&cursor).unwrap();
+/// assert_eq!(serde_json::from_str::<Cursor>(&saved).unwrap(), cursor);
+/// assert!(Cursor::START < cursor);
+/// ```
 #[derive(
     Clone,
     Copy,
@@ -41,7 +54,15 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The start of the journal.
+    /// The start of the journal: a reader seeked here reads every record
+    /// still kept.
+    ///
+    /// ```
+    /// use buttress_journal::Cursor;
+    ///
+    /// assert_eq!(Cursor::START, Cursor { file: 0, offset: 0 });
+    /// assert_eq!(Cursor::START, Cursor::default());
+    /// ```
     pub const START: Cursor = Cursor { file: 0, offset: 0 };
 }
 
@@ -210,12 +231,45 @@ pub struct JournalReader {
 
 impl JournalReader {
     /// A reader of journal `name` in `dir` on the real file system,
-    /// positioned at the start.
+    /// positioned at the start. It opens nothing yet: a journal not yet
+    /// created reads as empty.
+    ///
+    /// ```
+    /// use buttress_journal::{Journal, JournalConfig, JournalReader};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("journal-reader-open-doc-{}", std::process::id()));
+    /// let mut reader = JournalReader::open(&dir, "events")?;
+    /// assert!(reader.next_record::<u32>()?.is_none()); // nothing there yet
+    ///
+    /// let journal = Journal::open(&dir, "events", JournalConfig::default())?;
+    /// journal.append_blocking(&7u32)?;
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(7));
+    /// # journal.close()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, name: &str) -> io::Result<JournalReader> {
         Ok(JournalReader::with_fs(Arc::new(RealFs::new()), dir, name))
     }
 
     /// A reader on any [`Fs`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// # journal.append_blocking(&1u32)?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(1));
+    /// # Ok(()) }
+    /// ```
     pub fn with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, name: &str) -> JournalReader {
         JournalReader {
             fs,
@@ -234,12 +288,55 @@ impl JournalReader {
 
     /// Lines longer than this are skipped as corrupt. Default: the
     /// journal's default `max_record_bytes` (1 MiB); set it to the writer's.
+    /// Values below the smallest record are raised to it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let config = JournalConfig::default().max_record_bytes(64 << 10);
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", config.clone())?;
+    /// # journal.append_blocking(&1u32)?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events")
+    ///     .max_record_bytes(config.max_record_bytes);
+    /// assert!(reader.next_record::<u32>()?.is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
         self.max_record = bytes.max(record::OVERHEAD + 1);
         self
     }
 
-    /// Moves to `cursor`.
+    /// Moves to `cursor`: a record's [`Record::cursor`], saved earlier, or
+    /// [`Cursor::START`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// for n in 1..=3u32 {
+    ///     journal.append_blocking(&n)?;
+    /// }
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs.clone()), "/j", "events");
+    /// let saved = reader.next_record::<u32>()?.expect("first").cursor;
+    ///
+    /// // After a restart: resume after the first record.
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// reader.seek(saved);
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(2));
+    /// # Ok(()) }
+    /// ```
     pub fn seek(&mut self, cursor: Cursor) {
         self.cursor = cursor;
         self.open = None;
@@ -249,17 +346,76 @@ impl JournalReader {
         self.after_fragment = false;
     }
 
-    /// Where the next record starts.
+    /// Where the next record starts: the cursor of the record last
+    /// returned, or where [`seek`](JournalReader::seek) put the reader.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::{Cursor, JournalReader};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.append_blocking(&1u32)?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// assert_eq!(reader.cursor(), Cursor::START);
+    /// let record = reader.next_record::<u32>()?.expect("one record");
+    /// assert_eq!(reader.cursor(), record.cursor);
+    /// # Ok(()) }
+    /// ```
     pub fn cursor(&self) -> Cursor {
         self.cursor
     }
 
     /// What this reader has seen.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.append_blocking(&1u32)?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// while reader.next_record::<u32>()?.is_some() {}
+    /// let stats = reader.stats();
+    /// assert_eq!((stats.records, stats.corrupt_records), (1, 0));
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> ReadStats {
         self.stats
     }
 
     /// The next record decoded as `E`, or `None` at the end of the journal.
+    ///
+    /// A record whose event does not decode as `E` is a
+    /// [`ReadError::Decode`], and the reader has moved past it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::{JournalReader, ReadError};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.append_blocking(&1u32)?;
+    /// journal.append_blocking(&"not a number")?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// assert_eq!(reader.next_record::<u32>()?.map(|r| r.event), Some(1));
+    /// assert!(matches!(reader.next_record::<u32>(), Err(ReadError::Decode { .. })));
+    /// assert!(reader.next_record::<u32>()?.is_none()); // moved past it
+    /// # Ok(()) }
+    /// ```
     pub fn next_record<E: DeserializeOwned>(&mut self) -> Result<Option<Record<E>>, ReadError> {
         let Some((start, end)) = self.next_span()? else {
             return Ok(None);
@@ -272,6 +428,24 @@ impl JournalReader {
     }
 
     /// The next record's event as raw JSON bytes, with the cursor after it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.append_blocking(&serde_json::json!({"n": 1}))?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// let (bytes, cursor) = reader.next_raw()?.expect("one record");
+    /// assert_eq!(bytes, br#"{"n":1}"#);
+    /// assert_eq!(cursor.file, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn next_raw(&mut self) -> Result<Option<(&[u8], Cursor)>, ReadError> {
         match self.next_span()? {
             Some((start, end)) => Ok(Some((&self.buf[start..end], self.cursor))),
@@ -571,6 +745,24 @@ impl JournalReader {
     /// Bytes in the journal after the cursor: what a consumer has yet to
     /// read. Compressed files count their uncompressed size (from the gzip
     /// trailer, exact below 4 GiB).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use buttress_core::ManualClock;
+    /// # use buttress_fs::SimFs;
+    /// # use buttress_journal::{Journal, JournalConfig};
+    /// use buttress_journal::JournalReader;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let fs = SimFs::new();
+    /// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "events", JournalConfig::default())?;
+    /// journal.append_blocking(&1u32)?;
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "events");
+    /// assert!(reader.unprocessed_bytes()? > 0); // the backlog, for backpressure
+    /// while reader.next_record::<u32>()?.is_some() {}
+    /// assert_eq!(reader.unprocessed_bytes()?, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn unprocessed_bytes(&self) -> Result<u64, ReadError> {
         let listing = self
             .layout

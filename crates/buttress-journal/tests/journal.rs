@@ -708,7 +708,7 @@ fn several_writers_rotating_and_compressing_lose_nothing() {
     }
 }
 
-#[cfg(feature = "serde-config")]
+#[cfg(feature = "serde")]
 #[test]
 fn the_config_loads_from_json_with_human_durations() {
     let config: JournalConfig = serde_json::from_str(

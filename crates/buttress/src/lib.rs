@@ -22,7 +22,7 @@
 //! | feature | what |
 //! |---------|------|
 //! | `http` | HTTP classification, `Retry-After`, and `.http()` on every layer that refuses work: the layer answers `429`/`503`/`504` itself and keeps the inner service's error, so it goes straight into an axum `Router` |
-//! | `serde` | `Deserialize` for the configurations of the breaker, retry, limiter and journal |
+//! | `serde` | `Deserialize` for every configuration: breaker, retry, limiter, journal, checkpoint store and checkpointer, gauges and adaptive limits, executor; human durations (`"2s"`) and sizes (`"100MB"`) |
 //! | `redis` | `buttress::limit::RedisRateLimiter`, one limit shared by replicas (enables `limit`) |
 //! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
 //! | `fast-clock` | `buttress::common::FastClock`, a clock read from the CPU's time-stamp counter |
@@ -68,3 +68,18 @@ pub use buttress_pressure as pressure;
 
 #[cfg(feature = "executor")]
 pub use buttress_executor as executor;
+
+// The README's examples are compiled as doctests (they need every
+// primitive and `http`, which `cargo test --workspace` enables).
+#[cfg(all(
+    doctest,
+    feature = "breaker",
+    feature = "retry",
+    feature = "limit",
+    feature = "journal",
+    feature = "pressure",
+    feature = "executor",
+    feature = "http"
+))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
