@@ -19,7 +19,7 @@
 //! otherwise). Gradient2 is shown beside them but not held to it: its
 //! long-term latency average learns a sustained overload as the new normal
 //! and the limit creeps back up (Netflix concurrency-limits #134); see
-//! docs/pressure.md. Time is simulated (a paused tokio clock): the minute
+//! crates/buttress-pressure/guide.md. Time is simulated (a paused tokio clock): the minute
 //! takes well under a second.
 
 mod sim;

@@ -31,7 +31,7 @@
 //!   database's error in a [`BackendError`] (with its SQLSTATE).
 //!
 //! All file access goes through [`buttress_fs`], so every crash is
-//! testable. See `docs/checkpoint.md` for the protocol step by step.
+//! testable. See the [`guide`] for the protocol step by step.
 //!
 //! # The format
 //!
@@ -56,6 +56,8 @@
 //! # Ok(()) }
 //! ```
 
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod checkpointer;
 mod codec;
 mod error;
@@ -85,3 +87,8 @@ pub mod __fuzz {
         crate::frame::decode(bytes).is_ok()
     }
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

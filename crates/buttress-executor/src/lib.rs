@@ -43,10 +43,12 @@
 //! # #[cfg(not(feature = "serde"))] fn main() {}
 //! ```
 //!
-//! See `docs/executor.md`.
+//! See the [`guide`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod config;
 mod core;
 pub mod error;
@@ -72,3 +74,8 @@ pub use error::{BuildError, ConfigError, ExecutorError, QueueFull, SubmitError, 
 pub use executor::{Executor, ShutdownReport, TaskHandle};
 pub use history::{Counters, Status, TaskRecord};
 pub use layer::{ExecutorLayer, ExecutorService};
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

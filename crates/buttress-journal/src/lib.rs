@@ -28,7 +28,7 @@
 //!   `io::Error`, a `serde_json::Error`) typed behind `source()`.
 //!
 //! All file access goes through [`buttress_fs`], so every crash is
-//! testable. See `docs/journal.md` for the guarantees and their limits.
+//! testable. See the [`guide`] for the guarantees and their limits.
 //!
 //! # Example
 //!
@@ -54,6 +54,8 @@
 //! # Ok(()) }
 //! ```
 
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod config;
 mod error;
 mod journal;
@@ -83,3 +85,8 @@ pub mod __fuzz {
             .or_else(|| crate::record::resync(line).map(|(at, _)| at))
     }
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -47,11 +47,13 @@
 //! # }
 //! ```
 //!
-//! See `docs/pressure.md` for choosing watermarks and algorithms, and the
+//! See the [`guide`] for choosing watermarks and algorithms, and the
 //! simulation (`cargo run --release --example pressure_sim`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod adaptive;
 #[cfg(not(loom))]
 mod block;
@@ -116,3 +118,8 @@ impl Priority {
         }
     }
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
