@@ -4,7 +4,7 @@
 //! test. How many calls, and how long until every client has written?
 //!
 //! ```text
-//! cargo run --example retry_contention            # as in docs/retry.md
+//! cargo run --example retry_contention            # as in the retry guide
 //! cargo run --example retry_contention -- --quick # smaller, as in CI
 //! ```
 //!
@@ -27,12 +27,12 @@ use tokio::time::Instant;
 async fn round(clients: u32, backoff: Backoff, seed: u64) -> (u64, Duration) {
     let network = Arc::new(sim::Seeded::new(seed));
     let policy = RetryPolicy::builder("occ")
-        .config(RetryConfig {
-            max_attempts: 1000,
-            backoff,
-            budget: BudgetConfig::None,
-            ..RetryConfig::default()
-        })
+        .config(
+            RetryConfig::default()
+                .max_attempts(1000)
+                .backoff(backoff)
+                .budget(BudgetConfig::None),
+        )
         .random(sim::Seeded::new(seed ^ 0x5eed))
         .build()
         .expect("valid policy");

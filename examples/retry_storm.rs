@@ -4,7 +4,7 @@
 //! do requests still trickle out of retry loops?
 //!
 //! ```text
-//! cargo run --example retry_storm            # the full run, as in docs/retry.md
+//! cargo run --example retry_storm            # the full run, as in the retry guide
 //! cargo run --example retry_storm -- --quick # a smaller run, as in CI
 //! ```
 //!
@@ -114,16 +114,11 @@ fn main() {
         factor: 2.0,
         max: Duration::from_secs(2),
     };
-    let plain = RetryConfig {
-        max_attempts: 4,
-        backoff,
-        budget: BudgetConfig::None,
-        ..RetryConfig::default()
-    };
-    let budgeted = RetryConfig {
-        budget: BudgetConfig::default(),
-        ..plain.clone()
-    };
+    let plain = RetryConfig::default()
+        .max_attempts(4)
+        .backoff(backoff)
+        .budget(BudgetConfig::None);
+    let budgeted = plain.clone().budget(BudgetConfig::default());
     let rate = f64::from(setup.clients) / setup.period.as_secs_f64();
     println!(
         "retry storm: {} clients, {:.0} requests/s in all, upstream down from {:?} to {:?}; 3 retries, full jitter 50 ms .. 2 s",

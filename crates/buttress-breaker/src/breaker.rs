@@ -72,16 +72,40 @@ impl fmt::Debug for CircuitBreaker {
 
 impl CircuitBreaker {
     /// Starts a builder with the default configuration.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(3).build()?;
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn builder(name: impl Into<String>) -> Builder {
         Builder::new(name)
     }
 
     /// A breaker with `config`.
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::new("llm", BreakerConfig::llm())?;
+    /// assert_eq!(breaker.name().as_str(), "llm");
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn new(name: impl Into<String>, config: BreakerConfig) -> Result<Self, ConfigError> {
         Builder::new(name).config(config).build()
     }
 
     /// The breaker's name.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("vector-store").build()?;
+    /// assert_eq!(breaker.name().as_str(), "vector-store");
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.shared.name
     }
@@ -90,12 +114,47 @@ impl CircuitBreaker {
     ///
     /// An open breaker reports `Open` until the first call after its open
     /// period moves it to half-open.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(breaker.state(), State::Open); // until a call arrives
+    /// let probe = breaker.try_acquire()?;
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// # drop(probe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn state(&self) -> State {
         self.shared.machine.state()
     }
 
     /// A tower layer that puts this breaker in front of a service.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("upstream").build()?;
+    /// let svc = breaker
+    ///     .layer()
+    ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) }));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(svc.oneshot(1).await.unwrap(), 2);
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn layer(&self) -> CircuitBreakerLayer {
         CircuitBreakerLayer::new(self.clone())
     }
@@ -116,6 +175,17 @@ impl CircuitBreaker {
     /// Dropping the permit without recording counts the call as ignored (and
     /// gives a half-open probe permit back). The permit borrows the breaker;
     /// [`try_acquire_owned`](Self::try_acquire_owned) gives one that does not.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build()?;
+    /// let permit = breaker.try_acquire()?;
+    /// permit.failure(); // the call failed
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<&CircuitBreaker>, Rejected> {
         self.admit(|ticket| Permit::new(self, ticket))
@@ -123,6 +193,16 @@ impl CircuitBreaker {
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit holds its own
     /// handle to the breaker, so it can move into a `'static` task.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build()?;
+    /// let permit = breaker.try_acquire_owned()?;
+    /// std::thread::spawn(move || permit.success()).join().unwrap();
+    /// assert_eq!(breaker.snapshot().calls, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit, Rejected> {
         self.admit(|ticket| Permit::new(self.clone(), ticket))
@@ -189,6 +269,16 @@ impl CircuitBreaker {
     ///
     /// If the returned future is dropped before `f`'s future completes, the
     /// call counts as ignored.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// let rows = breaker.call(|| async { Ok::<_, std::io::Error>(vec![1, 2]) }).await;
+    /// assert_eq!(rows.unwrap(), [1, 2]);
+    /// # });
+    /// ```
     pub async fn call<F, Fut, T, E>(&self, f: F) -> Result<T, CallError<E>>
     where
         F: FnOnce() -> Fut,
@@ -198,6 +288,25 @@ impl CircuitBreaker {
     }
 
     /// Runs `f` through the breaker, judging its result with `classifier`.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::{Classification, classify_fn};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build().unwrap();
+    /// // "Not found" is the caller's problem: it does not count against the database.
+    /// let classifier = classify_fn(|r: &Result<(), Error>| match r {
+    ///     Err(e) if e.kind() == ErrorKind::NotFound => Classification::IGNORED,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE,
+    ///     Ok(_) => Classification::SUCCESS,
+    /// });
+    /// let r = breaker.call_with(&classifier, || async { Err(Error::from(ErrorKind::NotFound)) }).await;
+    /// assert!(r.is_err());
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # });
+    /// ```
     pub async fn call_with<C, F, Fut, T, E>(&self, classifier: &C, f: F) -> Result<T, CallError<E>>
     where
         C: Classify<T, E>,
@@ -214,6 +323,17 @@ impl CircuitBreaker {
 
     /// Opens the breaker until [`reset`](Self::reset): every call is
     /// rejected (for example to isolate a dependency during maintenance).
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build()?;
+    /// breaker.force_open();
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.state(), State::ForcedOpen);
+    /// assert_eq!(rejected.retry_after(), None); // until someone resets it
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn force_open(&self) {
         let change = self.shared.machine.force_open();
         self.publish(change);
@@ -221,6 +341,17 @@ impl CircuitBreaker {
 
     /// Lets every call through and never trips, still counting outcomes.
     /// [`reset`](Self::reset) turns the breaker back on.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build()?;
+    /// breaker.disable();
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Disabled); // counted, never tripped
+    /// assert!(breaker.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn disable(&self) {
         let change = self.shared.machine.disable();
         self.publish(change);
@@ -229,12 +360,36 @@ impl CircuitBreaker {
     /// Closes the breaker with empty counts and forgets past openings.
     /// Outcomes of calls admitted before the reset are dropped when they
     /// arrive.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build()?;
+    /// let before = breaker.try_acquire()?; // admitted before the reset
+    /// breaker.force_open();
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// before.failure(); // dropped: it belongs to an earlier generation
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset(&self) {
         let change = self.shared.machine.reset();
         self.publish(Some(change));
     }
 
     /// A picture of the breaker now, for health endpoints and tests.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(3).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// let s = breaker.snapshot();
+    /// assert_eq!((s.name.as_str(), s.state), ("db", State::Closed));
+    /// assert_eq!(s.consecutive_failures, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn snapshot(&self) -> Snapshot {
         let m = self.shared.machine.snapshot(self.now());
         Snapshot::new(&self.shared.name, m)
@@ -493,58 +648,209 @@ impl Builder {
 
     /// Replaces the whole configuration (for example one loaded from a file
     /// or a preset such as [`BreakerConfig::llm`]).
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("llm").config(BreakerConfig::llm()).build()?;
+    /// for _ in 0..3 {
+    ///     breaker.try_acquire()?.failure();
+    /// }
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn config(mut self, config: BreakerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// Trips after `n` failures in a row.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(2)
+    ///     .failure_rate(None) // only the rule of failures in a row
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// breaker.try_acquire()?.success(); // a success starts the count again
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn consecutive_failures(mut self, n: u32) -> Self {
-        self.config.consecutive_failures = Some(n);
+        self.config = self.config.consecutive_failures(n);
         self
     }
 
     /// Trips when the failure rate in the window reaches `threshold`;
     /// `None` turns the rule off.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .failure_rate(0.5)
+    ///     .count_window(4)
+    ///     .minimum_calls(4)
+    ///     .build()?;
+    /// breaker.try_acquire()?.success();
+    /// breaker.try_acquire()?.success();
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// breaker.try_acquire()?.failure(); // 2 of the last 4 calls failed
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failure_rate(mut self, threshold: impl Into<Option<f64>>) -> Self {
-        self.config.failure_rate_threshold = threshold.into();
+        self.config = self.config.failure_rate_threshold(threshold);
         self
     }
 
     /// Trips when the share of calls taking at least `duration` reaches
     /// `threshold`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, Outcome, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("search")
+    ///     .failure_rate(None)
+    ///     .slow_calls(0.5, Duration::from_secs(1))
+    ///     .count_window(2)
+    ///     .minimum_calls(2)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// for _ in 0..2 {
+    ///     let permit = breaker.try_acquire()?;
+    ///     clock.advance(Duration::from_secs(2)); // the call takes 2 s
+    ///     permit.record_elapsed(Outcome::Success, Duration::from_secs(2));
+    /// }
+    /// assert_eq!(breaker.state(), State::Open); // successful, but too slow
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn slow_calls(mut self, threshold: f64, duration: Duration) -> Self {
-        self.config.slow_call_rate_threshold = Some(threshold);
-        self.config.slow_call_duration = duration;
+        self.config = self
+            .config
+            .slow_call_rate_threshold(threshold)
+            .slow_call_duration(duration);
         self
     }
 
     /// Measures rates over the last `size` calls.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").count_window(10).minimum_calls(10).build()?;
+    /// for _ in 0..12 {
+    ///     breaker.try_acquire()?.success();
+    /// }
+    /// assert_eq!(breaker.snapshot().calls, 10); // the oldest calls left the window
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn count_window(mut self, size: u32) -> Self {
-        self.config.window = Window::Count { size };
+        self.config = self.config.window(Window::Count { size });
         self
     }
 
     /// Measures rates over the last `duration`, in `buckets` slices.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .time_window(Duration::from_secs(10), 10)
+    ///     .minimum_calls(5)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.snapshot().calls, 1);
+    /// clock.advance(Duration::from_secs(11));
+    /// assert_eq!(breaker.snapshot().calls, 0); // aged out
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
-        self.config.window = Window::Time { duration, buckets };
+        self.config = self.config.window(Window::Time { duration, buckets });
         self
     }
 
     /// Judges rates only once the window holds `n` calls.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .failure_rate(0.5)
+    ///     .count_window(10)
+    ///     .minimum_calls(3)
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Closed); // 100 % of 2 calls: too few to judge
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn minimum_calls(mut self, n: u32) -> Self {
-        self.config.minimum_calls = n;
+        self.config = self.config.minimum_calls(n);
         self
     }
 
     /// Stays open for `duration` each time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(30))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(10));
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(20)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_for(mut self, duration: Duration) -> Self {
-        self.config.open = OpenDuration::Fixed { duration };
+        self.config = self.config.open(OpenDuration::Fixed { duration });
         self
     }
 
     /// Stays open `initial × multiplier^(n−1)` for the n-th opening in a
     /// row, at most `max`, shortened at random by up to `jitter`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .half_open_permits(1)
+    ///     .open_exponential(Duration::from_secs(1), 2.0, Duration::from_secs(60), 0.0)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure(); // open for 1 s
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(1)));
+    /// clock.advance(Duration::from_secs(1));
+    /// breaker.try_acquire()?.failure(); // the probe fails: open for 2 s
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_exponential(
         mut self,
         initial: Duration,
@@ -552,58 +858,193 @@ impl Builder {
         max: Duration,
         jitter: f64,
     ) -> Self {
-        self.config.open = OpenDuration::Exponential {
+        self.config = self.config.open(OpenDuration::Exponential {
             initial,
             multiplier,
             max,
             jitter,
-        };
+        });
         self
     }
 
     /// Lets `n` probes through in half-open.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .half_open_permits(2)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(5));
+    /// let (a, b) = (breaker.try_acquire()?, breaker.try_acquire()?);
+    /// assert!(a.is_probe() && b.is_probe());
+    /// assert!(breaker.try_acquire().is_err()); // a third caller waits
+    /// a.success();
+    /// b.success();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn half_open_permits(mut self, n: u32) -> Self {
-        self.config.half_open_permits = n;
+        self.config = self.config.half_open_permits(n);
         self
     }
 
     /// Reopens if the probes have not decided within `duration`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .half_open_permits(1)
+    ///     .max_half_open(Duration::from_secs(30))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(5));
+    /// let hung = breaker.try_acquire()?; // a probe that never answers
+    /// clock.advance(Duration::from_secs(30));
+    /// assert!(breaker.try_acquire().is_err());
+    /// assert_eq!(breaker.state(), State::Open); // opened again
+    /// # drop(hung);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_half_open(mut self, duration: Duration) -> Self {
-        self.config.max_half_open = Some(duration);
+        self.config = self.config.max_half_open(duration);
         self
     }
 
     /// Honours `Retry-After` hints up to `max` (`None` ignores them).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, Classification};
+    ///
+    /// let breaker = CircuitBreaker::builder("api")
+    ///     .retry_after_max(Some(Duration::from_secs(10)))
+    ///     .build()?;
+    /// // The upstream says "come back in 60 s": the breaker opens at once, for at most 10 s.
+    /// let hint = Classification::RETRYABLE_FAILURE.with_retry_after(Some(Duration::from_secs(60)));
+    /// breaker.try_acquire()?.record_classified(hint);
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert!(rejected.retry_after() <= Some(Duration::from_secs(10)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after_max(mut self, max: Option<Duration>) -> Self {
-        self.config.retry_after_max = max;
+        self.config = self.config.retry_after_max(max);
         self
     }
 
     /// The clock (default: tokio's `Instant`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new(); // time moves only when the test says so
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(60))
+    ///     .half_open_permits(1)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(60));
+    /// breaker.try_acquire()?.success();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// The random source for jitter (default: a fast thread-local one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::{FixedRandom, ManualClock};
+    ///
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_exponential(Duration::from_secs(10), 2.0, Duration::from_secs(60), 0.5)
+    ///     .random(FixedRandom::new([0.5])) // jitter removes 0.5 × 0.5 of the period
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_millis(7500)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn random(mut self, random: impl Random) -> Self {
         self.random = Arc::new(random);
         self
     }
 
     /// Adds a listener for [`BreakerEvent`]s.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use buttress_breaker::{BreakerEvent, CircuitBreaker, State};
+    ///
+    /// let opened = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&opened);
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .on_event(move |e| {
+    ///         if let BreakerEvent::StateChanged { to: State::Open, reason, .. } = e {
+    ///             seen.lock().unwrap().push(*reason);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(opened.lock().unwrap().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
         self.listeners.push(Arc::new(f));
         self
     }
 
     /// Registers the breaker in `registry` when it is built.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// CircuitBreaker::builder("db").registry(&registry).build()?;
+    /// assert!(registry.get("db").is_some());
+    /// // A second breaker of the same name is refused.
+    /// assert!(CircuitBreaker::builder("db").registry(&registry).build().is_err());
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
     }
 
     /// Validates the configuration and builds the breaker.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, ConfigError};
+    ///
+    /// assert!(CircuitBreaker::builder("db").build().is_ok());
+    /// let e = CircuitBreaker::builder("db").half_open_permits(0).build().unwrap_err();
+    /// assert_eq!(e, ConfigError::HalfOpenPermits(0));
+    /// ```
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         let name = Name::new(&self.name).map_err(ConfigError::Name)?;
         let rules = Rules::new(&self.config)?;

@@ -1,7 +1,6 @@
 //! Configuration: plain data that can be loaded from a file, validated into
 //! the rules the state machine runs.
 
-use std::fmt;
 use std::time::Duration;
 
 /// Where the failure and slow-call rates are measured.
@@ -11,6 +10,7 @@ use std::time::Duration;
     feature = "serde",
     serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub enum Window {
     /// The last `size` recorded calls.
     Count {
@@ -36,6 +36,7 @@ pub enum Window {
     feature = "serde",
     serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub enum OpenDuration {
     /// Always the same time.
     Fixed {
@@ -101,9 +102,27 @@ impl OpenDuration {
 /// The defaults follow resilience4j: trip when at least half of the last 100
 /// calls failed (once 100 calls were seen), stay open 60 s, then let 10
 /// probes through. Slow-call detection is off by default (it costs two clock
-/// reads per call). Use [`BreakerConfig::validate`] or the builder to check
-/// a configuration; under the `serde` feature this type can be loaded from a
-/// file, with durations written like `"250ms"` or `"60s"`:
+/// reads per call).
+///
+/// Start from [`Default`] or a preset and change fields with the chainable
+/// setters (one per field); the fields stay public for reading. Use
+/// [`BreakerConfig::validate`] or the builder to check a configuration:
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_breaker::{BreakerConfig, OpenDuration};
+///
+/// let cfg = BreakerConfig::default()
+///     .consecutive_failures(5)
+///     .failure_rate_threshold(None)
+///     .open(OpenDuration::fixed(Duration::from_secs(30)));
+/// cfg.validate()?;
+/// assert_eq!(cfg.consecutive_failures, Some(5));
+/// # Ok::<(), buttress_breaker::ConfigError>(())
+/// ```
+///
+/// Under the `serde` feature it can be loaded from a file, with durations
+/// written like `"250ms"` or `"60s"`; unknown fields are refused:
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
@@ -118,6 +137,7 @@ impl OpenDuration {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Trip after this many failures in a row (gobreaker's rule). `None`
     /// turns the rule off.
@@ -168,6 +188,141 @@ impl Default for BreakerConfig {
     }
 }
 
+/// Setters, one per field.
+impl BreakerConfig {
+    /// Sets the `consecutive_failures` field: trip after `n` failures in a
+    /// row; `None` turns the rule off.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().consecutive_failures(5);
+    /// assert_eq!(cfg.consecutive_failures, Some(5));
+    /// ```
+    pub fn consecutive_failures(mut self, n: impl Into<Option<u32>>) -> Self {
+        self.consecutive_failures = n.into();
+        self
+    }
+
+    /// Sets the `failure_rate_threshold` field, in (0, 1]; `None` turns the
+    /// rule off.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().failure_rate_threshold(0.25);
+    /// assert_eq!(cfg.failure_rate_threshold, Some(0.25));
+    /// ```
+    pub fn failure_rate_threshold(mut self, threshold: impl Into<Option<f64>>) -> Self {
+        self.failure_rate_threshold = threshold.into();
+        self
+    }
+
+    /// Sets the `slow_call_rate_threshold` field, in (0, 1]; `None` turns
+    /// the rule off.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().slow_call_rate_threshold(0.8);
+    /// assert_eq!(cfg.slow_call_rate_threshold, Some(0.8));
+    /// ```
+    pub fn slow_call_rate_threshold(mut self, threshold: impl Into<Option<f64>>) -> Self {
+        self.slow_call_rate_threshold = threshold.into();
+        self
+    }
+
+    /// Sets the `slow_call_duration` field: a call that takes at least this
+    /// long is slow.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().slow_call_duration(Duration::from_secs(2));
+    /// assert_eq!(cfg.slow_call_duration, Duration::from_secs(2));
+    /// ```
+    pub fn slow_call_duration(mut self, duration: Duration) -> Self {
+        self.slow_call_duration = duration;
+        self
+    }
+
+    /// Sets the `window` field: where the rates are measured.
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, Window};
+    /// let cfg = BreakerConfig::default().window(Window::Count { size: 50 }).minimum_calls(20);
+    /// assert_eq!(cfg.window, Window::Count { size: 50 });
+    /// ```
+    pub fn window(mut self, window: Window) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Sets the `minimum_calls` field: the rates are not judged until the
+    /// window holds this many calls.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().minimum_calls(20);
+    /// assert_eq!(cfg.minimum_calls, 20);
+    /// ```
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.minimum_calls = n;
+        self
+    }
+
+    /// Sets the `open` field: how long the breaker stays open.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{BreakerConfig, OpenDuration};
+    /// let cfg = BreakerConfig::default().open(OpenDuration::fixed(Duration::from_secs(30)));
+    /// assert_eq!(cfg.open, OpenDuration::Fixed { duration: Duration::from_secs(30) });
+    /// ```
+    pub fn open(mut self, open: OpenDuration) -> Self {
+        self.open = open;
+        self
+    }
+
+    /// Sets the `half_open_permits` field: how many probes half-open lets
+    /// through.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().half_open_permits(1);
+    /// assert_eq!(cfg.half_open_permits, 1);
+    /// ```
+    pub fn half_open_permits(mut self, n: u32) -> Self {
+        self.half_open_permits = n;
+        self
+    }
+
+    /// Sets the `max_half_open` field: the longest the breaker may stay
+    /// half-open; `None` for no limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().max_half_open(Duration::from_secs(30));
+    /// assert_eq!(cfg.max_half_open, Some(Duration::from_secs(30)));
+    /// ```
+    pub fn max_half_open(mut self, duration: impl Into<Option<Duration>>) -> Self {
+        self.max_half_open = duration.into();
+        self
+    }
+
+    /// Sets the `retry_after_max` field: the longest `Retry-After` hint
+    /// honoured; `None` ignores the hints.
+    ///
+    /// ```
+    /// use buttress_breaker::BreakerConfig;
+    /// let cfg = BreakerConfig::default().retry_after_max(None);
+    /// assert_eq!(cfg.retry_after_max, None);
+    /// ```
+    pub fn retry_after_max(mut self, max: impl Into<Option<Duration>>) -> Self {
+        self.retry_after_max = max.into();
+        self
+    }
+}
+
+/// Presets and validation.
 impl BreakerConfig {
     /// The AI stack's embeddings breaker: open after 5 failures in a row,
     /// for 60 s; then one probe, whose success closes it and whose failure
@@ -194,13 +349,11 @@ impl BreakerConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn embeddings() -> Self {
-        Self {
-            consecutive_failures: Some(5),
-            failure_rate_threshold: None,
-            open: OpenDuration::fixed(Duration::from_secs(60)),
-            half_open_permits: 1,
-            ..Self::default()
-        }
+        Self::default()
+            .consecutive_failures(5)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::fixed(Duration::from_secs(60)))
+            .half_open_permits(1)
     }
 
     /// The AI stack's vector-store breaker: the same rule as
@@ -228,41 +381,58 @@ impl BreakerConfig {
     /// assert_eq!(BreakerConfig::cheap_dependency().half_open_permits, 3);
     /// ```
     pub fn cheap_dependency() -> Self {
-        Self {
-            half_open_permits: 3,
-            ..Self::embeddings()
-        }
+        Self::embeddings().half_open_permits(3)
     }
 
     /// For an expensive LLM server: open after 3 failures in a row, for
     /// 120 s; a single probe.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{BreakerConfig, OpenDuration};
+    /// let cfg = BreakerConfig::llm();
+    /// assert_eq!(cfg.consecutive_failures, Some(3));
+    /// assert_eq!(cfg.open, OpenDuration::fixed(Duration::from_secs(120)));
+    /// ```
     pub fn llm() -> Self {
-        Self {
-            consecutive_failures: Some(3),
-            failure_rate_threshold: None,
-            open: OpenDuration::fixed(Duration::from_secs(120)),
-            half_open_permits: 1,
-            ..Self::default()
-        }
+        Self::default()
+            .consecutive_failures(3)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::fixed(Duration::from_secs(120)))
+            .half_open_permits(1)
     }
 
     /// Checks every field; the first problem found is returned.
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, ConfigError};
+    /// assert_eq!(
+    ///     BreakerConfig::default().half_open_permits(0).validate(),
+    ///     Err(ConfigError::HalfOpenPermits(0)),
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         Rules::new(self).map(|_| ())
     }
 }
 
 /// Why a configuration was refused.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The breaker's name is not valid.
-    Name(buttress_core::NameError),
+    #[error("invalid breaker name")]
+    Name(#[source] buttress_core::NameError),
     /// No rule could ever trip the breaker.
+    #[error(
+        "no trip rule: set consecutive_failures, failure_rate_threshold or slow_call_rate_threshold"
+    )]
     NoTripRule,
     /// `consecutive_failures` is zero.
+    #[error("consecutive_failures must be at least 1")]
     ZeroConsecutiveFailures,
     /// A rate threshold is not in (0, 1].
+    #[error("{field} must be in (0, 1], got {value}")]
     Threshold {
         /// Which field.
         field: &'static str,
@@ -270,9 +440,13 @@ pub enum ConfigError {
         value: f64,
     },
     /// The window holds no calls, or too many to track.
+    #[error("a count window must hold 1 to 1000000 calls, got {0}")]
     WindowSize(u32),
     /// A time window is shorter than its number of 1 ms buckets, or has no
     /// bucket, or more than 1,000 of them.
+    #[error(
+        "a time window needs 1 to 1000 buckets of at least 1ms each, got {buckets} over {duration:?}"
+    )]
     TimeWindow {
         /// The window's duration.
         duration: Duration,
@@ -280,6 +454,7 @@ pub enum ConfigError {
         buckets: u32,
     },
     /// `minimum_calls` is zero, or larger than a count window can hold.
+    #[error("minimum_calls must be at least 1 and at most the window size {window}, got {minimum}")]
     MinimumCalls {
         /// The minimum given.
         minimum: u32,
@@ -287,11 +462,14 @@ pub enum ConfigError {
         window: u32,
     },
     /// `half_open_permits` is zero or above 100,000.
+    #[error("half_open_permits must be 1 to 100000, got {0}")]
     HalfOpenPermits(u32),
     /// A registry already holds a breaker with this name.
+    #[error("a breaker named '{0}' is already registered")]
     DuplicateName(String),
     /// An open period or other duration is zero where it must not be, or
     /// longer than 100 years.
+    #[error("{field} must be above zero and at most 100 years, got {value:?}")]
     Duration {
         /// Which field.
         field: &'static str,
@@ -300,58 +478,13 @@ pub enum ConfigError {
     },
     /// An exponential multiplier below 1 or not finite, or a jitter outside
     /// [0, 1].
+    #[error("{field} is out of range (multiplier ≥ 1 and finite, jitter in [0, 1]), got {value}")]
     Backoff {
         /// Which field.
         field: &'static str,
         /// The value given.
         value: f64,
     },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Name(e) => write!(f, "invalid breaker name: {e}"),
-            Self::NoTripRule => f.write_str(
-                "no trip rule: set consecutive_failures, failure_rate_threshold or slow_call_rate_threshold",
-            ),
-            Self::ZeroConsecutiveFailures => f.write_str("consecutive_failures must be at least 1"),
-            Self::Threshold { field, value } => {
-                write!(f, "{field} must be in (0, 1], got {value}")
-            }
-            Self::WindowSize(n) => {
-                write!(f, "a count window must hold 1 to 1000000 calls, got {n}")
-            }
-            Self::TimeWindow { duration, buckets } => write!(
-                f,
-                "a time window needs 1 to 1000 buckets of at least 1ms each, got {buckets} over {duration:?}"
-            ),
-            Self::MinimumCalls { minimum, window } => write!(
-                f,
-                "minimum_calls must be at least 1 and at most the window size {window}, got {minimum}"
-            ),
-            Self::DuplicateName(n) => write!(f, "a breaker named '{n}' is already registered"),
-            Self::HalfOpenPermits(n) => {
-                write!(f, "half_open_permits must be 1 to 100000, got {n}")
-            }
-            Self::Duration { field, value } => {
-                write!(f, "{field} must be above zero and at most 100 years, got {value:?}")
-            }
-            Self::Backoff { field, value } => write!(
-                f,
-                "{field} is out of range (multiplier ≥ 1 and finite, jitter in [0, 1]), got {value}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Name(e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 /// A validated window, in the machine's units.
@@ -415,96 +548,25 @@ fn probes_reaching(rate: f64, n: u32) -> u32 {
 }
 
 impl Rules {
+    /// Checks `c` section by section, in a fixed order (the first problem
+    /// found is the error), and converts it to the machine's units.
     pub(crate) fn new(c: &BreakerConfig) -> Result<Self, ConfigError> {
-        if c.consecutive_failures.is_none()
-            && c.failure_rate_threshold.is_none()
-            && c.slow_call_rate_threshold.is_none()
-        {
-            return Err(ConfigError::NoTripRule);
-        }
-        if c.consecutive_failures == Some(0) {
-            return Err(ConfigError::ZeroConsecutiveFailures);
-        }
-        check_threshold("failure_rate_threshold", c.failure_rate_threshold)?;
-        check_threshold("slow_call_rate_threshold", c.slow_call_rate_threshold)?;
-        check_duration("slow_call_duration", c.slow_call_duration)?;
-        let needs_window =
-            c.failure_rate_threshold.is_some() || c.slow_call_rate_threshold.is_some();
-        let window = match c.window {
-            Window::Count { size } => {
-                if size == 0 || size > 1_000_000 {
-                    return Err(ConfigError::WindowSize(size));
-                }
-                if c.minimum_calls == 0 || c.minimum_calls > size {
-                    return Err(ConfigError::MinimumCalls {
-                        minimum: c.minimum_calls,
-                        window: size,
-                    });
-                }
-                WindowSpec::Count(size)
-            }
-            Window::Time { duration, buckets } => {
-                let bad = ConfigError::TimeWindow { duration, buckets };
-                if buckets == 0 || buckets > 1000 || duration > HUNDRED_YEARS {
-                    return Err(bad);
-                }
-                let bucket_nanos = nanos(duration) / u64::from(buckets);
-                if bucket_nanos < 1_000_000 {
-                    return Err(bad);
-                }
-                if c.minimum_calls == 0 {
-                    return Err(ConfigError::MinimumCalls {
-                        minimum: 0,
-                        window: u32::MAX,
-                    });
-                }
-                WindowSpec::Time {
-                    bucket_nanos,
-                    buckets,
-                }
-            }
-        };
-        match c.open {
-            OpenDuration::Fixed { duration } => check_duration("open.duration", duration)?,
-            OpenDuration::Exponential {
-                initial,
-                multiplier,
-                max,
-                jitter,
-            } => {
-                check_duration("open.initial", initial)?;
-                check_duration("open.max", max)?;
-                if max < initial {
-                    return Err(ConfigError::Duration {
-                        field: "open.max (below open.initial)",
-                        value: max,
-                    });
-                }
-                if !(multiplier.is_finite() && multiplier >= 1.0) {
-                    return Err(ConfigError::Backoff {
-                        field: "open.multiplier",
-                        value: multiplier,
-                    });
-                }
-                if !(0.0..=1.0).contains(&jitter) {
-                    return Err(ConfigError::Backoff {
-                        field: "open.jitter",
-                        value: jitter,
-                    });
-                }
-            }
-        }
-        if c.half_open_permits == 0 || c.half_open_permits > 100_000 {
-            return Err(ConfigError::HalfOpenPermits(c.half_open_permits));
-        }
-        if let Some(d) = c.max_half_open {
-            check_duration("max_half_open", d)?;
-        }
+        check_trip_rules(c)?;
+        let window = check_window(c.window, c.minimum_calls)?;
+        check_open(&c.open)?;
+        check_half_open(c.half_open_permits, c.max_half_open)?;
         if let Some(d) = c.retry_after_max {
             check_duration("retry_after_max", d)?;
         }
+        Ok(Self::checked(c, window))
+    }
+
+    /// The rules of a configuration that passed every check.
+    fn checked(c: &BreakerConfig, window: WindowSpec) -> Self {
+        let needs_window =
+            c.failure_rate_threshold.is_some() || c.slow_call_rate_threshold.is_some();
         let permits = c.half_open_permits;
-        Ok(Self {
+        Self {
             consecutive: c.consecutive_failures,
             failure_rate: c.failure_rate_threshold,
             slow_rate: c.slow_call_rate_threshold,
@@ -521,12 +583,114 @@ impl Rules {
             probe_slow_to_reopen: c
                 .slow_call_rate_threshold
                 .map(|r| probes_reaching(r, permits)),
-        })
+        }
     }
 
     /// Whether the slow-call rule needs each call timed.
     pub(crate) fn times_calls(&self) -> bool {
         self.slow_rate.is_some()
+    }
+}
+
+/// The trip rules: at least one, each in range, and the slow-call duration.
+fn check_trip_rules(c: &BreakerConfig) -> Result<(), ConfigError> {
+    if c.consecutive_failures.is_none()
+        && c.failure_rate_threshold.is_none()
+        && c.slow_call_rate_threshold.is_none()
+    {
+        return Err(ConfigError::NoTripRule);
+    }
+    if c.consecutive_failures == Some(0) {
+        return Err(ConfigError::ZeroConsecutiveFailures);
+    }
+    check_threshold("failure_rate_threshold", c.failure_rate_threshold)?;
+    check_threshold("slow_call_rate_threshold", c.slow_call_rate_threshold)?;
+    check_duration("slow_call_duration", c.slow_call_duration)
+}
+
+/// The rate window and the minimum number of calls it must hold (checked
+/// even when no rate rule uses the window).
+fn check_window(window: Window, minimum_calls: u32) -> Result<WindowSpec, ConfigError> {
+    match window {
+        Window::Count { size } => {
+            if size == 0 || size > 1_000_000 {
+                return Err(ConfigError::WindowSize(size));
+            }
+            if minimum_calls == 0 || minimum_calls > size {
+                return Err(ConfigError::MinimumCalls {
+                    minimum: minimum_calls,
+                    window: size,
+                });
+            }
+            Ok(WindowSpec::Count(size))
+        }
+        Window::Time { duration, buckets } => {
+            let bad = ConfigError::TimeWindow { duration, buckets };
+            if buckets == 0 || buckets > 1000 || duration > HUNDRED_YEARS {
+                return Err(bad);
+            }
+            let bucket_nanos = nanos(duration) / u64::from(buckets);
+            if bucket_nanos < 1_000_000 {
+                return Err(bad);
+            }
+            if minimum_calls == 0 {
+                return Err(ConfigError::MinimumCalls {
+                    minimum: 0,
+                    window: u32::MAX,
+                });
+            }
+            Ok(WindowSpec::Time {
+                bucket_nanos,
+                buckets,
+            })
+        }
+    }
+}
+
+/// The open period: durations in range; for exponential growth, a cap not
+/// below the start, a finite multiplier of at least 1 and jitter in [0, 1].
+fn check_open(open: &OpenDuration) -> Result<(), ConfigError> {
+    match *open {
+        OpenDuration::Fixed { duration } => check_duration("open.duration", duration),
+        OpenDuration::Exponential {
+            initial,
+            multiplier,
+            max,
+            jitter,
+        } => {
+            check_duration("open.initial", initial)?;
+            check_duration("open.max", max)?;
+            if max < initial {
+                return Err(ConfigError::Duration {
+                    field: "open.max (below open.initial)",
+                    value: max,
+                });
+            }
+            if !(multiplier.is_finite() && multiplier >= 1.0) {
+                return Err(ConfigError::Backoff {
+                    field: "open.multiplier",
+                    value: multiplier,
+                });
+            }
+            if !(0.0..=1.0).contains(&jitter) {
+                return Err(ConfigError::Backoff {
+                    field: "open.jitter",
+                    value: jitter,
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Half-open: the number of probes, and the longest time it may last.
+fn check_half_open(permits: u32, max_half_open: Option<Duration>) -> Result<(), ConfigError> {
+    if permits == 0 || permits > 100_000 {
+        return Err(ConfigError::HalfOpenPermits(permits));
+    }
+    match max_half_open {
+        Some(d) => check_duration("max_half_open", d),
+        None => Ok(()),
     }
 }
 
@@ -570,84 +734,95 @@ mod tests {
     fn bad_configs_are_typed_errors() {
         let d = BreakerConfig::default;
         assert_eq!(
-            err(BreakerConfig {
-                failure_rate_threshold: None,
-                ..d()
-            }),
+            err(d().failure_rate_threshold(None)),
             ConfigError::NoTripRule
         );
         for bad in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
             assert!(matches!(
-                err(BreakerConfig {
-                    failure_rate_threshold: Some(bad),
-                    ..d()
-                }),
+                err(d().failure_rate_threshold(bad)),
                 ConfigError::Threshold { .. }
             ));
         }
         assert_eq!(
-            err(BreakerConfig {
-                window: Window::Count { size: 0 },
-                ..d()
-            }),
+            err(d().window(Window::Count { size: 0 })),
             ConfigError::WindowSize(0)
         );
         assert!(matches!(
-            err(BreakerConfig {
-                window: Window::Count { size: 10 },
-                minimum_calls: 11,
-                ..d()
-            }),
+            err(d().window(Window::Count { size: 10 }).minimum_calls(11)),
             ConfigError::MinimumCalls {
                 minimum: 11,
                 window: 10
             }
         ));
         assert!(matches!(
-            err(BreakerConfig {
-                window: Window::Time {
-                    duration: Duration::from_millis(5),
-                    buckets: 10
-                },
-                ..d()
-            }),
+            err(d().window(Window::Time {
+                duration: Duration::from_millis(5),
+                buckets: 10
+            })),
             ConfigError::TimeWindow { .. }
         ));
         assert!(matches!(
-            err(BreakerConfig {
-                open: OpenDuration::fixed(Duration::ZERO),
-                ..d()
-            }),
+            err(d().open(OpenDuration::fixed(Duration::ZERO))),
             ConfigError::Duration { .. }
         ));
         assert!(matches!(
-            err(BreakerConfig {
-                open: OpenDuration::Exponential {
-                    initial: Duration::from_secs(1),
-                    multiplier: 0.5,
-                    max: Duration::from_secs(10),
-                    jitter: 0.0
-                },
-                ..d()
-            }),
+            err(d().open(OpenDuration::Exponential {
+                initial: Duration::from_secs(1),
+                multiplier: 0.5,
+                max: Duration::from_secs(10),
+                jitter: 0.0
+            })),
             ConfigError::Backoff { .. }
         ));
         assert_eq!(
-            err(BreakerConfig {
-                half_open_permits: 0,
-                ..d()
-            }),
+            err(d().half_open_permits(0)),
             ConfigError::HalfOpenPermits(0)
         );
         assert_eq!(
-            err(BreakerConfig {
-                consecutive_failures: Some(0),
-                ..d()
-            }),
+            err(d().consecutive_failures(0)),
             ConfigError::ZeroConsecutiveFailures
         );
         // Every error has a message naming the problem.
         assert!(ConfigError::NoTripRule.to_string().contains("trip rule"));
+    }
+
+    #[test]
+    fn the_first_section_with_a_problem_decides_the_error() {
+        let d = BreakerConfig::default;
+        // Trip rules before the window, the window before the open period,
+        // the open period before half-open, half-open before Retry-After.
+        assert_eq!(
+            err(d()
+                .consecutive_failures(0)
+                .window(Window::Count { size: 0 })),
+            ConfigError::ZeroConsecutiveFailures
+        );
+        assert_eq!(
+            err(d()
+                .window(Window::Count { size: 0 })
+                .open(OpenDuration::fixed(Duration::ZERO))),
+            ConfigError::WindowSize(0)
+        );
+        assert!(matches!(
+            err(d()
+                .open(OpenDuration::fixed(Duration::ZERO))
+                .half_open_permits(0)),
+            ConfigError::Duration {
+                field: "open.duration",
+                ..
+            }
+        ));
+        assert_eq!(
+            err(d().half_open_permits(0).retry_after_max(Duration::ZERO)),
+            ConfigError::HalfOpenPermits(0)
+        );
+        assert!(matches!(
+            err(d().retry_after_max(Duration::ZERO)),
+            ConfigError::Duration {
+                field: "retry_after_max",
+                ..
+            }
+        ));
     }
 
     #[test]

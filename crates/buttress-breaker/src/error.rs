@@ -1,6 +1,5 @@
 //! Errors the breaker adds: a rejection, and the error of the plain API.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
@@ -25,7 +24,8 @@ pub use buttress_core::BoxError;
 /// assert_eq!(rejected.name(), "llm");
 /// assert!(rejected.retry_after().is_some());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, thiserror::Error)]
+#[error("circuit breaker '{name}' is {state}{}", RetryIn(*.retry_after_nanos))]
 pub struct Rejected {
     name: Name,
     /// Nanoseconds, or `u64::MAX` for none: whole words keep the error
@@ -74,17 +74,21 @@ impl Rejected {
     }
 }
 
-impl fmt::Display for Rejected {
+/// The `; retry in 1.500s` suffix of a rejection's message, if known.
+struct RetryIn(u64);
+
+impl fmt::Display for RetryIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "circuit breaker '{}' is {}", self.name, self.state)?;
-        match self.retry_after() {
-            Some(d) => write!(f, "; retry in {:.3}s", d.as_secs_f64()),
-            None => Ok(()),
+        if self.0 == u64::MAX {
+            return Ok(());
         }
+        write!(
+            f,
+            "; retry in {:.3}s",
+            Duration::from_nanos(self.0).as_secs_f64()
+        )
     }
 }
-
-impl StdError for Rejected {}
 
 impl buttress_core::Rejection for Rejected {
     fn kind(&self) -> buttress_core::RejectionKind {
@@ -102,16 +106,40 @@ impl buttress_core::Rejection for Rejected {
 
 /// The error of [`CircuitBreaker::call`](crate::CircuitBreaker::call):
 /// either the breaker refused the call, or the call ran and failed.
-#[derive(Debug)]
+///
+/// Both variants are transparent: the message and the `source()` are those
+/// of the rejection or of the call's own error.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use buttress_breaker::{CircuitBreaker, error::CallError};
+///
+/// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build().unwrap();
+/// let e = breaker.call(|| async { Err::<(), _>(std::io::Error::other("down")) }).await.unwrap_err();
+/// assert_eq!(e.to_string(), "down");
+/// let e = breaker.call(|| async { Ok::<_, std::io::Error>(()) }).await.unwrap_err();
+/// assert!(matches!(e, CallError::Rejected(_)));
+/// assert!(e.to_string().starts_with("circuit breaker 'db' is open"));
+/// # });
+/// ```
+#[derive(Debug, thiserror::Error)]
 pub enum CallError<E> {
     /// The breaker refused the call; it was not made.
+    #[error(transparent)]
     Rejected(Rejected),
     /// The call was made and returned this error.
+    #[error(transparent)]
     Inner(E),
 }
 
 impl<E> CallError<E> {
     /// The call's own error, if it ran.
+    ///
+    /// ```
+    /// use buttress_breaker::error::CallError;
+    /// let e: CallError<&str> = CallError::Inner("down");
+    /// assert_eq!(e.into_inner(), Some("down"));
+    /// ```
     pub fn into_inner(self) -> Option<E> {
         match self {
             Self::Inner(e) => Some(e),
@@ -120,6 +148,14 @@ impl<E> CallError<E> {
     }
 
     /// The rejection, if the breaker refused the call.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, error::CallError};
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// breaker.force_open();
+    /// let e: CallError<std::io::Error> = CallError::Rejected(breaker.try_acquire().unwrap_err());
+    /// assert_eq!(e.rejected().map(|r| r.name()), Some("db"));
+    /// ```
     pub fn rejected(&self) -> Option<&Rejected> {
         match self {
             Self::Rejected(r) => Some(r),
@@ -128,20 +164,42 @@ impl<E> CallError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for CallError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Rejected(r) => fmt::Display::fmt(r, f),
-            Self::Inner(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
 
-impl<E: StdError + 'static> StdError for CallError<E> {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            Self::Rejected(r) => Some(r),
-            Self::Inner(e) => Some(e),
-        }
+    use super::*;
+    use crate::ConfigError;
+
+    #[test]
+    fn messages_say_what_happened_once() {
+        let name = Name::new("llm").expect("valid");
+        let r = Rejected::new(name.clone(), State::Open, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            r.to_string(),
+            "circuit breaker 'llm' is open; retry in 1.500s"
+        );
+        assert!(r.source().is_none());
+        let r = Rejected::new(name, State::HalfOpen, None);
+        assert_eq!(r.to_string(), "circuit breaker 'llm' is half_open");
+        assert_eq!(r.retry_after(), None);
+
+        // `CallError` is transparent: the message and the source are the
+        // rejection's or the call's own, never both.
+        let e: CallError<std::io::Error> = CallError::Rejected(r);
+        assert_eq!(e.to_string(), "circuit breaker 'llm' is half_open");
+        assert!(e.source().is_none());
+        let e: CallError<ConfigError> =
+            CallError::Inner(ConfigError::Name(buttress_core::NameError::Empty));
+        assert_eq!(e.to_string(), "invalid breaker name");
+        assert!(
+            e.source()
+                .is_some_and(|s| s.is::<buttress_core::NameError>())
+        );
+
+        // A wrapper's message leaves its cause to `source()`.
+        let e = ConfigError::Name(buttress_core::NameError::Empty);
+        let cause = e.source().expect("the name error");
+        assert!(!e.to_string().contains(&cause.to_string()));
     }
 }

@@ -62,6 +62,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod breaker;
 mod config;
 pub mod error;
@@ -94,3 +96,8 @@ pub use snapshot::Snapshot;
 pub use state::{Reason, State};
 
 pub use buttress_core::{Classification, Classify, Outcome};
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -25,13 +25,13 @@ fn machine(c: BreakerConfig) -> Machine {
 }
 
 fn open_machine(permits: u32) -> Machine {
-    let m = machine(BreakerConfig {
-        consecutive_failures: Some(1),
-        failure_rate_threshold: None,
-        open: OpenDuration::fixed(Duration::from_secs(1)),
-        half_open_permits: permits,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .consecutive_failures(1)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::fixed(Duration::from_secs(1)))
+            .half_open_permits(permits),
+    );
     let t = m.acquire(|| 0).0.expect("closed admits");
     m.record(t, v(Outcome::Failure), || 0);
     assert_eq!(m.state(), State::Open);
@@ -100,11 +100,11 @@ fn loom_no_more_than_n_probes() {
 #[test]
 fn loom_one_trip_per_generation() {
     model(|| {
-        let m = Arc::new(machine(BreakerConfig {
-            consecutive_failures: Some(1),
-            failure_rate_threshold: None,
-            ..BreakerConfig::default()
-        }));
+        let m = Arc::new(machine(
+            BreakerConfig::default()
+                .consecutive_failures(1)
+                .failure_rate_threshold(None),
+        ));
         // Both calls were admitted while closed; their failures race.
         let handles: Vec<_> = (0..2)
             .map(|_| {
@@ -127,12 +127,12 @@ fn loom_one_trip_per_generation() {
 #[test]
 fn loom_count_window_totals_stay_exact() {
     model(|| {
-        let m = Arc::new(machine(BreakerConfig {
-            failure_rate_threshold: Some(1.0),
-            window: Window::Count { size: 2 },
-            minimum_calls: 2,
-            ..BreakerConfig::default()
-        }));
+        let m = Arc::new(machine(
+            BreakerConfig::default()
+                .failure_rate_threshold(1.0)
+                .window(Window::Count { size: 2 })
+                .minimum_calls(2),
+        ));
         let writers: Vec<_> = [Outcome::Failure, Outcome::Success]
             .into_iter()
             .map(|o| {
@@ -156,13 +156,13 @@ fn loom_count_window_totals_stay_exact() {
 #[test]
 fn loom_record_racing_reset_keeps_totals_exact() {
     model(|| {
-        let m = Arc::new(machine(BreakerConfig {
-            consecutive_failures: Some(3),
-            failure_rate_threshold: Some(1.0),
-            window: Window::Count { size: 2 },
-            minimum_calls: 2,
-            ..BreakerConfig::default()
-        }));
+        let m = Arc::new(machine(
+            BreakerConfig::default()
+                .consecutive_failures(3)
+                .failure_rate_threshold(1.0)
+                .window(Window::Count { size: 2 })
+                .minimum_calls(2),
+        ));
         let t = m.acquire(|| 0).0.expect("closed admits");
         let writer = {
             let m = Arc::clone(&m);
@@ -185,15 +185,15 @@ fn loom_record_racing_reset_keeps_totals_exact() {
 #[test]
 fn loom_time_window_record_racing_clear() {
     model(|| {
-        let m = Arc::new(machine(BreakerConfig {
-            failure_rate_threshold: Some(1.0),
-            window: Window::Time {
-                duration: Duration::from_secs(2),
-                buckets: 2,
-            },
-            minimum_calls: 5,
-            ..BreakerConfig::default()
-        }));
+        let m = Arc::new(machine(
+            BreakerConfig::default()
+                .failure_rate_threshold(1.0)
+                .window(Window::Time {
+                    duration: Duration::from_secs(2),
+                    buckets: 2,
+                })
+                .minimum_calls(5),
+        ));
         let t = m.acquire(|| 0).0.expect("closed admits");
         let writer = {
             let m = Arc::clone(&m);

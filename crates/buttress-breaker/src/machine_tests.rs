@@ -19,13 +19,13 @@ fn machine(c: BreakerConfig) -> Machine {
 }
 
 fn consecutive(n: u32, open_secs: u64, permits: u32) -> Machine {
-    machine(BreakerConfig {
-        consecutive_failures: Some(n),
-        failure_rate_threshold: None,
-        open: OpenDuration::fixed(Duration::from_secs(open_secs)),
-        half_open_permits: permits,
-        ..BreakerConfig::default()
-    })
+    machine(
+        BreakerConfig::default()
+            .consecutive_failures(n)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::fixed(Duration::from_secs(open_secs)))
+            .half_open_permits(permits),
+    )
 }
 
 fn admit(m: &Machine, now: u64) -> Ticket {
@@ -152,12 +152,12 @@ fn a_failed_probe_reopens_and_an_ignored_probe_gives_its_permit_back() {
 
 #[test]
 fn failure_rate_over_a_count_window_waits_for_the_minimum() {
-    let m = machine(BreakerConfig {
-        failure_rate_threshold: Some(0.5),
-        window: Window::Count { size: 4 },
-        minimum_calls: 4,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .failure_rate_threshold(0.5)
+            .window(Window::Count { size: 4 })
+            .minimum_calls(4),
+    );
     fail(&m, 0);
     fail(&m, 0);
     fail(&m, 0); // 3 of 3 failed, but only 3 calls: not judged yet
@@ -173,12 +173,12 @@ fn failure_rate_over_a_count_window_waits_for_the_minimum() {
 
 #[test]
 fn failure_rate_below_threshold_does_not_trip() {
-    let m = machine(BreakerConfig {
-        failure_rate_threshold: Some(0.5),
-        window: Window::Count { size: 10 },
-        minimum_calls: 10,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .failure_rate_threshold(0.5)
+            .window(Window::Count { size: 10 })
+            .minimum_calls(10),
+    );
     for i in 0..100 {
         if i % 3 == 0 {
             fail(&m, 0);
@@ -193,15 +193,15 @@ fn failure_rate_below_threshold_does_not_trip() {
 
 #[test]
 fn time_window_forgets_old_failures() {
-    let m = machine(BreakerConfig {
-        failure_rate_threshold: Some(0.5),
-        window: Window::Time {
-            duration: Duration::from_secs(10),
-            buckets: 10,
-        },
-        minimum_calls: 3,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .failure_rate_threshold(0.5)
+            .window(Window::Time {
+                duration: Duration::from_secs(10),
+                buckets: 10,
+            })
+            .minimum_calls(3),
+    );
     fail(&m, 0);
     fail(&m, S);
     // Ten seconds later both have aged out: 1 failure in 1 call, below the minimum.
@@ -216,13 +216,13 @@ fn time_window_forgets_old_failures() {
 
 #[test]
 fn slow_calls_trip_on_their_own_rate() {
-    let m = machine(BreakerConfig {
-        failure_rate_threshold: None,
-        slow_call_rate_threshold: Some(0.5),
-        window: Window::Count { size: 2 },
-        minimum_calls: 2,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .failure_rate_threshold(None)
+            .slow_call_rate_threshold(0.5)
+            .window(Window::Count { size: 2 })
+            .minimum_calls(2),
+    );
     let t = admit(&m, 0);
     m.record(
         t,
@@ -248,15 +248,15 @@ fn slow_calls_trip_on_their_own_rate() {
 
 #[test]
 fn slow_probes_reopen() {
-    let m = machine(BreakerConfig {
-        consecutive_failures: Some(1),
-        failure_rate_threshold: None,
-        slow_call_rate_threshold: Some(1.0),
-        window: Window::Count { size: 10 },
-        minimum_calls: 10,
-        half_open_permits: 2,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .consecutive_failures(1)
+            .failure_rate_threshold(None)
+            .slow_call_rate_threshold(1.0)
+            .window(Window::Count { size: 10 })
+            .minimum_calls(10)
+            .half_open_permits(2),
+    );
     fail(&m, 0);
     let p1 = admit(&m, 60 * S);
     let p2 = admit(&m, 60 * S);
@@ -295,18 +295,18 @@ fn results_from_an_earlier_generation_are_dropped() {
 
 #[test]
 fn exponential_open_periods_grow_and_reset_after_a_healthy_close() {
-    let m = machine(BreakerConfig {
-        consecutive_failures: Some(1),
-        failure_rate_threshold: None,
-        open: OpenDuration::Exponential {
-            initial: Duration::from_secs(1),
-            multiplier: 2.0,
-            max: Duration::from_secs(3),
-            jitter: 0.5,
-        },
-        half_open_permits: 1,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .consecutive_failures(1)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::Exponential {
+                initial: Duration::from_secs(1),
+                multiplier: 2.0,
+                max: Duration::from_secs(3),
+                jitter: 0.5,
+            })
+            .half_open_permits(1),
+    );
     let open_for = |r: Recorded| r.change.and_then(|t| t.open_for);
     let mut now = 0;
     assert_eq!(open_for(fail(&m, now)), Some(Duration::from_secs(1)));
@@ -326,10 +326,7 @@ fn exponential_open_periods_grow_and_reset_after_a_healthy_close() {
 
 #[test]
 fn retry_after_hint_opens_for_that_long_clamped() {
-    let m = machine(BreakerConfig {
-        retry_after_max: Some(Duration::from_secs(30)),
-        ..BreakerConfig::default()
-    });
+    let m = machine(BreakerConfig::default().retry_after_max(Some(Duration::from_secs(30))));
     let t = admit(&m, 0);
     let r = m.record(
         t,
@@ -363,10 +360,7 @@ fn retry_after_hint_opens_for_that_long_clamped() {
         Some(Duration::from_secs(30))
     );
     // Hints are ignored when switched off, and on successes.
-    let m = machine(BreakerConfig {
-        retry_after_max: None,
-        ..BreakerConfig::default()
-    });
+    let m = machine(BreakerConfig::default().retry_after_max(None));
     let t = admit(&m, 0);
     let hint = Some(Duration::from_secs(7));
     assert!(
@@ -386,14 +380,14 @@ fn retry_after_hint_opens_for_that_long_clamped() {
 
 #[test]
 fn half_open_times_out_into_open() {
-    let m = machine(BreakerConfig {
-        consecutive_failures: Some(1),
-        failure_rate_threshold: None,
-        open: OpenDuration::fixed(Duration::from_secs(10)),
-        half_open_permits: 1,
-        max_half_open: Some(Duration::from_secs(5)),
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .consecutive_failures(1)
+            .failure_rate_threshold(None)
+            .open(OpenDuration::fixed(Duration::from_secs(10)))
+            .half_open_permits(1)
+            .max_half_open(Some(Duration::from_secs(5))),
+    );
     fail(&m, 0);
     let hung = admit(&m, 10 * S); // a probe that never reports
     assert_eq!(refused(&m, 14 * S).0, State::HalfOpen);
@@ -459,13 +453,13 @@ fn snapshot_reports_time_until_half_open_and_probes() {
 fn rate_thresholds_decide_probes() {
     // 50 % of 4 probes: the second failure reopens; one failure and three
     // successes close.
-    let m = machine(BreakerConfig {
-        failure_rate_threshold: Some(0.5),
-        window: Window::Count { size: 2 },
-        minimum_calls: 2,
-        half_open_permits: 4,
-        ..BreakerConfig::default()
-    });
+    let m = machine(
+        BreakerConfig::default()
+            .failure_rate_threshold(0.5)
+            .window(Window::Count { size: 2 })
+            .minimum_calls(2)
+            .half_open_permits(4),
+    );
     fail(&m, 0);
     fail(&m, 0);
     assert_eq!(m.state(), State::Open);

@@ -11,6 +11,33 @@ use crate::state::State;
 ///
 /// Under the `serde` feature it serializes (durations as `"1m 30s"`), ready
 /// for a health endpoint.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_breaker::{CircuitBreaker, State};
+/// use buttress_core::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder("db")
+///     .failure_rate(0.5)
+///     .count_window(4)
+///     .minimum_calls(4)
+///     .open_for(Duration::from_secs(30))
+///     .clock(clock.clone())
+///     .build()?;
+/// breaker.try_acquire()?.success();
+/// breaker.try_acquire()?.failure();
+/// let s = breaker.snapshot();
+/// assert_eq!((s.calls, s.failures, s.failure_rate), (2, 1, Some(0.5)));
+/// breaker.try_acquire()?.success();
+/// breaker.try_acquire()?.failure(); // 2 of 4 failed: it opens
+/// clock.advance(Duration::from_secs(10));
+/// let s = breaker.snapshot();
+/// assert_eq!(s.state, State::Open);
+/// assert_eq!(s.time_until_half_open, Some(Duration::from_secs(20)));
+/// assert_eq!(s.openings, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -235,15 +235,15 @@ fn breaker(p: &Params, clock: &ManualClock) -> CircuitBreaker {
         OpenDuration::fixed(Duration::from_millis(p.open_ms))
     };
     CircuitBreaker::builder("model")
-        .config(BreakerConfig {
-            consecutive_failures: p.consecutive,
-            failure_rate_threshold: p.rate,
-            window: Window::Count { size: p.window },
-            minimum_calls: p.minimum,
-            open,
-            half_open_permits: p.permits,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::default()
+                .consecutive_failures(p.consecutive)
+                .failure_rate_threshold(p.rate)
+                .window(Window::Count { size: p.window })
+                .minimum_calls(p.minimum)
+                .open(open)
+                .half_open_permits(p.permits),
+        )
         .clock(clock.clone())
         .random(FixedRandom::new([0.5]))
         .build()

@@ -71,3 +71,8 @@ pub use random::{FastRandom, FixedRandom, Random, SharedRandom};
 #[cfg(feature = "http")]
 pub use reject::HttpStatus;
 pub use reject::{BoxError, OnReject, RateLimitPolicy, RejectWithError, Rejection, RejectionKind};
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -216,3 +216,8 @@ pub fn parent_dir(path: &Path) -> &Path {
         _ => Path::new("."),
     }
 }
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -15,6 +15,7 @@ use buttress_core::Random;
     feature = "serde",
     serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub enum Backoff {
     /// Always `delay`.
     Constant {

@@ -94,18 +94,26 @@ struct Bucket {
 const BUCKETS: u32 = 10;
 
 /// Why a budget's parameters were refused.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BudgetError {
     /// `ratio` must be finite and in [0, 100].
+    #[error("budget ratio must be in [0, 100], got {0}")]
     Ratio(f64),
     /// `min_per_second` must be finite, at least 0, and allow at most a
     /// billion retries per window.
+    #[error(
+        "budget min_per_second must be at least 0 and allow at most 1e9 retries per window, got {0}"
+    )]
     MinPerSecond(f64),
     /// The window must be 10 ms to 1 day.
+    #[error("budget window must be 10ms to 1 day, got {0:?}")]
     Window(Duration),
     /// Throttling needs `max_tokens` in (0, 1,000,000] and `token_ratio` in
     /// (0, max_tokens].
+    #[error(
+        "throttling needs max_tokens in (0, 1000000] and token_ratio in (0, max_tokens], got {max_tokens} and {token_ratio}"
+    )]
     Throttle {
         /// The maximum given.
         max_tokens: f64,
@@ -113,28 +121,6 @@ pub enum BudgetError {
         token_ratio: f64,
     },
 }
-
-impl fmt::Display for BudgetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ratio(r) => write!(f, "budget ratio must be in [0, 100], got {r}"),
-            Self::MinPerSecond(m) => write!(
-                f,
-                "budget min_per_second must be at least 0 and allow at most 1e9 retries per window, got {m}"
-            ),
-            Self::Window(w) => write!(f, "budget window must be 10ms to 1 day, got {w:?}"),
-            Self::Throttle {
-                max_tokens,
-                token_ratio,
-            } => write!(
-                f,
-                "throttling needs max_tokens in (0, 1000000] and token_ratio in (0, max_tokens], got {max_tokens} and {token_ratio}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BudgetError {}
 
 impl fmt::Debug for RatioBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

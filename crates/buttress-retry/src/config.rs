@@ -1,6 +1,5 @@
 //! Configuration: plain data, validated into the rules the core runs.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
@@ -13,6 +12,7 @@ use crate::budget::BudgetError;
     feature = "serde",
     serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub enum BudgetConfig {
     /// No budget: only the attempt limit and the deadline bound retries.
     None,
@@ -40,7 +40,7 @@ impl Default for BudgetConfig {
     /// 10 % of requests plus 10 retries a second, over 10 s. Finagle's
     /// ratio is 20 %; half of it keeps a total outage at about 1.2 calls
     /// per request even after a healthy period has filled the budget (see
-    /// `docs/retry.md`).
+    /// the crate's `guide`).
     fn default() -> Self {
         Self::Ratio {
             ratio: 0.1,
@@ -55,11 +55,41 @@ impl Default for BudgetConfig {
 /// Defaults: 3 attempts in all, full jitter from 100 ms doubling to 10 s,
 /// `Retry-After` honoured, no deadline or per-attempt timeout, and a budget
 /// of 10 % of requests plus 10 retries a second over 10 s.
+///
+/// Start from [`Default`] or a preset and change fields with the chainable
+/// setters (one per field); the fields stay public for reading:
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_retry::{BudgetConfig, RetryConfig, RetryPolicy};
+///
+/// let cfg = RetryConfig::default()
+///     .max_attempts(5)
+///     .deadline(Duration::from_secs(30))
+///     .budget(BudgetConfig::None);
+/// cfg.validate()?;
+/// let policy = RetryPolicy::new("search", cfg)?;
+/// assert_eq!(policy.max_attempts(), 5);
+/// # Ok::<(), buttress_retry::ConfigError>(())
+/// ```
+///
 /// Under the `serde` feature it loads from a file with durations such as
-/// `"250ms"`.
+/// `"250ms"`; unknown fields are refused:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// let cfg: buttress_retry::RetryConfig = serde_json::from_str(r#"{
+///     "max_attempts": 4,
+///     "backoff": { "kind": "full_jitter", "base": "100ms", "factor": 2.0, "max": "5s" },
+///     "deadline": "30s"
+/// }"#).unwrap();
+/// cfg.validate().unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// The most attempts in all, the first included (1 = never retry).
     pub max_attempts: u32,
@@ -103,136 +133,260 @@ impl Default for RetryConfig {
     }
 }
 
+/// Setters, one per field.
+impl RetryConfig {
+    /// Sets the `max_attempts` field: the most attempts in all, the first
+    /// included.
+    ///
+    /// ```
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::default().max_attempts(5);
+    /// assert_eq!(cfg.max_attempts, 5);
+    /// ```
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Sets the `backoff` field: the delays between attempts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::{Backoff, RetryConfig};
+    /// let cfg = RetryConfig::default().backoff(Backoff::Constant { delay: Duration::from_secs(1) });
+    /// assert_eq!(cfg.backoff.max(), Duration::from_secs(1));
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets the `deadline` field: the longest a call may take in all;
+    /// `None` for no deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::default().deadline(Duration::from_secs(30));
+    /// assert_eq!(cfg.deadline, Some(Duration::from_secs(30)));
+    /// ```
+    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.deadline = deadline.into();
+        self
+    }
+
+    /// Sets the `attempt_timeout` field: the longest one attempt may take;
+    /// `None` for no limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::default().attempt_timeout(Duration::from_secs(2));
+    /// assert_eq!(cfg.attempt_timeout, Some(Duration::from_secs(2)));
+    /// ```
+    pub fn attempt_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.attempt_timeout = timeout.into();
+        self
+    }
+
+    /// Sets the `honor_retry_after` field: whether to wait for `Retry-After`
+    /// hints.
+    ///
+    /// ```
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::default().honor_retry_after(false);
+    /// assert!(!cfg.honor_retry_after);
+    /// ```
+    pub fn honor_retry_after(mut self, yes: bool) -> Self {
+        self.honor_retry_after = yes;
+        self
+    }
+
+    /// Sets the `max_retry_after` field: the longest `Retry-After` to wait
+    /// for; `None` for the backoff's maximum delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::default().max_retry_after(Duration::from_secs(60));
+    /// assert_eq!(cfg.max_retry_after, Some(Duration::from_secs(60)));
+    /// ```
+    pub fn max_retry_after(mut self, longest: impl Into<Option<Duration>>) -> Self {
+        self.max_retry_after = longest.into();
+        self
+    }
+
+    /// Sets the `budget` field: the budget shared by every clone of the
+    /// policy.
+    ///
+    /// ```
+    /// use buttress_retry::{BudgetConfig, RetryConfig};
+    /// let cfg = RetryConfig::default().budget(BudgetConfig::None);
+    /// assert_eq!(cfg.budget, BudgetConfig::None);
+    /// ```
+    pub fn budget(mut self, budget: BudgetConfig) -> Self {
+        self.budget = budget;
+        self
+    }
+}
+
+/// Presets and validation.
 impl RetryConfig {
     /// Connecting to a database at start-up: 6 attempts, 2 s doubling
     /// (2 + 4 + 8 + 16 + 32 = 62 s of waiting at most), no jitter, no budget.
+    ///
+    /// ```
+    /// use buttress_retry::{BudgetConfig, RetryConfig};
+    /// let cfg = RetryConfig::database_connect();
+    /// assert_eq!((cfg.max_attempts, cfg.budget), (6, BudgetConfig::None));
+    /// ```
     pub fn database_connect() -> Self {
-        Self {
-            max_attempts: 6,
-            backoff: Backoff::Exponential {
+        Self::default()
+            .max_attempts(6)
+            .backoff(Backoff::Exponential {
                 base: Duration::from_secs(2),
                 factor: 2.0,
                 max: Duration::from_secs(32),
-            },
-            budget: BudgetConfig::None,
-            ..Self::default()
-        }
+            })
+            .budget(BudgetConfig::None)
     }
 
     /// Downloading a model: 4 attempts, waiting 5, 10 then 20 s, each
     /// attempt cut off after 2 minutes, no budget.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::model_download();
+    /// assert_eq!(cfg.attempt_timeout, Some(Duration::from_secs(120)));
+    /// ```
     pub fn model_download() -> Self {
-        Self {
-            max_attempts: 4,
-            backoff: Backoff::Exponential {
+        Self::default()
+            .max_attempts(4)
+            .backoff(Backoff::Exponential {
                 base: Duration::from_secs(5),
                 factor: 2.0,
                 max: Duration::from_secs(20),
-            },
-            attempt_timeout: Some(Duration::from_secs(120)),
-            budget: BudgetConfig::None,
-            ..Self::default()
-        }
+            })
+            .attempt_timeout(Duration::from_secs(120))
+            .budget(BudgetConfig::None)
     }
 
     /// Calling an LLM server: 3 attempts, full jitter from 500 ms to 8 s,
     /// 60 s in all, the default budget.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::RetryConfig;
+    /// let cfg = RetryConfig::llm();
+    /// assert_eq!(cfg.deadline, Some(Duration::from_secs(60)));
+    /// ```
     pub fn llm() -> Self {
-        Self {
-            max_attempts: 3,
-            backoff: Backoff::FullJitter {
+        Self::default()
+            .max_attempts(3)
+            .backoff(Backoff::FullJitter {
                 base: Duration::from_millis(500),
                 factor: 2.0,
                 max: Duration::from_secs(8),
-            },
-            deadline: Some(Duration::from_secs(60)),
-            ..Self::default()
-        }
+            })
+            .deadline(Duration::from_secs(60))
     }
 
     /// Checks every field; the first problem found is returned.
+    ///
+    /// ```
+    /// use buttress_retry::{ConfigError, RetryConfig};
+    /// assert_eq!(
+    ///     RetryConfig::default().max_attempts(0).validate(),
+    ///     Err(ConfigError::MaxAttempts(0)),
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 || self.max_attempts > 1000 {
             return Err(ConfigError::MaxAttempts(self.max_attempts));
         }
-        let hundred_years = Duration::from_secs(100 * 365 * 24 * 3600);
-        let check = |field: &'static str, d: Duration, zero_ok: bool| {
-            if (d.is_zero() && !zero_ok) || d > hundred_years {
-                Err(ConfigError::Duration { field, value: d })
-            } else {
-                Ok(())
-            }
-        };
-        let factor_ok = |f: f64| f.is_finite() && f >= 1.0;
-        match self.backoff {
-            Backoff::Constant { delay } => check("backoff.delay", delay, true)?,
-            Backoff::Linear { base, max } | Backoff::Decorrelated { base, max } => {
-                check("backoff.base", base, true)?;
-                check("backoff.max", max, true)?;
-                if max < base {
-                    return Err(ConfigError::Duration {
-                        field: "backoff.max (below backoff.base)",
-                        value: max,
-                    });
-                }
-            }
-            Backoff::Exponential { base, factor, max }
-            | Backoff::FullJitter { base, factor, max }
-            | Backoff::EqualJitter { base, factor, max } => {
-                check("backoff.base", base, true)?;
-                check("backoff.max", max, true)?;
-                if max < base {
-                    return Err(ConfigError::Duration {
-                        field: "backoff.max (below backoff.base)",
-                        value: max,
-                    });
-                }
-                if !factor_ok(factor) {
-                    return Err(ConfigError::Factor(factor));
-                }
-            }
-        }
+        check_backoff(&self.backoff)?;
         if let Some(d) = self.deadline {
-            check("deadline", d, false)?;
+            check_duration("deadline", d, false)?;
         }
         if let Some(d) = self.attempt_timeout {
-            check("attempt_timeout", d, false)?;
+            check_duration("attempt_timeout", d, false)?;
         }
         if let Some(d) = self.max_retry_after {
-            check("max_retry_after", d, true)?;
+            check_duration("max_retry_after", d, true)?;
         }
-        match self.budget {
-            BudgetConfig::None => {}
-            BudgetConfig::Ratio {
-                ratio,
-                min_per_second,
-                window,
-            } => {
-                crate::budget::RatioBudget::new(ratio, min_per_second, window)
-                    .map_err(ConfigError::Budget)?;
-            }
-            BudgetConfig::Throttle {
-                max_tokens,
-                token_ratio,
-            } => {
-                crate::budget::Throttle::new(max_tokens, token_ratio)
-                    .map_err(ConfigError::Budget)?;
-            }
-        }
+        check_budget(&self.budget)
+    }
+}
+
+const HUNDRED_YEARS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A duration is at most 100 years, and zero only where `zero_ok`.
+fn check_duration(field: &'static str, value: Duration, zero_ok: bool) -> Result<(), ConfigError> {
+    if (value.is_zero() && !zero_ok) || value > HUNDRED_YEARS {
+        Err(ConfigError::Duration { field, value })
+    } else {
         Ok(())
     }
 }
 
+/// The backoff's durations, a cap not below its base, and a finite factor
+/// of at least 1.
+fn check_backoff(backoff: &Backoff) -> Result<(), ConfigError> {
+    let (base, max, factor) = match *backoff {
+        Backoff::Constant { delay } => return check_duration("backoff.delay", delay, true),
+        Backoff::Linear { base, max } | Backoff::Decorrelated { base, max } => (base, max, None),
+        Backoff::Exponential { base, factor, max }
+        | Backoff::FullJitter { base, factor, max }
+        | Backoff::EqualJitter { base, factor, max } => (base, max, Some(factor)),
+    };
+    check_duration("backoff.base", base, true)?;
+    check_duration("backoff.max", max, true)?;
+    if max < base {
+        return Err(ConfigError::Duration {
+            field: "backoff.max (below backoff.base)",
+            value: max,
+        });
+    }
+    match factor {
+        Some(f) if !(f.is_finite() && f >= 1.0) => Err(ConfigError::Factor(f)),
+        _ => Ok(()),
+    }
+}
+
+/// The budget's parameters, checked by building one.
+fn check_budget(budget: &BudgetConfig) -> Result<(), ConfigError> {
+    match *budget {
+        BudgetConfig::None => Ok(()),
+        BudgetConfig::Ratio {
+            ratio,
+            min_per_second,
+            window,
+        } => crate::budget::RatioBudget::new(ratio, min_per_second, window)
+            .map(drop)
+            .map_err(ConfigError::Budget),
+        BudgetConfig::Throttle {
+            max_tokens,
+            token_ratio,
+        } => crate::budget::Throttle::new(max_tokens, token_ratio)
+            .map(drop)
+            .map_err(ConfigError::Budget),
+    }
+}
+
 /// Why a retry configuration was refused.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The policy's name is not valid.
-    Name(buttress_core::NameError),
+    #[error("invalid retry policy name")]
+    Name(#[source] buttress_core::NameError),
     /// `max_attempts` must be 1 to 1000.
+    #[error("max_attempts must be 1 to 1000, got {0}")]
     MaxAttempts(u32),
     /// A duration is zero where it must not be, longer than 100 years, or a
     /// cap below its base.
+    #[error("{field} is out of range (zero, over 100 years, or below its base): {value:?}")]
     Duration {
         /// Which field.
         field: &'static str,
@@ -240,36 +394,11 @@ pub enum ConfigError {
         value: Duration,
     },
     /// A backoff factor below 1 or not finite.
+    #[error("backoff factor must be finite and at least 1, got {0}")]
     Factor(f64),
     /// The budget's parameters.
-    Budget(BudgetError),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Name(e) => write!(f, "invalid retry policy name: {e}"),
-            Self::MaxAttempts(n) => write!(f, "max_attempts must be 1 to 1000, got {n}"),
-            Self::Duration { field, value } => {
-                write!(
-                    f,
-                    "{field} is out of range (zero, over 100 years, or below its base): {value:?}"
-                )
-            }
-            Self::Factor(x) => write!(f, "backoff factor must be finite and at least 1, got {x}"),
-            Self::Budget(e) => write!(f, "invalid retry budget: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Name(e) => Some(e),
-            Self::Budget(e) => Some(e),
-            _ => None,
-        }
-    }
+    #[error("invalid retry budget")]
+    Budget(#[source] BudgetError),
 }
 
 #[cfg(test)]
@@ -292,71 +421,71 @@ mod tests {
     fn bad_values_are_typed_errors() {
         let d = RetryConfig::default;
         assert_eq!(
-            RetryConfig {
-                max_attempts: 0,
-                ..d()
-            }
-            .validate(),
+            d().max_attempts(0).validate(),
             Err(ConfigError::MaxAttempts(0))
         );
         assert!(matches!(
-            RetryConfig {
-                deadline: Some(Duration::ZERO),
-                ..d()
-            }
-            .validate(),
+            d().deadline(Duration::ZERO).validate(),
             Err(ConfigError::Duration {
                 field: "deadline",
                 ..
             })
         ));
         assert!(matches!(
-            RetryConfig {
-                backoff: Backoff::Exponential {
-                    base: Duration::from_secs(1),
-                    factor: 0.5,
-                    max: Duration::from_secs(2)
-                },
-                ..d()
-            }
+            d().backoff(Backoff::Exponential {
+                base: Duration::from_secs(1),
+                factor: 0.5,
+                max: Duration::from_secs(2)
+            })
             .validate(),
             Err(ConfigError::Factor(_))
         ));
         assert!(matches!(
-            RetryConfig {
-                backoff: Backoff::FullJitter {
-                    base: Duration::from_secs(2),
-                    factor: 2.0,
-                    max: Duration::from_secs(1)
-                },
-                ..d()
-            }
+            d().backoff(Backoff::FullJitter {
+                base: Duration::from_secs(2),
+                factor: 2.0,
+                max: Duration::from_secs(1)
+            })
             .validate(),
             Err(ConfigError::Duration { .. })
         ));
         assert!(matches!(
-            RetryConfig {
-                budget: BudgetConfig::Ratio {
-                    ratio: f64::NAN,
-                    min_per_second: 1.0,
-                    window: Duration::from_secs(1)
-                },
-                ..d()
-            }
+            d().budget(BudgetConfig::Ratio {
+                ratio: f64::NAN,
+                min_per_second: 1.0,
+                window: Duration::from_secs(1)
+            })
             .validate(),
             Err(ConfigError::Budget(BudgetError::Ratio(_)))
         ));
         assert!(matches!(
-            RetryConfig {
-                budget: BudgetConfig::Throttle {
-                    max_tokens: 10.0,
-                    token_ratio: 0.0
-                },
-                ..d()
-            }
+            d().budget(BudgetConfig::Throttle {
+                max_tokens: 10.0,
+                token_ratio: 0.0
+            })
             .validate(),
             Err(ConfigError::Budget(BudgetError::Throttle { .. }))
         ));
         assert!(!ConfigError::MaxAttempts(0).to_string().is_empty());
+    }
+
+    #[test]
+    fn wrappers_leave_their_cause_to_source() {
+        use std::error::Error as _;
+        let e = ConfigError::Budget(BudgetError::Ratio(f64::NAN));
+        assert_eq!(e.to_string(), "invalid retry budget");
+        let cause = e.source().expect("the budget's error");
+        assert!(cause.is::<BudgetError>());
+        assert_eq!(
+            cause.to_string(),
+            "budget ratio must be in [0, 100], got NaN"
+        );
+        let e = ConfigError::Name(buttress_core::NameError::Empty);
+        assert_eq!(e.to_string(), "invalid retry policy name");
+        assert!(
+            e.source()
+                .is_some_and(|s| s.is::<buttress_core::NameError>())
+        );
+        assert!(ConfigError::MaxAttempts(0).source().is_none());
     }
 }

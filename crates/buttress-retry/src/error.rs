@@ -1,14 +1,41 @@
 //! Errors the retry layer adds.
 
-use std::fmt;
 use std::time::Duration;
 
-/// The error of the tower service: tower's `BoxError`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use buttress_core::BoxError;
 
-/// The last attempt through the tower service took longer than the
-/// attempt timeout (or what was left of the deadline) and was cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An attempt took longer than the attempt timeout (or what was left of
+/// the deadline) and was cancelled.
+///
+/// The tower service fails with it (inside [`BoxError`]) when its last
+/// attempt timed out; the plain API's [`RetryError`](crate::RetryError)
+/// holds it as [`LastError::TimedOut`](crate::LastError::TimedOut).
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_retry::{RetryPolicy, retry, error::AttemptTimedOut};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let policy = RetryPolicy::builder("slow")
+///     .max_attempts(1)
+///     .attempt_timeout(Duration::from_secs(1))
+///     .build()
+///     .unwrap();
+/// let e = retry(&policy, || async {
+///     tokio::time::sleep(Duration::from_secs(5)).await;
+///     Ok::<(), std::io::Error>(())
+/// })
+/// .await
+/// .unwrap_err();
+/// let timeout = std::error::Error::source(&e)
+///     .and_then(|s| s.downcast_ref::<AttemptTimedOut>())
+///     .expect("the timeout is the cause");
+/// assert_eq!(timeout.after(), Duration::from_secs(1));
+/// assert_eq!(timeout.to_string(), "attempt 1 timed out after 1s");
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("attempt {attempts} timed out after {after:?}")]
 pub struct AttemptTimedOut {
     after: Duration,
     attempts: u32,
@@ -29,15 +56,3 @@ impl AttemptTimedOut {
         self.attempts
     }
 }
-
-impl fmt::Display for AttemptTimedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "attempt {} timed out after {:?}",
-            self.attempts, self.after
-        )
-    }
-}
-
-impl std::error::Error for AttemptTimedOut {}

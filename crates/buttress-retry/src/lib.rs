@@ -50,6 +50,10 @@
 //! # }).unwrap();
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 mod attempts;
 mod backoff;
 mod budget;
@@ -85,3 +89,8 @@ pub use retry::{LastError, RetryError, retry, retry_blocking, retry_blocking_wit
 pub use service::RetryService;
 #[cfg(feature = "tower")]
 pub use tower_policy::TowerPolicy;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

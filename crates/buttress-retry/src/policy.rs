@@ -56,31 +56,87 @@ pub(crate) struct Run {
 
 impl RetryPolicy {
     /// Starts a builder with the default configuration.
+    ///
+    /// ```
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::builder("search").max_attempts(2).build()?;
+    /// assert_eq!(policy.max_attempts(), 2);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn builder(name: impl Into<String>) -> Builder {
         Builder::new(name)
     }
 
     /// A policy with `config`.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryConfig, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::new("db", RetryConfig::database_connect())?;
+    /// assert_eq!(policy.max_attempts(), 6);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn new(name: impl Into<String>, config: RetryConfig) -> Result<Self, ConfigError> {
         Builder::new(name).config(config).build()
     }
 
     /// The policy's name.
+    ///
+    /// ```
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::builder("db").build()?;
+    /// assert_eq!(policy.name().as_str(), "db");
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.inner.name
     }
 
     /// The most attempts in all.
+    ///
+    /// ```
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// assert_eq!(RetryPolicy::builder("db").build()?.max_attempts(), 3); // the default
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn max_attempts(&self) -> u32 {
         self.inner.rules.max_attempts
     }
 
     /// The budget, if any.
+    ///
+    /// ```
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// assert!(RetryPolicy::builder("db").build()?.budget().is_some()); // 10 % + 10/s by default
+    /// assert!(RetryPolicy::builder("db").no_budget().build()?.budget().is_none());
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn budget(&self) -> Option<&Arc<dyn RetryBudget>> {
         self.inner.budget.as_ref()
     }
 
     /// A tower layer that retries with this policy.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("flaky").build().unwrap();
+    /// let calls = AtomicU32::new(0);
+    /// let svc = policy.layer().layer(service_fn(|x: u32| {
+    ///     let n = calls.fetch_add(1, Ordering::SeqCst);
+    ///     async move { if n == 0 { Err(std::io::Error::other("reset")) } else { Ok(x) } }
+    /// }));
+    /// assert_eq!(svc.oneshot(7).await.unwrap(), 7); // the second attempt succeeded
+    /// assert_eq!(calls.load(Ordering::SeqCst), 2);
+    /// # });
+    /// ```
     pub fn layer(&self) -> crate::RetryLayer {
         crate::RetryLayer::new(self.clone())
     }
@@ -328,38 +384,135 @@ impl Builder {
     }
 
     /// Replaces the whole configuration.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryConfig, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::builder("llm").config(RetryConfig::llm()).build()?;
+    /// assert_eq!(policy.max_attempts(), 3);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn config(mut self, config: RetryConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The most attempts in all, the first included.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use buttress_retry::{RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db").max_attempts(4).build()?;
+    /// let calls = Cell::new(0);
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
+    ///     calls.set(calls.get() + 1);
+    ///     Err::<(), _>("down")
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!((calls.get(), e.stop()), (4, Stop::MaxAttempts));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.config.max_attempts = n;
+        self.config = self.config.max_attempts(n);
         self
     }
 
     /// The delays between attempts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db")
+    ///     .backoff(Backoff::Linear { base: Duration::from_secs(1), max: Duration::from_secs(10) })
+    ///     .build()?;
+    /// let mut waits = Vec::new();
+    /// let _ = retry_blocking_with(&policy, &RetryClassifier, |d| waits.push(d), || Err::<(), _>("down"));
+    /// assert_eq!(waits, [Duration::from_secs(1), Duration::from_secs(2)]);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn backoff(mut self, backoff: crate::Backoff) -> Self {
-        self.config.backoff = backoff;
+        self.config = self.config.backoff(backoff);
         self
     }
 
     /// The longest a request may take in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let clock = ManualClock::new();
+    /// let policy = RetryPolicy::builder("db")
+    ///     .max_attempts(10)
+    ///     .backoff(Backoff::Constant { delay: Duration::from_secs(2) })
+    ///     .deadline(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |d| clock.advance(d), || Err::<(), _>("down"))
+    ///     .unwrap_err();
+    /// // Attempts at 0, 2 and 4 s; a wait to 6 s would end past the deadline.
+    /// assert_eq!((e.attempts(), e.stop()), (3, Stop::Deadline));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.config.deadline = Some(deadline);
+        self.config = self.config.deadline(deadline);
         self
     }
 
     /// The longest one attempt may take.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::{RetryPolicy, retry};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("slow")
+    ///     .max_attempts(2)
+    ///     .attempt_timeout(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// let e = retry(&policy, || async {
+    ///     tokio::time::sleep(Duration::from_secs(30)).await; // hangs
+    ///     Ok::<(), std::io::Error>(())
+    /// })
+    /// .await
+    /// .unwrap_err();
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.attempts(), 2);
+    /// # });
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.config.attempt_timeout = Some(timeout);
+        self.config = self.config.attempt_timeout(timeout);
         self
     }
 
     /// Whether to wait for `Retry-After` hints.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::{Classification, classify_fn};
+    /// use buttress_retry::{Backoff, RetryPolicy, retry_blocking_with};
+    ///
+    /// // The server says "come back in 30 s"; this policy keeps to its own backoff.
+    /// let hinted = classify_fn(|r: &Result<(), &str>| match r {
+    ///     Ok(_) => Classification::SUCCESS,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE.with_retry_after(Some(Duration::from_secs(30))),
+    /// });
+    /// let policy = RetryPolicy::builder("api")
+    ///     .max_attempts(2)
+    ///     .backoff(Backoff::Constant { delay: Duration::from_secs(1) })
+    ///     .honor_retry_after(false)
+    ///     .build()?;
+    /// let mut waits = Vec::new();
+    /// let _ = retry_blocking_with(&policy, &hinted, |d| waits.push(d), || Err("busy"));
+    /// assert_eq!(waits, [Duration::from_secs(1)]);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn honor_retry_after(mut self, yes: bool) -> Self {
-        self.config.honor_retry_after = yes;
+        self.config = self.config.honor_retry_after(yes);
         self
     }
 
@@ -380,50 +533,147 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_retry_after(mut self, longest: Duration) -> Self {
-        self.config.max_retry_after = Some(longest);
+        self.config = self.config.max_retry_after(longest);
         self
     }
 
     /// The budget to build (each built policy gets its own).
+    ///
+    /// ```
+    /// use buttress_retry::{BudgetConfig, RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// // gRPC throttling with 2 tokens: one failure leaves 1, not more than half.
+    /// let policy = RetryPolicy::builder("api")
+    ///     .budget_config(BudgetConfig::Throttle { max_tokens: 2.0, token_ratio: 1.0 })
+    ///     .build()?;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || Err::<(), _>("down"))
+    ///     .unwrap_err();
+    /// assert_eq!((e.attempts(), e.stop()), (1, Stop::BudgetExhausted));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn budget_config(mut self, budget: BudgetConfig) -> Self {
-        self.config.budget = budget;
+        self.config = self.config.budget(budget);
         self.budget = None;
         self
     }
 
     /// A budget shared with other policies (for example every route to one
     /// upstream). Overrides the configured one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use buttress_retry::{RatioBudget, RetryBudget, RetryPolicy};
+    ///
+    /// // Every route to one upstream draws on one budget.
+    /// let budget: Arc<dyn RetryBudget> =
+    ///     Arc::new(RatioBudget::new(0.1, 5.0, Duration::from_secs(10)).expect("valid"));
+    /// let search = RetryPolicy::builder("search").shared_budget(budget.clone()).build()?;
+    /// let suggest = RetryPolicy::builder("suggest").shared_budget(budget).build()?;
+    /// assert!(Arc::ptr_eq(search.budget().unwrap(), suggest.budget().unwrap()));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn shared_budget(mut self, budget: Arc<dyn RetryBudget>) -> Self {
         self.budget = Some(budget);
         self
     }
 
     /// No budget at all.
+    ///
+    /// ```
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::builder("db-connect").no_budget().build()?;
+    /// assert!(policy.budget().is_none());
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn no_budget(mut self) -> Self {
-        self.config.budget = BudgetConfig::None;
+        self.config = self.config.budget(BudgetConfig::None);
         self.budget = None;
         self
     }
 
     /// The clock (default: tokio's).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_retry::{RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let clock = ManualClock::new(); // the deadline is measured on it
+    /// let policy = RetryPolicy::builder("db")
+    ///     .deadline(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
+    ///     clock.advance(Duration::from_secs(2)); // a slow attempt
+    ///     Err::<(), _>("down")
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!((e.attempts(), e.stop()), (1, Stop::Deadline));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// The random source for jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::FixedRandom;
+    /// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db")
+    ///     .max_attempts(2)
+    ///     .backoff(Backoff::FullJitter { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(10) })
+    ///     .random(FixedRandom::new([0.25]))
+    ///     .build()?;
+    /// let mut waits = Vec::new();
+    /// let _ = retry_blocking_with(&policy, &RetryClassifier, |d| waits.push(d), || Err::<(), _>("down"));
+    /// assert_eq!(waits, [Duration::from_millis(250)]); // a quarter of the 1 s ceiling
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn random(mut self, random: impl Random) -> Self {
         self.random = Arc::new(random);
         self
     }
 
     /// Adds a listener.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use buttress_retry::{RetryClassifier, RetryEvent, RetryPolicy, retry_blocking_with};
+    ///
+    /// let retries = Arc::new(AtomicU32::new(0));
+    /// let seen = Arc::clone(&retries);
+    /// let policy = RetryPolicy::builder("db")
+    ///     .on_event(move |e| {
+    ///         if let RetryEvent::Retrying { .. } = e {
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// let _ = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || Err::<(), _>("down"));
+    /// assert_eq!(retries.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn on_event(mut self, f: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
         self.listeners.push(Arc::new(f));
         self
     }
 
     /// Validates and builds.
+    ///
+    /// ```
+    /// use buttress_retry::{ConfigError, RetryPolicy};
+    ///
+    /// assert!(RetryPolicy::builder("db").build().is_ok());
+    /// let e = RetryPolicy::builder("db").max_attempts(0).build().unwrap_err();
+    /// assert_eq!(e, ConfigError::MaxAttempts(0));
+    /// ```
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
         let name = Name::new(&self.name).map_err(ConfigError::Name)?;
         self.config.validate()?;

@@ -1,6 +1,5 @@
 //! The plain API: retry an async or blocking closure.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -9,80 +8,138 @@ use buttress_core::{Classification, Classify};
 
 use crate::attempts::{Decision, Stop};
 use crate::classify::RetryClassifier;
+use crate::error::AttemptTimedOut;
 use crate::policy::RetryPolicy;
 
 /// Why a retried call failed in the end.
-#[derive(Debug)]
-pub struct RetryError<E> {
-    last: LastError<E>,
-    attempts: u32,
-    stop: Stop,
+///
+/// Its message says how many attempts were made and why retrying stopped;
+/// the last attempt's failure is its [`source()`](std::error::Error::source):
+/// the call's own error `E`, or an [`AttemptTimedOut`] when the last attempt
+/// was cut off. [`last`](Self::last) and [`into_error`](Self::into_error)
+/// give it typed.
+///
+/// ```
+/// use std::error::Error as _;
+/// use buttress_retry::{RetryPolicy, Stop, retry};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let policy = RetryPolicy::builder("db").max_attempts(2).no_budget().build().unwrap();
+/// let e = retry(&policy, || async { Err::<(), _>(std::io::Error::other("refused")) })
+///     .await
+///     .unwrap_err();
+/// assert_eq!(e.to_string(), "failed after 2 attempts (max_attempts)");
+/// assert_eq!(e.source().map(|s| s.to_string()), Some("refused".into()));
+/// assert_eq!(e.stop(), Stop::MaxAttempts);
+/// assert_eq!(e.into_error().map(|io| io.kind()), Some(std::io::ErrorKind::Other));
+/// # });
+/// ```
+#[derive(thiserror::Error)]
+#[error(transparent)]
+pub struct RetryError<E>(Repr<E>);
+
+/// What a [`RetryError`] holds: the last failure, typed, as the source.
+#[derive(Debug, thiserror::Error)]
+enum Repr<E> {
+    #[error("failed after {attempts} {} ({stop})", tries(attempts))]
+    Error {
+        #[source]
+        error: E,
+        attempts: u32,
+        stop: Stop,
+    },
+    #[error("failed after {attempts} {} ({stop})", tries(attempts))]
+    TimedOut {
+        #[source]
+        timeout: AttemptTimedOut,
+        attempts: u32,
+        stop: Stop,
+    },
 }
 
-/// The last attempt's failure.
-#[derive(Debug)]
+/// "attempt" or "attempts".
+fn tries(n: &u32) -> &'static str {
+    if *n == 1 { "attempt" } else { "attempts" }
+}
+
+/// The last attempt's failure, from [`RetryError::last`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastError<E> {
     /// The call's own error.
     Error(E),
-    /// The attempt took longer than this and was cancelled.
-    TimedOut(Duration),
+    /// The attempt took too long and was cancelled.
+    TimedOut(AttemptTimedOut),
+}
+
+impl<E: fmt::Debug> fmt::Debug for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryError")
+            .field("last", &self.last())
+            .field("attempts", &self.attempts())
+            .field("stop", &self.stop())
+            .finish()
+    }
 }
 
 impl<E> RetryError<E> {
+    fn new(last: LastError<E>, attempts: u32, stop: Stop) -> Self {
+        Self(match last {
+            LastError::Error(error) => Repr::Error {
+                error,
+                attempts,
+                stop,
+            },
+            LastError::TimedOut(timeout) => Repr::TimedOut {
+                timeout,
+                attempts,
+                stop,
+            },
+        })
+    }
+
     /// The last attempt's failure.
-    pub fn last(&self) -> &LastError<E> {
-        &self.last
+    ///
+    /// ```
+    /// use buttress_retry::{LastError, RetryPolicy, retry};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("db").max_attempts(1).build().unwrap();
+    /// let e = retry(&policy, || async { Err::<(), _>("refused") }).await.unwrap_err();
+    /// assert_eq!(e.last(), LastError::Error(&"refused"));
+    /// # });
+    /// ```
+    pub fn last(&self) -> LastError<&E> {
+        match &self.0 {
+            Repr::Error { error, .. } => LastError::Error(error),
+            Repr::TimedOut { timeout, .. } => LastError::TimedOut(*timeout),
+        }
     }
 
     /// The last error, unless the last attempt timed out.
     pub fn into_error(self) -> Option<E> {
-        match self.last {
-            LastError::Error(e) => Some(e),
-            LastError::TimedOut(_) => None,
+        match self.0 {
+            Repr::Error { error, .. } => Some(error),
+            Repr::TimedOut { .. } => None,
         }
     }
 
     /// Attempts made in all.
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        match self.0 {
+            Repr::Error { attempts, .. } | Repr::TimedOut { attempts, .. } => attempts,
+        }
     }
 
     /// Why retrying stopped.
     pub fn stop(&self) -> Stop {
-        self.stop
+        match self.0 {
+            Repr::Error { stop, .. } | Repr::TimedOut { stop, .. } => stop,
+        }
     }
 
     /// Whether the last attempt timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.last, LastError::TimedOut(_))
-    }
-}
-
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tries = if self.attempts == 1 {
-            "attempt"
-        } else {
-            "attempts"
-        };
-        write!(
-            f,
-            "failed after {} {tries} ({}): ",
-            self.attempts, self.stop
-        )?;
-        match &self.last {
-            LastError::Error(e) => write!(f, "{e}"),
-            LastError::TimedOut(d) => write!(f, "attempt timed out after {d:?}"),
-        }
-    }
-}
-
-impl<E: StdError + 'static> StdError for RetryError<E> {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.last {
-            LastError::Error(e) => Some(e),
-            LastError::TimedOut(_) => None,
-        }
+        matches!(self.0, Repr::TimedOut { .. })
     }
 }
 
@@ -152,25 +209,14 @@ fn finish<T, E>(
     attempts: u32,
     stop: Stop,
 ) -> Result<T, RetryError<E>> {
-    match last {
-        Some(Ok(Ok(v))) => Ok(v),
-        Some(Ok(Err(e))) => Err(RetryError {
-            last: LastError::Error(e),
-            attempts,
-            stop,
-        }),
-        Some(Err(limit)) => Err(RetryError {
-            last: LastError::TimedOut(limit),
-            attempts,
-            stop,
-        }),
+    let last = match last {
+        Some(Ok(Ok(v))) => return Ok(v),
+        Some(Ok(Err(e))) => LastError::Error(e),
+        Some(Err(limit)) => LastError::TimedOut(AttemptTimedOut::new(limit, attempts)),
         // Unreachable: there is always a last attempt when stopping.
-        None => Err(RetryError {
-            last: LastError::TimedOut(Duration::ZERO),
-            attempts,
-            stop,
-        }),
-    }
+        None => LastError::TimedOut(AttemptTimedOut::new(Duration::ZERO, attempts)),
+    };
+    Err(RetryError::new(last, attempts, stop))
 }
 
 /// Calls the blocking `f` until it succeeds or the policy says stop,

@@ -55,10 +55,12 @@ async fn the_error_says_what_happened() {
     .expect_err("fails");
     assert_eq!(e.attempts(), 3);
     assert_eq!(e.stop(), Stop::MaxAttempts);
-    assert_eq!(
-        e.to_string(),
-        "failed after 3 attempts (max_attempts): down"
-    );
+    // The message says what happened at this level; the last error is the
+    // source, said once.
+    assert_eq!(e.to_string(), "failed after 3 attempts (max_attempts)");
+    let source = std::error::Error::source(&e).expect("the last error");
+    assert_eq!(source.to_string(), "down");
+    assert!(source.is::<std::io::Error>());
     assert!(matches!(e.last(), LastError::Error(_)));
 }
 
@@ -81,6 +83,18 @@ async fn attempt_timeout_in_the_plain_api() {
     .expect_err("times out");
     assert!(e.is_timeout());
     assert_eq!(e.attempts(), 2);
+    // The timeout is a typed error too, reachable through `source()`.
+    match e.last() {
+        LastError::TimedOut(t) => {
+            assert_eq!(t.after(), Duration::from_secs(5));
+            assert_eq!(t.attempts(), 2);
+        }
+        LastError::Error(_) => panic!("the last attempt timed out"),
+    }
+    let source = std::error::Error::source(&e).expect("the timeout");
+    assert_eq!(source.to_string(), "attempt 2 timed out after 5s");
+    assert!(source.is::<buttress_retry::error::AttemptTimedOut>());
+    assert_eq!(e.to_string(), "failed after 2 attempts (max_attempts)");
 }
 
 #[test]
