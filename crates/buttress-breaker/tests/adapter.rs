@@ -1,13 +1,11 @@
 //! The tower adapter, under paused tokio time.
 
-mod support;
-
 use std::time::Duration;
 
 use buttress_breaker::error::{BoxError, Rejected};
 use buttress_breaker::{CircuitBreaker, Classification, Outcome, State};
 use buttress_core::classify_fn;
-use support::{Flaky, ReadyOnce};
+use buttress_test_support::mock::{Flaky, ReadyOnce};
 use tower::{Layer, Service, ServiceExt};
 
 fn breaker(n: u32) -> CircuitBreaker {

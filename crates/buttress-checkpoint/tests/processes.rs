@@ -9,18 +9,17 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::Child;
 
 use buttress_checkpoint::{
     Checkpointer, FileStore, FileStoreConfig, Json, Policy, Store, load, save,
 };
 use buttress_journal::{Cursor, Durability, Journal, JournalConfig, JournalReader};
+use buttress_test_support::process;
 use serde::{Deserialize, Serialize};
 
 const CHILD: &str = "BUTTRESS_CHECKPOINT_CHILD";
 const EVERY: u64 = 100;
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn state(seq: u64) -> Vec<u64> {
     (0..(seq % 5) * 300 + 1).map(|i| seq ^ i).collect()
@@ -38,17 +37,13 @@ struct Event {
 }
 
 fn real_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("checkpoint-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+    buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "checkpoint", name)
 }
 
 /// A child's work.
 #[test]
 fn child() {
-    let Ok(args) = std::env::var(CHILD) else {
+    let Some(args) = process::child_work(CHILD) else {
         return;
     };
     let (role, dir) = args.split_once(' ').expect("role and dir");
@@ -101,21 +96,15 @@ fn child() {
 }
 
 fn spawn(role: &str, dir: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD, format!("{role} {}", dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn")
+    process::spawn_child(CHILD, &format!("{role} {}", dir.display()))
 }
 
 #[test]
 fn a_saver_killed_200_times_never_loses_an_acknowledged_checkpoint() {
-    if std::env::var(CHILD).is_ok() {
+    if process::is_child(CHILD) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = process::serial();
     let dir = real_dir("saver");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -162,10 +151,10 @@ fn a_saver_killed_200_times_never_loses_an_acknowledged_checkpoint() {
 
 #[test]
 fn a_journal_consumer_killed_and_restarted_processes_everything_and_redoes_little() {
-    if std::env::var(CHILD).is_ok() {
+    if process::is_child(CHILD) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = process::serial();
     let dir = real_dir("consumer");
     let total = 3000u64;
     let journal = Journal::open(

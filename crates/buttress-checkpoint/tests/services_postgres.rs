@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 const TABLE: &str = "buttress_checkpoint_tests";
 
+use buttress_test_support::services;
+
 fn url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    services::database_url()
 }
 
 async fn store(name: &str) -> Option<PgStore> {
@@ -24,13 +25,8 @@ async fn store(name: &str) -> Option<PgStore> {
     match PgStore::connect(&url, TABLE, name).await {
         Ok(store) => Some(store),
         Err(e) => {
-            let e = chain(&e); // the client's error, below ours, says why
-            if std::env::var("BUTTRESS_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("no PostgreSQL answers at {url} ({e}), and BUTTRESS_REQUIRE_SERVICES=1");
-            }
-            eprintln!(
-                "skipping: no PostgreSQL answers at {url} ({e}); set DATABASE_URL, or BUTTRESS_REQUIRE_SERVICES=1 to fail"
-            );
+            // The client's error, below ours, says why.
+            services::unavailable("PostgreSQL", "DATABASE_URL", &url, chain(&e));
             None
         }
     }

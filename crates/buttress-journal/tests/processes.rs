@@ -11,18 +11,16 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Child;
+use std::sync::Arc;
 use std::time::Duration;
 
 use buttress_fs::{Fs, RealFs};
 use buttress_journal::{Compression, Durability, Journal, JournalConfig, JournalReader};
+use buttress_test_support::process;
 use support::{Ev, read_all, real_dir};
 
 const CHILD: &str = "BUTTRESS_JOURNAL_CHILD";
-
-/// The parents take turns: each already loads both cores.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn size(rng: &mut fastrand::Rng) -> usize {
     // 64 B to 64 KiB: mostly small, one in ten large.
@@ -41,7 +39,7 @@ fn event(p: u32, t: u32, s: u32, len: usize) -> Ev {
 /// A writer's work, when run as a child.
 #[test]
 fn child() {
-    let Ok(args) = std::env::var(CHILD) else {
+    let Some(args) = process::child_work(CHILD) else {
         return;
     };
     let args: Vec<&str> = args.split(' ').collect();
@@ -107,16 +105,10 @@ fn torn_tail(dir: &Path) -> Option<(std::path::PathBuf, u64)> {
 }
 
 fn spawn(role: &str, dir: &Path, p: u32, threads: u32, events: u32) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env(
-            CHILD,
-            format!("{role} {} {p} {threads} {events}", dir.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child")
+    process::spawn_child(
+        CHILD,
+        &format!("{role} {} {p} {threads} {events}", dir.display()),
+    )
 }
 
 /// Every (process, thread) wrote 0..events, each once and in order.
@@ -137,10 +129,10 @@ fn check_complete(dir: &Path, processes: u32, threads: u32, events: u32) {
 
 #[test]
 fn eight_processes_of_four_threads_write_160_000_whole_records() {
-    if std::env::var(CHILD).is_ok() {
+    if process::is_child(CHILD) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = process::serial();
     let dir = real_dir("many");
     let children: Vec<Child> = (0..8).map(|p| spawn("many", &dir, p, 4, 5000)).collect();
     for mut child in children {
@@ -152,10 +144,10 @@ fn eight_processes_of_four_threads_write_160_000_whole_records() {
 
 #[test]
 fn rotation_every_few_milliseconds_under_eight_processes_loses_nothing() {
-    if std::env::var(CHILD).is_ok() {
+    if process::is_child(CHILD) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = process::serial();
     let dir = real_dir("rotate");
     let children: Vec<Child> = (0..8).map(|p| spawn("rotate", &dir, p, 2, 1500)).collect();
     for mut child in children {
@@ -170,10 +162,10 @@ fn rotation_every_few_milliseconds_under_eight_processes_loses_nothing() {
 
 #[test]
 fn writers_killed_at_random_points_lose_no_acknowledged_record() {
-    if std::env::var(CHILD).is_ok() {
+    if process::is_child(CHILD) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = process::serial();
     let dir = real_dir("kill");
     let mut rng = fastrand::Rng::with_seed(9);
     let mut acked: HashSet<(u32, u32, u32)> = HashSet::new();

@@ -9,22 +9,20 @@ use std::time::Duration;
 use buttress_breaker::State;
 use buttress_limit::{OnRedisFailure, Quota, RedisRateLimiter};
 
+use buttress_test_support::services;
+
 fn redis_url() -> Option<String> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let url = services::redis_url();
     let reachable = redis::Client::open(url.as_str())
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_ok();
-    if reachable {
-        return Some(url);
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    match reachable {
+        Ok(_) => Some(url),
+        Err(e) => {
+            services::unavailable("Redis", "REDIS_URL", &url, e);
+            None
+        }
     }
-    if std::env::var("BUTTRESS_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("no Redis answers at {url}, and BUTTRESS_REQUIRE_SERVICES=1");
-    }
-    eprintln!(
-        "skipping: no Redis answers at {url} (set REDIS_URL, or BUTTRESS_REQUIRE_SERVICES=1 to fail)"
-    );
-    None
 }
 
 fn unique(name: &str) -> String {

@@ -1,14 +1,12 @@
 //! The tower layer under paused tokio time, with a scripted upstream.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use buttress_core::{Classification, FixedRandom, classify_fn};
 use buttress_retry::error::AttemptTimedOut;
 use buttress_retry::{Backoff, RetryEvent, RetryPolicy, Stop, clone_with};
-use support::{ReadyOnce, Scripted, Step};
+use buttress_test_support::mock::{ReadyOnce, Scripted, Step};
 use tower::{Layer, ServiceExt};
 
 fn exp() -> Backoff {

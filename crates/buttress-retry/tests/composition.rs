@@ -2,13 +2,11 @@
 //! stops hammering and waits for the breaker's `retry_after`.
 #![cfg(feature = "breaker")]
 
-mod support;
-
 use std::time::Duration;
 
 use buttress_breaker::CircuitBreaker;
 use buttress_retry::{Backoff, RetryPolicy};
-use support::{Scripted, Step};
+use buttress_test_support::mock::{Scripted, Step};
 use tower::{Layer, ServiceExt};
 
 #[tokio::test(start_paused = true)]

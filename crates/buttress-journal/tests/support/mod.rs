@@ -70,11 +70,7 @@ pub fn read_all(fs: Arc<dyn Fs>, dir: &Path, name: &str) -> (Vec<Ev>, ReadStats)
 
 /// A fresh directory under cargo's target tmp dir.
 pub fn real_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("journal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+    buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "journal", name)
 }
 
 /// The journal line of `event`, built from the documented format (not
