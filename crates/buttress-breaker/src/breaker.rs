@@ -646,22 +646,21 @@ impl Builder {
         }
     }
 
-    /// Replaces the whole configuration (for example one loaded from a file
-    /// or a preset such as [`BreakerConfig::llm`]).
-    ///
-    /// ```
-    /// use buttress_breaker::{BreakerConfig, CircuitBreaker, State};
-    ///
-    /// let breaker = CircuitBreaker::builder("llm").config(BreakerConfig::llm()).build()?;
-    /// for _ in 0..3 {
-    ///     breaker.try_acquire()?.failure();
-    /// }
-    /// assert_eq!(breaker.state(), State::Open);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn config(mut self, config: BreakerConfig) -> Self {
-        self.config = config;
-        self
+    buttress_core::setters! {
+        /// Replaces the whole configuration (for example one loaded from a file
+        /// or a preset such as [`BreakerConfig::llm`]).
+        ///
+        /// ```
+        /// use buttress_breaker::{BreakerConfig, CircuitBreaker, State};
+        ///
+        /// let breaker = CircuitBreaker::builder("llm").config(BreakerConfig::llm()).build()?;
+        /// for _ in 0..3 {
+        ///     breaker.try_acquire()?.failure();
+        /// }
+        /// assert_eq!(breaker.state(), State::Open);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        config: BreakerConfig,
     }
 
     /// Trips after `n` failures in a row.

@@ -190,135 +190,98 @@ impl Default for BreakerConfig {
 
 /// Setters, one per field.
 impl BreakerConfig {
-    /// Sets the `consecutive_failures` field: trip after `n` failures in a
-    /// row; `None` turns the rule off.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().consecutive_failures(5);
-    /// assert_eq!(cfg.consecutive_failures, Some(5));
-    /// ```
-    pub fn consecutive_failures(mut self, n: impl Into<Option<u32>>) -> Self {
-        self.consecutive_failures = n.into();
-        self
-    }
-
-    /// Sets the `failure_rate_threshold` field, in (0, 1]; `None` turns the
-    /// rule off.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().failure_rate_threshold(0.25);
-    /// assert_eq!(cfg.failure_rate_threshold, Some(0.25));
-    /// ```
-    pub fn failure_rate_threshold(mut self, threshold: impl Into<Option<f64>>) -> Self {
-        self.failure_rate_threshold = threshold.into();
-        self
-    }
-
-    /// Sets the `slow_call_rate_threshold` field, in (0, 1]; `None` turns
-    /// the rule off.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().slow_call_rate_threshold(0.8);
-    /// assert_eq!(cfg.slow_call_rate_threshold, Some(0.8));
-    /// ```
-    pub fn slow_call_rate_threshold(mut self, threshold: impl Into<Option<f64>>) -> Self {
-        self.slow_call_rate_threshold = threshold.into();
-        self
-    }
-
-    /// Sets the `slow_call_duration` field: a call that takes at least this
-    /// long is slow.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().slow_call_duration(Duration::from_secs(2));
-    /// assert_eq!(cfg.slow_call_duration, Duration::from_secs(2));
-    /// ```
-    pub fn slow_call_duration(mut self, duration: Duration) -> Self {
-        self.slow_call_duration = duration;
-        self
-    }
-
-    /// Sets the `window` field: where the rates are measured.
-    ///
-    /// ```
-    /// use buttress_breaker::{BreakerConfig, Window};
-    /// let cfg = BreakerConfig::default().window(Window::Count { size: 50 }).minimum_calls(20);
-    /// assert_eq!(cfg.window, Window::Count { size: 50 });
-    /// ```
-    pub fn window(mut self, window: Window) -> Self {
-        self.window = window;
-        self
-    }
-
-    /// Sets the `minimum_calls` field: the rates are not judged until the
-    /// window holds this many calls.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().minimum_calls(20);
-    /// assert_eq!(cfg.minimum_calls, 20);
-    /// ```
-    pub fn minimum_calls(mut self, n: u32) -> Self {
-        self.minimum_calls = n;
-        self
-    }
-
-    /// Sets the `open` field: how long the breaker stays open.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_breaker::{BreakerConfig, OpenDuration};
-    /// let cfg = BreakerConfig::default().open(OpenDuration::fixed(Duration::from_secs(30)));
-    /// assert_eq!(cfg.open, OpenDuration::Fixed { duration: Duration::from_secs(30) });
-    /// ```
-    pub fn open(mut self, open: OpenDuration) -> Self {
-        self.open = open;
-        self
-    }
-
-    /// Sets the `half_open_permits` field: how many probes half-open lets
-    /// through.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().half_open_permits(1);
-    /// assert_eq!(cfg.half_open_permits, 1);
-    /// ```
-    pub fn half_open_permits(mut self, n: u32) -> Self {
-        self.half_open_permits = n;
-        self
-    }
-
-    /// Sets the `max_half_open` field: the longest the breaker may stay
-    /// half-open; `None` for no limit.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().max_half_open(Duration::from_secs(30));
-    /// assert_eq!(cfg.max_half_open, Some(Duration::from_secs(30)));
-    /// ```
-    pub fn max_half_open(mut self, duration: impl Into<Option<Duration>>) -> Self {
-        self.max_half_open = duration.into();
-        self
-    }
-
-    /// Sets the `retry_after_max` field: the longest `Retry-After` hint
-    /// honoured; `None` ignores the hints.
-    ///
-    /// ```
-    /// use buttress_breaker::BreakerConfig;
-    /// let cfg = BreakerConfig::default().retry_after_max(None);
-    /// assert_eq!(cfg.retry_after_max, None);
-    /// ```
-    pub fn retry_after_max(mut self, max: impl Into<Option<Duration>>) -> Self {
-        self.retry_after_max = max.into();
-        self
+    buttress_core::setters! {
+        /// Sets the `consecutive_failures` field: trip after `n` failures in a
+        /// row; `None` turns the rule off.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().consecutive_failures(5);
+        /// assert_eq!(cfg.consecutive_failures, Some(5));
+        /// ```
+        consecutive_failures: into Option<u32>,
+        /// Sets the `failure_rate_threshold` field, in (0, 1]; `None` turns the
+        /// rule off.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().failure_rate_threshold(0.25);
+        /// assert_eq!(cfg.failure_rate_threshold, Some(0.25));
+        /// ```
+        failure_rate_threshold: into Option<f64>,
+        /// Sets the `slow_call_rate_threshold` field, in (0, 1]; `None` turns
+        /// the rule off.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().slow_call_rate_threshold(0.8);
+        /// assert_eq!(cfg.slow_call_rate_threshold, Some(0.8));
+        /// ```
+        slow_call_rate_threshold: into Option<f64>,
+        /// Sets the `slow_call_duration` field: a call that takes at least this
+        /// long is slow.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().slow_call_duration(Duration::from_secs(2));
+        /// assert_eq!(cfg.slow_call_duration, Duration::from_secs(2));
+        /// ```
+        slow_call_duration: Duration,
+        /// Sets the `window` field: where the rates are measured.
+        ///
+        /// ```
+        /// use buttress_breaker::{BreakerConfig, Window};
+        /// let cfg = BreakerConfig::default().window(Window::Count { size: 50 }).minimum_calls(20);
+        /// assert_eq!(cfg.window, Window::Count { size: 50 });
+        /// ```
+        window: Window,
+        /// Sets the `minimum_calls` field: the rates are not judged until the
+        /// window holds this many calls.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().minimum_calls(20);
+        /// assert_eq!(cfg.minimum_calls, 20);
+        /// ```
+        minimum_calls: u32,
+        /// Sets the `open` field: how long the breaker stays open.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_breaker::{BreakerConfig, OpenDuration};
+        /// let cfg = BreakerConfig::default().open(OpenDuration::fixed(Duration::from_secs(30)));
+        /// assert_eq!(cfg.open, OpenDuration::Fixed { duration: Duration::from_secs(30) });
+        /// ```
+        open: OpenDuration,
+        /// Sets the `half_open_permits` field: how many probes half-open lets
+        /// through.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().half_open_permits(1);
+        /// assert_eq!(cfg.half_open_permits, 1);
+        /// ```
+        half_open_permits: u32,
+        /// Sets the `max_half_open` field: the longest the breaker may stay
+        /// half-open; `None` for no limit.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().max_half_open(Duration::from_secs(30));
+        /// assert_eq!(cfg.max_half_open, Some(Duration::from_secs(30)));
+        /// ```
+        max_half_open: into Option<Duration>,
+        /// Sets the `retry_after_max` field: the longest `Retry-After` hint
+        /// honoured; `None` ignores the hints.
+        ///
+        /// ```
+        /// use buttress_breaker::BreakerConfig;
+        /// let cfg = BreakerConfig::default().retry_after_max(None);
+        /// assert_eq!(cfg.retry_after_max, None);
+        /// ```
+        retry_after_max: into Option<Duration>,
     }
 }
 

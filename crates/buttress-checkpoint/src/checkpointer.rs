@@ -203,30 +203,29 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
         }
     }
 
-    /// Reads time for [`Policy::every`] from `clock` (default: tokio's).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use std::time::Duration;
-    /// use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
-    /// use buttress_core::ManualClock;
-    /// use buttress_fs::SimFs;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let clock = ManualClock::new();
-    /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
-    /// let mut checkpointer = Checkpointer::new(store, Policy::every(Duration::from_secs(60)))
-    ///     .clock(Arc::new(clock.clone()));
-    /// checkpointer.resume::<u64>().await?;
-    /// assert!(!checkpointer.tick(&1u64).await?);
-    /// clock.advance(Duration::from_secs(60));
-    /// assert!(checkpointer.tick(&2u64).await?); // a minute passed: saved
-    /// # Ok(()) }
-    /// ```
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
+    buttress_core::setters! {
+        /// Reads time for [`Policy::every`] from `clock` (default: tokio's).
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use std::time::Duration;
+        /// use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+        /// use buttress_core::ManualClock;
+        /// use buttress_fs::SimFs;
+        ///
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let clock = ManualClock::new();
+        /// let store = FileStore::open_with(Arc::new(SimFs::new()), "/ckpt", "learner", FileStoreConfig::default())?;
+        /// let mut checkpointer = Checkpointer::new(store, Policy::every(Duration::from_secs(60)))
+        ///     .clock(Arc::new(clock.clone()));
+        /// checkpointer.resume::<u64>().await?;
+        /// assert!(!checkpointer.tick(&1u64).await?);
+        /// clock.advance(Duration::from_secs(60));
+        /// assert!(checkpointer.tick(&2u64).await?); // a minute passed: saved
+        /// # Ok(()) }
+        /// ```
+        clock: SharedClock,
     }
 
     /// The store.

@@ -67,30 +67,25 @@ impl Default for FileStoreConfig {
 }
 
 impl FileStoreConfig {
-    /// Sets [`keep`](FileStoreConfig::keep).
-    ///
-    /// ```
-    /// use buttress_checkpoint::FileStoreConfig;
-    ///
-    /// let config = FileStoreConfig::default().keep(5);
-    /// assert_eq!(config.keep, 5);
-    /// ```
-    pub fn keep(mut self, keep: usize) -> Self {
-        self.keep = keep;
-        self
-    }
-
-    /// Sets [`max_bytes`](FileStoreConfig::max_bytes).
-    ///
-    /// ```
-    /// use buttress_checkpoint::FileStoreConfig;
-    ///
-    /// let config = FileStoreConfig::default().max_bytes(64 << 20);
-    /// assert_eq!(config.max_bytes, 64 << 20);
-    /// ```
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = bytes;
-        self
+    buttress_core::setters! {
+        /// Sets [`keep`](FileStoreConfig::keep).
+        ///
+        /// ```
+        /// use buttress_checkpoint::FileStoreConfig;
+        ///
+        /// let config = FileStoreConfig::default().keep(5);
+        /// assert_eq!(config.keep, 5);
+        /// ```
+        keep: usize,
+        /// Sets [`max_bytes`](FileStoreConfig::max_bytes).
+        ///
+        /// ```
+        /// use buttress_checkpoint::FileStoreConfig;
+        ///
+        /// let config = FileStoreConfig::default().max_bytes(64 << 20);
+        /// assert_eq!(config.max_bytes, 64 << 20);
+        /// ```
+        max_bytes: u64,
     }
 
     /// Checks the values; the first problem found is returned.

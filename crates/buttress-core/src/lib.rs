@@ -52,6 +52,7 @@ mod listener;
 mod name;
 mod random;
 mod reject;
+mod setters;
 #[doc(hidden)]
 pub mod sync;
 

@@ -77,75 +77,54 @@ impl Default for ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// Sets [`max_queued`](ExecutorConfig::max_queued).
-    ///
-    /// ```
-    /// # use buttress_executor::ExecutorConfig;
-    /// assert_eq!(ExecutorConfig::default().max_queued(10_000).max_queued, 10_000);
-    /// ```
-    pub fn max_queued(mut self, n: usize) -> Self {
-        self.max_queued = n;
-        self
-    }
-
-    /// Sets [`max_queued_per_priority`](ExecutorConfig::max_queued_per_priority).
-    ///
-    /// ```
-    /// # use buttress_executor::ExecutorConfig;
-    /// let config = ExecutorConfig::default().max_queued_per_priority(Some(500));
-    /// assert_eq!(config.max_queued_per_priority, Some(500));
-    /// ```
-    pub fn max_queued_per_priority(mut self, n: Option<usize>) -> Self {
-        self.max_queued_per_priority = n;
-        self
-    }
-
-    /// Sets [`max_running`](ExecutorConfig::max_running).
-    ///
-    /// ```
-    /// # use buttress_executor::ExecutorConfig;
-    /// assert_eq!(ExecutorConfig::default().max_running(4).max_running, 4);
-    /// ```
-    pub fn max_running(mut self, n: usize) -> Self {
-        self.max_running = n;
-        self
-    }
-
-    /// Sets [`timeout`](ExecutorConfig::timeout).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use buttress_executor::ExecutorConfig;
-    /// let config = ExecutorConfig::default().timeout(Some(Duration::from_secs(30)));
-    /// assert_eq!(config.timeout, Some(Duration::from_secs(30)));
-    /// ```
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`aging`](ExecutorConfig::aging).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use buttress_executor::ExecutorConfig;
-    /// let config = ExecutorConfig::default().aging(Some(Duration::from_secs(10)));
-    /// assert_eq!(config.aging, Some(Duration::from_secs(10)));
-    /// ```
-    pub fn aging(mut self, bound: Option<Duration>) -> Self {
-        self.aging = bound;
-        self
-    }
-
-    /// Sets [`history`](ExecutorConfig::history).
-    ///
-    /// ```
-    /// # use buttress_executor::ExecutorConfig;
-    /// assert_eq!(ExecutorConfig::default().history(100).history, 100);
-    /// ```
-    pub fn history(mut self, n: usize) -> Self {
-        self.history = n;
-        self
+    buttress_core::setters! {
+        /// Sets [`max_queued`](ExecutorConfig::max_queued).
+        ///
+        /// ```
+        /// # use buttress_executor::ExecutorConfig;
+        /// assert_eq!(ExecutorConfig::default().max_queued(10_000).max_queued, 10_000);
+        /// ```
+        max_queued: usize,
+        /// Sets [`max_queued_per_priority`](ExecutorConfig::max_queued_per_priority).
+        ///
+        /// ```
+        /// # use buttress_executor::ExecutorConfig;
+        /// let config = ExecutorConfig::default().max_queued_per_priority(Some(500));
+        /// assert_eq!(config.max_queued_per_priority, Some(500));
+        /// ```
+        max_queued_per_priority: into Option<usize>,
+        /// Sets [`max_running`](ExecutorConfig::max_running).
+        ///
+        /// ```
+        /// # use buttress_executor::ExecutorConfig;
+        /// assert_eq!(ExecutorConfig::default().max_running(4).max_running, 4);
+        /// ```
+        max_running: usize,
+        /// Sets [`timeout`](ExecutorConfig::timeout).
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use buttress_executor::ExecutorConfig;
+        /// let config = ExecutorConfig::default().timeout(Some(Duration::from_secs(30)));
+        /// assert_eq!(config.timeout, Some(Duration::from_secs(30)));
+        /// ```
+        timeout: into Option<Duration>,
+        /// Sets [`aging`](ExecutorConfig::aging).
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use buttress_executor::ExecutorConfig;
+        /// let config = ExecutorConfig::default().aging(Some(Duration::from_secs(10)));
+        /// assert_eq!(config.aging, Some(Duration::from_secs(10)));
+        /// ```
+        aging: into Option<Duration>,
+        /// Sets [`history`](ExecutorConfig::history).
+        ///
+        /// ```
+        /// # use buttress_executor::ExecutorConfig;
+        /// assert_eq!(ExecutorConfig::default().history(100).history, 100);
+        /// ```
+        history: usize,
     }
 
     /// Whether the configuration makes sense: at least one running slot,

@@ -159,139 +159,102 @@ impl Default for JournalConfig {
 }
 
 impl JournalConfig {
-    /// Sets [`durability`](JournalConfig::durability).
-    ///
-    /// ```
-    /// use buttress_journal::{Durability, JournalConfig};
-    ///
-    /// let config = JournalConfig::default().durability(Durability::SyncEach);
-    /// assert_eq!(config.durability, Durability::SyncEach);
-    /// ```
-    pub fn durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
-
-    /// Sets [`overflow`](JournalConfig::overflow).
-    ///
-    /// ```
-    /// use buttress_journal::{JournalConfig, Overflow};
-    ///
-    /// let config = JournalConfig::default().overflow(Overflow::Drop);
-    /// assert_eq!(config.overflow, Overflow::Drop);
-    /// ```
-    pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
-        self
-    }
-
-    /// Sets [`queue_bytes`](JournalConfig::queue_bytes).
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().queue_bytes(32 << 20);
-    /// assert_eq!(config.queue_bytes, 32 << 20);
-    /// ```
-    pub fn queue_bytes(mut self, bytes: usize) -> Self {
-        self.queue_bytes = bytes;
-        self
-    }
-
-    /// Sets [`max_record_bytes`](JournalConfig::max_record_bytes).
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().max_record_bytes(64 << 10);
-    /// assert_eq!(config.max_record_bytes, 64 << 10);
-    /// ```
-    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
-        self.max_record_bytes = bytes;
-        self
-    }
-
-    /// Sets [`batch_bytes`](JournalConfig::batch_bytes).
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().batch_bytes(256 << 10);
-    /// assert_eq!(config.batch_bytes, 256 << 10);
-    /// ```
-    pub fn batch_bytes(mut self, bytes: usize) -> Self {
-        self.batch_bytes = bytes;
-        self
-    }
-
-    /// Sets [`rotate_bytes`](JournalConfig::rotate_bytes); `None` never
-    /// rotates by size.
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().rotate_bytes(Some(16 << 20));
-    /// assert_eq!(config.rotate_bytes, Some(16 << 20));
-    /// ```
-    pub fn rotate_bytes(mut self, bytes: Option<u64>) -> Self {
-        self.rotate_bytes = bytes;
-        self
-    }
-
-    /// Sets [`rotate_age`](JournalConfig::rotate_age); `None` never rotates
-    /// by age.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().rotate_age(Some(Duration::from_secs(3600)));
-    /// assert_eq!(config.rotate_age, Some(Duration::from_secs(3600)));
-    /// ```
-    pub fn rotate_age(mut self, age: Option<Duration>) -> Self {
-        self.rotate_age = age;
-        self
-    }
-
-    /// Sets [`keep_files`](JournalConfig::keep_files); `None` keeps every
-    /// file.
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().keep_files(Some(10));
-    /// assert_eq!(config.keep_files, Some(10));
-    /// ```
-    pub fn keep_files(mut self, files: Option<usize>) -> Self {
-        self.keep_files = files;
-        self
-    }
-
-    /// Sets [`keep_bytes`](JournalConfig::keep_bytes); `None` keeps every
-    /// byte.
-    ///
-    /// ```
-    /// use buttress_journal::JournalConfig;
-    ///
-    /// let config = JournalConfig::default().keep_bytes(Some(1 << 30));
-    /// assert_eq!(config.keep_bytes, Some(1 << 30));
-    /// ```
-    pub fn keep_bytes(mut self, bytes: Option<u64>) -> Self {
-        self.keep_bytes = bytes;
-        self
-    }
-
-    /// Sets [`compression`](JournalConfig::compression).
-    ///
-    /// ```
-    /// use buttress_journal::{Compression, JournalConfig};
-    ///
-    /// let config = JournalConfig::default().compression(Compression::Gzip);
-    /// assert_eq!(config.compression, Compression::Gzip);
-    /// ```
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = compression;
-        self
+    buttress_core::setters! {
+        /// Sets [`durability`](JournalConfig::durability).
+        ///
+        /// ```
+        /// use buttress_journal::{Durability, JournalConfig};
+        ///
+        /// let config = JournalConfig::default().durability(Durability::SyncEach);
+        /// assert_eq!(config.durability, Durability::SyncEach);
+        /// ```
+        durability: Durability,
+        /// Sets [`overflow`](JournalConfig::overflow).
+        ///
+        /// ```
+        /// use buttress_journal::{JournalConfig, Overflow};
+        ///
+        /// let config = JournalConfig::default().overflow(Overflow::Drop);
+        /// assert_eq!(config.overflow, Overflow::Drop);
+        /// ```
+        overflow: Overflow,
+        /// Sets [`queue_bytes`](JournalConfig::queue_bytes).
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().queue_bytes(32 << 20);
+        /// assert_eq!(config.queue_bytes, 32 << 20);
+        /// ```
+        queue_bytes: usize,
+        /// Sets [`max_record_bytes`](JournalConfig::max_record_bytes).
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().max_record_bytes(64 << 10);
+        /// assert_eq!(config.max_record_bytes, 64 << 10);
+        /// ```
+        max_record_bytes: usize,
+        /// Sets [`batch_bytes`](JournalConfig::batch_bytes).
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().batch_bytes(256 << 10);
+        /// assert_eq!(config.batch_bytes, 256 << 10);
+        /// ```
+        batch_bytes: usize,
+        /// Sets [`rotate_bytes`](JournalConfig::rotate_bytes); `None` never
+        /// rotates by size.
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().rotate_bytes(Some(16 << 20));
+        /// assert_eq!(config.rotate_bytes, Some(16 << 20));
+        /// ```
+        rotate_bytes: into Option<u64>,
+        /// Sets [`rotate_age`](JournalConfig::rotate_age); `None` never rotates
+        /// by age.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().rotate_age(Some(Duration::from_secs(3600)));
+        /// assert_eq!(config.rotate_age, Some(Duration::from_secs(3600)));
+        /// ```
+        rotate_age: into Option<Duration>,
+        /// Sets [`keep_files`](JournalConfig::keep_files); `None` keeps every
+        /// file.
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().keep_files(Some(10));
+        /// assert_eq!(config.keep_files, Some(10));
+        /// ```
+        keep_files: into Option<usize>,
+        /// Sets [`keep_bytes`](JournalConfig::keep_bytes); `None` keeps every
+        /// byte.
+        ///
+        /// ```
+        /// use buttress_journal::JournalConfig;
+        ///
+        /// let config = JournalConfig::default().keep_bytes(Some(1 << 30));
+        /// assert_eq!(config.keep_bytes, Some(1 << 30));
+        /// ```
+        keep_bytes: into Option<u64>,
+        /// Sets [`compression`](JournalConfig::compression).
+        ///
+        /// ```
+        /// use buttress_journal::{Compression, JournalConfig};
+        ///
+        /// let config = JournalConfig::default().compression(Compression::Gzip);
+        /// assert_eq!(config.compression, Compression::Gzip);
+        /// ```
+        compression: Compression,
     }
 
     /// Checks that the numbers make sense together; the first problem

@@ -111,42 +111,37 @@ impl<K> fmt::Debug for KeyedBuilder<K> {
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
-    /// At most this many keys are held (default 100,000; at least one per
-    /// shard).
-    ///
-    /// ```
-    /// use buttress_core::ManualClock;
-    /// use buttress_limit::{KeyedRateLimiter, Quota};
-    ///
-    /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_hour(10)?)
-    ///     .max_keys(2)
-    ///     .shards(1)
-    ///     .clock(ManualClock::new())
-    ///     .build()?;
-    /// for user in [1_u64, 2, 3] {
-    ///     limiter.check(&user)?;
-    /// }
-    /// assert_eq!(limiter.len(), 2); // the key closest to refilled was dropped
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn max_keys(mut self, n: usize) -> Self {
-        self.max_keys = n;
-        self
-    }
-
-    /// The number of shards, rounded up to a power of two (default 64).
-    ///
-    /// ```
-    /// use buttress_limit::{KeyedRateLimiter, Quota};
-    ///
-    /// let limiter: KeyedRateLimiter<u64> =
-    ///     KeyedRateLimiter::builder("per-user", Quota::per_second(5)?).shards(3).build()?;
-    /// assert!(format!("{limiter:?}").contains("shards: 4"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn shards(mut self, n: usize) -> Self {
-        self.shards = n;
-        self
+    buttress_core::setters! {
+        /// At most this many keys are held (default 100,000; at least one per
+        /// shard).
+        ///
+        /// ```
+        /// use buttress_core::ManualClock;
+        /// use buttress_limit::{KeyedRateLimiter, Quota};
+        ///
+        /// let limiter = KeyedRateLimiter::builder("per-user", Quota::per_hour(10)?)
+        ///     .max_keys(2)
+        ///     .shards(1)
+        ///     .clock(ManualClock::new())
+        ///     .build()?;
+        /// for user in [1_u64, 2, 3] {
+        ///     limiter.check(&user)?;
+        /// }
+        /// assert_eq!(limiter.len(), 2); // the key closest to refilled was dropped
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        max_keys: usize,
+        /// The number of shards, rounded up to a power of two (default 64).
+        ///
+        /// ```
+        /// use buttress_limit::{KeyedRateLimiter, Quota};
+        ///
+        /// let limiter: KeyedRateLimiter<u64> =
+        ///     KeyedRateLimiter::builder("per-user", Quota::per_second(5)?).shards(3).build()?;
+        /// assert!(format!("{limiter:?}").contains("shards: 4"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        shards: usize,
     }
 
     /// Keys on `allow` are never limited: a closure `Fn(&K) -> bool`, or

@@ -77,30 +77,29 @@ impl RateLimitLayer {
 }
 
 impl<R> RateLimitLayer<R> {
-    /// Sets what an over-quota request does.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tokio::time::Instant;
-    /// use tower::{Layer, ServiceExt, service_fn};
-    /// use buttress_limit::{Mode, Quota, RateLimitLayer, RateLimiter};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), buttress_limit::error::BoxError> {
-    /// let limiter = RateLimiter::new("api", Quota::per_second(10)?.with_burst(1)?)?;
-    /// let svc = RateLimitLayer::new(limiter)
-    ///     .mode(Mode::Wait(Duration::from_secs(1)))
-    ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
-    /// let start = Instant::now();
-    /// assert_eq!(svc.clone().oneshot(1).await?, 1);
-    /// assert_eq!(svc.clone().oneshot(2).await?, 2); // waited for its token
-    /// assert!(start.elapsed() >= Duration::from_millis(100));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
+    buttress_core::setters! {
+        /// Sets what an over-quota request does.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use tokio::time::Instant;
+        /// use tower::{Layer, ServiceExt, service_fn};
+        /// use buttress_limit::{Mode, Quota, RateLimitLayer, RateLimiter};
+        ///
+        /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+        /// # async fn main() -> Result<(), buttress_limit::error::BoxError> {
+        /// let limiter = RateLimiter::new("api", Quota::per_second(10)?.with_burst(1)?)?;
+        /// let svc = RateLimitLayer::new(limiter)
+        ///     .mode(Mode::Wait(Duration::from_secs(1)))
+        ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+        /// let start = Instant::now();
+        /// assert_eq!(svc.clone().oneshot(1).await?, 1);
+        /// assert_eq!(svc.clone().oneshot(2).await?, 2); // waited for its token
+        /// assert!(start.elapsed() >= Duration::from_millis(100));
+        /// # Ok(())
+        /// # }
+        /// ```
+        mode: Mode,
     }
 
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer refused

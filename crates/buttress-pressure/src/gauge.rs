@@ -150,23 +150,22 @@ impl GaugeBuilder {
         self
     }
 
-    /// Reads time (for `…_paused_seconds_total`) from `clock`.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use buttress_core::ManualClock;
-    /// use buttress_pressure::{Gauge, Watermarks};
-    ///
-    /// let clock = ManualClock::new();
-    /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?)
-    ///     .clock(Arc::new(clock.clone()))
-    ///     .build()?;
-    /// # let _ = queue;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
+    buttress_core::setters! {
+        /// Reads time (for `…_paused_seconds_total`) from `clock`.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use buttress_core::ManualClock;
+        /// use buttress_pressure::{Gauge, Watermarks};
+        ///
+        /// let clock = ManualClock::new();
+        /// let queue = Gauge::builder("queue", Watermarks::new(10, 5)?)
+        ///     .clock(Arc::new(clock.clone()))
+        ///     .build()?;
+        /// # let _ = queue;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        clock: SharedClock,
     }
 
     /// The gauge, at level 0; or why it cannot be built (an invalid name,

@@ -135,98 +135,73 @@ impl Default for RetryConfig {
 
 /// Setters, one per field.
 impl RetryConfig {
-    /// Sets the `max_attempts` field: the most attempts in all, the first
-    /// included.
-    ///
-    /// ```
-    /// use buttress_retry::RetryConfig;
-    /// let cfg = RetryConfig::default().max_attempts(5);
-    /// assert_eq!(cfg.max_attempts, 5);
-    /// ```
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
-        self
-    }
-
-    /// Sets the `backoff` field: the delays between attempts.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_retry::{Backoff, RetryConfig};
-    /// let cfg = RetryConfig::default().backoff(Backoff::Constant { delay: Duration::from_secs(1) });
-    /// assert_eq!(cfg.backoff.max(), Duration::from_secs(1));
-    /// ```
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Sets the `deadline` field: the longest a call may take in all;
-    /// `None` for no deadline.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_retry::RetryConfig;
-    /// let cfg = RetryConfig::default().deadline(Duration::from_secs(30));
-    /// assert_eq!(cfg.deadline, Some(Duration::from_secs(30)));
-    /// ```
-    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
-        self.deadline = deadline.into();
-        self
-    }
-
-    /// Sets the `attempt_timeout` field: the longest one attempt may take;
-    /// `None` for no limit.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_retry::RetryConfig;
-    /// let cfg = RetryConfig::default().attempt_timeout(Duration::from_secs(2));
-    /// assert_eq!(cfg.attempt_timeout, Some(Duration::from_secs(2)));
-    /// ```
-    pub fn attempt_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.attempt_timeout = timeout.into();
-        self
-    }
-
-    /// Sets the `honor_retry_after` field: whether to wait for `Retry-After`
-    /// hints.
-    ///
-    /// ```
-    /// use buttress_retry::RetryConfig;
-    /// let cfg = RetryConfig::default().honor_retry_after(false);
-    /// assert!(!cfg.honor_retry_after);
-    /// ```
-    pub fn honor_retry_after(mut self, yes: bool) -> Self {
-        self.honor_retry_after = yes;
-        self
-    }
-
-    /// Sets the `max_retry_after` field: the longest `Retry-After` to wait
-    /// for; `None` for the backoff's maximum delay.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_retry::RetryConfig;
-    /// let cfg = RetryConfig::default().max_retry_after(Duration::from_secs(60));
-    /// assert_eq!(cfg.max_retry_after, Some(Duration::from_secs(60)));
-    /// ```
-    pub fn max_retry_after(mut self, longest: impl Into<Option<Duration>>) -> Self {
-        self.max_retry_after = longest.into();
-        self
-    }
-
-    /// Sets the `budget` field: the budget shared by every clone of the
-    /// policy.
-    ///
-    /// ```
-    /// use buttress_retry::{BudgetConfig, RetryConfig};
-    /// let cfg = RetryConfig::default().budget(BudgetConfig::None);
-    /// assert_eq!(cfg.budget, BudgetConfig::None);
-    /// ```
-    pub fn budget(mut self, budget: BudgetConfig) -> Self {
-        self.budget = budget;
-        self
+    buttress_core::setters! {
+        /// Sets the `max_attempts` field: the most attempts in all, the first
+        /// included.
+        ///
+        /// ```
+        /// use buttress_retry::RetryConfig;
+        /// let cfg = RetryConfig::default().max_attempts(5);
+        /// assert_eq!(cfg.max_attempts, 5);
+        /// ```
+        max_attempts: u32,
+        /// Sets the `backoff` field: the delays between attempts.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_retry::{Backoff, RetryConfig};
+        /// let cfg = RetryConfig::default().backoff(Backoff::Constant { delay: Duration::from_secs(1) });
+        /// assert_eq!(cfg.backoff.max(), Duration::from_secs(1));
+        /// ```
+        backoff: Backoff,
+        /// Sets the `deadline` field: the longest a call may take in all;
+        /// `None` for no deadline.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_retry::RetryConfig;
+        /// let cfg = RetryConfig::default().deadline(Duration::from_secs(30));
+        /// assert_eq!(cfg.deadline, Some(Duration::from_secs(30)));
+        /// ```
+        deadline: into Option<Duration>,
+        /// Sets the `attempt_timeout` field: the longest one attempt may take;
+        /// `None` for no limit.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_retry::RetryConfig;
+        /// let cfg = RetryConfig::default().attempt_timeout(Duration::from_secs(2));
+        /// assert_eq!(cfg.attempt_timeout, Some(Duration::from_secs(2)));
+        /// ```
+        attempt_timeout: into Option<Duration>,
+        /// Sets the `honor_retry_after` field: whether to wait for `Retry-After`
+        /// hints.
+        ///
+        /// ```
+        /// use buttress_retry::RetryConfig;
+        /// let cfg = RetryConfig::default().honor_retry_after(false);
+        /// assert!(!cfg.honor_retry_after);
+        /// ```
+        honor_retry_after: bool,
+        /// Sets the `max_retry_after` field: the longest `Retry-After` to wait
+        /// for; `None` for the backoff's maximum delay.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_retry::RetryConfig;
+        /// let cfg = RetryConfig::default().max_retry_after(Duration::from_secs(60));
+        /// assert_eq!(cfg.max_retry_after, Some(Duration::from_secs(60)));
+        /// ```
+        max_retry_after: into Option<Duration>,
+        /// Sets the `budget` field: the budget shared by every clone of the
+        /// policy.
+        ///
+        /// ```
+        /// use buttress_retry::{BudgetConfig, RetryConfig};
+        /// let cfg = RetryConfig::default().budget(BudgetConfig::None);
+        /// assert_eq!(cfg.budget, BudgetConfig::None);
+        /// ```
+        budget: BudgetConfig,
     }
 }
 

@@ -383,18 +383,17 @@ impl Builder {
         }
     }
 
-    /// Replaces the whole configuration.
-    ///
-    /// ```
-    /// use buttress_retry::{RetryConfig, RetryPolicy};
-    ///
-    /// let policy = RetryPolicy::builder("llm").config(RetryConfig::llm()).build()?;
-    /// assert_eq!(policy.max_attempts(), 3);
-    /// # Ok::<(), buttress_retry::ConfigError>(())
-    /// ```
-    pub fn config(mut self, config: RetryConfig) -> Self {
-        self.config = config;
-        self
+    buttress_core::setters! {
+        /// Replaces the whole configuration.
+        ///
+        /// ```
+        /// use buttress_retry::{RetryConfig, RetryPolicy};
+        ///
+        /// let policy = RetryPolicy::builder("llm").config(RetryConfig::llm()).build()?;
+        /// assert_eq!(policy.max_attempts(), 3);
+        /// # Ok::<(), buttress_retry::ConfigError>(())
+        /// ```
+        config: RetryConfig,
     }
 
     /// The most attempts in all, the first included.

@@ -110,61 +110,44 @@ impl Default for AimdConfig {
 }
 
 impl AimdConfig {
-    /// Sets [`initial`](AimdConfig::initial).
-    ///
-    /// ```
-    /// # use buttress_pressure::AimdConfig;
-    /// assert_eq!(AimdConfig::default().initial(50).initial, 50);
-    /// ```
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.initial = limit;
-        self
-    }
-
-    /// Sets [`min`](AimdConfig::min).
-    ///
-    /// ```
-    /// # use buttress_pressure::AimdConfig;
-    /// assert_eq!(AimdConfig::default().min(5).min, 5);
-    /// ```
-    pub fn min(mut self, limit: u32) -> Self {
-        self.min = limit;
-        self
-    }
-
-    /// Sets [`max`](AimdConfig::max).
-    ///
-    /// ```
-    /// # use buttress_pressure::AimdConfig;
-    /// assert_eq!(AimdConfig::default().max(500).max, 500);
-    /// ```
-    pub fn max(mut self, limit: u32) -> Self {
-        self.max = limit;
-        self
-    }
-
-    /// Sets [`backoff`](AimdConfig::backoff).
-    ///
-    /// ```
-    /// # use buttress_pressure::AimdConfig;
-    /// assert_eq!(AimdConfig::default().backoff(0.75).backoff, 0.75);
-    /// ```
-    pub fn backoff(mut self, ratio: f64) -> Self {
-        self.backoff = ratio;
-        self
-    }
-
-    /// Sets [`timeout`](AimdConfig::timeout).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use buttress_pressure::AimdConfig;
-    /// let config = AimdConfig::default().timeout(Duration::from_millis(250));
-    /// assert_eq!(config.timeout, Duration::from_millis(250));
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    buttress_core::setters! {
+        /// Sets [`initial`](AimdConfig::initial).
+        ///
+        /// ```
+        /// # use buttress_pressure::AimdConfig;
+        /// assert_eq!(AimdConfig::default().initial(50).initial, 50);
+        /// ```
+        initial: u32,
+        /// Sets [`min`](AimdConfig::min).
+        ///
+        /// ```
+        /// # use buttress_pressure::AimdConfig;
+        /// assert_eq!(AimdConfig::default().min(5).min, 5);
+        /// ```
+        min: u32,
+        /// Sets [`max`](AimdConfig::max).
+        ///
+        /// ```
+        /// # use buttress_pressure::AimdConfig;
+        /// assert_eq!(AimdConfig::default().max(500).max, 500);
+        /// ```
+        max: u32,
+        /// Sets [`backoff`](AimdConfig::backoff).
+        ///
+        /// ```
+        /// # use buttress_pressure::AimdConfig;
+        /// assert_eq!(AimdConfig::default().backoff(0.75).backoff, 0.75);
+        /// ```
+        backoff: f64,
+        /// Sets [`timeout`](AimdConfig::timeout).
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use buttress_pressure::AimdConfig;
+        /// let config = AimdConfig::default().timeout(Duration::from_millis(250));
+        /// assert_eq!(config.timeout, Duration::from_millis(250));
+        /// ```
+        timeout: Duration,
     }
 
     /// Whether the parameters make sense (see each field).

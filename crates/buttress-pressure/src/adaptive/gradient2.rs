@@ -137,81 +137,56 @@ impl Default for Gradient2Config {
 }
 
 impl Gradient2Config {
-    /// Sets [`initial`](Gradient2Config::initial).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().initial(50).initial, 50);
-    /// ```
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.initial = limit;
-        self
-    }
-
-    /// Sets [`min`](Gradient2Config::min).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().min(5).min, 5);
-    /// ```
-    pub fn min(mut self, limit: u32) -> Self {
-        self.min = limit;
-        self
-    }
-
-    /// Sets [`max`](Gradient2Config::max).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().max(500).max, 500);
-    /// ```
-    pub fn max(mut self, limit: u32) -> Self {
-        self.max = limit;
-        self
-    }
-
-    /// Sets [`smoothing`](Gradient2Config::smoothing).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().smoothing(0.5).smoothing, 0.5);
-    /// ```
-    pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = smoothing;
-        self
-    }
-
-    /// Sets [`tolerance`](Gradient2Config::tolerance).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().tolerance(2.0).tolerance, 2.0);
-    /// ```
-    pub fn tolerance(mut self, tolerance: f64) -> Self {
-        self.tolerance = tolerance;
-        self
-    }
-
-    /// Sets [`queue_size`](Gradient2Config::queue_size).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().queue_size(8).queue_size, 8);
-    /// ```
-    pub fn queue_size(mut self, queue: u32) -> Self {
-        self.queue_size = queue;
-        self
-    }
-
-    /// Sets [`window`](Gradient2Config::window).
-    ///
-    /// ```
-    /// # use buttress_pressure::Gradient2Config;
-    /// assert_eq!(Gradient2Config::default().window(100).window, 100);
-    /// ```
-    pub fn window(mut self, samples: u32) -> Self {
-        self.window = samples;
-        self
+    buttress_core::setters! {
+        /// Sets [`initial`](Gradient2Config::initial).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().initial(50).initial, 50);
+        /// ```
+        initial: u32,
+        /// Sets [`min`](Gradient2Config::min).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().min(5).min, 5);
+        /// ```
+        min: u32,
+        /// Sets [`max`](Gradient2Config::max).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().max(500).max, 500);
+        /// ```
+        max: u32,
+        /// Sets [`smoothing`](Gradient2Config::smoothing).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().smoothing(0.5).smoothing, 0.5);
+        /// ```
+        smoothing: f64,
+        /// Sets [`tolerance`](Gradient2Config::tolerance).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().tolerance(2.0).tolerance, 2.0);
+        /// ```
+        tolerance: f64,
+        /// Sets [`queue_size`](Gradient2Config::queue_size).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().queue_size(8).queue_size, 8);
+        /// ```
+        queue_size: u32,
+        /// Sets [`window`](Gradient2Config::window).
+        ///
+        /// ```
+        /// # use buttress_pressure::Gradient2Config;
+        /// assert_eq!(Gradient2Config::default().window(100).window, 100);
+        /// ```
+        window: u32,
     }
 
     /// Whether the parameters make sense (see each field).

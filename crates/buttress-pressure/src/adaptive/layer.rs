@@ -146,21 +146,20 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
         self.on_rejected(buttress_core::HttpStatus)
     }
 
-    /// Reads time (for latencies) from `clock`.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use buttress_core::ManualClock;
-    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
-    ///
-    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
-    /// let layer = AdaptiveLimitLayer::new(limiter).clock(Arc::new(ManualClock::new()));
-    /// # let _ = layer;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
+    buttress_core::setters! {
+        /// Reads time (for latencies) from `clock`.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use buttress_core::ManualClock;
+        /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
+        ///
+        /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+        /// let layer = AdaptiveLimitLayer::new(limiter).clock(Arc::new(ManualClock::new()));
+        /// # let _ = layer;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        clock: SharedClock,
     }
 }
 

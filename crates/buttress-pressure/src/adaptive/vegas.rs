@@ -127,59 +127,42 @@ impl Default for VegasConfig {
 }
 
 impl VegasConfig {
-    /// Sets [`initial`](VegasConfig::initial).
-    ///
-    /// ```
-    /// # use buttress_pressure::VegasConfig;
-    /// assert_eq!(VegasConfig::default().initial(50).initial, 50);
-    /// ```
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.initial = limit;
-        self
-    }
-
-    /// Sets [`min`](VegasConfig::min).
-    ///
-    /// ```
-    /// # use buttress_pressure::VegasConfig;
-    /// assert_eq!(VegasConfig::default().min(5).min, 5);
-    /// ```
-    pub fn min(mut self, limit: u32) -> Self {
-        self.min = limit;
-        self
-    }
-
-    /// Sets [`max`](VegasConfig::max).
-    ///
-    /// ```
-    /// # use buttress_pressure::VegasConfig;
-    /// assert_eq!(VegasConfig::default().max(200).max, 200);
-    /// ```
-    pub fn max(mut self, limit: u32) -> Self {
-        self.max = limit;
-        self
-    }
-
-    /// Sets [`smoothing`](VegasConfig::smoothing).
-    ///
-    /// ```
-    /// # use buttress_pressure::VegasConfig;
-    /// assert_eq!(VegasConfig::default().smoothing(1.0).smoothing, 1.0);
-    /// ```
-    pub fn smoothing(mut self, smoothing: f64) -> Self {
-        self.smoothing = smoothing;
-        self
-    }
-
-    /// Sets [`probe_multiplier`](VegasConfig::probe_multiplier).
-    ///
-    /// ```
-    /// # use buttress_pressure::VegasConfig;
-    /// assert_eq!(VegasConfig::default().probe_multiplier(10).probe_multiplier, 10);
-    /// ```
-    pub fn probe_multiplier(mut self, multiplier: u32) -> Self {
-        self.probe_multiplier = multiplier;
-        self
+    buttress_core::setters! {
+        /// Sets [`initial`](VegasConfig::initial).
+        ///
+        /// ```
+        /// # use buttress_pressure::VegasConfig;
+        /// assert_eq!(VegasConfig::default().initial(50).initial, 50);
+        /// ```
+        initial: u32,
+        /// Sets [`min`](VegasConfig::min).
+        ///
+        /// ```
+        /// # use buttress_pressure::VegasConfig;
+        /// assert_eq!(VegasConfig::default().min(5).min, 5);
+        /// ```
+        min: u32,
+        /// Sets [`max`](VegasConfig::max).
+        ///
+        /// ```
+        /// # use buttress_pressure::VegasConfig;
+        /// assert_eq!(VegasConfig::default().max(200).max, 200);
+        /// ```
+        max: u32,
+        /// Sets [`smoothing`](VegasConfig::smoothing).
+        ///
+        /// ```
+        /// # use buttress_pressure::VegasConfig;
+        /// assert_eq!(VegasConfig::default().smoothing(1.0).smoothing, 1.0);
+        /// ```
+        smoothing: f64,
+        /// Sets [`probe_multiplier`](VegasConfig::probe_multiplier).
+        ///
+        /// ```
+        /// # use buttress_pressure::VegasConfig;
+        /// assert_eq!(VegasConfig::default().probe_multiplier(10).probe_multiplier, 10);
+        /// ```
+        probe_multiplier: u32,
     }
 
     /// Whether the parameters make sense (see each field).
