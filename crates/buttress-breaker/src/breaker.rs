@@ -945,52 +945,47 @@ impl Builder {
         self
     }
 
-    /// The clock (default: tokio's `Instant`).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_breaker::{CircuitBreaker, State};
-    /// use buttress_core::ManualClock;
-    ///
-    /// let clock = ManualClock::new(); // time moves only when the test says so
-    /// let breaker = CircuitBreaker::builder("db")
-    ///     .consecutive_failures(1)
-    ///     .open_for(Duration::from_secs(60))
-    ///     .half_open_permits(1)
-    ///     .clock(clock.clone())
-    ///     .build()?;
-    /// breaker.try_acquire()?.failure();
-    /// clock.advance(Duration::from_secs(60));
-    /// breaker.try_acquire()?.success();
-    /// assert_eq!(breaker.state(), State::Closed);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The random source for jitter (default: a fast thread-local one).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_breaker::CircuitBreaker;
-    /// use buttress_core::{FixedRandom, ManualClock};
-    ///
-    /// let breaker = CircuitBreaker::builder("db")
-    ///     .consecutive_failures(1)
-    ///     .open_exponential(Duration::from_secs(10), 2.0, Duration::from_secs(60), 0.5)
-    ///     .random(FixedRandom::new([0.5])) // jitter removes 0.5 × 0.5 of the period
-    ///     .clock(ManualClock::new())
-    ///     .build()?;
-    /// breaker.try_acquire()?.failure();
-    /// let rejected = breaker.try_acquire().unwrap_err();
-    /// assert_eq!(rejected.retry_after(), Some(Duration::from_millis(7500)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn random(mut self, random: impl Random) -> Self {
-        self.random = Arc::new(random);
-        self
+    buttress_core::setters! {
+        /// The clock (default: tokio's `Instant`).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_breaker::{CircuitBreaker, State};
+        /// use buttress_core::ManualClock;
+        ///
+        /// let clock = ManualClock::new(); // time moves only when the test says so
+        /// let breaker = CircuitBreaker::builder("db")
+        ///     .consecutive_failures(1)
+        ///     .open_for(Duration::from_secs(60))
+        ///     .half_open_permits(1)
+        ///     .clock(clock.clone())
+        ///     .build()?;
+        /// breaker.try_acquire()?.failure();
+        /// clock.advance(Duration::from_secs(60));
+        /// breaker.try_acquire()?.success();
+        /// assert_eq!(breaker.state(), State::Closed);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        clock: shared Clock,
+        /// The random source for jitter (default: a fast thread-local one).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_breaker::CircuitBreaker;
+        /// use buttress_core::{FixedRandom, ManualClock};
+        ///
+        /// let breaker = CircuitBreaker::builder("db")
+        ///     .consecutive_failures(1)
+        ///     .open_exponential(Duration::from_secs(10), 2.0, Duration::from_secs(60), 0.5)
+        ///     .random(FixedRandom::new([0.5])) // jitter removes 0.5 × 0.5 of the period
+        ///     .clock(ManualClock::new())
+        ///     .build()?;
+        /// breaker.try_acquire()?.failure();
+        /// let rejected = breaker.try_acquire().unwrap_err();
+        /// assert_eq!(rejected.retry_after(), Some(Duration::from_millis(7500)));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        random: shared Random,
     }
 
     /// Adds a listener for [`BreakerEvent`]s.

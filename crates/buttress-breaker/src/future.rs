@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use buttress_core::Classify;
+use buttress_core::{Answer, Classify};
 use pin_project_lite::pin_project;
 
 use crate::breaker::Permit;
@@ -35,7 +35,7 @@ pin_project! {
             classifier: C,
         },
         Rejected {
-            result: Option<Result<T, E>>,
+            answer: Answer<Result<T, E>>,
         },
     }
 }
@@ -55,7 +55,7 @@ impl<F, C, T, E> ResponseFuture<F, C, T, E> {
     pub(crate) fn rejected(result: Result<T, E>) -> Self {
         Self {
             kind: Kind::Rejected {
-                result: Some(result),
+                answer: Answer::new(result),
             },
         }
     }
@@ -97,12 +97,7 @@ where
                 }
                 Poll::Ready(result.map_err(E2::from))
             }
-            // Built ready and polled once; polling it again breaks the
-            // `Future` contract, and it pends forever.
-            KindProj::Rejected { result } => match result.take() {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            },
+            KindProj::Rejected { answer } => answer.take(),
         }
     }
 }

@@ -41,6 +41,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod classify;
 mod clock;
 #[cfg(feature = "http")]
@@ -56,6 +57,7 @@ mod setters;
 #[doc(hidden)]
 pub mod sync;
 
+pub use answer::Answer;
 pub use classify::{
     Classification, Classify, DefaultClassifier, FnClassifier, Outcome, classify_fn,
 };

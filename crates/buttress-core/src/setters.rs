@@ -4,8 +4,10 @@
 /// struct, inside its `impl` block: `name: Type` gives
 /// `pub fn name(mut self, value: Type) -> Self`, and `name: into Type`
 /// gives one that takes `impl Into<Type>` (for `Option` fields, so both
-/// `.deadline(d)` and `.deadline(None)` read well). Each entry carries its
-/// own doc comment and example.
+/// `.deadline(d)` and `.deadline(None)` read well), and `name: shared
+/// Trait` one that takes `impl Trait` and stores it in an `Arc` (the
+/// injected clock and random source). Each entry carries its own doc
+/// comment and example.
 ///
 /// ```
 /// #[derive(Debug, Default)]
@@ -33,6 +35,15 @@
 #[macro_export]
 macro_rules! setters {
     () => {};
+    ($(#[$doc:meta])* $name:ident : shared $tr:path $(, $($rest:tt)*)?) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, value: impl $tr) -> Self {
+            self.$name = ::std::sync::Arc::new(value);
+            self
+        }
+        $($crate::setters! { $($rest)* })?
+    };
     ($(#[$doc:meta])* $name:ident : into $t:ty $(, $($rest:tt)*)?) => {
         $(#[$doc])*
         #[must_use]

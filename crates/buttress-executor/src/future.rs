@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use buttress_core::OnReject;
+use buttress_core::{Answer, OnReject};
 
 use crate::error::ExecutorError;
 use crate::executor::TaskHandle;
@@ -31,7 +31,7 @@ enum Kind<T, E, R: OnReject<ExecutorError, T, E>> {
         on_rejected: R,
     },
     /// Answered at once, until taken.
-    Done(Option<Result<T, R::Error>>),
+    Done(Answer<Result<T, R::Error>>),
 }
 
 impl<T, E, R: OnReject<ExecutorError, T, E>> ResponseFuture<T, E, R> {
@@ -46,7 +46,7 @@ impl<T, E, R: OnReject<ExecutorError, T, E>> ResponseFuture<T, E, R> {
 
     pub(crate) fn done(answer: Result<T, R::Error>) -> Self {
         Self {
-            kind: Kind::Done(Some(answer)),
+            kind: Kind::Done(Answer::new(answer)),
         }
     }
 }
@@ -89,12 +89,7 @@ impl<T, E, R: OnReject<ExecutorError, T, E>> Future for ResponseFuture<T, E, R> 
                 Ok(Err(e)) => Err(R::Error::from(e)),
                 Err(e) => on_rejected.on_reject(ExecutorError::Task(e)),
             }),
-            // Built ready and polled once; polling it again breaks the
-            // `Future` contract, and it pends forever.
-            Kind::Done(answer) => match answer.take() {
-                Some(a) => Poll::Ready(a),
-                None => Poll::Pending,
-            },
+            Kind::Done(answer) => answer.take(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use buttress_core::Answer;
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -23,7 +24,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, T, E> {
         Called { #[pin] future: F },
-        Rejected { result: Option<Result<T, E>> },
+        Rejected { answer: Answer<Result<T, E>> },
     }
 }
 
@@ -37,7 +38,7 @@ impl<F, T, E> ResponseFuture<F, T, E> {
     pub(crate) fn rejected(result: Result<T, E>) -> Self {
         Self {
             kind: Kind::Rejected {
-                result: Some(result),
+                answer: Answer::new(result),
             },
         }
     }
@@ -60,12 +61,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Called { future } => future.poll(cx).map_err(E2::from),
-            // Built ready and polled once; polling it again breaks the
-            // `Future` contract, and it pends forever.
-            KindProj::Rejected { result } => match result.take() {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            },
+            KindProj::Rejected { answer } => answer.take(),
         }
     }
 }
@@ -94,7 +90,7 @@ pin_project! {
     #[project = KeyedKindProj]
     enum KeyedKind<F, T, E, A> {
         Called { #[pin] future: F, admitted: Option<Admitted<A>> },
-        Rejected { result: Option<Result<T, E>> },
+        Rejected { answer: Answer<Result<T, E>> },
     }
 }
 
@@ -108,7 +104,7 @@ impl<F, T, E, A> KeyedResponseFuture<F, T, E, A> {
     pub(crate) fn rejected(result: Result<T, E>) -> Self {
         Self {
             kind: KeyedKind::Rejected {
-                result: Some(result),
+                answer: Answer::new(result),
             },
         }
     }
@@ -138,10 +134,7 @@ where
                 }
                 Poll::Ready(result.map_err(E2::from))
             }
-            KeyedKindProj::Rejected { result } => match result.take() {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            },
+            KeyedKindProj::Rejected { answer } => answer.take(),
         }
     }
 }

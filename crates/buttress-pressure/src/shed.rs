@@ -10,7 +10,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use buttress_core::{OnReject, RejectWithError};
+use buttress_core::{Answer, OnReject, RejectWithError};
 
 use crate::Priority;
 use crate::combined::Pressure;
@@ -387,7 +387,7 @@ pub(crate) mod future {
         #[project = KindProj]
         enum Kind<F, T, E> {
             Called { #[pin] inner: F },
-            Done { answer: Option<Result<T, E>> },
+            Done { answer: Answer<Result<T, E>> },
             Waiting { wait: Waiting<T, E> },
         }
     }
@@ -401,7 +401,7 @@ pub(crate) mod future {
         pub(super) fn done(answer: Result<T, E>) -> Self {
             Self {
                 kind: Kind::Done {
-                    answer: Some(answer),
+                    answer: Answer::new(answer),
                 },
             }
         }
@@ -429,12 +429,7 @@ pub(crate) mod future {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             match self.project().kind.project() {
                 KindProj::Called { inner } => inner.poll(cx).map_err(E2::from),
-                // Built ready and polled once; polling it again breaks
-                // the `Future` contract, and it pends forever.
-                KindProj::Done { answer } => match answer.take() {
-                    Some(a) => Poll::Ready(a),
-                    None => Poll::Pending,
-                },
+                KindProj::Done { answer } => answer.take(),
                 KindProj::Waiting { wait } => wait.as_mut().poll(cx),
             }
         }

@@ -592,51 +592,46 @@ impl Builder {
         self
     }
 
-    /// The clock (default: tokio's).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_core::ManualClock;
-    /// use buttress_retry::{RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
-    ///
-    /// let clock = ManualClock::new(); // the deadline is measured on it
-    /// let policy = RetryPolicy::builder("db")
-    ///     .deadline(Duration::from_secs(1))
-    ///     .clock(clock.clone())
-    ///     .build()?;
-    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
-    ///     clock.advance(Duration::from_secs(2)); // a slow attempt
-    ///     Err::<(), _>("down")
-    /// })
-    /// .unwrap_err();
-    /// assert_eq!((e.attempts(), e.stop()), (1, Stop::Deadline));
-    /// # Ok::<(), buttress_retry::ConfigError>(())
-    /// ```
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The random source for jitter.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use buttress_core::FixedRandom;
-    /// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, retry_blocking_with};
-    ///
-    /// let policy = RetryPolicy::builder("db")
-    ///     .max_attempts(2)
-    ///     .backoff(Backoff::FullJitter { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(10) })
-    ///     .random(FixedRandom::new([0.25]))
-    ///     .build()?;
-    /// let mut waits = Vec::new();
-    /// let _ = retry_blocking_with(&policy, &RetryClassifier, |d| waits.push(d), || Err::<(), _>("down"));
-    /// assert_eq!(waits, [Duration::from_millis(250)]); // a quarter of the 1 s ceiling
-    /// # Ok::<(), buttress_retry::ConfigError>(())
-    /// ```
-    pub fn random(mut self, random: impl Random) -> Self {
-        self.random = Arc::new(random);
-        self
+    buttress_core::setters! {
+        /// The clock (default: tokio's).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_core::ManualClock;
+        /// use buttress_retry::{RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+        ///
+        /// let clock = ManualClock::new(); // the deadline is measured on it
+        /// let policy = RetryPolicy::builder("db")
+        ///     .deadline(Duration::from_secs(1))
+        ///     .clock(clock.clone())
+        ///     .build()?;
+        /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
+        ///     clock.advance(Duration::from_secs(2)); // a slow attempt
+        ///     Err::<(), _>("down")
+        /// })
+        /// .unwrap_err();
+        /// assert_eq!((e.attempts(), e.stop()), (1, Stop::Deadline));
+        /// # Ok::<(), buttress_retry::ConfigError>(())
+        /// ```
+        clock: shared Clock,
+        /// The random source for jitter.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use buttress_core::FixedRandom;
+        /// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, retry_blocking_with};
+        ///
+        /// let policy = RetryPolicy::builder("db")
+        ///     .max_attempts(2)
+        ///     .backoff(Backoff::FullJitter { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(10) })
+        ///     .random(FixedRandom::new([0.25]))
+        ///     .build()?;
+        /// let mut waits = Vec::new();
+        /// let _ = retry_blocking_with(&policy, &RetryClassifier, |d| waits.push(d), || Err::<(), _>("down"));
+        /// assert_eq!(waits, [Duration::from_millis(250)]); // a quarter of the 1 s ceiling
+        /// # Ok::<(), buttress_retry::ConfigError>(())
+        /// ```
+        random: shared Random,
     }
 
     /// Adds a listener.
