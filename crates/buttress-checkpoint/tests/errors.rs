@@ -11,19 +11,7 @@ use buttress_checkpoint::{
     LoadError, OpenError, ReadError, SaveError, SkipReason,
 };
 use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
-
-/// Every error in the chain says something of its own.
-fn assert_no_repetition(error: &(dyn Error + 'static)) {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        let (outer, inner) = (current.to_string(), source.to_string());
-        assert!(
-            !outer.contains(&inner),
-            "{outer:?} repeats its source {inner:?}"
-        );
-        current = source;
-    }
-}
+use buttress_test_support::errors::assert_no_repetition;
 
 fn store(fs: &SimFs) -> FileStore {
     FileStore::open_with(

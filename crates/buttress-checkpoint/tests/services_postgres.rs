@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 const TABLE: &str = "buttress_checkpoint_tests";
 
+use buttress_test_support::errors::chain;
 use buttress_test_support::services;
 
 fn url() -> String {
@@ -30,18 +31,6 @@ async fn store(name: &str) -> Option<PgStore> {
             None
         }
     }
-}
-
-/// An error and its causes, joined by ": ".
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }
 
 /// A name no other run uses.

@@ -52,6 +52,12 @@ fn invalid_settings_are_typed_errors_never_panics() {
 mod serde_config {
     use super::*;
 
+    /// Loads `json` as an `ExecutorConfig`, expecting a data error whose
+    /// message starts with `expected`.
+    fn refused(json: &str, expected: &str) {
+        buttress_test_support::config::refused::<ExecutorConfig>(json, expected);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_config_loads_from_json_with_human_durations() {
         let config: ExecutorConfig = serde_json::from_str(
@@ -91,17 +97,6 @@ mod serde_config {
             "the loaded timeout"
         );
         assert_eq!(start.elapsed(), Duration::from_secs(90));
-    }
-
-    /// Loads `json`, expecting a data error (not a syntax error) whose
-    /// message starts with `expected`.
-    fn refused(json: &str, expected: &str) {
-        let err = serde_json::from_str::<ExecutorConfig>(json).expect_err(json);
-        assert!(err.is_data(), "{json}: {err}");
-        assert!(
-            err.to_string().starts_with(expected),
-            "{json}:\n  got      {err}\n  expected {expected}…"
-        );
     }
 
     #[test]

@@ -8,19 +8,7 @@ use std::sync::Arc;
 use buttress_core::ManualClock;
 use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
 use buttress_journal::{AppendError, Journal, JournalConfig, JournalReader, OpenError, ReadError};
-
-/// Every error in the chain says something of its own.
-fn assert_no_repetition(error: &(dyn Error + 'static)) {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        let (outer, inner) = (current.to_string(), source.to_string());
-        assert!(
-            !outer.contains(&inner),
-            "{outer:?} repeats its source {inner:?}"
-        );
-        current = source;
-    }
-}
+use buttress_test_support::errors::assert_no_repetition;
 
 fn open(fs: &SimFs) -> Result<Journal, OpenError> {
     Journal::open_with(

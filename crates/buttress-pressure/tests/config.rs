@@ -99,6 +99,7 @@ fn invalid_settings_are_typed_errors_never_panics() {
 mod serde_config {
     use super::*;
     use buttress_pressure::{AdaptiveLimiter, Algorithm, GaugeConfig, Priority};
+    use buttress_test_support::config::refused;
 
     /// The policy document of a service, as the stack would load it.
     #[derive(Debug, serde::Deserialize)]
@@ -179,17 +180,6 @@ mod serde_config {
             let limiter = AdaptiveLimiter::new("limit", algorithm).expect("name");
             assert_eq!(limiter.limit(), u64::from(initial));
         }
-    }
-
-    /// Loads `json` as a `T`, expecting a data error (not a syntax error)
-    /// whose message starts with `expected`.
-    fn refused<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, expected: &str) {
-        let err = serde_json::from_str::<T>(json).expect_err(json);
-        assert!(err.is_data(), "{json}: {err}");
-        assert!(
-            err.to_string().starts_with(expected),
-            "{json}:\n  got      {err}\n  expected {expected}…"
-        );
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! crate carries its own copy: scripted and flaky upstreams
 //! ([`mock`]), the harness that runs the test binary itself as a child
 //! process to `kill -9` ([`process`]), and the check that a service
-//! (PostgreSQL, Redis) is there ([`services`]).
+//! (PostgreSQL, Redis) is there ([`services`]), the checks of the error
+//! convention ([`errors`]) and of refused configuration documents
+//! ([`config`]).
 //!
 //! Not published: the crates list it under `[dev-dependencies]` by path
 //! only.
 #![allow(clippy::unwrap_used)]
 
+pub mod config;
+pub mod errors;
 pub mod mock;
 pub mod process;
 pub mod services;
