@@ -397,13 +397,35 @@ impl CircuitBreaker {
 
     #[inline(always)]
     fn record(&self, ticket: Ticket, outcome: Outcome, retry_after: Option<Duration>, start: u64) {
-        let shared = &*self.shared;
         let mut end = NOT_TIMED;
         let mut slow = false;
         if start != NOT_TIMED && outcome != Outcome::Ignored {
             end = self.now();
-            slow = end.saturating_sub(start) >= shared.slow_nanos;
+            slow = end.saturating_sub(start) >= self.shared.slow_nanos;
         }
+        self.record_verdict(ticket, outcome, retry_after, slow, end);
+    }
+
+    /// Records a call whose duration the caller measured: slow when that
+    /// duration reaches the slow-call threshold (and a rule needs it).
+    fn record_measured(&self, ticket: Ticket, outcome: Outcome, elapsed: Duration) {
+        let slow = self.shared.times_calls
+            && outcome != Outcome::Ignored
+            && nanos(elapsed) >= self.shared.slow_nanos;
+        self.record_verdict(ticket, outcome, None, slow, NOT_TIMED);
+    }
+
+    /// Records a verdict; `end` is the time already read, or `NOT_TIMED`.
+    #[inline(always)]
+    fn record_verdict(
+        &self,
+        ticket: Ticket,
+        outcome: Outcome,
+        retry_after: Option<Duration>,
+        slow: bool,
+        end: u64,
+    ) {
+        let shared = &*self.shared;
         let verdict = Verdict {
             outcome,
             slow,
@@ -520,35 +542,132 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
     }
 
     /// Whether this call is a half-open probe.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let permit = breaker.try_acquire()?;
+    /// assert!(!permit.is_probe()); // closed: an ordinary call
+    /// permit.failure();
+    /// clock.advance(Duration::from_secs(5));
+    /// let probe = breaker.try_acquire()?;
+    /// assert!(probe.is_probe()); // half-open: its outcome decides the state
+    /// probe.success();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_probe(&self) -> bool {
         self.ticket.kind() == TicketKind::Probe
     }
 
     /// Records a success.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(3).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.snapshot().consecutive_failures, 2);
+    /// breaker.try_acquire()?.success(); // the run of failures is broken
+    /// assert_eq!(breaker.snapshot().consecutive_failures, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn success(self) {
         self.record(Outcome::Success);
     }
 
     /// Records a failure.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(2).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// breaker.try_acquire()?.failure(); // the second in a row
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn failure(self) {
         self.record(Outcome::Failure);
     }
 
     /// Records an outcome.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, Outcome, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build()?;
+    /// // The caller gave up on the call: that says nothing about the database.
+    /// breaker.try_acquire()?.record(Outcome::Ignored);
+    /// assert_eq!(breaker.snapshot().calls, 0); // not counted
+    /// breaker.try_acquire()?.record(Outcome::Failure);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn record(self, outcome: Outcome) {
         self.finish(outcome, None, NOT_TIMED);
     }
 
     /// Records a full classification, including a `Retry-After` hint.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, Classification, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let breaker = CircuitBreaker::builder("api")
+    ///     .consecutive_failures(5)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// // A 503 with `Retry-After: 30`: the upstream said when to come back.
+    /// let busy = Classification::RETRYABLE_FAILURE.with_retry_after(Some(Duration::from_secs(30)));
+    /// breaker.try_acquire()?.record_classified(busy);
+    /// assert_eq!(breaker.state(), State::Open); // at once, not after 5 failures
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn record_classified(self, c: Classification) {
         self.finish(c.outcome, c.retry_after, NOT_TIMED);
     }
 
     /// Classifies `result` with `classifier` and records it.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use buttress_breaker::{CircuitBreaker, Classification, State};
+    /// use buttress_core::classify_fn;
+    ///
+    /// // "Not found" is the caller's problem, not the database's.
+    /// let classifier = classify_fn(|r: &Result<u32, Error>| match r {
+    ///     Ok(_) => Classification::SUCCESS,
+    ///     Err(e) if e.kind() == ErrorKind::NotFound => Classification::IGNORED,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE,
+    /// });
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(1).build()?;
+    ///
+    /// let result: Result<u32, Error> = Err(ErrorKind::NotFound.into());
+    /// breaker.try_acquire()?.record_result(&result, &classifier);
+    /// assert_eq!(breaker.state(), State::Closed);
+    ///
+    /// let result: Result<u32, Error> = Err(ErrorKind::TimedOut.into());
+    /// breaker.try_acquire()?.record_result(&result, &classifier);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn record_result<T, E, C: Classify<T, E> + ?Sized>(
         self,
@@ -562,15 +681,36 @@ impl<B: Borrow<CircuitBreaker>> Permit<B> {
     /// Records an outcome and how long the call took, for the slow-call
     /// rule (the two-step API does not time calls itself; `call` and the
     /// tower service do).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, Outcome, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("search")
+    ///     .failure_rate(None)
+    ///     .slow_calls(0.5, Duration::from_secs(1)) // half the calls taking 1 s or more
+    ///     .count_window(2)
+    ///     .minimum_calls(2)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// for took in [Duration::from_millis(200), Duration::from_secs(3)] {
+    ///     let permit = breaker.try_acquire()?;
+    ///     clock.advance(took); // the call runs
+    ///     permit.record_elapsed(Outcome::Success, took);
+    /// }
+    /// let s = breaker.snapshot();
+    /// assert_eq!((s.calls, s.slow_calls), (2, 1));
+    /// assert_eq!(s.state, State::Open); // every call succeeded, but one in two was slow
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
-    pub fn record_elapsed(self, outcome: Outcome, elapsed: Duration) {
-        let b = self.breaker.borrow();
-        let start = if b.shared.times_calls {
-            b.now().saturating_sub(nanos(elapsed))
-        } else {
-            NOT_TIMED
-        };
-        self.finish(outcome, None, start);
+    pub fn record_elapsed(mut self, outcome: Outcome, elapsed: Duration) {
+        let ticket = std::mem::replace(&mut self.ticket, Ticket::SPENT);
+        self.breaker
+            .borrow()
+            .record_measured(ticket, outcome, elapsed);
     }
 
     /// Records a verdict for a call that started at `start` (nanoseconds

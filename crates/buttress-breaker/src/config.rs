@@ -64,6 +64,22 @@ pub enum OpenDuration {
 
 impl OpenDuration {
     /// A fixed open period.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker, OpenDuration};
+    /// use buttress_core::ManualClock;
+    ///
+    /// const OPEN: OpenDuration = OpenDuration::fixed(Duration::from_secs(30)); // usable in constants
+    /// assert_eq!(OPEN, OpenDuration::Fixed { duration: Duration::from_secs(30) });
+    ///
+    /// let config = BreakerConfig::default().consecutive_failures(1).open(OPEN);
+    /// let breaker = CircuitBreaker::builder("db").config(config).clock(ManualClock::new()).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn fixed(duration: Duration) -> Self {
         Self::Fixed { duration }
     }

@@ -57,11 +57,43 @@ impl Rejected {
     }
 
     /// The name of the breaker that refused the call.
+    ///
+    /// ```
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("payments").build()?;
+    /// breaker.force_open();
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.name(), "payments");
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
 
     /// The state the breaker was in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::{CircuitBreaker, State};
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(5))
+    ///     .half_open_permits(1)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.try_acquire().unwrap_err().state(), State::Open);
+    /// clock.advance(Duration::from_secs(5));
+    /// let probe = breaker.try_acquire()?;
+    /// // Half-open, and its only probe permit is taken.
+    /// assert_eq!(breaker.try_acquire().unwrap_err().state(), State::HalfOpen);
+    /// # drop(probe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> State {
         self.state
     }
@@ -69,6 +101,30 @@ impl Rejected {
     /// How long until the breaker will admit a call again, when known: the
     /// rest of the open period. `None` when half-open with every probe
     /// permit taken, or when forced open.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_breaker::CircuitBreaker;
+    /// use buttress_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(10))
+    ///     .half_open_permits(1)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(4));
+    /// let rejected = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(6))); // the rest of the open period
+    ///
+    /// clock.advance(Duration::from_secs(6));
+    /// let probe = breaker.try_acquire()?;
+    /// assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), None); // up to the probe
+    /// # drop(probe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         (self.retry_after_nanos != u64::MAX).then(|| Duration::from_nanos(self.retry_after_nanos))
     }

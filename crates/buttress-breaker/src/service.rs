@@ -61,21 +61,137 @@ impl<S, C, R> CircuitBreakerService<S, C, R> {
     }
 
     /// The breaker.
+    ///
+    /// ```
+    /// use tower::{Layer, service_fn};
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build()?;
+    /// let svc = breaker
+    ///     .layer()
+    ///     .layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// assert_eq!(svc.breaker().state(), State::Closed);
+    /// svc.breaker().force_open(); // the breaker the layer was made from
+    /// assert_eq!(breaker.state(), State::ForcedOpen);
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
     }
 
     /// The inner service.
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// # use std::convert::Infallible;
+    /// # use std::future::{Ready, ready};
+    /// # use std::task::{Context, Poll};
+    /// /// Answers each call with how many calls it has answered.
+    /// #[derive(Debug, Default)]
+    /// struct Counter {
+    ///     calls: u32,
+    /// }
+    /// # impl tower::Service<()> for Counter {
+    /// #     type Response = u32;
+    /// #     type Error = Infallible;
+    /// #     type Future = Ready<Result<u32, Infallible>>;
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    /// #         Poll::Ready(Ok(()))
+    /// #     }
+    /// #     fn call(&mut self, _: ()) -> Self::Future {
+    /// #         self.calls += 1;
+    /// #         ready(Ok(self.calls))
+    /// #     }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// let mut svc = breaker.layer().layer(Counter::default());
+    /// svc.ready().await.unwrap().call(()).await.unwrap();
+    /// svc.ready().await.unwrap().call(()).await.unwrap();
+    /// assert_eq!(svc.get_ref().calls, 2);
+    /// # });
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// The inner service, mutably.
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// # use std::convert::Infallible;
+    /// # use std::future::{Ready, ready};
+    /// # use std::task::{Context, Poll};
+    /// /// Answers each call with how many calls it has answered.
+    /// #[derive(Debug, Default)]
+    /// struct Counter {
+    ///     calls: u32,
+    /// }
+    /// # impl tower::Service<()> for Counter {
+    /// #     type Response = u32;
+    /// #     type Error = Infallible;
+    /// #     type Future = Ready<Result<u32, Infallible>>;
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    /// #         Poll::Ready(Ok(()))
+    /// #     }
+    /// #     fn call(&mut self, _: ()) -> Self::Future {
+    /// #         self.calls += 1;
+    /// #         ready(Ok(self.calls))
+    /// #     }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// let mut svc = breaker.layer().layer(Counter::default());
+    /// svc.get_mut().calls = 41; // change the inner service in place
+    /// assert_eq!(svc.ready().await.unwrap().call(()).await.unwrap(), 42);
+    /// # });
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// # use std::convert::Infallible;
+    /// # use std::future::{Ready, ready};
+    /// # use std::task::{Context, Poll};
+    /// /// Answers each call with how many calls it has answered.
+    /// #[derive(Debug, Default)]
+    /// struct Counter {
+    ///     calls: u32,
+    /// }
+    /// # impl tower::Service<()> for Counter {
+    /// #     type Response = u32;
+    /// #     type Error = Infallible;
+    /// #     type Future = Ready<Result<u32, Infallible>>;
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    /// #         Poll::Ready(Ok(()))
+    /// #     }
+    /// #     fn call(&mut self, _: ()) -> Self::Future {
+    /// #         self.calls += 1;
+    /// #         ready(Ok(self.calls))
+    /// #     }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = CircuitBreaker::builder("db").build().unwrap();
+    /// let mut svc = breaker.layer().layer(Counter::default());
+    /// svc.ready().await.unwrap().call(()).await.unwrap();
+    /// let counter: Counter = svc.into_inner(); // the breaker is left behind
+    /// assert_eq!(counter.calls, 1);
+    /// assert_eq!(breaker.snapshot().calls, 1); // and kept its count
+    /// # });
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

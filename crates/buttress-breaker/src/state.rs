@@ -37,6 +37,14 @@ impl State {
     }
 
     /// A short lower-case name, as used in metric labels.
+    ///
+    /// ```
+    /// use buttress_breaker::State;
+    ///
+    /// assert_eq!(State::HalfOpen.as_str(), "half_open");
+    /// assert_eq!(State::ForcedOpen.as_str(), "forced_open");
+    /// assert_eq!(State::Open.to_string(), State::Open.as_str()); // `Display` writes the same
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",
@@ -48,6 +56,19 @@ impl State {
     }
 
     /// Whether calls are admitted in this state without limit.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// assert!(State::Closed.admits_all());
+    /// assert!(!State::HalfOpen.admits_all()); // only the probes
+    /// assert!(!State::Open.admits_all());
+    ///
+    /// let breaker = CircuitBreaker::builder("db").build()?;
+    /// breaker.disable(); // switched off by hand: everything goes through
+    /// assert!(breaker.state().admits_all());
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
     pub const fn admits_all(self) -> bool {
         matches!(self, Self::Closed | Self::Disabled)
     }
@@ -93,6 +114,27 @@ pub enum Reason {
 
 impl Reason {
     /// A short lower-case name.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use buttress_breaker::{BreakerEvent, CircuitBreaker, Reason};
+    ///
+    /// let reasons = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&reasons);
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .on_event(move |e| {
+    ///         if let BreakerEvent::StateChanged { reason, .. } = e {
+    ///             seen.lock().unwrap().push(reason.as_str());
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// breaker.reset();
+    /// assert_eq!(*reasons.lock().unwrap(), ["consecutive_failures", "reset"]);
+    /// assert_eq!(Reason::HalfOpenTimeout.to_string(), "half_open_timeout"); // `Display` agrees
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::ConsecutiveFailures => "consecutive_failures",

@@ -294,3 +294,35 @@ fn the_two_step_api_reports_durations_for_the_slow_call_rule() {
     }
     assert_eq!(b.state(), State::Open);
 }
+
+/// A duration the caller measured counts as it is, even when it is longer
+/// than the breaker has existed (it used to be cut to the breaker's age).
+#[test]
+fn a_measured_duration_counts_whole() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder("measured")
+        .failure_rate(None)
+        .count_window(1)
+        .minimum_calls(1)
+        .slow_calls(1.0, Duration::from_secs(1))
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    // A fresh breaker (age zero) told of a 3 s call: slow, and it trips.
+    b.try_acquire()
+        .expect("closed")
+        .record_elapsed(Outcome::Success, Duration::from_secs(3));
+    assert_eq!(b.snapshot().slow_calls, 1);
+    assert_eq!(b.state(), buttress_breaker::State::Open);
+    // Ignored outcomes are never slow.
+    let fast = CircuitBreaker::builder("ignored")
+        .failure_rate(None)
+        .slow_calls(1.0, Duration::from_secs(1))
+        .clock(clock)
+        .build()
+        .expect("valid");
+    fast.try_acquire()
+        .expect("closed")
+        .record_elapsed(Outcome::Ignored, Duration::from_secs(3));
+    assert_eq!(fast.snapshot().slow_calls, 0);
+}

@@ -95,6 +95,22 @@ pub struct SyncPoisoned;
 
 /// Whether `error` is the [`SyncPoisoned`] error of a handle whose earlier
 /// sync failed.
+///
+/// ```
+/// use std::path::Path;
+/// use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs, is_sync_poisoned};
+///
+/// let fs = SimFs::new();
+/// fs.create_dir_all(Path::new("/data"))?;
+/// let file = fs.create_new(Path::new("/data/log"))?;
+/// file.write_all(b"record")?;
+/// fs.inject(Fault { op: OpKind::Sync, skip: 0, kind: FaultKind::Io });
+/// let first = file.sync_data().unwrap_err();
+/// assert!(!is_sync_poisoned(&first)); // the EIO itself
+/// let again = file.sync_data().unwrap_err();
+/// assert!(is_sync_poisoned(&again)); // never a false "synced" after a failure
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn is_sync_poisoned(error: &io::Error) -> bool {
     error
         .get_ref()
@@ -189,6 +205,16 @@ pub trait File: Send + Sync + Debug {
 /// Whether `name` can be the stem of the durable crates' file names: ASCII
 /// letters, digits, `-` and `_`, and not empty. No separator, no dot, so no
 /// `..` and no clash with the names built around it.
+///
+/// ```
+/// use buttress_fs::is_plain_name;
+///
+/// assert!(is_plain_name("queries_2024-q1"));
+/// assert!(!is_plain_name("")); // empty
+/// assert!(!is_plain_name("../etc")); // separators and dots
+/// assert!(!is_plain_name("queries.old"));
+/// assert!(!is_plain_name("requêtes")); // ASCII only
+/// ```
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -199,6 +225,27 @@ pub fn is_plain_name(name: &str) -> bool {
 /// A name beside `target` for the temp file of an atomic replace:
 /// `<target>.tmp-<pid>-<random>`. Create it exclusively; two writers (or
 /// two processes) never pick the same one.
+///
+/// ```
+/// use std::path::Path;
+/// use buttress_fs::{Fs, SimFs, parent_dir, temp_path};
+///
+/// let fs = SimFs::new();
+/// fs.create_dir_all(Path::new("/data"))?;
+/// let target = Path::new("/data/state");
+/// let tmp = temp_path(target);
+/// assert_eq!(tmp.parent(), target.parent()); // beside it: the rename stays in one directory
+/// assert!(tmp.to_str().unwrap().starts_with(&format!("/data/state.tmp-{}-", std::process::id())));
+///
+/// // The atomic replace it is made for.
+/// let file = fs.create_new(&tmp)?;
+/// file.write_all(b"v2")?;
+/// file.sync_data()?;
+/// fs.rename(&tmp, target)?;
+/// fs.sync_dir(parent_dir(target))?;
+/// assert_eq!(fs.read(target)?, b"v2");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn temp_path(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_owned();
     name.push(format!(
@@ -210,6 +257,17 @@ pub fn temp_path(target: &Path) -> PathBuf {
 }
 
 /// The directory part of `path`, or `.` for a bare name.
+///
+/// ```
+/// use std::path::Path;
+/// use buttress_fs::parent_dir;
+///
+/// assert_eq!(parent_dir(Path::new("/data/events.jsonl")), Path::new("/data"));
+/// // A bare name is in the working directory; `Path::parent` would give "",
+/// // which cannot be opened to sync.
+/// assert_eq!(parent_dir(Path::new("events.jsonl")), Path::new("."));
+/// assert_eq!(Path::new("events.jsonl").parent(), Some(Path::new("")));
+/// ```
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

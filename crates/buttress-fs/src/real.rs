@@ -17,6 +17,25 @@ pub struct RealFs;
 
 impl RealFs {
     /// The real file system.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use buttress_fs::{Fs, RealFs};
+    ///
+    /// let fs = RealFs::new();
+    /// let dir = std::env::temp_dir().join(format!("buttress-fs-real-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// fs.create_dir_all(&dir)?;
+    /// let path = dir.join("hello");
+    /// let file = fs.create_new(&path)?;
+    /// file.write_all(b"hello")?;
+    /// file.sync_data()?; // fdatasync
+    /// fs.sync_dir(&dir)?; // and the new entry
+    /// assert_eq!(fs.read(&path)?, b"hello");
+    /// assert_eq!(fs.create_new(&path).unwrap_err().kind(), ErrorKind::AlreadyExists); // O_EXCL
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Self {
         RealFs
     }

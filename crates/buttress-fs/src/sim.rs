@@ -140,6 +140,19 @@ pub struct SimFs {
 
 impl SimFs {
     /// An empty file system.
+    ///
+    /// ```
+    /// use std::path::{Path, PathBuf};
+    /// use buttress_fs::{Fs, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// assert!(fs.metadata(Path::new("/data")).is_err()); // nothing at all yet
+    /// fs.create_dir_all(Path::new("/data"))?;
+    /// let other = fs.clone(); // clones share one file system
+    /// other.create_new(Path::new("/data/a"))?;
+    /// assert_eq!(fs.list(Path::new("/data"))?, [PathBuf::from("a")]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Self {
         SimFs::default()
     }
@@ -156,16 +169,70 @@ impl SimFs {
 
     /// The operations logged since this file system was made (by
     /// [`new`](SimFs::new) or by a crash).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use buttress_fs::{Fs, Op, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// fs.create_dir_all(Path::new("/d"))?;
+    /// let file = fs.create_new(Path::new("/d/a"))?;
+    /// file.write_all(b"hi")?;
+    /// file.sync_data()?;
+    /// let _ = fs.read(Path::new("/d/a"))?; // reads change nothing: not logged
+    /// let ino = file.metadata()?.id.ino;
+    /// assert_eq!(fs.log()[2..], [ // after the two directories, "/" and "/d"
+    ///     Op::Create { path: "/d/a".into(), ino },
+    ///     Op::Write { ino, bytes: b"hi".to_vec() },
+    ///     Op::Sync { ino },
+    /// ]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn log(&self) -> Vec<Op> {
         self.shared.sim().log.clone()
     }
 
     /// How many operations have been logged.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use buttress_fs::{Fs, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// fs.create_dir_all(Path::new("/d"))?;
+    /// let file = fs.create_new(Path::new("/d/a"))?;
+    /// let before = fs.op_count();
+    /// file.write_all(b"one")?;
+    /// file.sync_data()?;
+    /// file.lock()?; // locks, like reads, are not logged
+    /// assert_eq!(fs.op_count(), before + 2);
+    /// assert_eq!(fs.op_count(), fs.log().len());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn op_count(&self) -> usize {
         self.shared.sim().log.len()
     }
 
     /// A new file system holding what `crash` would leave now.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use buttress_fs::{Crash, Fs, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// let (dir, path) = (Path::new("/d"), Path::new("/d/a"));
+    /// fs.create_dir_all(dir)?;
+    /// let file = fs.create_new(path)?;
+    /// fs.sync_dir(dir)?;
+    /// file.write_all(b"synced")?;
+    /// file.sync_data()?;
+    /// file.write_all(b" + not yet")?;
+    ///
+    /// assert_eq!(fs.crash(Crash::PROCESS_KILL).read(path)?, b"synced + not yet"); // the kernel has it
+    /// assert_eq!(fs.crash(Crash::POWER_LOSS).read(path)?, b"synced");
+    /// assert_eq!(fs.read(path)?, b"synced + not yet"); // the original is untouched
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn crash(&self, crash: Crash) -> SimFs {
         SimFs::from_state(self.shared.sim().state.crash(crash))
     }
@@ -176,6 +243,29 @@ impl SimFs {
     /// # Panics
     ///
     /// If `ops` is greater than [`op_count`](SimFs::op_count).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use buttress_fs::{Crash, Fs, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// let (dir, path) = (Path::new("/d"), Path::new("/d/a"));
+    /// fs.create_dir_all(dir)?;
+    /// let start = fs.op_count();
+    /// let file = fs.create_new(path)?;
+    /// file.write_all(b"data")?;
+    /// file.sync_data()?;
+    /// fs.sync_dir(dir)?;
+    ///
+    /// // Die after each operation in turn: when is the file safe?
+    /// let survives: Vec<bool> = (start..=fs.op_count())
+    ///     .map(|ops| fs.crash_after(ops, Crash::POWER_LOSS).read(path).is_ok_and(|d| d == b"data"))
+    ///     .collect();
+    /// // Not after the create, the write, or even the file's sync: only once
+    /// // the directory's sync made its entry durable.
+    /// assert_eq!(survives, [false, false, false, false, true]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn crash_after(&self, ops: usize, crash: Crash) -> SimFs {
         let sim = self.shared.sim();
         let mut state = sim.base.clone();
@@ -188,11 +278,46 @@ impl SimFs {
     }
 
     /// Arms a fault.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use std::path::Path;
+    /// use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// fs.create_dir_all(Path::new("/d"))?;
+    /// let file = fs.create_new(Path::new("/d/a"))?;
+    /// // The second write from now is cut short after 3 bytes.
+    /// fs.inject(Fault { op: OpKind::Write, skip: 1, kind: FaultKind::ShortWrite(3) });
+    /// assert_eq!(file.write(b"first")?, 5);
+    /// assert_eq!(file.write(b"second")?, 3);
+    /// assert_eq!(file.write(b"third")?, 5); // each fault fires once
+    /// assert_eq!(fs.read(Path::new("/d/a"))?, b"firstsecthird");
+    ///
+    /// fs.inject(Fault { op: OpKind::Create, skip: 0, kind: FaultKind::NoSpace });
+    /// let e = fs.create_new(Path::new("/d/b")).unwrap_err();
+    /// assert_eq!(e.kind(), ErrorKind::StorageFull); // ENOSPC
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn inject(&self, fault: Fault) {
         self.shared.sim().faults.push(fault);
     }
 
     /// Disarms every fault not yet fired.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use buttress_fs::{Fault, FaultKind, Fs, OpKind, SimFs};
+    ///
+    /// let fs = SimFs::new();
+    /// fs.create_dir_all(Path::new("/d"))?;
+    /// let file = fs.create_new(Path::new("/d/a"))?;
+    /// fs.inject(Fault { op: OpKind::Sync, skip: 0, kind: FaultKind::Io });
+    /// fs.clear_faults(); // the disk is healthy again before the fault fired
+    /// file.write_all(b"data")?;
+    /// file.sync_data()?; // succeeds: the handle is not poisoned
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn clear_faults(&self) {
         self.shared.sim().faults.clear();
     }

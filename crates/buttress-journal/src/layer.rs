@@ -61,6 +61,40 @@ impl<Q: Clone, R: Clone, P, Ev> Clone for FnEvents<Q, R, P, Ev> {
 /// Events from two closures: `on_request` sees the request and returns
 /// what the response side needs; `on_response` builds the event (or
 /// `None`) from that, the result, and the time the inner service took.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use buttress_core::ManualClock;
+/// use buttress_fs::SimFs;
+/// use buttress_journal::{Journal, JournalConfig, JournalLayer, JournalReader, events};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fs = SimFs::new();
+/// # let journal = Journal::open_with(Arc::new(fs.clone()), Arc::new(ManualClock::new()), "/j", "failures", JournalConfig::default())?;
+/// // Keep the path from the request; record failed calls only.
+/// let failures = events(
+///     |path: &String| path.clone(),
+///     |path, result: &Result<u16, std::io::Error>, _took: Duration| {
+///         let e = result.as_ref().err()?; // `None`: nothing recorded
+///         Some(serde_json::json!({"path": path, "error": e.to_string()}))
+///     },
+/// );
+/// let svc = JournalLayer::new(journal.clone(), failures).layer(service_fn(|path: String| async move {
+///     if path == "/boom" { Err(std::io::Error::other("boom")) } else { Ok(200) }
+/// }));
+/// assert_eq!(svc.clone().oneshot("/ok".to_string()).await?, 200);
+/// assert!(svc.oneshot("/boom".to_string()).await.is_err());
+/// journal.close()?; // written and synced
+///
+/// let mut reader = JournalReader::with_fs(Arc::new(fs), "/j", "failures");
+/// let record = reader.next_record::<serde_json::Value>()?.expect("one event");
+/// assert_eq!(record.event, serde_json::json!({"path": "/boom", "error": "boom"}));
+/// assert!(reader.next_record::<serde_json::Value>()?.is_none()); // the success left nothing
+/// # Ok(()) }
+/// ```
 pub fn events<Req, Res, E, Q, R, P, Ev>(on_request: Q, on_response: R) -> FnEvents<Q, R, P, Ev>
 where
     Q: Fn(&Req) -> P,
@@ -138,6 +172,43 @@ struct Hooks<F> {
 impl<F> JournalLayer<F> {
     /// Records the events `events` builds in `journal`, timing calls with
     /// tokio's clock.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use buttress_core::ManualClock;
+    /// use buttress_fs::SimFs;
+    /// use buttress_journal::{Journal, JournalConfig, JournalLayer, JournalReader, events};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fs = SimFs::new();
+    /// let journal = Journal::open_with(
+    ///     Arc::new(fs.clone()),
+    ///     Arc::new(ManualClock::new()),
+    ///     "/telemetry",
+    ///     "calls",
+    ///     JournalConfig::default(),
+    /// )?;
+    /// let layer = JournalLayer::new(
+    ///     journal.clone(),
+    ///     events(
+    ///         |x: &u32| *x,
+    ///         |x, result: &Result<u32, std::io::Error>, _took: Duration| {
+    ///             Some(serde_json::json!({"in": x, "out": result.as_ref().ok()}))
+    ///         },
+    ///     ),
+    /// );
+    /// let svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x * 2) }));
+    /// assert_eq!(svc.oneshot(21).await?, 42); // the response does not wait for the disk
+    /// journal.close()?; // written and synced
+    ///
+    /// let mut reader = JournalReader::with_fs(Arc::new(fs), "/telemetry", "calls");
+    /// let record = reader.next_record::<serde_json::Value>()?.expect("one event");
+    /// assert_eq!(record.event, serde_json::json!({"in": 21, "out": 42}));
+    /// # Ok(()) }
+    /// ```
     pub fn new(journal: Journal, events: F) -> Self {
         JournalLayer {
             journal,

@@ -25,6 +25,26 @@ pub enum RetryReason {
 
 impl RetryReason {
     /// A short lower-case name.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use buttress_retry::{RetryClassifier, RetryEvent, RetryPolicy, RetryReason, retry_blocking_with};
+    ///
+    /// let reasons = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&reasons);
+    /// let policy = RetryPolicy::builder("db")
+    ///     .max_attempts(3)
+    ///     .on_event(move |e| {
+    ///         if let RetryEvent::Retrying { reason, .. } = e {
+    ///             seen.lock().unwrap().push(reason.as_str());
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// let _ = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || Err::<(), _>("down"));
+    /// assert_eq!(*reasons.lock().unwrap(), ["failure", "failure"]);
+    /// assert_eq!(RetryReason::RetryAfter.to_string(), "retry_after"); // `Display` agrees
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Failure => "failure",
@@ -67,6 +87,17 @@ pub enum Stop {
 
 impl Stop {
     /// A short lower-case name.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryClassifier, RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db").max_attempts(2).build()?;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || Err::<(), _>("down"))
+    ///     .unwrap_err();
+    /// assert_eq!(e.stop().as_str(), "max_attempts");
+    /// assert_eq!(Stop::BudgetExhausted.to_string(), "budget_exhausted"); // `Display` agrees
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Done => "done",
@@ -82,6 +113,27 @@ impl Stop {
 
     /// Whether retrying stopped while the last attempt had failed in a way
     /// that could have been retried: the caller "gave up".
+    ///
+    /// ```
+    /// use buttress_core::{Classification, classify_fn};
+    /// use buttress_retry::{RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let classifier = classify_fn(|r: &Result<(), &str>| match r {
+    ///     Ok(_) => Classification::SUCCESS,
+    ///     Err(e) if *e == "forbidden" => Classification::FATAL_FAILURE,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE,
+    /// });
+    /// let policy = RetryPolicy::builder("api").max_attempts(2).build()?;
+    /// // Still failing when the attempts ran out: given up.
+    /// let e = retry_blocking_with(&policy, &classifier, |_| {}, || Err("busy")).unwrap_err();
+    /// assert!(e.stop().gave_up());
+    /// // A failure that no retry could fix: stopped, but not given up.
+    /// let e = retry_blocking_with(&policy, &classifier, |_| {}, || Err("forbidden")).unwrap_err();
+    /// assert_eq!(e.stop(), Stop::NotRetryable);
+    /// assert!(!e.stop().gave_up());
+    /// assert!(!Stop::Done.gave_up());
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub const fn gave_up(self) -> bool {
         matches!(
             self,

@@ -114,6 +114,19 @@ fn secs(s: f64, max: Duration) -> Duration {
 
 impl Backoff {
     /// The cap: no delay is longer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_core::FixedRandom;
+    /// use buttress_retry::Backoff;
+    ///
+    /// let b = Backoff::FullJitter { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(30) };
+    /// assert_eq!(b.max(), Duration::from_secs(30));
+    /// // Jitter included: even the highest draw stays within it.
+    /// assert!(b.delays(&FixedRandom::new([0.999])).take(20).all(|d| d <= b.max()));
+    /// // A constant delay is its own cap.
+    /// assert_eq!(Backoff::Constant { delay: Duration::from_secs(5) }.max(), Duration::from_secs(5));
+    /// ```
     pub fn max(&self) -> Duration {
         match *self {
             Self::Constant { delay } => delay,
@@ -127,6 +140,20 @@ impl Backoff {
 
     /// The delay before retry `n` (from 1), given the previous delay and a
     /// uniform random value `u` in [0, 1).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::Backoff;
+    ///
+    /// let secs = Duration::from_secs;
+    /// // Retry 3: t = min(10 s, 1 s × 2²) = 4 s; half of it is fixed, the other half drawn.
+    /// let equal = Backoff::EqualJitter { base: secs(1), factor: 2.0, max: secs(10) };
+    /// assert_eq!(equal.delay(3, Duration::ZERO, 0.0), secs(2));
+    /// assert_eq!(equal.delay(3, Duration::ZERO, 0.5), secs(3));
+    /// // Decorrelated jitter draws from [base, 3 × previous]: 1 s + 0.5 × (12 s − 1 s).
+    /// let decorrelated = Backoff::Decorrelated { base: secs(1), max: secs(60) };
+    /// assert_eq!(decorrelated.delay(2, secs(4), 0.5), Duration::from_millis(6500));
+    /// ```
     pub fn delay(&self, n: u32, previous: Duration, u: f64) -> Duration {
         let u = if u.is_nan() { 0.0 } else { u.clamp(0.0, 1.0) };
         let max = self.max();

@@ -136,6 +136,24 @@ impl fmt::Debug for RatioBudget {
 impl RatioBudget {
     /// A budget of `ratio` retries per original request (0.2 = 20 %), plus
     /// `min_per_second` retries per second, over a sliding `window`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use buttress_retry::{BudgetError, RatioBudget, RetryBudget};
+    ///
+    /// // 20 % of requests, plus 1 retry a second, over 10 s.
+    /// let budget = RatioBudget::new(0.2, 1.0, Duration::from_secs(10))?;
+    /// let now = Instant::now();
+    /// assert_eq!(budget.available(now), 10); // the reserve alone: 1 a second for 10 s
+    /// for _ in 0..50 {
+    ///     budget.deposit(now); // 50 requests
+    /// }
+    /// assert_eq!(budget.available(now), 20); // + 20 % of them
+    ///
+    /// let e = RatioBudget::new(0.2, 1.0, Duration::from_millis(1)).unwrap_err();
+    /// assert_eq!(e, BudgetError::Window(Duration::from_millis(1))); // 10 ms to 1 day
+    /// # Ok::<(), BudgetError>(())
+    /// ```
     pub fn new(ratio: f64, min_per_second: f64, window: Duration) -> Result<Self, BudgetError> {
         if !(ratio.is_finite() && (0.0..=100.0).contains(&ratio)) {
             return Err(BudgetError::Ratio(ratio));
@@ -173,11 +191,41 @@ impl RatioBudget {
 
     /// Finagle's defaults: 20 % of requests plus 10 retries a second, over
     /// 10 seconds.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use buttress_retry::{RatioBudget, RetryBudget};
+    ///
+    /// let budget = RatioBudget::finagle();
+    /// let now = Instant::now();
+    /// assert_eq!(budget.available(now), 100); // 10 a second for 10 s, before any traffic
+    /// for _ in 0..1000 {
+    ///     budget.deposit(now);
+    /// }
+    /// assert_eq!(budget.available(now), 300); // + 20 % of 1000 requests
+    /// ```
     pub fn finagle() -> Self {
         Self::new(0.2, 10.0, Duration::from_secs(10)).expect("constant, valid parameters")
     }
 
     /// Retries still available now, in whole retries.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use buttress_retry::{RatioBudget, RetryBudget};
+    ///
+    /// let budget = RatioBudget::new(0.5, 0.0, Duration::from_secs(10))?;
+    /// let t0 = Instant::now();
+    /// for _ in 0..10 {
+    ///     budget.deposit(t0);
+    /// }
+    /// assert_eq!(budget.available(t0), 5);
+    /// assert!(budget.try_withdraw(t0));
+    /// assert_eq!(budget.available(t0), 4);
+    /// // A window later the deposits (and the withdrawal) have expired.
+    /// assert_eq!(budget.available(t0 + Duration::from_secs(10)), 0);
+    /// # Ok::<(), buttress_retry::BudgetError>(())
+    /// ```
     pub fn available(&self, now: Instant) -> u64 {
         self.bucket(now); // expire what has aged out
         let total = self
@@ -317,6 +365,21 @@ impl fmt::Debug for Throttle {
 impl Throttle {
     /// A full throttle of `max_tokens`, refilled by `token_ratio` per
     /// success.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_retry::{RetryPolicy, Throttle};
+    ///
+    /// // gRPC's example values; shared by every policy in front of one upstream.
+    /// let throttle = Arc::new(Throttle::new(10.0, 0.1)?);
+    /// assert_eq!(throttle.tokens(), 10.0); // starts full
+    /// let policy = RetryPolicy::builder("grpc").shared_budget(throttle).build()?;
+    /// # let _ = policy;
+    ///
+    /// assert!(Throttle::new(0.0, 0.1).is_err()); // max_tokens must be above 0
+    /// assert!(Throttle::new(10.0, 20.0).is_err()); // token_ratio at most max_tokens
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(max_tokens: f64, token_ratio: f64) -> Result<Self, BudgetError> {
         let bad = BudgetError::Throttle {
             max_tokens,
@@ -337,6 +400,21 @@ impl Throttle {
     }
 
     /// The tokens left.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use buttress_retry::{RetryBudget, Throttle};
+    ///
+    /// let t = Throttle::new(4.0, 0.5)?;
+    /// t.record(false);
+    /// t.record(false); // a failed attempt costs 1 token
+    /// assert_eq!(t.tokens(), 2.0);
+    /// assert!(!t.try_withdraw(Instant::now())); // at half or below: no retries
+    /// t.record(true); // a success earns `token_ratio`
+    /// assert_eq!(t.tokens(), 2.5);
+    /// assert!(t.try_withdraw(Instant::now()));
+    /// # Ok::<(), buttress_retry::BudgetError>(())
+    /// ```
     pub fn tokens(&self) -> f64 {
         self.tokens.load(Ordering::Acquire) as f64 / MICRO as f64
     }

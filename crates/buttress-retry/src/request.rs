@@ -32,6 +32,23 @@ impl<F> std::fmt::Debug for CloneWith<F> {
 
 /// Copies requests with `f`, which returns `None` for a request that must
 /// not be sent twice (a streamed body, a non-idempotent call).
+///
+/// ```
+/// use buttress_retry::{CloneRequest, clone_with};
+///
+/// enum Request {
+///     Get(String),
+///     Upload(Box<dyn std::io::Read>), // a one-shot body
+/// }
+///
+/// let cloner = clone_with(|r: &Request| match r {
+///     Request::Get(key) => Some(Request::Get(key.clone())),
+///     Request::Upload(_) => None, // sent once, never retried
+/// });
+/// assert!(cloner.clone_request(&Request::Get("a".into())).is_some());
+/// assert!(cloner.clone_request(&Request::Upload(Box::new(std::io::empty()))).is_none());
+/// // Give it to a layer with `RetryLayer::cloner`.
+/// ```
 pub fn clone_with<Req, F: Fn(&Req) -> Option<Req>>(f: F) -> CloneWith<F> {
     CloneWith(f)
 }

@@ -116,6 +116,20 @@ impl<E> RetryError<E> {
     }
 
     /// The last error, unless the last attempt timed out.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use buttress_retry::{RetryClassifier, RetryPolicy, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db").max_attempts(2).build()?;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
+    ///     Err::<(), _>(Error::new(ErrorKind::ConnectionRefused, "refused"))
+    /// })
+    /// .unwrap_err();
+    /// let io: Error = e.into_error().expect("the last attempt returned an error");
+    /// assert_eq!(io.kind(), ErrorKind::ConnectionRefused);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn into_error(self) -> Option<E> {
         match self.0 {
             Repr::Error { error, .. } => Some(error),
@@ -124,6 +138,21 @@ impl<E> RetryError<E> {
     }
 
     /// Attempts made in all.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryClassifier, RetryPolicy, retry_blocking_with};
+    ///
+    /// let policy = RetryPolicy::builder("db").max_attempts(4).build()?;
+    /// let mut calls = 0;
+    /// let e = retry_blocking_with(&policy, &RetryClassifier, |_| {}, || {
+    ///     calls += 1;
+    ///     Err::<(), _>("down")
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!(e.attempts(), 4);
+    /// assert_eq!(calls, 4);
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn attempts(&self) -> u32 {
         match self.0 {
             Repr::Error { attempts, .. } | Repr::TimedOut { attempts, .. } => attempts,
@@ -131,6 +160,23 @@ impl<E> RetryError<E> {
     }
 
     /// Why retrying stopped.
+    ///
+    /// ```
+    /// use buttress_core::{Classification, classify_fn};
+    /// use buttress_retry::{RetryPolicy, Stop, retry_blocking_with};
+    ///
+    /// let classifier = classify_fn(|r: &Result<(), &str>| match r {
+    ///     Ok(_) => Classification::SUCCESS,
+    ///     Err(e) if *e == "forbidden" => Classification::FATAL_FAILURE,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE,
+    /// });
+    /// let policy = RetryPolicy::builder("api").max_attempts(3).build()?;
+    /// let e = retry_blocking_with(&policy, &classifier, |_| {}, || Err("forbidden")).unwrap_err();
+    /// assert_eq!((e.stop(), e.attempts()), (Stop::NotRetryable, 1)); // at once
+    /// let e = retry_blocking_with(&policy, &classifier, |_| {}, || Err("busy")).unwrap_err();
+    /// assert_eq!((e.stop(), e.attempts()), (Stop::MaxAttempts, 3));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn stop(&self) -> Stop {
         match self.0 {
             Repr::Error { stop, .. } | Repr::TimedOut { stop, .. } => stop,
@@ -138,6 +184,35 @@ impl<E> RetryError<E> {
     }
 
     /// Whether the last attempt timed out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use buttress_retry::{RetryPolicy, retry};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("db")
+    ///     .max_attempts(2)
+    ///     .attempt_timeout(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// let mut calls = 0;
+    /// let e = retry(&policy, || {
+    ///     calls += 1;
+    ///     let hang = calls == 1;
+    ///     async move {
+    ///         if hang {
+    ///             tokio::time::sleep(Duration::from_secs(30)).await;
+    ///         }
+    ///         Err::<(), _>(std::io::Error::other("refused"))
+    ///     }
+    /// })
+    /// .await
+    /// .unwrap_err();
+    /// // The first attempt timed out; the last one failed on its own.
+    /// assert!(!e.is_timeout());
+    /// assert_eq!(e.into_error().map(|io| io.to_string()), Some("refused".into()));
+    /// # });
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.0, Repr::TimedOut { .. })
     }
@@ -164,6 +239,31 @@ where
 }
 
 /// Like [`retry`], judging results with `classifier`.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// use buttress_core::{Classification, classify_fn};
+/// use buttress_retry::{RetryPolicy, Stop, retry_with};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// // A permission error will not change on a retry.
+/// let classifier = classify_fn(|r: &Result<String, Error>| match r {
+///     Ok(_) => Classification::SUCCESS,
+///     Err(e) if e.kind() == ErrorKind::PermissionDenied => Classification::FATAL_FAILURE,
+///     Err(_) => Classification::RETRYABLE_FAILURE,
+/// });
+/// let policy = RetryPolicy::builder("secrets").max_attempts(5).build().unwrap();
+/// let mut calls = 0;
+/// let e = retry_with(&policy, &classifier, || {
+///     calls += 1;
+///     async { Err::<String, _>(Error::from(ErrorKind::PermissionDenied)) }
+/// })
+/// .await
+/// .unwrap_err();
+/// assert_eq!(calls, 1);
+/// assert_eq!(e.stop(), Stop::NotRetryable);
+/// # });
+/// ```
 pub async fn retry_with<C, F, Fut, T, E>(
     policy: &RetryPolicy,
     classifier: &C,
@@ -240,6 +340,31 @@ where
 
 /// Like [`retry_blocking`], judging results with `classifier` and waiting
 /// with `sleep` (tests pass one that advances a manual clock).
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::ManualClock;
+/// use buttress_retry::{Backoff, RetryClassifier, RetryPolicy, retry_blocking_with};
+///
+/// let clock = ManualClock::new();
+/// let policy = RetryPolicy::builder("config")
+///     .max_attempts(3)
+///     .backoff(Backoff::Constant { delay: Duration::from_secs(2) })
+///     .clock(clock.clone())
+///     .build()?;
+/// let mut not_ready = 2;
+/// let answer = retry_blocking_with(&policy, &RetryClassifier, |d| clock.advance(d), || {
+///     if not_ready > 0 {
+///         not_ready -= 1;
+///         Err("not yet")
+///     } else {
+///         Ok("ready")
+///     }
+/// });
+/// assert_eq!(answer.unwrap(), "ready");
+/// assert_eq!(clock.elapsed(), Duration::from_secs(4)); // two waits of 2 s, none of them real
+/// # Ok::<(), buttress_retry::ConfigError>(())
+/// ```
 pub fn retry_blocking_with<C, S, F, T, E>(
     policy: &RetryPolicy,
     classifier: &C,

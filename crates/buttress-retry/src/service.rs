@@ -35,16 +35,98 @@ impl<S, C, K> RetryService<S, C, K> {
     }
 
     /// The policy.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower::{Layer, service_fn};
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::builder("search").max_attempts(2).build()?;
+    /// let svc = policy
+    ///     .layer()
+    ///     .layer(service_fn(|q: String| async move { Ok::<_, std::io::Error>(q) }));
+    /// assert_eq!(svc.policy().max_attempts(), 2);
+    /// // A clone of the policy: it draws on the same budget.
+    /// assert!(Arc::ptr_eq(svc.policy().budget().unwrap(), policy.budget().unwrap()));
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
 
     /// The inner service.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use tower::{Layer, Service, ServiceExt};
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::AtomicU32;
+    /// # use std::task::{Context, Poll};
+    /// /// A client that fails its first call; clones share the count.
+    /// #[derive(Debug, Clone, Default)]
+    /// struct Flaky {
+    ///     calls: Arc<AtomicU32>,
+    /// }
+    /// # impl tower::Service<u32> for Flaky {
+    /// #     type Response = u32;
+    /// #     type Error = std::io::Error;
+    /// #     type Future = std::future::Ready<Result<u32, std::io::Error>>;
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+    /// #         Poll::Ready(Ok(()))
+    /// #     }
+    /// #     fn call(&mut self, x: u32) -> Self::Future {
+    /// #         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    /// #         std::future::ready(if n == 0 { Err(std::io::Error::other("reset")) } else { Ok(x) })
+    /// #     }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("api").build().unwrap();
+    /// let mut svc = policy.layer().layer(Flaky::default());
+    /// assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);
+    /// assert_eq!(svc.get_ref().calls.load(Ordering::SeqCst), 2); // one failure, one retry
+    /// # });
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// Unwraps the inner service.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// use buttress_retry::RetryPolicy;
+    ///
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::AtomicU32;
+    /// # use std::task::{Context, Poll};
+    /// /// A client that fails its first call; clones share the count.
+    /// #[derive(Debug, Clone, Default)]
+    /// struct Flaky {
+    ///     calls: Arc<AtomicU32>,
+    /// }
+    /// # impl tower::Service<u32> for Flaky {
+    /// #     type Response = u32;
+    /// #     type Error = std::io::Error;
+    /// #     type Future = std::future::Ready<Result<u32, std::io::Error>>;
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+    /// #         Poll::Ready(Ok(()))
+    /// #     }
+    /// #     fn call(&mut self, x: u32) -> Self::Future {
+    /// #         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    /// #         std::future::ready(if n == 0 { Err(std::io::Error::other("reset")) } else { Ok(x) })
+    /// #     }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let policy = RetryPolicy::builder("api").build().unwrap();
+    /// let svc = policy.layer().layer(Flaky::default());
+    /// let client: Flaky = svc.into_inner(); // without retries
+    /// assert!(client.oneshot(7).await.is_err()); // its first call fails, and stays failed
+    /// # });
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

@@ -41,6 +41,23 @@ pub struct TowerPolicy<C = RetryClassifier, K = CloneAll> {
 
 impl TowerPolicy {
     /// Wraps `policy` with the default classifier and request cloning.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use buttress_retry::{RetryPolicy, TowerPolicy};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// let calls = AtomicU32::new(0);
+    /// let policy = TowerPolicy::new(RetryPolicy::builder("api").max_attempts(3).build().unwrap());
+    /// let svc = ServiceBuilder::new().retry(policy).service(service_fn(|x: u32| {
+    ///     let n = calls.fetch_add(1, Ordering::SeqCst);
+    ///     async move { if n < 2 { Err(std::io::Error::other("reset")) } else { Ok(x) } }
+    /// }));
+    /// assert_eq!(svc.oneshot(5).await.unwrap(), 5);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3); // two failures, retried
+    /// # });
+    /// ```
     pub fn new(policy: RetryPolicy) -> Self {
         Self {
             policy,
@@ -54,6 +71,31 @@ impl TowerPolicy {
 
 impl<C, K> TowerPolicy<C, K> {
     /// Judges results with `classifier`.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use buttress_core::{Classification, classify_fn};
+    /// use buttress_retry::{RetryPolicy, TowerPolicy};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// // "Permission denied" will not change on a retry.
+    /// let classifier = classify_fn(|r: &Result<u32, Error>| match r {
+    ///     Ok(_) => Classification::SUCCESS,
+    ///     Err(e) if e.kind() == ErrorKind::PermissionDenied => Classification::FATAL_FAILURE,
+    ///     Err(_) => Classification::RETRYABLE_FAILURE,
+    /// });
+    /// let policy = TowerPolicy::new(RetryPolicy::builder("api").build().unwrap()).classifier(classifier);
+    /// let calls = AtomicU32::new(0);
+    /// let svc = ServiceBuilder::new().retry(policy).service(service_fn(|_: u32| {
+    ///     calls.fetch_add(1, Ordering::SeqCst);
+    ///     async { Err::<u32, _>(Error::from(ErrorKind::PermissionDenied)) }
+    /// }));
+    /// assert!(svc.oneshot(1).await.is_err());
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1); // not retried
+    /// # });
+    /// ```
     pub fn classifier<C2>(self, classifier: C2) -> TowerPolicy<C2, K> {
         TowerPolicy {
             policy: self.policy,
@@ -65,6 +107,27 @@ impl<C, K> TowerPolicy<C, K> {
     }
 
     /// Copies requests with `cloner`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use buttress_retry::{RetryPolicy, TowerPolicy, clone_with};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// // Odd requests must not be sent twice.
+    /// let cloner = clone_with(|x: &u32| (x % 2 == 0).then_some(*x));
+    /// let policy = TowerPolicy::new(RetryPolicy::builder("api").build().unwrap()).cloner(cloner);
+    /// let calls = AtomicU32::new(0);
+    /// let svc = ServiceBuilder::new().retry(policy).service(service_fn(|_: u32| {
+    ///     calls.fetch_add(1, Ordering::SeqCst);
+    ///     async { Err::<u32, _>(std::io::Error::other("down")) }
+    /// }));
+    /// assert!(svc.clone().oneshot(1).await.is_err());
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1); // sent once
+    /// assert!(svc.oneshot(2).await.is_err());
+    /// assert_eq!(calls.load(Ordering::SeqCst), 4); // 1 + 3 attempts
+    /// # });
+    /// ```
     pub fn cloner<K2>(self, cloner: K2) -> TowerPolicy<C, K2> {
         TowerPolicy {
             policy: self.policy,
