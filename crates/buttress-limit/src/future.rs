@@ -5,63 +5,73 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use buttress_core::Answer;
+use buttress_core::{Answer, OnReject};
+
+use crate::error::RateLimited;
 use pin_project_lite::pin_project;
 
 pin_project! {
     /// The response future of [`RateLimitService`](crate::RateLimitService):
     /// the inner service's future, or the answer to a refused request.
     ///
-    /// Its parameters are the inner future, the response and the service's
-    /// error type (the rejection handler's).
-    pub struct ResponseFuture<F, T, E> {
+    /// Its parameters are the inner future and the rejection handler, which
+    /// answers a refusal when the future is polled (so the admitted path
+    /// never carries room for an answer it does not need).
+    pub struct ResponseFuture<F, R> {
         #[pin]
-        kind: Kind<F, T, E>,
+        kind: Kind<F, R>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, T, E> {
+    enum Kind<F, R> {
         Called { #[pin] future: F },
-        Rejected { answer: Answer<Result<T, E>> },
+        Rejected { rejection: Option<RateLimited>, handler: R },
     }
 }
 
-impl<F, T, E> ResponseFuture<F, T, E> {
+impl<F, R> ResponseFuture<F, R> {
     pub(crate) fn called(future: F) -> Self {
         Self {
             kind: Kind::Called { future },
         }
     }
 
-    pub(crate) fn rejected(result: Result<T, E>) -> Self {
+    #[cold]
+    pub(crate) fn rejected(rejection: RateLimited, handler: R) -> Self {
         Self {
             kind: Kind::Rejected {
-                answer: Answer::new(result),
+                rejection: Some(rejection),
+                handler,
             },
         }
     }
 }
 
-impl<F, T, E> fmt::Debug for ResponseFuture<F, T, E> {
+impl<F, R> fmt::Debug for ResponseFuture<F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ResponseFuture")
     }
 }
 
-impl<F, T, E, E2> Future for ResponseFuture<F, T, E2>
+impl<F, R, T, E> Future for ResponseFuture<F, R>
 where
     F: Future<Output = Result<T, E>>,
-    E2: From<E>,
+    R: OnReject<RateLimited, T, E>,
 {
-    type Output = Result<T, E2>;
+    type Output = Result<T, R::Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Called { future } => future.poll(cx).map_err(E2::from),
-            KindProj::Rejected { answer } => answer.take(),
+            KindProj::Called { future } => future.poll(cx).map_err(R::Error::from),
+            // Polled again after its answer: the `Future` contract is
+            // broken, and it pends forever.
+            KindProj::Rejected { rejection, handler } => match rejection.take() {
+                Some(r) => Poll::Ready(handler.on_reject(r)),
+                None => Poll::Pending,
+            },
         }
     }
 }

@@ -298,26 +298,14 @@ impl<S, R> RateLimitService<S, R> {
     }
 }
 
-impl<S, R> RateLimitService<S, R> {
-    /// The answer to a refused request, with the quota attached.
-    #[cold]
-    fn rejected<T, E>(&self, e: RateLimited) -> Result<T, R::Error>
-    where
-        R: OnReject<RateLimited, T, E>,
-    {
-        self.on_rejected
-            .on_reject(e.with_quota(self.limiter.quota()))
-    }
-}
-
 impl<S, R, Req> Service<Req> for RateLimitService<S, R>
 where
     S: Service<Req>,
-    R: OnReject<RateLimited, S::Response, S::Error>,
+    R: OnReject<RateLimited, S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = R::Error;
-    type Future = ResponseFuture<S::Future, S::Response, R::Error>;
+    type Future = ResponseFuture<S::Future, R>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -366,10 +354,10 @@ where
             Phase::Idle => match self.limiter.check() {
                 // Called without `poll_ready`: ask now, never wait.
                 Ok(()) => ResponseFuture::called(self.inner.call(req)),
-                Err(e) => ResponseFuture::rejected(self.rejected(e)),
+                Err(e) => ResponseFuture::rejected(e, self.on_rejected.clone()),
             },
             Phase::Refused => match self.refused.take() {
-                Some(e) => ResponseFuture::rejected(self.rejected(e)),
+                Some(e) => ResponseFuture::rejected(e, self.on_rejected.clone()),
                 None => ResponseFuture::called(self.inner.call(req)),
             },
             Phase::Waiting => {
@@ -379,7 +367,7 @@ where
                 }
                 let e = RateLimited::new(self.limiter.name().clone(), Some(Duration::ZERO))
                     .with_quota(self.limiter.quota());
-                ResponseFuture::rejected(self.rejected(e))
+                ResponseFuture::rejected(e, self.on_rejected.clone())
             }
         }
     }
