@@ -207,38 +207,34 @@ async fn plain_call_and_cancellation() {
     let _ = Outcome::Success;
 }
 
-/// An inner service that is never ready.
-#[derive(Clone, Debug)]
-struct NeverReady;
-
-impl Service<u32> for NeverReady {
-    type Response = u32;
-    type Error = std::io::Error;
-    type Future = std::future::Ready<Result<u32, std::io::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Pending
-    }
-
-    fn call(&mut self, _: u32) -> Self::Future {
-        panic!("never ready, never called")
-    }
+/// An inner service (a tower-test mock) that is never ready: its handle
+/// allows no request. The handle also shows that nothing reached it.
+fn busy() -> (
+    tower_test::mock::Mock<u32, u32>,
+    tower_test::mock::Handle<u32, u32>,
+) {
+    let (svc, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(0);
+    (svc, handle)
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_rejects_at_once_even_when_the_inner_service_is_busy() {
     let b = breaker(1);
     b.try_acquire().expect("closed").failure();
-    let mut svc = b.layer().layer(NeverReady);
+    let (inner, mut handle) = busy();
+    let mut svc = b.layer().layer(inner);
     let ready = tokio::time::timeout(Duration::from_millis(1), svc.ready())
         .await
         .expect("ready at once")
         .expect("no error");
     let e = ready.call(1).await.expect_err("rejected");
     assert!(e.is::<Rejected>());
+    drop(svc);
+    assert!(
+        handle.next_request().await.is_none(),
+        "no request reached the inner service"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -246,7 +242,8 @@ async fn a_service_dropped_after_poll_ready_gives_its_probe_back() {
     let b = breaker(1);
     b.try_acquire().expect("closed").failure();
     tokio::time::advance(Duration::from_secs(10)).await;
-    let mut svc = b.layer().layer(NeverReady);
+    let (inner, _handle) = busy();
+    let mut svc = b.layer().layer(inner);
     // Takes the only probe permit, then waits on the inner service.
     assert!(
         tokio::time::timeout(Duration::from_millis(1), svc.ready())

@@ -56,6 +56,8 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[doc = include_str!("../guide.md")]
 pub mod guide {}
 mod checkpointer;

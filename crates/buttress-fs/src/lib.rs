@@ -48,6 +48,8 @@
 //! assert_eq!(after.read(&dir.join("a")).unwrap(), b"hello");
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod real;
 mod sim;
 mod sim_state;
