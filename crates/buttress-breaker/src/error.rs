@@ -155,7 +155,7 @@ impl buttress_core::Rejection for Rejected {
         Rejected::retry_after(self)
     }
 
-    fn source_name(&self) -> Option<&str> {
+    fn instance_name(&self) -> Option<&str> {
         Some(self.name())
     }
 }

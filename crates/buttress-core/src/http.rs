@@ -223,7 +223,7 @@ where
             .insert(RETRY_AFTER, HeaderValue::from(ceil_secs(after)));
     }
     if let Some(policy) = rejection.rate_limit_policy() {
-        let name = rejection.source_name().unwrap_or("limit");
+        let name = rejection.instance_name().unwrap_or("limit");
         let reset = retry_after.map_or(0, ceil_secs);
         rate_limit_headers(response.headers_mut(), name, 0, reset, policy);
     }

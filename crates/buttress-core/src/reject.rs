@@ -147,7 +147,7 @@ pub trait Rejection: std::error::Error + Send + Sync + 'static {
     }
 
     /// The name of the instance that refused (a breaker's, a limiter's).
-    fn source_name(&self) -> Option<&str> {
+    fn instance_name(&self) -> Option<&str> {
         None
     }
 }

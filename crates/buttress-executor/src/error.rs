@@ -232,7 +232,10 @@ impl buttress_core::Rejection for ExecutorError {
             ExecutorError::Submit(SubmitError::Full(_)) => K::QueueFull,
             ExecutorError::Submit(SubmitError::Closed) => K::ShuttingDown,
             ExecutorError::Task(TaskError::TimedOut) => K::TimedOut,
-            ExecutorError::Task(TaskError::Cancelled | TaskError::Panicked) => K::Failed,
+            // A layer's task is cancelled only by a shutdown (a dropped
+            // response future has nobody left to answer).
+            ExecutorError::Task(TaskError::Cancelled) => K::ShuttingDown,
+            ExecutorError::Task(TaskError::Panicked) => K::Failed,
         }
     }
 }

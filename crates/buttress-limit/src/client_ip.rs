@@ -228,4 +228,19 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "192.0.2.9:5000")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("192.0.2.9"));
     }
+
+    #[test]
+    fn any_predicate_will_do_even_a_borrowed_one() {
+        let trusted = [ip("10.0.0.1")];
+        let h = headers(&[("x-forwarded-for", "203.0.113.4")]);
+        // A closure borrowing local state, and a `&dyn Fn`.
+        let borrowed = |a: &IpAddr| trusted.contains(a);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, X, &borrowed),
+            ip("203.0.113.4")
+        );
+        let dynamic: &dyn Fn(&IpAddr) -> bool = &borrowed;
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, dynamic), ip("203.0.113.4"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, X, dynamic), ip("10.0.0.2"));
+    }
 }

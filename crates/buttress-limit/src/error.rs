@@ -38,9 +38,8 @@ impl RateLimited {
         self
     }
 
-    /// The quota the request was refused under. The local limiters
-    /// (direct and keyed) always attach it; a `RedisRateLimiter` refusal
-    /// made while Redis is unreachable (fail closed) has none.
+    /// The quota the request was refused under. Every limiter attaches
+    /// it (direct, keyed, and Redis, even when it fails closed).
     ///
     /// ```
     /// use buttress_core::ManualClock;
@@ -129,7 +128,7 @@ impl Rejection for RateLimited {
         })
     }
 
-    fn source_name(&self) -> Option<&str> {
+    fn instance_name(&self) -> Option<&str> {
         Some(self.name())
     }
 }

@@ -20,7 +20,7 @@ use crate::networks::Allowlist;
 use crate::quota::Quota;
 
 /// The keys a keyed limiter never limits, behind an `Arc`.
-pub type Allow<K> = Arc<dyn Allowlist<K>>;
+pub type Allow<K> = Arc<dyn Allowlist<K> + Send + Sync>;
 
 /// A rate limiter with one limit per key. Cheap to clone; clones share the
 /// store.
@@ -163,7 +163,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
     /// assert!(limiter.check(&guest).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn allow(mut self, allow: impl Allowlist<K>) -> Self {
+    pub fn allow(mut self, allow: impl Allowlist<K> + Send + Sync + 'static) -> Self {
         self.allow = Some(Arc::new(allow));
         self
     }

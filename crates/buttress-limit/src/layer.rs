@@ -322,12 +322,10 @@ where
                 Phase::Admitted => return self.inner.poll_ready(cx).map_err(R::Error::from),
                 Phase::Refused => {
                     // Polled again before `call`: tokens may have come
-                    // back. Look before taking, so that a request refused
-                    // once is counted as refused once, however often it
-                    // is polled.
+                    // back. A request refused once is counted as refused
+                    // once, however often it is polled.
                     if let Mode::Reject = self.mode
-                        && self.limiter.peek_n(1).is_ok()
-                        && self.limiter.check().is_ok()
+                        && self.limiter.retake()
                     {
                         self.refused = None;
                         self.phase = Phase::Admitted;

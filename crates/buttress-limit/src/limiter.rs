@@ -253,6 +253,19 @@ impl RateLimiter {
         }
     }
 
+    /// Takes one token if it is there now, counting only an admission:
+    /// for a request whose refusal was already counted, asked again.
+    pub(crate) fn retake(&self) -> bool {
+        let admitted = matches!(
+            self.inner.gcra.take(self.now(), 1),
+            Decision::Allowed { .. }
+        );
+        if admitted {
+            self.inner.allowed.increment(1);
+        }
+        admitted
+    }
+
     #[cold]
     fn refuse(&self, d: Decision) -> RateLimited {
         self.inner.rejected.increment(1);

@@ -10,14 +10,14 @@ use ipnet::IpNet;
 /// Which keys a [`KeyedRateLimiter`](crate::KeyedRateLimiter) never
 /// limits, and which peers [`client_ip`](crate::client_ip) trusts: a
 /// closure `Fn(&K) -> bool`, or (for IP addresses) [`Networks`].
-pub trait Allowlist<K: ?Sized>: Send + Sync + 'static {
+pub trait Allowlist<K: ?Sized> {
     /// Whether `key` is on the list.
     fn allows(&self, key: &K) -> bool;
 }
 
 impl<K: ?Sized, F> Allowlist<K> for F
 where
-    F: Fn(&K) -> bool + Send + Sync + 'static,
+    F: Fn(&K) -> bool + ?Sized,
 {
     #[inline]
     fn allows(&self, key: &K) -> bool {
@@ -144,10 +144,20 @@ impl std::str::FromStr for Networks {
 
 #[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Networks {
-    /// A list of strings, each a network in CIDR form or a bare address.
+    /// A list of strings, each a network in CIDR form or a bare address,
+    /// or one comma-separated string (what `Display` writes).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Networks, D::Error> {
-        let list = Vec::<String>::deserialize(d)?;
-        Networks::parse(&list).map_err(serde::de::Error::custom)
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<String>),
+            Text(String),
+        }
+        match Form::deserialize(d)? {
+            Form::List(list) => Networks::parse(&list),
+            Form::Text(text) => text.parse(),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 

@@ -338,10 +338,17 @@ impl RedisRateLimiter {
     fn failed(&self) -> Result<(), RateLimited> {
         match self.inner.on_failure {
             OnRedisFailure::FailOpen => Ok(()),
-            OnRedisFailure::FailClosed => Err(RateLimited::new(
-                self.inner.name.clone(),
-                Some(Duration::from_secs(1)),
-            )),
+            OnRedisFailure::FailClosed => {
+                let quota = *self
+                    .inner
+                    .quota
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Err(
+                    RateLimited::new(self.inner.name.clone(), Some(Duration::from_secs(1)))
+                        .with_quota(quota),
+                )
+            }
         }
     }
 }

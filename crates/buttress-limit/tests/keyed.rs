@@ -170,6 +170,8 @@ fn network_allowlists_load_from_a_config_file() {
         serde_json::to_string(&n).expect("serializes"),
         r#"["127.0.0.0/8","::1/128"]"#
     );
+    let text: Networks = serde_json::from_str(r#""127.0.0.0/8, ::1""#).expect("valid");
+    assert_eq!(text, n, "one comma-separated string loads too");
     let e = serde_json::from_str::<Networks>(r#"["10.0.0.0/33"]"#).expect_err("refused");
     assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
 }

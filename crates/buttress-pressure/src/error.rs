@@ -144,7 +144,7 @@ impl buttress_core::Rejection for Overloaded {
         self.retry_after
     }
 
-    fn source_name(&self) -> Option<&str> {
+    fn instance_name(&self) -> Option<&str> {
         Some(&self.name)
     }
 }

@@ -172,3 +172,28 @@ async fn executor_answers_503_when_full_and_504_on_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn executor_answers_503_to_work_a_shutdown_cancels() {
+    let executor = Executor::new("chat", ExecutorConfig::default().max_running(1)).expect("valid");
+    let gate = Arc::new(Notify::new());
+    let app = gated(
+        gate.clone(),
+        ExecutorLayer::new(executor.clone(), |_: &Request<Body>| 1).http(),
+    );
+    let running = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app).await }
+    });
+    tokio::task::yield_now().await;
+    // Nobody opens the gate: the shutdown's grace period ends and the
+    // running request is cancelled, answered as a shutdown.
+    let report = executor.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.cancelled_running, 1, "{report:?}");
+    assert_eq!(
+        running.await.expect("joined").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // And new work is refused the same way.
+    assert_eq!(send(&app).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -245,7 +245,6 @@ pub(crate) mod future {
             classifier: Option<Arc<C>>,
             clock: Option<SharedClock>,
             refused: Option<Result<T, E>>,
-            finished: bool,
         }
     }
 
@@ -262,7 +261,6 @@ pub(crate) mod future {
                 classifier: Some(classifier),
                 clock: Some(clock),
                 refused: None,
-                finished: false,
             }
         }
 
@@ -273,7 +271,6 @@ pub(crate) mod future {
                 classifier: None,
                 clock: None,
                 refused: Some(answer),
-                finished: false,
             }
         }
     }
@@ -293,16 +290,17 @@ pub(crate) mod future {
         type Output = Result<T, E2>;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
+            let mut this = self.project();
             if let Some(answer) = this.refused.take() {
                 return Poll::Ready(answer);
             }
             // Polled again after it finished: the `Future` contract is
             // broken, and it pends forever.
-            let Some(inner) = this.inner.as_pin_mut() else {
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
                 return Poll::Pending;
             };
             let result = ready!(inner.poll(cx));
+            this.inner.set(None);
             if let (Some(permit), Some(classifier), Some(clock)) = (
                 this.permit.take(),
                 this.classifier.as_ref(),
