@@ -62,7 +62,7 @@
 pub mod guide {}
 mod checkpointer;
 mod codec;
-mod error;
+pub mod error;
 mod file;
 mod frame;
 #[cfg(feature = "postgres")]

@@ -59,7 +59,7 @@
 #[doc = include_str!("../guide.md")]
 pub mod guide {}
 mod config;
-mod error;
+pub mod error;
 mod journal;
 mod layer;
 mod layout;
