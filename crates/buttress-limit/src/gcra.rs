@@ -241,6 +241,12 @@ impl Gcra {
         }
     }
 
+    /// The quota in force, read without a lock (for refusals, which must
+    /// stay cheap under a flood).
+    pub(crate) fn current_quota(&self) -> Quota {
+        Quota::from_rates(self.quota.rates())
+    }
+
     #[inline]
     fn quota(&self) -> (u64, u64) {
         self.quota.rates()

@@ -377,11 +377,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
                     self.inner.name.clone(),
                     Some(Duration::from_nanos(retry_after)),
                 )
-                .with_quota(self.quota()))
+                .with_quota(Quota::from_rates(self.inner.quota.rates())))
             }
             Decision::Impossible => {
                 self.inner.rejected.increment(1);
-                Err(RateLimited::new(self.inner.name.clone(), None).with_quota(self.quota()))
+                Err(RateLimited::new(self.inner.name.clone(), None)
+                    .with_quota(Quota::from_rates(self.inner.quota.rates())))
             }
         }
     }

@@ -246,10 +246,9 @@ impl RateLimiter {
                 self.inner.name.clone(),
                 Some(Duration::from_nanos(retry_after)),
             )
-            .with_quota(self.quota())),
-            Decision::Impossible => {
-                Err(RateLimited::new(self.inner.name.clone(), None).with_quota(self.quota()))
-            }
+            .with_quota(self.inner.gcra.current_quota())),
+            Decision::Impossible => Err(RateLimited::new(self.inner.name.clone(), None)
+                .with_quota(self.inner.gcra.current_quota())),
         }
     }
 
@@ -274,7 +273,8 @@ impl RateLimiter {
             _ => None,
         };
         tracing::trace!(limiter = %self.inner.name, ?retry_after, "rate limited");
-        RateLimited::new(self.inner.name.clone(), retry_after).with_quota(self.quota())
+        RateLimited::new(self.inner.name.clone(), retry_after)
+            .with_quota(self.inner.gcra.current_quota())
     }
 
     /// Tokens available now and the time until the next one.

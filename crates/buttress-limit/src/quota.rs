@@ -219,6 +219,15 @@ impl Quota {
     pub(crate) fn interval_nanos(&self) -> u64 {
         self.interval
     }
+
+    /// The quota whose interval and capacity (burst × interval, which a
+    /// valid quota never overflows) a `QuotaCell` holds.
+    pub(crate) fn from_rates((interval, capacity): (u64, u64)) -> Quota {
+        Quota {
+            interval,
+            burst: u32::try_from(capacity / interval.max(1)).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -175,3 +175,26 @@ fn network_allowlists_load_from_a_config_file() {
     let e = serde_json::from_str::<Networks>(r#"["10.0.0.0/33"]"#).expect_err("refused");
     assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
 }
+
+#[test]
+fn a_refusal_carries_the_quota_in_force() {
+    let clock = ManualClock::new();
+    let q1 = Quota::per_minute(2).expect("valid").with_burst(1).expect("valid");
+    let q2 = Quota::per_minute(6).expect("valid").with_burst(3).expect("valid");
+    let keyed: KeyedRateLimiter<u8> = KeyedRateLimiter::builder("k", q1)
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    keyed.check(&1).expect("the burst");
+    assert_eq!(keyed.check(&1).expect_err("refused").quota(), Some(q1));
+    keyed.set_quota(q2);
+    for _ in 0..3 {
+        let _ = keyed.check(&1);
+    }
+    assert_eq!(keyed.check(&1).expect_err("refused").quota(), Some(q2));
+    let direct = buttress_limit::RateLimiter::with_clock("d", q1, clock).expect("valid");
+    direct.check().expect("the burst");
+    assert_eq!(direct.check().expect_err("refused").quota(), Some(q1));
+    direct.set_quota(q2);
+    assert_eq!(direct.peek_n(4).expect_err("above the burst").quota(), Some(q2));
+}
