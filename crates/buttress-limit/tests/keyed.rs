@@ -179,8 +179,14 @@ fn network_allowlists_load_from_a_config_file() {
 #[test]
 fn a_refusal_carries_the_quota_in_force() {
     let clock = ManualClock::new();
-    let q1 = Quota::per_minute(2).expect("valid").with_burst(1).expect("valid");
-    let q2 = Quota::per_minute(6).expect("valid").with_burst(3).expect("valid");
+    let q1 = Quota::per_minute(2)
+        .expect("valid")
+        .with_burst(1)
+        .expect("valid");
+    let q2 = Quota::per_minute(6)
+        .expect("valid")
+        .with_burst(3)
+        .expect("valid");
     let keyed: KeyedRateLimiter<u8> = KeyedRateLimiter::builder("k", q1)
         .clock(clock.clone())
         .build()
@@ -196,5 +202,8 @@ fn a_refusal_carries_the_quota_in_force() {
     direct.check().expect("the burst");
     assert_eq!(direct.check().expect_err("refused").quota(), Some(q1));
     direct.set_quota(q2);
-    assert_eq!(direct.peek_n(4).expect_err("above the burst").quota(), Some(q2));
+    assert_eq!(
+        direct.peek_n(4).expect_err("above the burst").quota(),
+        Some(q2)
+    );
 }
