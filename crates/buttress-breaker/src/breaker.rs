@@ -4,11 +4,11 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use buttress_core::{
     Classification, Classify, Clock, DefaultClassifier, FastRandom, Listener, Listeners, Name,
-    Outcome, Random, SharedClock, SharedRandom, TokioClock,
+    Outcome, Random, SharedClock, SharedRandom, Stopwatch, default_clock,
 };
 
 use crate::config::{BreakerConfig, ConfigError, OpenDuration, Rules, Window, nanos};
@@ -51,8 +51,8 @@ pub struct CircuitBreaker {
 struct Shared {
     name: Name,
     machine: Machine,
-    clock: SharedClock,
-    origin: Instant,
+    /// Nanoseconds since the breaker was built, the machine's time.
+    watch: Stopwatch,
     times_calls: bool,
     slow_nanos: u64,
     metrics: Metrics,
@@ -160,13 +160,8 @@ impl CircuitBreaker {
     }
 
     #[inline]
-    fn nanos_at(&self, t: Instant) -> u64 {
-        nanos(t.saturating_duration_since(self.shared.origin))
-    }
-
-    #[inline]
     fn now(&self) -> u64 {
-        self.nanos_at(self.shared.clock.now())
+        self.shared.watch.nanos()
     }
 
     /// Asks to make one call: a [`Permit`] to record its outcome with, or a
@@ -779,7 +774,7 @@ impl Builder {
         Self {
             name: name.into(),
             config: BreakerConfig::default(),
-            clock: Arc::new(TokioClock),
+            clock: default_clock(),
             random: Arc::new(FastRandom),
             listeners: Vec::new(),
             registry: None,
@@ -1086,7 +1081,8 @@ impl Builder {
     }
 
     buttress_core::setters! {
-        /// The clock (default: tokio's `Instant`).
+        /// The clock (default: [`default_clock`](buttress_core::default_clock):
+        /// the CPU's time-stamp counter, or tokio's clock under paused time).
         ///
         /// ```
         /// use std::time::Duration;
@@ -1182,7 +1178,6 @@ impl Builder {
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         let name = Name::new(&self.name).map_err(ConfigError::Name)?;
         let rules = Rules::new(&self.config)?;
-        let origin = self.clock.now();
         let breaker = CircuitBreaker {
             shared: Arc::new(Shared {
                 metrics: Metrics::new(&name),
@@ -1190,8 +1185,7 @@ impl Builder {
                 slow_nanos: rules.slow_nanos,
                 machine: Machine::new(rules, self.random),
                 name,
-                clock: self.clock,
-                origin,
+                watch: Stopwatch::new(self.clock),
                 listeners: Listeners::from_vec(self.listeners),
                 publishing: std::sync::Mutex::new(()),
             }),

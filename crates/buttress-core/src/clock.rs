@@ -14,12 +14,19 @@ use std::time::{Duration, Instant};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current instant. Must never go backwards.
     fn now(&self) -> Instant;
+
+    /// This clock as a [`FastClock`], if it is one: a [`Stopwatch`] then
+    /// reads its nanoseconds directly instead of through `Instant`s.
+    #[doc(hidden)]
+    fn as_fast(&self) -> Option<&FastClock> {
+        None
+    }
 }
 
 /// A clock shared between clones of a primitive.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// The default clock: tokio's `Instant::now()`.
+/// Tokio's clock: `tokio::time::Instant::now()`.
 ///
 /// Under `#[tokio::test(start_paused = true)]` (tokio's `test-util` feature)
 /// this clock is paused and moved by `tokio::time::advance`, so adapter tests
@@ -37,10 +44,10 @@ impl Clock for TokioClock {
 
 /// A clock read from the CPU's time-stamp counter where it is reliable
 /// (through `quanta`, which falls back to the OS clock where it is not):
-/// a few nanoseconds a read instead of a system call's tens, for hot paths
-/// such as a rate limiter's check. It does not follow tokio's paused time;
-/// tests use [`ManualClock`] or [`TokioClock`].
-#[cfg(feature = "fast-clock")]
+/// a few nanoseconds a read instead of the OS clock's 20 to 40, which is
+/// most of a rate limiter's check. It does not follow tokio's paused time;
+/// tests use [`ManualClock`] or [`TokioClock`] (and [`default_clock`]
+/// picks tokio's by itself under paused time).
 #[derive(Debug, Clone)]
 pub struct FastClock {
     clock: quanta::Clock,
@@ -48,7 +55,6 @@ pub struct FastClock {
     anchor: Instant,
 }
 
-#[cfg(feature = "fast-clock")]
 impl FastClock {
     /// A fast clock, anchored to the system's monotonic clock now.
     ///
@@ -72,8 +78,19 @@ impl FastClock {
     }
 }
 
-#[cfg(feature = "fast-clock")]
 impl FastClock {
+    /// The same clock, anchored now: it reads the same instants, and its
+    /// [`nanos`](Self::nanos) count from now.
+    fn restarted(&self) -> Self {
+        let raw = self.clock.raw();
+        let since = self.clock.delta_as_nanos(self.anchor_raw, raw);
+        Self {
+            clock: self.clock.clone(),
+            anchor_raw: raw,
+            anchor: self.anchor + Duration::from_nanos(since),
+        }
+    }
+
     /// Nanoseconds since this clock was made: the cheapest reading, for
     /// state machines that count in nanoseconds anyway.
     ///
@@ -91,19 +108,151 @@ impl FastClock {
     }
 }
 
-#[cfg(feature = "fast-clock")]
 impl Default for FastClock {
     fn default() -> Self {
         Self::new()
     }
 }
 
-#[cfg(feature = "fast-clock")]
 impl Clock for FastClock {
     #[inline]
     fn now(&self) -> Instant {
         let raw = self.clock.raw();
         self.anchor + Duration::from_nanos(self.clock.delta_as_nanos(self.anchor_raw, raw))
+    }
+
+    fn as_fast(&self) -> Option<&FastClock> {
+        Some(self)
+    }
+}
+
+/// The clock a primitive reads when it is given none: a [`FastClock`],
+/// except inside a tokio runtime whose time is paused
+/// (`#[tokio::test(start_paused = true)]`, or `tokio::time::pause()`
+/// called before the primitive is built), where it is a [`TokioClock`], so
+/// tests that move time with `tokio::time::advance` need no setup.
+///
+/// Production gets the fast path without asking; a test that pauses time
+/// *after* building a primitive, or builds it outside the runtime, should
+/// give it a [`TokioClock`] or a [`ManualClock`] explicitly.
+///
+/// ```
+/// use buttress_core::default_clock;
+///
+/// let clock = default_clock();
+/// assert!(clock.as_fast().is_some()); // no paused runtime here
+/// ```
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use buttress_core::default_clock;
+///
+/// // Inside a paused runtime: tokio's clock, moved by `advance`.
+/// let clock = default_clock();
+/// let t0 = clock.now();
+/// tokio::time::advance(Duration::from_secs(5)).await;
+/// assert_eq!(clock.now() - t0, Duration::from_secs(5));
+/// # }
+/// ```
+pub fn default_clock() -> SharedClock {
+    if tokio_time_is_paused() {
+        Arc::new(TokioClock)
+    } else {
+        Arc::new(FastClock::new())
+    }
+}
+
+/// Whether tokio's clock stands still on this thread: it does not move
+/// while a microsecond of real time passes. (Auto-advance under paused
+/// time happens only while the runtime is idle, never during this.)
+fn tokio_time_is_paused() -> bool {
+    let frozen = tokio::time::Instant::now();
+    let real = Instant::now();
+    while real.elapsed() < Duration::from_micros(1) {
+        std::hint::spin_loop();
+    }
+    tokio::time::Instant::now() == frozen
+}
+
+/// Nanoseconds since a primitive was made, read the cheapest way its clock
+/// allows: a [`FastClock`] directly (a few nanoseconds), any other clock
+/// through `Instant` arithmetic. State machines count in these.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress_core::{ManualClock, Stopwatch};
+///
+/// let clock = ManualClock::new();
+/// let watch = Stopwatch::new(std::sync::Arc::new(clock.clone()));
+/// assert_eq!(watch.nanos(), 0);
+/// clock.advance(Duration::from_micros(3));
+/// assert_eq!(watch.nanos(), 3_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stopwatch {
+    read: Reading,
+    clock: SharedClock,
+    origin: Instant,
+}
+
+/// How a [`Stopwatch`] reads its clock.
+#[derive(Debug, Clone)]
+enum Reading {
+    /// A fast clock re-anchored at the start: its nanoseconds are ours.
+    Fast(FastClock),
+    /// Any other clock, through `Instant`s.
+    Instants,
+}
+
+impl Stopwatch {
+    /// A stopwatch reading `clock`, started now.
+    pub fn new(clock: SharedClock) -> Self {
+        match clock.as_fast().map(FastClock::restarted) {
+            Some(fast) => Self {
+                origin: fast.anchor,
+                read: Reading::Fast(fast),
+                clock,
+            },
+            None => Self {
+                origin: clock.now(),
+                read: Reading::Instants,
+                clock,
+            },
+        }
+    }
+
+    /// Nanoseconds since the stopwatch started (saturating).
+    #[inline]
+    pub fn nanos(&self) -> u64 {
+        match &self.read {
+            Reading::Fast(fast) => fast.nanos(),
+            Reading::Instants => self.nanos_at(self.clock.now()),
+        }
+    }
+
+    /// Nanoseconds from the start to `t` (zero before it).
+    #[inline]
+    pub fn nanos_at(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant the stopwatch started.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// The clock it reads.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
+impl Default for Stopwatch {
+    /// A stopwatch on [`default_clock`].
+    fn default() -> Self {
+        Self::new(default_clock())
     }
 }
 
@@ -241,6 +390,44 @@ mod tests {
         assert_eq!(b.elapsed(), Duration::from_secs(10));
         a.advance(Duration::MAX);
         assert_eq!(a.elapsed(), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn default_clock_is_fast_outside_paused_time() {
+        assert!(default_clock().as_fast().is_some());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        // A running, unpaused runtime: still the fast clock.
+        rt.block_on(async { assert!(default_clock().as_fast().is_some()) });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn default_clock_follows_paused_time() {
+        let clock = default_clock();
+        assert!(clock.as_fast().is_none());
+        let watch = Stopwatch::new(clock);
+        tokio::time::advance(Duration::from_millis(7)).await;
+        assert_eq!(watch.nanos(), 7_000_000);
+    }
+
+    #[test]
+    fn stopwatch_on_a_fast_clock_counts_from_its_start() {
+        let fast = FastClock::new();
+        let watch = Stopwatch::new(Arc::new(fast.clone()));
+        let a = watch.nanos();
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_micros(50) {
+            std::hint::spin_loop();
+        }
+        let b = watch.nanos();
+        assert!(b >= a + 40_000, "{a} then {b}");
+        // It started when it was made, not when the clock was.
+        assert!(a < fast.nanos());
+        let t = watch.clock().now();
+        assert!(watch.nanos_at(t) >= b);
+        assert_eq!(watch.nanos_at(watch.origin()), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -61,9 +61,7 @@ pub use answer::Answer;
 pub use classify::{
     Classification, Classify, DefaultClassifier, FnClassifier, Outcome, classify_fn,
 };
-#[cfg(feature = "fast-clock")]
-pub use clock::FastClock;
-pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
+pub use clock::{Clock, FastClock, ManualClock, SharedClock, Stopwatch, TokioClock, default_clock};
 #[cfg(feature = "http")]
 pub use http::{
     HttpClassifier, ceil_secs, parse_retry_after, rate_limit_headers, service_unavailable,

@@ -7,12 +7,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use buttress_core::sync::{AtomicU64, Ordering};
-use buttress_core::{Clock, Name, TokioClock};
+use buttress_core::{Clock, Name, SharedClock, Stopwatch};
 use hashbrown::DefaultHashBuilder;
 use hashbrown::HashMap;
 use metrics::Counter;
 
-use crate::clock::LimiterClock;
 use crate::error::RateLimited;
 use crate::gcra::{Decision, QuotaCell, check_tat, rescale_tat};
 use crate::limiter::LimiterError;
@@ -62,7 +61,7 @@ struct Inner<K> {
     per_shard: usize,
     hasher: DefaultHashBuilder,
     allow: Option<Allow<K>>,
-    clock: LimiterClock,
+    clock: Stopwatch,
     allowed: Counter,
     rejected: Counter,
     evicted: Counter,
@@ -97,7 +96,7 @@ pub struct KeyedBuilder<K> {
     max_keys: usize,
     shards: usize,
     allow: Option<Allow<K>>,
-    clock: LimiterClock,
+    clock: Option<SharedClock>,
 }
 
 impl<K> fmt::Debug for KeyedBuilder<K> {
@@ -168,7 +167,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
         self
     }
 
-    /// The clock (default: tokio's).
+    /// The clock (default: [`default_clock`](buttress_core::default_clock),
+    /// the CPU's time-stamp counter, or tokio's clock when the limiter is
+    /// built under paused time).
     ///
     /// ```
     /// use std::time::Duration;
@@ -186,27 +187,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        let origin = clock.now();
-        self.clock = LimiterClock::Any(Arc::new(clock), origin);
-        self
-    }
-
-    /// Reads [`FastClock`](buttress_core::FastClock): cheaper checks, but
-    /// its time does not follow tokio's paused clock in tests.
-    ///
-    /// ```
-    /// use buttress_limit::{KeyedRateLimiter, Quota};
-    ///
-    /// let limiter = KeyedRateLimiter::builder("per-key", Quota::per_hour(1)?)
-    ///     .fast_clock()
-    ///     .build()?;
-    /// assert!(limiter.check(&"alice").is_ok());
-    /// assert!(limiter.check(&"alice").is_err()); // the next token is an hour away
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "fast-clock")]
-    pub fn fast_clock(mut self) -> Self {
-        self.clock = LimiterClock::Fast(buttress_core::FastClock::new());
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -240,7 +221,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuilder<K> {
                 per_shard,
                 hasher: DefaultHashBuilder::default(),
                 allow: self.allow,
-                clock: self.clock,
+                clock: self.clock.map_or_else(Stopwatch::default, Stopwatch::new),
             }),
         })
     }
@@ -267,7 +248,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
             max_keys: 100_000,
             shards: 64,
             allow: None,
-            clock: LimiterClock::Any(Arc::new(TokioClock), TokioClock.now()),
+            clock: None,
         }
     }
 

@@ -44,7 +44,6 @@
 
 #[cfg(feature = "http")]
 mod client_ip;
-mod clock;
 pub mod error;
 pub mod future;
 mod gcra;

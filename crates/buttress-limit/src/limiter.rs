@@ -4,10 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buttress_core::{Clock, Name, TokioClock};
+use buttress_core::{Clock, Name, Stopwatch};
 use metrics::Counter;
 
-use crate::clock::LimiterClock;
 use crate::error::RateLimited;
 use crate::gcra::{Decision, Gcra, Reservation};
 use crate::quota::{Quota, QuotaError};
@@ -35,7 +34,7 @@ struct Inner {
     name: Name,
     gcra: Gcra,
     quota: std::sync::RwLock<Quota>,
-    clock: LimiterClock,
+    clock: Stopwatch,
     allowed: Counter,
     rejected: Counter,
 }
@@ -74,7 +73,11 @@ pub enum LimiterError {
 }
 
 impl RateLimiter {
-    /// A limiter with `quota`, reading tokio's clock.
+    /// A limiter with `quota`, reading
+    /// [`default_clock`](buttress_core::default_clock): the CPU's
+    /// time-stamp counter (a few nanoseconds a read), or tokio's clock when
+    /// it is built inside a runtime whose time is paused, so tests that
+    /// `tokio::time::advance` need no setup.
     ///
     /// ```
     /// use buttress_limit::{LimiterError, Quota, RateLimiter};
@@ -87,30 +90,7 @@ impl RateLimiter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
-        Self::with_clock(name, quota, TokioClock)
-    }
-
-    /// A limiter with `quota` reading [`FastClock`](buttress_core::FastClock):
-    /// a check then costs a few nanoseconds of clock instead of a system
-    /// call. Its time does not follow tokio's paused clock, so tests of code
-    /// that uses it should build the limiter with [`RateLimiter::with_clock`]
-    /// and a `ManualClock` or `TokioClock` instead.
-    ///
-    /// ```
-    /// use buttress_limit::{Quota, RateLimiter};
-    ///
-    /// let limiter = RateLimiter::with_fast_clock("hot-path", Quota::per_hour(1)?)?;
-    /// assert!(limiter.check().is_ok());
-    /// assert!(limiter.check().is_err()); // the next token is an hour away
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "fast-clock")]
-    pub fn with_fast_clock(name: impl AsRef<str>, quota: Quota) -> Result<Self, LimiterError> {
-        Self::build(
-            name,
-            quota,
-            LimiterClock::Fast(buttress_core::FastClock::new()),
-        )
+        Self::build(name, quota, Stopwatch::default())
     }
 
     /// A limiter with `quota` reading `clock`.
@@ -133,15 +113,10 @@ impl RateLimiter {
         quota: Quota,
         clock: impl Clock,
     ) -> Result<Self, LimiterError> {
-        let origin = clock.now();
-        Self::build(name, quota, LimiterClock::Any(Arc::new(clock), origin))
+        Self::build(name, quota, Stopwatch::new(Arc::new(clock)))
     }
 
-    fn build(
-        name: impl AsRef<str>,
-        quota: Quota,
-        clock: LimiterClock,
-    ) -> Result<Self, LimiterError> {
+    fn build(name: impl AsRef<str>, quota: Quota, clock: Stopwatch) -> Result<Self, LimiterError> {
         let name = Name::new(name).map_err(LimiterError::Name)?;
         let label = name.to_string();
         Ok(Self {

@@ -240,3 +240,39 @@ async fn a_refusal_is_counted_once_however_often_it_is_polled() {
         "{counts:?}"
     );
 }
+
+#[test]
+fn a_limiter_built_outside_paused_time_reads_the_fast_clock_unless_told() {
+    // Built outside any runtime: the default is the time-stamp counter,
+    // which tokio's paused time does not move. A test in that position
+    // passes `TokioClock` explicitly, as the guide says.
+    let fast = limiter(1, 1);
+    let tokio_clock = RateLimiter::with_clock(
+        "test",
+        Quota::per_second(1).expect("valid"),
+        buttress_core::TokioClock,
+    )
+    .expect("valid");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        fast.check().expect("first token");
+        tokio_clock.check().expect("first token");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(fast.check().is_err(), "paused time moved the fast clock");
+        tokio_clock
+            .check()
+            .expect("tokio's clock moved two seconds");
+        // Built inside the paused runtime, the default follows it.
+        let inside = limiter(1, 1);
+        inside.check().expect("first token");
+        assert!(inside.check().is_err());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        inside
+            .check()
+            .expect("one second of paused time refilled it");
+    });
+}

@@ -50,10 +50,12 @@ pub trait RetryBudget: Send + Sync + fmt::Debug + 'static {
 /// `min_per_second` retries per second so that low-traffic callers can
 /// still retry. Deposits and withdrawals both expire after `window`.
 ///
-/// Lock-free on the common path: a deposit is two atomic additions, a
-/// withdrawal one compare-and-swap. Expiry runs once per tenth of the
-/// window, under a short lock that only the calls arriving at that moment
-/// meet.
+/// A deposit, made once per request, is one atomic addition to the newest
+/// bucket and takes no lock. A withdrawal, made only before a retry, sums
+/// the buckets under a short lock and takes its credit from the newest;
+/// expiry runs once per tenth of the window under the same lock. (A
+/// running balance beside the buckets would make withdrawals cheaper and
+/// every request pay a second atomic addition: retries are the rare path.)
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -73,8 +75,6 @@ pub struct RatioBudget {
     credit: i64,
     reserve: i64,
     bucket_nanos: u64,
-    /// Credits minus withdrawals inside the window, in billionths.
-    balance: AtomicI64,
     /// The newest slice seen: lets most operations find their bucket
     /// without a division, and untimed deposits find theirs at all.
     current: AtomicU64,
@@ -91,7 +91,13 @@ struct Bucket {
     debits: AtomicI64,
 }
 
+#[cfg(not(loom))]
 const BUCKETS: u32 = 10;
+// Under the model checker every atomic access is a branch point and a
+// withdrawal reads every bucket: two buckets keep the same races (a
+// deposit into a bucket that is expiring) within reach.
+#[cfg(loom)]
+const BUCKETS: u32 = 2;
 
 /// Why a budget's parameters were refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -128,7 +134,7 @@ impl fmt::Debug for RatioBudget {
             .field("ratio", &self.ratio)
             .field("min_per_second", &self.min_per_second)
             .field("window", &self.window)
-            .field("balance", &self.balance.load(Ordering::Relaxed))
+            .field("balance", &self.balance())
             .finish()
     }
 }
@@ -175,7 +181,6 @@ impl RatioBudget {
             credit: (ratio * MICRO as f64).ceil() as i64,
             reserve: (min_per_second * window.as_secs_f64() * MICRO as f64).round() as i64,
             bucket_nanos: window_nanos / u64::from(BUCKETS),
-            balance: AtomicI64::new(0),
             current: AtomicU64::new(0),
             buckets: (0..BUCKETS)
                 .map(|_| Bucket {
@@ -228,10 +233,18 @@ impl RatioBudget {
     /// ```
     pub fn available(&self, now: Instant) -> u64 {
         self.bucket(now); // expire what has aged out
-        let total = self
-            .reserve
-            .saturating_add(self.balance.load(Ordering::Acquire));
+        let total = self.reserve.saturating_add(self.balance());
         (total.max(0) / MICRO) as u64
+    }
+
+    /// Credits minus withdrawals in the buckets, in millionths: the
+    /// expired buckets are emptied as they rotate out, so every bucket
+    /// counts.
+    fn balance(&self) -> i64 {
+        self.buckets.iter().fold(0i64, |sum, b| {
+            sum.saturating_add(b.credits.load(Ordering::Acquire))
+                .saturating_sub(b.debits.load(Ordering::Acquire))
+        })
     }
 
     /// The bucket for `now`, rotating out whatever has expired first.
@@ -260,9 +273,8 @@ impl RatioBudget {
     }
 
     fn evict(&self, b: &Bucket) {
-        let credits = b.credits.swap(0, Ordering::AcqRel);
-        let debits = b.debits.swap(0, Ordering::AcqRel);
-        self.balance.fetch_add(debits - credits, Ordering::AcqRel);
+        b.credits.store(0, Ordering::Release);
+        b.debits.store(0, Ordering::Release);
     }
 
     #[cold]
@@ -293,33 +305,28 @@ impl RetryBudget for RatioBudget {
         if self.credit == 0 {
             return;
         }
-        let b = self.bucket(now);
-        // Every change to a bucket is paired with the same change to the
-        // balance; the changes commute, so whatever an eviction interleaves
-        // with, the balance settles to the sum over the buckets.
-        b.credits.fetch_add(self.credit, Ordering::AcqRel);
-        self.balance.fetch_add(self.credit, Ordering::AcqRel);
+        self.bucket(now)
+            .credits
+            .fetch_add(self.credit, Ordering::AcqRel);
     }
 
     #[inline]
     fn deposit_untimed(&self) -> bool {
         if self.credit != 0 {
-            let b = self.bucket_of(self.current.load(Ordering::Acquire));
-            b.credits.fetch_add(self.credit, Ordering::AcqRel);
-            self.balance.fetch_add(self.credit, Ordering::AcqRel);
+            self.bucket_of(self.current.load(Ordering::Acquire))
+                .credits
+                .fetch_add(self.credit, Ordering::AcqRel);
         }
         true
     }
 
     fn try_withdraw(&self, now: Instant) -> bool {
         let b = self.bucket(now);
-        let reserve = self.reserve;
-        let granted = self
-            .balance
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bal| {
-                (reserve.saturating_add(bal) >= MICRO).then(|| bal.saturating_sub(MICRO))
-            })
-            .is_ok();
+        // Under the rotation lock no bucket expires and no other withdrawal
+        // runs, so the sum can only grow (by deposits) before the debit
+        // lands: two callers never spend one credit.
+        let _guard = self.rotation.lock();
+        let granted = self.reserve.saturating_add(self.balance()) >= MICRO;
         if granted {
             b.debits.fetch_add(MICRO, Ordering::AcqRel);
         }

@@ -51,6 +51,31 @@ fn loom_deposit_racing_expiry_settles() {
     });
 }
 
+/// A deposit (lock-free) racing two withdrawals (under the lock): whatever
+/// the order, no more is granted than was deposited, and what is left adds
+/// up.
+#[test]
+fn loom_withdrawals_racing_a_deposit_never_overspend() {
+    model(|| {
+        let now = Instant::now();
+        let b = Arc::new(RatioBudget::new(1.0, 0.0, Duration::from_secs(10)).expect("valid"));
+        b.deposit(now);
+        let d = {
+            let b = Arc::clone(&b);
+            thread::spawn(move || b.deposit(now))
+        };
+        let w = {
+            let b = Arc::clone(&b);
+            thread::spawn(move || u64::from(b.try_withdraw(now)))
+        };
+        let mine = u64::from(b.try_withdraw(now));
+        d.join().expect("thread");
+        let granted = mine + w.join().expect("thread");
+        assert!(granted >= 1, "one credit was there from the start");
+        assert_eq!(b.available(now), 2 - granted);
+    });
+}
+
 /// Concurrent outcomes never push the throttle outside [0, max].
 #[test]
 fn loom_throttle_stays_in_bounds() {

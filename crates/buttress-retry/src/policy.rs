@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use buttress_core::{
     Classification, Clock, FastRandom, Listener, Listeners, Name, Outcome, Random, SharedClock,
-    SharedRandom, TokioClock,
+    SharedRandom, default_clock,
 };
 
 use crate::attempts::{Attempts, Decision, Rules, Stop};
@@ -377,7 +377,7 @@ impl Builder {
             name: name.into(),
             config: RetryConfig::default(),
             budget: None,
-            clock: Arc::new(TokioClock),
+            clock: default_clock(),
             random: Arc::new(FastRandom),
             listeners: Vec::new(),
         }
@@ -593,7 +593,8 @@ impl Builder {
     }
 
     buttress_core::setters! {
-        /// The clock (default: tokio's).
+        /// The clock (default: [`default_clock`](buttress_core::default_clock):
+        /// the CPU's time-stamp counter, or tokio's clock under paused time).
         ///
         /// ```
         /// use std::time::Duration;

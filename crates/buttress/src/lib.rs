@@ -25,7 +25,6 @@
 //! | `serde` | `Deserialize` for every configuration: breaker, retry, limiter, journal, checkpoint store and checkpointer, gauges and adaptive limits, executor; human durations (`"2s"`) and sizes (`"100MB"`) |
 //! | `redis` | `buttress::limit::RedisRateLimiter`, one limit shared by replicas (enables `limit`) |
 //! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
-//! | `fast-clock` | `buttress::common::FastClock`, a clock read from the CPU's time-stamp counter |
 //! | `full` | all of the above |
 //!
 //! ```
