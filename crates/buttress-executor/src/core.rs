@@ -148,6 +148,10 @@ impl<J> Starts<J> {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     #[cfg(all(test, loom))]
     pub(crate) fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
@@ -277,7 +281,7 @@ impl<J, C> Core<J, C> {
             first: None,
             rest: Vec::new(),
         };
-        while s.running.len < max_running {
+        while s.running.len < max_running && s.queue.len() > 0 {
             let Some(mut entry) = s.queue.pop(now) else {
                 break;
             };
@@ -355,8 +359,14 @@ impl<J, C> Core<J, C> {
     }
 
     /// Removes every queued task (recorded as cancelled) and returns them
-    /// with the cancellers of every running task.
-    pub(crate) fn drain(&self, now: Instant) -> (Vec<Entry<J>>, Vec<C>)
+    /// with the cancellers of every running task. A running holder for
+    /// which `release` gives a record (one the executor cannot wait for)
+    /// leaves its slot now, recorded so; those records come third.
+    pub(crate) fn drain(
+        &self,
+        now: Instant,
+        mut release: impl FnMut(u64, &C) -> Option<TaskRecord>,
+    ) -> (Vec<Entry<J>>, Vec<C>, Vec<TaskRecord>)
     where
         C: Clone,
     {
@@ -374,8 +384,38 @@ impl<J, C> Core<J, C> {
             };
             Self::record(&mut s, self.bounds.history, record);
         }
-        let running = s.running.cancellers().collect();
-        (queued, running)
+        let running: Vec<C> = s.running.cancellers().collect();
+        let released: Vec<(usize, TaskRecord)> = s
+            .running
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, held)| {
+                let (id, c) = held.as_ref()?;
+                release(*id, c).map(|r| (slot, r))
+            })
+            .collect();
+        let mut records = Vec::with_capacity(released.len());
+        for (slot, record) in released {
+            if s.running.remove(slot, record.id).is_some() {
+                Self::record(&mut s, self.bounds.history, record.clone());
+                records.push(record);
+            }
+        }
+        (queued, running, records)
+    }
+
+    /// Applies `f` to the canceller of task `id` in running `slot`, if it
+    /// still holds it; whether it did.
+    pub(crate) fn update_running(&self, slot: usize, id: u64, f: impl FnOnce(&mut C)) -> bool {
+        let mut s = self.state.0.lock();
+        match s.running.slots.get_mut(slot) {
+            Some(Some((held, c))) if *held == id => {
+                f(c);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Counts, depths, history.

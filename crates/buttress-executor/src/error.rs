@@ -232,8 +232,9 @@ impl buttress_core::Rejection for ExecutorError {
             ExecutorError::Submit(SubmitError::Full(_)) => K::QueueFull,
             ExecutorError::Submit(SubmitError::Closed) => K::ShuttingDown,
             ExecutorError::Task(TaskError::TimedOut) => K::TimedOut,
-            // A layer's task is cancelled only by a shutdown (a dropped
-            // response future has nobody left to answer).
+            // A layer's request (task or in place) is cancelled only by a
+            // shutdown (a dropped response future has nobody left to
+            // answer).
             ExecutorError::Task(TaskError::Cancelled) => K::ShuttingDown,
             ExecutorError::Task(TaskError::Panicked) => K::Failed,
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use buttress_core::{Name, SharedClock, TokioClock};
+use buttress_core::{Name, SharedClock, default_clock};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
@@ -17,8 +17,9 @@ use crate::config::ExecutorConfig;
 use crate::core::{Core, Now, Outcome, Refused, Snapshot, Start};
 use crate::error::{BuildError, SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
-use crate::job::{Job, RunJob};
-use crate::task::{Cancel, TaskCell};
+use crate::in_place::{Seat, WaiterCell};
+use crate::job::{Job, Kind, RunJob};
+use crate::task::{Cancel, Canceller, InPlaceRun, TaskCell};
 use crate::worker::{Current, Meta, NextPlaces, Worker};
 
 /// A bounded priority executor. Cheap to clone: clones share it.
@@ -40,13 +41,13 @@ use crate::worker::{Current, Meta, NextPlaces, Worker};
 /// ```
 #[derive(Clone)]
 pub struct Executor {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     name: Name,
-    core: Core<Job, Option<Arc<dyn Cancel>>>,
-    default_timeout: Option<Duration>,
+    core: Core<Job, Canceller>,
+    pub(crate) default_timeout: Option<Duration>,
     runtime: Handle,
     clock: SharedClock,
     /// Signalled when a task finishes (space, and maybe idle), if anyone
@@ -59,7 +60,10 @@ pub(crate) struct Inner {
     /// Set by a forcing (second) shutdown call, before `forced` is
     /// notified, so the first call cannot miss it.
     force_requested: AtomicBool,
-    metrics: crate::metrics::ExecutorMetrics,
+    /// Set when a shutdown cancels what is left: an in-place request not
+    /// yet polled learns it at its first poll.
+    deadline_passed: AtomicBool,
+    pub(crate) metrics: crate::metrics::ExecutorMetrics,
     depth_gauges: Box<[OnceLock<metrics::Gauge>]>,
 }
 
@@ -87,8 +91,11 @@ pub struct ShutdownReport {
 
 impl Executor {
     /// An executor named `name` (the `name` label of its metrics),
-    /// spawning on the current tokio runtime; or why it cannot be made (no
-    /// runtime, an invalid name or config).
+    /// spawning on the current tokio runtime and reading
+    /// [`default_clock`](buttress_core::default_clock) (the CPU's
+    /// time-stamp counter, or tokio's clock when the runtime's time is
+    /// paused, as in `#[tokio::test(start_paused = true)]`); or why it
+    /// cannot be made (no runtime, an invalid name or config).
     ///
     /// ```
     /// use buttress_executor::{Executor, ExecutorConfig};
@@ -101,7 +108,7 @@ impl Executor {
     /// ```
     pub fn new(name: &str, config: ExecutorConfig) -> Result<Executor, BuildError> {
         let runtime = Handle::try_current().map_err(BuildError::NoRuntime)?;
-        Executor::with_runtime(name, config, runtime, Arc::new(TokioClock))
+        Executor::with_runtime(name, config, runtime, default_clock())
     }
 
     /// An executor spawning on `runtime`, reading time from `clock`: made
@@ -145,6 +152,7 @@ impl Executor {
                 forced: Notify::new(),
                 shutting_down: AtomicBool::new(false),
                 force_requested: AtomicBool::new(false),
+                deadline_passed: AtomicBool::new(false),
             }),
         })
     }
@@ -342,7 +350,7 @@ impl Executor {
         // A free slot and nothing queued: the task starts now, on a
         // worker of its own that holds it unboxed.
         if !inner.core.maybe_queued() {
-            match inner.core.start_now(Some(cell.clone())) {
+            match inner.core.start_now(Canceller::Task(Some(cell.clone()))) {
                 Now::Started { id, slot } => {
                     let meta = Meta {
                         slot,
@@ -366,7 +374,7 @@ impl Executor {
         let job = Job::new(task, cell.clone(), status, timeout);
         match inner
             .core
-            .submit(priority, job, now, count_refusal, Job::take_canceller)
+            .submit(priority, job, now, count_refusal, |j| j.take_canceller(now))
         {
             Ok((id, depth, outcome)) => {
                 inner.dispatch(outcome, now, None);
@@ -468,7 +476,24 @@ impl Executor {
 
     async fn cancel_rest(&self) -> ShutdownReport {
         let inner = &self.inner;
-        let (queued, running) = inner.core.drain(inner.clock.now());
+        // Before the drain: an in-place request not yet polled, whose slot
+        // the drain frees, must not start its work when it is polled.
+        inner.deadline_passed.store(true, Ordering::Release);
+        let now = inner.clock.now();
+        // Requests run in place leave their slots now: the executor cannot
+        // stop its callers' tasks, only tell them (they answer
+        // `Cancelled` when next polled), so it does not wait for them.
+        let (queued, running, released) = inner.core.drain(now, |id, held| match held {
+            Canceller::InPlace(run) => Some(TaskRecord {
+                id,
+                priority: run.priority,
+                status: Status::Cancelled,
+                queued_at: run.queued_at,
+                started_at: Some(run.started),
+                finished_at: now,
+            }),
+            Canceller::Task(_) => None,
+        });
         let report = ShutdownReport {
             dropped_queued: queued.len(),
             cancelled_running: running.len(),
@@ -477,10 +502,16 @@ impl Executor {
         for entry in queued {
             inner.metrics.cancelled.increment(1);
             inner.set_depth(entry.priority, 0);
-            // Dropping the job answers its handle: cancelled.
+            // Dropping the job answers its handle, or its in-place
+            // request: cancelled.
             drop(entry);
         }
-        for cancel in running.iter().flatten() {
+        for record in &released {
+            inner
+                .metrics
+                .finished(Status::Cancelled, Some(record.ran()));
+        }
+        for cancel in &running {
             cancel.cancel();
         }
         // Each may be the last reference to a task's output (a task that
@@ -554,15 +585,7 @@ impl Inner {
         timeout: Option<Duration>,
         ran: bool,
     ) -> (Outcome<Job>, Instant) {
-        match status {
-            Status::TimedOut => {
-                tracing::warn!(executor = %self.name, task = current.id, ?timeout, "task timed out");
-            }
-            Status::Panicked => {
-                tracing::error!(executor = %self.name, task = current.id, "task panicked");
-            }
-            Status::Ok | Status::Failed | Status::Cancelled => {}
-        }
+        self.log_end(current.id, status, timeout);
         let now = self.clock.now();
         self.metrics.finished(
             status,
@@ -578,7 +601,7 @@ impl Inner {
         };
         let (outcome, released) = self
             .core
-            .finish(current.slot, record, now, Job::take_canceller);
+            .finish(current.slot, record, now, |j| j.take_canceller(now));
         // Outside the lock, and contained: with its handle dropped, this
         // may be the last reference to the task's output.
         drop_contained(released);
@@ -586,47 +609,191 @@ impl Inner {
         (outcome, now)
     }
 
-    /// A task taken from the queue at `now`, as its worker holds it.
-    pub(crate) fn current_of(start: Start<Job>, now: Instant) -> Current {
-        let entry = start.entry;
-        Current {
-            work: entry.job.into_work(),
-            meta: Meta {
-                slot: start.slot,
-                id: entry.id,
-                priority: entry.priority,
-                queued_at: entry.enqueued,
-                started: now,
-            },
+    /// Logs a task or request that timed out or panicked.
+    fn log_end(&self, id: u64, status: Status, timeout: Option<Duration>) {
+        match status {
+            Status::TimedOut => {
+                tracing::warn!(executor = %self.name, task = id, ?timeout, "task timed out");
+            }
+            Status::Panicked => {
+                tracing::error!(executor = %self.name, task = id, "task panicked");
+            }
+            Status::Ok | Status::Failed | Status::Cancelled => {}
         }
+    }
+
+    /// A task or in-place request taken from the queue at `now`: its place
+    /// and times, and what it is.
+    pub(crate) fn placed(start: Start<Job>, now: Instant) -> (Meta, Kind) {
+        let entry = start.entry;
+        let meta = Meta {
+            slot: start.slot,
+            id: entry.id,
+            priority: entry.priority,
+            queued_at: entry.enqueued,
+            started: now,
+        };
+        (meta, entry.job.into_kind())
     }
 
     /// Starts the tasks `outcome` says may start at `now`: the first in
     /// `keep` (the asking worker's places for its next task), when given,
-    /// and the others each on a new worker. Each task is in place before
-    /// its metrics are recorded, so a panicking recorder loses nothing.
+    /// and the others each on a new worker; an in-place request is given
+    /// its slot and woken. Each is in place before its metrics are
+    /// recorded, so a panicking recorder loses nothing. A request whose
+    /// future went away before its slot came gives the slot back, which
+    /// may start more: handled in this loop, never by recursion.
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         outcome: Outcome<Job>,
         now: Instant,
         mut keep: Option<NextPlaces<'_>>,
     ) {
-        for start in outcome.starts {
-            let (priority, depth) = (start.entry.priority, start.depth);
-            let waited = now.saturating_duration_since(start.entry.enqueued);
-            let current = Self::current_of(start, now);
-            match keep.take() {
-                Some((meta, work)) => {
-                    *meta = Some(current.meta);
-                    *work = Some(current.work);
+        if outcome.starts.is_empty() {
+            return;
+        }
+        let mut later: Vec<(Outcome<Job>, Instant)> = Vec::new();
+        let mut next = Some((outcome, now));
+        while let Some((outcome, now)) = next.take().or_else(|| later.pop()) {
+            for start in outcome.starts {
+                let (priority, depth) = (start.entry.priority, start.depth);
+                let waited = now.saturating_duration_since(start.entry.enqueued);
+                let (meta, kind) = Self::placed(start, now);
+                match kind {
+                    Kind::Task(work) => {
+                        let work = Box::into_pin(work);
+                        match keep.take() {
+                            Some((m, w)) => {
+                                *m = Some(meta);
+                                *w = Some(work);
+                            }
+                            None => {
+                                self.runtime.spawn(Worker::from_queue(
+                                    self.clone(),
+                                    Current { work, meta },
+                                ));
+                            }
+                        }
+                    }
+                    Kind::InPlace(ticket) => {
+                        if !ticket.grant(meta) {
+                            self.set_depth(priority, depth);
+                            later.push(self.end(&meta, Status::Cancelled, None, false));
+                            continue;
+                        }
+                    }
                 }
-                None => {
-                    self.runtime
-                        .spawn(Worker::from_queue(self.clone(), current));
-                }
+                self.metrics.started(waited);
+                self.set_depth(priority, depth);
             }
-            self.metrics.started(waited);
+        }
+    }
+
+    /// Admits a request to run in place at `priority`: a running slot now
+    /// when one is free and nothing is queued (no allocation), otherwise a
+    /// place in the queue, where it waits like a task; or why not (the
+    /// queue is full, or the executor is shutting down).
+    pub(crate) fn admit_in_place(self: &Arc<Self>, priority: u8) -> Result<Seat, SubmitError> {
+        let now = self.clock.now();
+        if !self.core.maybe_queued() {
+            let run = InPlaceRun {
+                priority,
+                queued_at: now,
+                started: now,
+                cancel: None,
+            };
+            match self.core.start_now(Canceller::InPlace(run)) {
+                Now::Started { id, slot } => {
+                    self.metrics.submitted.increment(1);
+                    self.metrics.started(Duration::ZERO);
+                    return Ok(Seat::Held(Meta {
+                        slot,
+                        id,
+                        priority,
+                        queued_at: now,
+                        started: now,
+                    }));
+                }
+                Now::Closed => return Err(SubmitError::Closed),
+                Now::Queue => {}
+            }
+        }
+        let cell = Arc::new(WaiterCell::queued());
+        let job = Job::in_place(cell.clone(), priority, now);
+        match self
+            .core
+            .submit(priority, job, now, true, |j| j.take_canceller(now))
+        {
+            Ok((id, depth, outcome)) => {
+                // It may be granted its slot here already.
+                self.dispatch(outcome, now, None);
+                self.metrics.submitted.increment(1);
+                self.set_depth(priority, depth);
+                Ok(Seat::Queued { cell, id, priority })
+            }
+            Err(Refused::Full(full, _)) => {
+                self.metrics.rejected.increment(1);
+                Err(SubmitError::Full(full))
+            }
+            Err(Refused::Closed(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    /// An in-place request that held the slot `meta` describes ended as
+    /// `status`: its slot goes back (unless a shutdown's deadline took it
+    /// already, which recorded it), and what the queue gives the slot
+    /// starts.
+    pub(crate) fn end_in_place(self: &Arc<Self>, meta: &Meta, status: Status) {
+        self.log_end(meta.id, status, self.default_timeout);
+        let now = self.clock.now();
+        let record = TaskRecord {
+            id: meta.id,
+            priority: meta.priority,
+            status,
+            queued_at: meta.queued_at,
+            started_at: Some(meta.started),
+            finished_at: now,
+        };
+        let (outcome, released) = self
+            .core
+            .finish(meta.slot, record, now, |j| j.take_canceller(now));
+        self.dispatch(outcome, now, None);
+        if released.is_some() {
+            self.metrics
+                .finished(status, Some(now.saturating_duration_since(meta.started)));
+        }
+        self.wake_watchers();
+    }
+
+    /// An in-place request that waited on its inner service: `cancel`
+    /// is how a shutdown's deadline stops it. Whether it still holds its
+    /// slot (if not, the deadline passed: it stops now).
+    pub(crate) fn watch_in_place(&self, meta: &Meta, cancel: Arc<dyn Cancel>) -> bool {
+        self.core.update_running(meta.slot, meta.id, |held| {
+            if let Canceller::InPlace(run) = held {
+                run.cancel = Some(cancel);
+            }
+        })
+    }
+
+    /// Whether a shutdown cancelled what was left.
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.deadline_passed.load(Ordering::Acquire)
+    }
+
+    /// A queued in-place request's future went away: it leaves the queue,
+    /// or, if it was given a slot meanwhile, gives the slot back.
+    pub(crate) fn leave_queue(self: &Arc<Self>, priority: u8, id: u64, cell: &WaiterCell) {
+        if let Some((job, depth)) = self.core.cancel_queued(priority, id, self.clock.now()) {
+            self.metrics.cancelled.increment(1);
             self.set_depth(priority, depth);
+            drop(job);
+            self.wake_watchers();
+            return;
+        }
+        // Whichever of the grant and this comes second gives the slot back.
+        if let Some(meta) = cell.abandon() {
+            self.end_in_place(&meta, Status::Cancelled);
         }
     }
 }

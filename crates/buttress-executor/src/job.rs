@@ -1,5 +1,6 @@
 //! A queued task with its types erased: its future, its timeout, and the
-//! cell that answers its handle. Run by a worker, it is polled in place;
+//! cell that answers its handle (or a request waiting to run in place:
+//! see `in_place`). Run by a worker, it is polled in place;
 //! dropped before it ended (cancelled in the queue, shut down, or its
 //! worker dropped by the runtime), it answers its handle
 //! [`TaskError::Cancelled`], so no handle waits forever.
@@ -10,14 +11,15 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::error::TaskError;
 use crate::history::Status;
-use crate::task::{Cancel, CancelFlag, TaskCell};
+use crate::in_place::{Ticket, WaiterCell};
+use crate::task::{Cancel, CancelFlag, Canceller, InPlaceRun, TaskCell};
 
 /// A task as a worker runs it.
 pub(crate) trait Work: Send + 'static {
@@ -31,13 +33,21 @@ pub(crate) trait Work: Send + 'static {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-/// A task in the queue, and a second reference to its cell for the
-/// running list (made at submission, where the cell is in the submitter's
-/// cache, so that no reference count is written under the executor's
-/// lock).
+/// A task in the queue, or a request waiting to run in place; for a task,
+/// a second reference to its cell for the running list (made at
+/// submission, where the cell is in the submitter's cache, so that no
+/// reference count is written under the executor's lock).
 pub(crate) struct Job {
-    work: Box<dyn Work>,
+    kind: Kind,
     canceller: Option<Arc<dyn Cancel>>,
+}
+
+/// What a queued job is.
+pub(crate) enum Kind {
+    /// A task, run by a worker.
+    Task(Box<dyn Work>),
+    /// A request run in place by its caller, once given a slot.
+    InPlace(Ticket),
 }
 
 impl Job {
@@ -53,18 +63,34 @@ impl Job {
     {
         Job {
             canceller: Some(cell.clone()),
-            work: Box::new(RunJob::new(task, cell, status, timeout)),
+            kind: Kind::Task(Box::new(RunJob::new(task, cell, status, timeout))),
         }
     }
 
-    /// What cancels the task once it runs (taken once, when it starts).
-    pub(crate) fn take_canceller(&mut self) -> Option<Arc<dyn Cancel>> {
-        self.canceller.take()
+    /// A request waiting to run in place, sharing `cell` with its future.
+    pub(crate) fn in_place(cell: Arc<WaiterCell>, priority: u8, queued_at: Instant) -> Job {
+        Job {
+            canceller: Some(cell.clone()),
+            kind: Kind::InPlace(Ticket::new(cell, priority, queued_at)),
+        }
     }
 
-    /// The task, pinned where it is, to be run.
-    pub(crate) fn into_work(self) -> Pin<Box<dyn Work>> {
-        Box::into_pin(self.work)
+    /// What the running list keeps of it once it starts at `now` (taken
+    /// once, when it starts).
+    pub(crate) fn take_canceller(&mut self, now: Instant) -> Canceller {
+        match &self.kind {
+            Kind::Task(_) => Canceller::Task(self.canceller.take()),
+            Kind::InPlace(ticket) => Canceller::InPlace(InPlaceRun {
+                priority: ticket.priority,
+                queued_at: ticket.queued_at,
+                started: now,
+                cancel: self.canceller.take(),
+            }),
+        }
+    }
+
+    pub(crate) fn into_kind(self) -> Kind {
+        self.kind
     }
 
     /// The future of a task submitted as `F` with output `T`, back from a
@@ -74,16 +100,23 @@ impl Job {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let mut job = self.work.into_any().downcast::<RunJob<F, T>>().ok()?;
+        let Kind::Task(work) = self.kind else {
+            return None;
+        };
+        let mut job = work.into_any().downcast::<RunJob<F, T>>().ok()?;
         job.work.take()
     }
 }
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job")
-            .field("timeout", &self.work.timeout())
-            .finish_non_exhaustive()
+        match &self.kind {
+            Kind::Task(work) => f
+                .debug_struct("Job")
+                .field("timeout", &work.timeout())
+                .finish_non_exhaustive(),
+            Kind::InPlace(ticket) => f.debug_tuple("Job").field(ticket).finish(),
+        }
     }
 }
 
@@ -256,6 +289,6 @@ fn poll_task<F: Future>(
 /// Drops a task's future in place, containing a panic in its `Drop`;
 /// whether it dropped without one. The place is empty afterwards either
 /// way.
-fn drop_contained<F>(mut work: Pin<&mut Option<F>>) -> bool {
+pub(crate) fn drop_contained<F>(mut work: Pin<&mut Option<F>>) -> bool {
     std::panic::catch_unwind(AssertUnwindSafe(move || work.set(None))).is_ok()
 }

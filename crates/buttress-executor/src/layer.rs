@@ -1,7 +1,8 @@
 //! [`ExecutorLayer`]: requests wait in the executor's bounded priority
-//! queue.
+//! queue, and run as tasks or in place.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,12 +13,37 @@ use buttress_core::{OnReject, RejectWithError};
 
 use crate::error::ExecutorError;
 use crate::executor::Executor;
-use crate::future::ResponseFuture;
+use crate::future::{InPlaceFuture, ResponseFuture};
+
+/// How [`ExecutorLayer`] runs a request: the layer's third parameter.
+///
+/// * [`Task`](mode::Task) (the default): each request runs as a task on
+///   the executor, which owns it until it ends.
+/// * [`InPlace`](mode::InPlace) ([`ExecutorLayer::in_place`]): each
+///   request runs in its caller's task, holding one of the executor's
+///   running slots; no task is spawned.
+pub mod mode {
+    /// Each request runs as a task on the executor.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Task;
+
+    /// Each request runs in place, in its caller's task, holding one of
+    /// the executor's running slots.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct InPlace;
+}
 
 /// Runs each request through an [`Executor`]: it waits in the bounded
 /// priority queue (priority from `priority(&request)`, higher first), runs
 /// when the bulkhead has room, and is shed when the queue is full. A
 /// request whose response future is dropped is cancelled.
+///
+/// By default each request runs as a task on the executor. With
+/// [`in_place`](ExecutorLayer::in_place) it runs in its caller's task
+/// instead, holding one of the executor's running slots: the same bulkhead,
+/// queue, priorities, refusals, timeout, history and metrics, without a
+/// spawn (see [`in_place`](ExecutorLayer::in_place) for when to pick
+/// which).
 ///
 /// Every way the executor can fail a request (queue full, shutting down,
 /// task timed out, cancelled or panicked) reaches the rejection handler as
@@ -44,10 +70,11 @@ use crate::future::ResponseFuture;
 /// assert_eq!(svc.oneshot("vip hello".to_owned()).await?, 9);
 /// # Ok(()) }
 /// ```
-pub struct ExecutorLayer<P, R = RejectWithError> {
+pub struct ExecutorLayer<P, R = RejectWithError, M = mode::Task> {
     executor: Executor,
     priority: Arc<P>,
     on_rejected: R,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl<P> ExecutorLayer<P> {
@@ -69,11 +96,12 @@ impl<P> ExecutorLayer<P> {
             executor,
             priority: Arc::new(priority),
             on_rejected: RejectWithError,
+            mode: PhantomData,
         }
     }
 }
 
-impl<P, R> ExecutorLayer<P, R> {
+impl<P, R, M> ExecutorLayer<P, R, M> {
     /// Uses `on_rejected` (any [`OnReject`] handler) to answer requests
     /// the executor failed; it decides the service's error type.
     ///
@@ -87,11 +115,66 @@ impl<P, R> ExecutorLayer<P, R> {
     /// # let _ = layer;
     /// # Ok(()) }
     /// ```
-    pub fn on_rejected<R2>(self, on_rejected: R2) -> ExecutorLayer<P, R2> {
+    pub fn on_rejected<R2>(self, on_rejected: R2) -> ExecutorLayer<P, R2, M> {
         ExecutorLayer {
             executor: self.executor,
             priority: self.priority,
             on_rejected,
+            mode: PhantomData,
+        }
+    }
+
+    /// Runs each request in place: in its caller's task, holding one of
+    /// the executor's running slots, instead of as a task of its own.
+    ///
+    /// A request that finds a slot free and nothing queued takes it at
+    /// once, allocating nothing; otherwise it waits in the executor's
+    /// queue beside its tasks, in the same order (priority, then first
+    /// in first out, with aging), and is refused the same way when the
+    /// queue is full (`QueueFull`) or the executor is shutting down.
+    /// Requests in place and tasks share the one bulkhead: `max_running`
+    /// counts both. The executor's timeout applies from the request's
+    /// first poll in its slot; its panics are caught and answered like a
+    /// task's; it is counted in the snapshot, the history and the metrics
+    /// like a task. The rejection handler is the layer's, as in task mode.
+    ///
+    /// What differs is who owns the work. The caller's task polls it, so
+    /// it stops when the caller drops its response future (its slot comes
+    /// back at once). A shutdown waits for it while draining, like a task;
+    /// at the deadline the executor cannot stop its caller's task, so it
+    /// takes the slot back, records the request as cancelled, and wakes
+    /// it: the request answers `Cancelled` (a `ShuttingDown` rejection) at
+    /// its next poll. The inner service need not be `Send` nor `'static`.
+    ///
+    /// Pick in place when a request only needs "at most N at once, refuse
+    /// when the queue is full, higher priority first while waiting": a
+    /// request handler behind a bulkhead. Pick tasks (the default) when
+    /// the work must go on after its caller went away, or must be stopped
+    /// and accounted for by the executor itself at a shutdown's deadline.
+    /// In place costs no spawn and, when a slot is free, no allocation:
+    /// a fraction of a task's cost (the benchmarks are in the guide).
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let executor = Executor::new("api", ExecutorConfig::default().max_running(16).max_queued(100))?;
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(ExecutorLayer::new(executor.clone(), |req: &String| if req.starts_with("vip") { 9 } else { 1 }).in_place())
+    ///     .service(service_fn(|req: String| async move { Ok::<_, std::io::Error>(req.len()) }));
+    /// assert_eq!(svc.oneshot("vip hello".to_owned()).await?, 9);
+    /// // Counted like a task.
+    /// assert_eq!(executor.snapshot().counters.ok, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn in_place(self) -> ExecutorLayer<P, R, mode::InPlace> {
+        ExecutorLayer {
+            executor: self.executor,
+            priority: self.priority,
+            on_rejected: self.on_rejected,
+            mode: PhantomData,
         }
     }
 
@@ -117,31 +200,33 @@ impl<P, R> ExecutorLayer<P, R> {
     /// ```
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    pub fn http(self) -> ExecutorLayer<P, buttress_core::HttpStatus> {
+    pub fn http(self) -> ExecutorLayer<P, buttress_core::HttpStatus, M> {
         self.on_rejected(buttress_core::HttpStatus)
     }
 }
 
-impl<P, R: Clone> Clone for ExecutorLayer<P, R> {
+impl<P, R: Clone, M> Clone for ExecutorLayer<P, R, M> {
     fn clone(&self) -> Self {
         ExecutorLayer {
             executor: self.executor.clone(),
             priority: self.priority.clone(),
             on_rejected: self.on_rejected.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<P, R> fmt::Debug for ExecutorLayer<P, R> {
+impl<P, R, M> fmt::Debug for ExecutorLayer<P, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorLayer")
             .field("executor", &self.executor.name())
+            .field("mode", &std::any::type_name::<M>().rsplit("::").next())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, P, R: Clone> Layer<S> for ExecutorLayer<P, R> {
-    type Service = ExecutorService<S, P, R>;
+impl<S, P, R: Clone, M> Layer<S> for ExecutorLayer<P, R, M> {
+    type Service = ExecutorService<S, P, R, M>;
     fn layer(&self, inner: S) -> Self::Service {
         ExecutorService {
             inner,
@@ -150,13 +235,13 @@ impl<S, P, R: Clone> Layer<S> for ExecutorLayer<P, R> {
     }
 }
 
-/// The service of [`ExecutorLayer`].
-pub struct ExecutorService<S, P, R = RejectWithError> {
+/// The service of [`ExecutorLayer`]; `M` is its [`mode`].
+pub struct ExecutorService<S, P, R = RejectWithError, M = mode::Task> {
     inner: S,
-    layer: ExecutorLayer<P, R>,
+    layer: ExecutorLayer<P, R, M>,
 }
 
-impl<S: Clone, P, R: Clone> Clone for ExecutorService<S, P, R> {
+impl<S: Clone, P, R: Clone, M> Clone for ExecutorService<S, P, R, M> {
     fn clone(&self) -> Self {
         ExecutorService {
             inner: self.inner.clone(),
@@ -165,16 +250,16 @@ impl<S: Clone, P, R: Clone> Clone for ExecutorService<S, P, R> {
     }
 }
 
-impl<S: fmt::Debug, P, R> fmt::Debug for ExecutorService<S, P, R> {
+impl<S: fmt::Debug, P, R, M> fmt::Debug for ExecutorService<S, P, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorService")
             .field("inner", &self.inner)
-            .field("executor", &self.layer.executor.name())
+            .field("layer", &self.layer)
             .finish()
     }
 }
 
-impl<S, P, R, Req> Service<Req> for ExecutorService<S, P, R>
+impl<S, P, R, Req> Service<Req> for ExecutorService<S, P, R, mode::Task>
 where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
@@ -205,6 +290,40 @@ where
             Ok(handle) => ResponseFuture::waiting(handle, self.layer.on_rejected.clone()),
             Err(e) => {
                 ResponseFuture::done(self.layer.on_rejected.on_reject(ExecutorError::Submit(e)))
+            }
+        }
+    }
+}
+
+impl<S, P, R, Req> Service<Req> for ExecutorService<S, P, R, mode::InPlace>
+where
+    S: Service<Req> + Clone,
+    P: Fn(&Req) -> u8,
+    R: OnReject<ExecutorError, S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = R::Error;
+    type Future = InPlaceFuture<S, Req, R>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        // As in task mode: the queue is where requests wait; the inner
+        // service is asked for readiness once the request holds a slot.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let priority = (self.layer.priority)(&request);
+        let executor = &self.layer.executor.inner;
+        match executor.admit_in_place(priority) {
+            Ok(seat) => InPlaceFuture::admitted(
+                seat,
+                executor.clone(),
+                self.inner.clone(),
+                request,
+                self.layer.on_rejected.clone(),
+            ),
+            Err(e) => {
+                InPlaceFuture::refused(ExecutorError::Submit(e), self.layer.on_rejected.clone())
             }
         }
     }

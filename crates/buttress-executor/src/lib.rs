@@ -18,7 +18,52 @@
 //! * **Shutdown**: stop accepting, drain until a deadline, then cancel the
 //!   rest and report it; a second call forces it.
 //! * **Tower**: [`ExecutorLayer`] queues requests by a priority read from
-//!   each request, and sheds them when the queue is full.
+//!   each request, and sheds them when the queue is full. Each request runs
+//!   as a task, or in place in its caller's task
+//!   ([`in_place`](ExecutorLayer::in_place)).
+//!
+//! # Tasks or in place
+//!
+//! The layer runs each request one of two ways, over one executor, one
+//! bulkhead and one queue:
+//!
+//! * **As a task** (the default): the executor owns the request's work.
+//!   It runs on a worker of the executor's runtime, goes on if nothing
+//!   awaits it any more (until its response future is dropped, which
+//!   cancels it), and a shutdown's deadline stops it and waits for it.
+//!   This costs a spawn per request.
+//! * **In place** (`.in_place()`): the request runs in its caller's task,
+//!   holding one of the executor's running slots while it does; no task is
+//!   spawned, and a request that finds a slot free takes it without an
+//!   allocation, for a fraction of a task's cost. It waits
+//!   in the same queue, in the same order, is refused the same way, has
+//!   the same timeout, and is counted in the same history and metrics. A
+//!   shutdown drains it like a task; at the deadline it takes the slot back
+//!   and wakes the request, which answers `ShuttingDown`.
+//!
+//! Pick in place for a request handler that needs "at most N at once,
+//! refuse when the queue is full, higher priority first while waiting";
+//! pick tasks for work that must survive its caller, or that the executor
+//! itself must stop and account for at shutdown. The [`guide`] has the
+//! details and the benchmarks.
+//!
+//! ```
+//! use buttress_executor::{Executor, ExecutorConfig, ExecutorLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // At most 8 at once; 100 more may wait, interactive requests first.
+//! let executor = Executor::new("api", ExecutorConfig::default().max_running(8).max_queued(100))?;
+//! let priority = |req: &String| if req.starts_with("chat") { 9 } else { 1 };
+//! let handler = service_fn(|req: String| async move { Ok::<_, std::io::Error>(req.len()) });
+//! let api = ServiceBuilder::new()
+//!     .layer(ExecutorLayer::new(executor.clone(), priority).in_place())
+//!     .service(handler);
+//! assert_eq!(api.oneshot("chat: hello".to_owned()).await?, 11);
+//! assert_eq!(executor.snapshot().counters.ok, 1); // counted like a task
+//! # Ok(()) }
+//! ```
 //!
 //! # Configuration
 //!
@@ -55,6 +100,7 @@ pub mod error;
 mod executor;
 pub mod future;
 mod history;
+mod in_place;
 mod job;
 mod layer;
 mod metrics;
@@ -73,7 +119,7 @@ pub use core::Snapshot;
 pub use error::{BuildError, ConfigError, ExecutorError, QueueFull, SubmitError, TaskError};
 pub use executor::{Executor, ShutdownReport, TaskHandle};
 pub use history::{Counters, Status, TaskRecord};
-pub use layer::{ExecutorLayer, ExecutorService};
+pub use layer::{ExecutorLayer, ExecutorService, mode};
 
 // The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

@@ -1,4 +1,5 @@
-//! loom: the core's bulkhead under racing submissions and completions.
+//! loom: the core's bulkhead under racing submissions and completions,
+//! and a request run in place racing its grant.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +8,8 @@ use buttress_core::sync::loom_model;
 
 use crate::core::{Bounds, Core, Now};
 use crate::history::{Status, TaskRecord};
+use crate::in_place::{Ticket, WaiterCell};
+use crate::worker::Meta;
 
 fn core() -> Core<u32, ()> {
     Core::new(
@@ -104,5 +107,78 @@ fn loom_a_start_at_submission_racing_a_finish_and_a_queued_submit_keeps_the_bulk
         );
         assert_eq!(core.running_count(), 1);
         assert_eq!(core.snapshot().queued, usize::from(started_at_once));
+    });
+}
+
+/// A request run in place, queued behind task 0 in a core of one slot:
+/// the core, the time, task 0's id and slot, the request's id and cell.
+fn request_queued_behind_task_0() -> (
+    Arc<Core<Ticket, ()>>,
+    Instant,
+    (u64, usize),
+    (u64, Arc<WaiterCell>),
+) {
+    let core = Arc::new(Core::new(
+        Bounds {
+            max_queued: 10,
+            max_queued_per_priority: None,
+            max_running: 1,
+            history: 4,
+        },
+        None,
+    ));
+    let now = Instant::now();
+    let Now::Started { id, slot } = core.start_now(()) else {
+        panic!("a free slot");
+    };
+    let cell = Arc::new(WaiterCell::queued());
+    let ticket = Ticket::new(cell.clone(), 0, now);
+    let (request, _, started) = core.submit(0, ticket, now, true, |_| ()).expect("room");
+    assert_eq!(started.starts.len(), 0);
+    (core, now, (id, slot), (request, cell))
+}
+
+#[test]
+fn loom_a_grant_racing_its_request_going_away_gives_the_slot_back_exactly_once() {
+    loom_model(|| {
+        let (core, now, (task, slot), (request, cell)) = request_queued_behind_task_0();
+        // Task 0 finishes: the queue gives its slot to the request, as
+        // `dispatch` does; a grant its future is no longer there to take
+        // is given back.
+        let c = core.clone();
+        let finisher = loom::thread::spawn(move || {
+            let (outcome, _) = c.finish(slot, done(task, now), now, |_| ());
+            let mut gave_back = 0;
+            for start in outcome.starts {
+                let meta = Meta {
+                    slot: start.slot,
+                    id: start.entry.id,
+                    priority: 0,
+                    queued_at: now,
+                    started: now,
+                };
+                if !start.entry.job.grant(meta) {
+                    let _ = c.finish(meta.slot, done(meta.id, now), now, |_| ());
+                    gave_back += 1;
+                }
+            }
+            gave_back
+        });
+        // Meanwhile the request's future goes away, as `leave_queue` does:
+        // out of the queue, or else the slot it was granted goes back.
+        let gave_back_here = if core.cancel_queued(0, request, now).is_some() {
+            0
+        } else if let Some(meta) = cell.abandon() {
+            let _ = core.finish(meta.slot, done(meta.id, now), now, |_| ());
+            1
+        } else {
+            0
+        };
+        let gave_back_there = finisher.join().expect("finisher");
+        // Whatever the interleaving: at most one side gave the slot back,
+        // and nothing is left running or queued.
+        assert!(gave_back_here + gave_back_there <= 1);
+        assert_eq!(core.running_count(), 0);
+        assert!(core.is_idle());
     });
 }

@@ -1,9 +1,13 @@
 //! What a task's handle shares with the executor: the answer (the task's
 //! output, or why there is none) and the flag that cancels the task while
-//! it runs. One small allocation, typed by the output only.
+//! it runs. One small allocation, typed by the output only. And what the
+//! running list keeps of each running task or in-place request: how to
+//! cancel it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use buttress_core::sync::Mutex;
 
@@ -14,6 +18,41 @@ pub(crate) trait Cancel: Send + Sync {
     /// Asks the task to stop at its next poll; whether it had no answer
     /// yet.
     fn cancel(&self) -> bool;
+}
+
+/// What the running list keeps of one running slot's holder.
+#[derive(Clone)]
+pub(crate) enum Canceller {
+    /// A task on a worker: its cell, which stops it at its next poll.
+    Task(Option<Arc<dyn Cancel>>),
+    /// A request run in place by its caller's task.
+    InPlace(InPlaceRun),
+}
+
+/// A request run in place, as the running list keeps it: enough to record
+/// it when a shutdown's deadline frees its slot, and, once it has waited
+/// on its inner service, how to wake it to stop.
+#[derive(Clone)]
+pub(crate) struct InPlaceRun {
+    pub(crate) priority: u8,
+    pub(crate) queued_at: Instant,
+    pub(crate) started: Instant,
+    pub(crate) cancel: Option<Arc<dyn Cancel>>,
+}
+
+impl Canceller {
+    /// Asks the holder to stop, if it can be reached.
+    pub(crate) fn cancel(&self) {
+        match self {
+            Canceller::Task(Some(c))
+            | Canceller::InPlace(InPlaceRun {
+                cancel: Some(c), ..
+            }) => {
+                c.cancel();
+            }
+            Canceller::Task(None) | Canceller::InPlace(_) => {}
+        }
+    }
 }
 
 /// The answer to one task's handle, and its cancel flag.
@@ -99,7 +138,7 @@ impl<T> TaskCell<T> {
         if self.is_answered() {
             return false;
         }
-        self.cancel.cancel();
+        self.cancel.raise();
         true
     }
 }
@@ -126,8 +165,16 @@ impl Default for CancelFlag {
     }
 }
 
+impl Cancel for CancelFlag {
+    fn cancel(&self) -> bool {
+        self.raise();
+        true
+    }
+}
+
 impl CancelFlag {
-    fn cancel(&self) {
+    /// Raises the flag and wakes whoever waits on it.
+    pub(crate) fn raise(&self) {
         self.cancelled.store(true, Ordering::Release);
         let waker = self.waker.lock().take();
         if let Some(w) = waker {

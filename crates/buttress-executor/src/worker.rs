@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 
 use crate::executor::Inner;
 use crate::history::Status;
-use crate::job::Work;
+use crate::job::{Kind, Work};
 
 /// Tasks a worker runs in one poll, at most, before it yields to the
 /// other tasks of its runtime thread.
@@ -73,7 +73,8 @@ pin_project! {
         /// shutting down): the task is cancelled and its slot freed. What
         /// the queue gives the slot next is cancelled the same way, in
         /// this loop rather than by spawning into a runtime that would
-        /// drop it at once.
+        /// drop it at once (a request run in place is given the slot
+        /// instead: its caller runs it).
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             let Some(meta) = this.meta.take() else {
@@ -83,15 +84,29 @@ pin_project! {
             this.first.set(None);
             *this.current = None;
             // Its own task ran; those the queue gives its slot never do.
+            // A request run in place is given the slot: its caller runs
+            // it, if still there.
             let mut left = vec![(meta, true)];
             while let Some((meta, ran)) = left.pop() {
                 let (outcome, now) = this.inner.end(&meta, Status::Cancelled, None, ran);
                 for start in outcome.starts {
                     let (priority, depth) = (start.entry.priority, start.depth);
-                    let next = Inner::current_of(start, now);
-                    drop(next.work);
+                    let waited = now.saturating_duration_since(start.entry.enqueued);
+                    let (next, kind) = Inner::placed(start, now);
+                    match kind {
+                        Kind::Task(work) => {
+                            drop(work);
+                            left.push((next, false));
+                        }
+                        Kind::InPlace(ticket) => {
+                            if ticket.grant(next) {
+                                this.inner.metrics.started(waited);
+                            } else {
+                                left.push((next, false));
+                            }
+                        }
+                    }
                     this.inner.set_depth(priority, depth);
-                    left.push((next.meta, false));
                 }
             }
         }

@@ -174,6 +174,49 @@ async fn executor_answers_503_when_full_and_504_on_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn executor_in_place_answers_503_when_full_and_504_on_timeout() {
+    let executor = Executor::new(
+        "chat",
+        ExecutorConfig::default()
+            .max_running(1)
+            .max_queued(1)
+            .timeout(Some(Duration::from_secs(2))),
+    )
+    .expect("valid");
+    let gate = Arc::new(Notify::new());
+    let app = gated(
+        gate.clone(),
+        ExecutorLayer::new(executor, |_: &Request<Body>| 1)
+            .in_place()
+            .http(),
+    );
+    let running = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app).await }
+    });
+    tokio::task::yield_now().await;
+    let queued = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app).await }
+    });
+    tokio::task::yield_now().await;
+    let full = send(&app).await;
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let err = full.extensions().get::<ExecutorError>().expect("extension");
+    assert_eq!(buttress::Rejection::kind(err), RejectionKind::QueueFull);
+    // The running request holds the slot until its timeout (504); the
+    // queued one then gets the slot and times out in turn.
+    assert_eq!(
+        running.await.expect("joined").status(),
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    assert_eq!(
+        queued.await.expect("joined").status(),
+        StatusCode::GATEWAY_TIMEOUT
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn executor_answers_503_to_work_a_shutdown_cancels() {
     let executor = Executor::new("chat", ExecutorConfig::default().max_running(1)).expect("valid");
     let gate = Arc::new(Notify::new());

@@ -96,7 +96,13 @@ async fn layers_services_futures_and_handles_are_send_and_sync() {
     handle_is_send_sync(&executor);
     let priority = |_: &Request<Body>| 1u8;
     layer_is_send_sync::<_, Request<Body>>(ExecutorLayer::new(executor.clone(), priority));
-    layer_is_send_sync::<_, Request<Body>>(ExecutorLayer::new(executor, priority).http());
+    layer_is_send_sync::<_, Request<Body>>(ExecutorLayer::new(executor.clone(), priority).http());
+    layer_is_send_sync::<_, Request<Body>>(
+        ExecutorLayer::new(executor.clone(), priority).in_place(),
+    );
+    layer_is_send_sync::<_, Request<Body>>(
+        ExecutorLayer::new(executor, priority).in_place().http(),
+    );
 }
 
 #[test]
