@@ -22,6 +22,9 @@ pub trait Pressure: Clone + Send + Sync + 'static {
 }
 
 impl Pressure for Gauge {
+    // Inlined into the shedding layer's `call` (generic, so compiled in
+    // the user's crate): one load and a test per request, not a call.
+    #[inline]
     fn is_paused_for(&self, priority: Priority) -> bool {
         Gauge::is_paused_for(self, priority)
     }

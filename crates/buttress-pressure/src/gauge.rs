@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use buttress_core::sync::{AtomicU64, Ordering};
-use buttress_core::{Name, SharedClock, TokioClock};
+use buttress_core::{Name, SharedClock};
 
 use crate::Priority;
 use crate::config::GaugeConfig;
@@ -200,6 +200,7 @@ impl GaugeBuilder {
     }
 }
 
+#[inline]
 fn band(priority: Priority) -> u64 {
     match priority {
         Priority::Normal => PAUSED,
@@ -311,7 +312,7 @@ impl Gauge {
         GaugeBuilder {
             name: name.into(),
             config: config.into(),
-            clock: Arc::new(TokioClock),
+            clock: buttress_core::default_clock(),
         }
     }
 

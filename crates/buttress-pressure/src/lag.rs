@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use buttress_core::sync::Mutex;
-use buttress_core::{Name, NameError, SharedClock, TokioClock};
+use buttress_core::{Name, NameError, SharedClock};
 use hashbrown::HashMap;
 
 /// For outbox-style queues: how many items of each kind are pending, and
@@ -110,7 +110,7 @@ pub struct KindLag {
 
 impl LagGauge {
     /// A lag gauge named `name` (the `name` label of its metrics), reading
-    /// tokio's clock.
+    /// [`default_clock`](buttress_core::default_clock).
     ///
     /// ```
     /// use buttress_pressure::LagGauge;
@@ -124,7 +124,7 @@ impl LagGauge {
         Ok(LagGauge {
             inner: Arc::new(Inner {
                 name: Name::new(name)?,
-                clock: Arc::new(TokioClock),
+                clock: buttress_core::default_clock(),
                 kinds: Mutex::new(HashMap::new()),
             }),
         })

@@ -41,7 +41,7 @@ pub struct WaitUpTo(pub Duration);
 ///
 /// A shed request goes to the rejection handler (`R`, default
 /// [`RejectWithError`]: tower's `BoxError` holding an [`Overloaded`]);
-/// [`http`](ShedLayer::http) answers `503` instead and keeps the inner
+/// `.http()` (feature `http`) answers `503` instead and keeps the inner
 /// service's error. The mode (`M`) is [`Immediate`] unless
 /// [`wait`](ShedLayer::wait) sets [`WaitUpTo`].
 ///

@@ -1,6 +1,6 @@
 //! Gradient2 (Netflix `Gradient2Limit`).
 
-use super::{Algorithm, Bounds, Sample, check_limits, check_range};
+use super::{Algorithm, Bounds, Sample, check_limits, check_range, seconds};
 use crate::error::AdaptiveConfigError;
 
 /// Gradient2: compares a long-term average of latency with the latest
@@ -289,7 +289,14 @@ impl Algorithm for Gradient2 {
     }
 
     fn update(&mut self, s: Sample) -> f64 {
-        let rtt = s.rtt.as_secs_f64().max(1e-9);
+        self.update_timed(s, seconds(&s))
+    }
+
+    fn uses_seconds(&self) -> bool {
+        true
+    }
+
+    fn update_timed(&mut self, s: Sample, rtt: f64) -> f64 {
         self.samples += 1;
         // Exponential average; plain average while warming up.
         let long = match self.long_rtt {

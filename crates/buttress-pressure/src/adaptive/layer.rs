@@ -6,14 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use buttress_core::{
-    Classify, DefaultClassifier, OnReject, Outcome, RejectWithError, SharedClock, TokioClock,
+    Classify, DefaultClassifier, OnReject, Outcome, RejectWithError, SharedClock, Stopwatch,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::limiter::{AdaptiveLimiter, LimitPermit};
+use super::Sample;
+use super::limiter::AdaptiveLimiter;
 use crate::error::Overloaded;
 
 /// Puts an [`AdaptiveLimiter`] in front of a service: a request beyond the
@@ -27,12 +29,20 @@ use crate::error::Overloaded;
 /// cancels are never seen as slow: give the algorithm a timeout (AIMD) at
 /// or below the outer one.
 ///
+/// Each admitted request reads the clock twice (its latency), so the layer
+/// reads [`default_clock`](buttress_core::default_clock): the CPU's
+/// time-stamp counter, with no system call; or tokio's clock when the
+/// layer is made inside a runtime whose time is paused
+/// (`#[tokio::test(start_paused = true)]`), so that such tests see the
+/// latencies they advance with no setup. [`clock`](Self::clock) chooses
+/// any other.
+///
 /// Clones of the layer and of its services share the limiter.
 pub struct AdaptiveLimitLayer<C = DefaultClassifier, R = RejectWithError> {
     limiter: AdaptiveLimiter,
     classifier: Arc<C>,
     on_rejected: R,
-    clock: SharedClock,
+    clock: Stopwatch,
 }
 
 impl<C, R: Clone> Clone for AdaptiveLimitLayer<C, R> {
@@ -76,7 +86,7 @@ impl AdaptiveLimitLayer {
             limiter,
             classifier: Arc::new(DefaultClassifier),
             on_rejected: RejectWithError,
-            clock: Arc::new(TokioClock),
+            clock: Stopwatch::default(),
         }
     }
 }
@@ -146,20 +156,25 @@ impl<C, R> AdaptiveLimitLayer<C, R> {
         self.on_rejected(buttress_core::HttpStatus)
     }
 
-    buttress_core::setters! {
-        /// Reads time (for latencies) from `clock`.
-        ///
-        /// ```
-        /// use std::sync::Arc;
-        /// use buttress_core::ManualClock;
-        /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
-        ///
-        /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
-        /// let layer = AdaptiveLimitLayer::new(limiter).clock(Arc::new(ManualClock::new()));
-        /// # let _ = layer;
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        clock: SharedClock,
+    /// Reads time (for latencies) from `clock` instead: a `ManualClock`
+    /// for tests that step time by hand, `TokioClock` for tests that pause
+    /// tokio's time only after the layer is made, or make it outside the
+    /// runtime.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use buttress_core::ManualClock;
+    /// use buttress_pressure::{AdaptiveLimitLayer, AdaptiveLimiter, Aimd};
+    ///
+    /// let limiter = AdaptiveLimiter::new("llm", Aimd::new(20, 2, 200)?)?;
+    /// let layer = AdaptiveLimitLayer::new(limiter).clock(Arc::new(ManualClock::new()));
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Stopwatch::new(clock);
+        self
     }
 }
 
@@ -168,22 +183,37 @@ impl<S, C, R: Clone> Layer<S> for AdaptiveLimitLayer<C, R> {
     fn layer(&self, inner: S) -> Self::Service {
         AdaptiveLimitService {
             inner,
-            layer: self.clone(),
+            shared: Arc::new(Shared {
+                limiter: self.limiter.clone(),
+                classifier: self.classifier.clone(),
+                clock: self.clock.clone(),
+            }),
+            on_rejected: self.on_rejected.clone(),
         }
     }
+}
+
+/// What an admitted request needs when it completes, behind one `Arc`:
+/// one reference count per request, not one per part.
+struct Shared<C> {
+    limiter: AdaptiveLimiter,
+    classifier: Arc<C>,
+    clock: Stopwatch,
 }
 
 /// The service of [`AdaptiveLimitLayer`].
 pub struct AdaptiveLimitService<S, C = DefaultClassifier, R = RejectWithError> {
     inner: S,
-    layer: AdaptiveLimitLayer<C, R>,
+    shared: Arc<Shared<C>>,
+    on_rejected: R,
 }
 
 impl<S: Clone, C, R: Clone> Clone for AdaptiveLimitService<S, C, R> {
     fn clone(&self) -> Self {
         AdaptiveLimitService {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            shared: self.shared.clone(),
+            on_rejected: self.on_rejected.clone(),
         }
     }
 }
@@ -192,7 +222,7 @@ impl<S: fmt::Debug, C, R> fmt::Debug for AdaptiveLimitService<S, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptiveLimitService")
             .field("inner", &self.inner)
-            .field("limiter", &self.layer.limiter)
+            .field("limiter", &self.shared.limiter)
             .finish()
     }
 }
@@ -212,18 +242,58 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = self.layer.clock.now();
-        match self.layer.limiter.try_acquire(now) {
-            Ok(permit) => future::ResponseFuture::admitted(
-                self.inner.call(request),
-                permit,
-                self.layer.classifier.clone(),
-                self.layer.clock.clone(),
-            ),
+        match self.shared.limiter.admit() {
+            Ok(inflight) => {
+                // The clock is read once admitted (a refusal reads none),
+                // just before the inner call: the latency is that call's.
+                let started = self.shared.clock.nanos();
+                future::ResponseFuture::admitted(
+                    self.inner.call(request),
+                    Admitted {
+                        shared: self.shared.clone(),
+                        started,
+                        inflight,
+                    },
+                )
+            }
             Err(overloaded) => {
-                future::ResponseFuture::refused(self.layer.on_rejected.on_reject(overloaded))
+                future::ResponseFuture::refused(self.on_rejected.on_reject(overloaded))
             }
         }
+    }
+}
+
+/// An admitted request's slot: freed when it completes
+/// ([`complete`](Admitted::complete), with its sample) or when it is
+/// dropped unfinished (cancelled: no sample).
+struct Admitted<C> {
+    shared: Arc<Shared<C>>,
+    /// When it started, on `shared.clock`.
+    started: u64,
+    /// In flight when it started, itself included.
+    inflight: u64,
+}
+
+impl<C> Admitted<C> {
+    /// Frees the slot and feeds the algorithm this request's latency and
+    /// whether the classifier calls `result` a failure; a result classified
+    /// `Ignored` frees the slot and says nothing (and reads no clock).
+    fn complete<T, E>(self, result: &Result<T, E>)
+    where
+        C: Classify<T, E>,
+    {
+        let shared = &*self.shared;
+        let dropped = match shared.classifier.classify(result).outcome {
+            Outcome::Failure => true,
+            Outcome::Success => false,
+            Outcome::Ignored => return shared.limiter.complete(None),
+        };
+        let rtt = Duration::from_nanos(shared.clock.nanos().saturating_sub(self.started));
+        shared.limiter.complete(Some(Sample {
+            rtt,
+            inflight: self.inflight,
+            dropped,
+        }));
     }
 }
 
@@ -240,37 +310,46 @@ pub(crate) mod future {
         /// handler's).
         pub struct ResponseFuture<F, C, T, E> {
             #[pin]
-            inner: Option<F>,
-            permit: Option<LimitPermit>,
-            classifier: Option<Arc<C>>,
-            clock: Option<SharedClock>,
-            refused: Option<Result<T, E>>,
+            state: State<F, C, T, E>,
+        }
+
+        impl<F, C, T, E> PinnedDrop for ResponseFuture<F, C, T, E> {
+            fn drop(this: Pin<&mut Self>) {
+                // Dropped before it finished (cancelled): free the slot,
+                // move nothing.
+                if let StateProj::Admitted { admitted, .. } = this.project().state.project()
+                    && let Some(admitted) = admitted.take()
+                {
+                    admitted.shared.limiter.complete(None);
+                }
+            }
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        #[project = StateProj]
+        enum State<F, C, T, E> {
+            // `admitted` is taken when the inner future finishes.
+            Admitted { #[pin] inner: F, admitted: Option<Admitted<C>> },
+            Refused { answer: Option<Result<T, E>> },
         }
     }
 
     impl<F, C, T, E> ResponseFuture<F, C, T, E> {
-        pub(super) fn admitted(
-            inner: F,
-            permit: LimitPermit,
-            classifier: Arc<C>,
-            clock: SharedClock,
-        ) -> Self {
+        pub(super) fn admitted(inner: F, admitted: Admitted<C>) -> Self {
             ResponseFuture {
-                inner: Some(inner),
-                permit: Some(permit),
-                classifier: Some(classifier),
-                clock: Some(clock),
-                refused: None,
+                state: State::Admitted {
+                    inner,
+                    admitted: Some(admitted),
+                },
             }
         }
 
         pub(super) fn refused(answer: Result<T, E>) -> Self {
             ResponseFuture {
-                inner: None,
-                permit: None,
-                classifier: None,
-                clock: None,
-                refused: Some(answer),
+                state: State::Refused {
+                    answer: Some(answer),
+                },
             }
         }
     }
@@ -290,26 +369,25 @@ pub(crate) mod future {
         type Output = Result<T, E2>;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let mut this = self.project();
-            if let Some(answer) = this.refused.take() {
-                return Poll::Ready(answer);
+            match self.project().state.project() {
+                StateProj::Admitted { inner, admitted } => {
+                    // Polled again after it finished: the `Future`
+                    // contract is broken, and it pends forever (the inner
+                    // future is not polled again).
+                    if admitted.is_none() {
+                        return Poll::Pending;
+                    }
+                    let result = ready!(inner.poll(cx));
+                    if let Some(admitted) = admitted.take() {
+                        admitted.complete(&result);
+                    }
+                    Poll::Ready(result.map_err(E2::from))
+                }
+                StateProj::Refused { answer } => match answer.take() {
+                    Some(answer) => Poll::Ready(answer),
+                    None => Poll::Pending,
+                },
             }
-            // Polled again after it finished: the `Future` contract is
-            // broken, and it pends forever.
-            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-                return Poll::Pending;
-            };
-            let result = ready!(inner.poll(cx));
-            this.inner.set(None);
-            if let (Some(permit), Some(classifier), Some(clock)) = (
-                this.permit.take(),
-                this.classifier.as_ref(),
-                this.clock.as_ref(),
-            ) {
-                let dropped = classifier.classify(&result).outcome == Outcome::Failure;
-                permit.record(clock.now(), dropped);
-            }
-            Poll::Ready(result.map_err(E2::from))
         }
     }
 }

@@ -63,6 +63,24 @@ pub trait Algorithm: Send + 'static {
     fn limit(&self) -> f64;
     /// Takes one sample; returns the new limit.
     fn update(&mut self, sample: Sample) -> f64;
+
+    /// Whether [`update_timed`](Algorithm::update_timed) reads its
+    /// `seconds`. Not part of the stable API.
+    #[doc(hidden)]
+    fn uses_seconds(&self) -> bool {
+        false
+    }
+
+    /// [`update`](Algorithm::update), given the sample's latency in
+    /// seconds as [`seconds`] computes it, worked out before the limiter
+    /// takes its lock: an algorithm that averages latencies (Vegas,
+    /// Gradient2) then keeps the division out of the critical section.
+    /// The result must be `update(sample)`'s. Not part of the stable API.
+    #[doc(hidden)]
+    fn update_timed(&mut self, sample: Sample, seconds: f64) -> f64 {
+        let _ = seconds;
+        self.update(sample)
+    }
 }
 
 impl Algorithm for Box<dyn Algorithm> {
@@ -73,6 +91,21 @@ impl Algorithm for Box<dyn Algorithm> {
     fn update(&mut self, sample: Sample) -> f64 {
         (**self).update(sample)
     }
+
+    fn uses_seconds(&self) -> bool {
+        (**self).uses_seconds()
+    }
+
+    fn update_timed(&mut self, sample: Sample, seconds: f64) -> f64 {
+        (**self).update_timed(sample, seconds)
+    }
+}
+
+/// A sample's latency in seconds as the latency-averaging algorithms read
+/// it: never zero, so that ratios of latencies stay finite.
+#[inline]
+pub(crate) fn seconds(sample: &Sample) -> f64 {
+    sample.rtt.as_secs_f64().max(1e-9)
 }
 
 /// The lower and upper bound of a limit.
@@ -91,8 +124,19 @@ impl Bounds {
         }
     }
 
+    /// `v.clamp(min, max)` (a NaN stays NaN) without its check that
+    /// `min <= max`, which `check_limits` made when the bounds were built:
+    /// this runs on every sample.
+    #[inline]
     pub(crate) fn clamp(&self, v: f64) -> f64 {
-        v.clamp(self.min, self.max)
+        let mut v = v;
+        if v < self.min {
+            v = self.min;
+        }
+        if v > self.max {
+            v = self.max;
+        }
+        v
     }
 }
 

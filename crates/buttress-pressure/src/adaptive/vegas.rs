@@ -1,6 +1,6 @@
 //! TCP Vegas applied to concurrency (Netflix `VegasLimit`).
 
-use super::{Algorithm, Bounds, Sample, check_limits, check_range};
+use super::{Algorithm, Bounds, Sample, check_limits, check_range, seconds};
 use crate::error::AdaptiveConfigError;
 
 /// Vegas: estimates the queue from the latency without load (the lowest
@@ -30,6 +30,9 @@ pub struct Vegas {
     rtt_noload: Option<f64>,
     rtt: Option<f64>,
     smoothing: f64,
+    /// `1 / smoothing`: the samples held while the average settles
+    /// (computed once: a division per sample is a cost on every request).
+    warmup: f64,
     samples: u64,
     probe_multiplier: f64,
     since_probe: u64,
@@ -203,6 +206,7 @@ impl VegasConfig {
             rtt_noload: None,
             rtt: None,
             smoothing: self.smoothing,
+            warmup: 1.0 / self.smoothing,
             samples: 0,
             probe_multiplier: f64::from(self.probe_multiplier),
             since_probe: 0,
@@ -252,7 +256,14 @@ impl Algorithm for Vegas {
     }
 
     fn update(&mut self, s: Sample) -> f64 {
-        let sample = s.rtt.as_secs_f64().max(1e-9);
+        self.update_timed(s, seconds(&s))
+    }
+
+    fn uses_seconds(&self) -> bool {
+        true
+    }
+
+    fn update_timed(&mut self, s: Sample, sample: f64) -> f64 {
         let rtt = match self.rtt {
             None => sample,
             Some(avg) => avg + self.smoothing * (sample - avg),
@@ -261,7 +272,7 @@ impl Algorithm for Vegas {
         self.samples += 1;
         // Until the average has seen about 1/smoothing samples it is mostly
         // the first few: hold.
-        if (self.samples as f64) < 1.0 / self.smoothing {
+        if (self.samples as f64) < self.warmup {
             return self.limit;
         }
         self.since_probe += 1;
@@ -286,13 +297,14 @@ impl Algorithm for Vegas {
             l
         } else {
             let q = (l * (1.0 - noload / rtt)).ceil();
-            let (alpha, beta, threshold) = (3.0 * log(l), 6.0 * log(l), log(l));
+            let log_l = log(l);
+            let (alpha, beta, threshold) = (3.0 * log_l, 6.0 * log_l, log_l);
             if q <= threshold {
                 l + beta
             } else if q < alpha {
-                l + log(l)
+                l + log_l
             } else if q > beta {
-                l - log(l)
+                l - log_l
             } else {
                 l
             }
