@@ -3,13 +3,14 @@
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
-use buttress_core::{SharedClock, TokioClock};
+use buttress_core::SharedClock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, Json};
 use crate::error::{LoadError, SaveError, Skipped};
-use crate::store::{Store, load, save_payload};
+use crate::frame::HEADER_LEN;
+use crate::store::{Store, encode_unsealed, load, save_frame};
 
 /// When a [`Checkpointer`] saves: every N events, and/or when an interval
 /// has passed since the last save (checked as events arrive: with no events
@@ -194,7 +195,7 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
             store,
             codec,
             policy,
-            clock: std::sync::Arc::new(TokioClock),
+            clock: buttress_core::default_clock(),
             seq: None,
             since_save: 0,
             last_save: None,
@@ -204,7 +205,8 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
     }
 
     buttress_core::setters! {
-        /// Reads time for [`Policy::every`] from `clock` (default: tokio's).
+        /// Reads time for [`Policy::every`] from `clock` (default:
+        /// [`default_clock`](buttress_core::default_clock)).
         ///
         /// ```
         /// use std::sync::Arc;
@@ -385,9 +387,9 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
                 attempted: self.seq.unwrap_or(0) + 1,
             });
         }
-        let payload = self.codec.encode(state).map_err(SaveError::Encode)?;
+        let unsealed = encode_unsealed(&self.codec, state)?;
         self.codec
-            .decode::<T>(&payload)
+            .decode::<T>(&unsealed[HEADER_LEN..])
             .map_err(SaveError::RoundTrip)?;
         let last = match self.seq {
             Some(seq) => seq,
@@ -397,7 +399,7 @@ impl<S: Store, C: Codec> Checkpointer<S, C> {
         // Whatever happens, never reuse a number that may have reached
         // the store.
         self.seq = Some(seq);
-        match save_payload(&self.store, C::ID, seq, &payload).await {
+        match save_frame(&self.store, C::ID, seq, unsealed).await {
             Err(SaveError::Stale { current, attempted }) => {
                 self.superseded = Some(current);
                 return Err(SaveError::Stale { current, attempted });

@@ -38,6 +38,27 @@ pub trait Codec: Send + Sync + 'static {
     fn encode<T: Serialize + ?Sized>(&self, state: &T) -> Result<Vec<u8>, CodecError>;
     /// Decodes a payload.
     fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, CodecError>;
+    /// Appends the encoding of `state` to `out`, which holds the
+    /// checkpoint's header already: a codec that can write in place spares
+    /// every save a copy of its payload. The default encodes with
+    /// [`encode`](Codec::encode) and copies. On error, what `out` holds
+    /// after the header is unspecified (the save discards it).
+    ///
+    /// ```
+    /// use buttress_checkpoint::{Codec, Json};
+    ///
+    /// let mut out = b"header".to_vec();
+    /// Json.encode_into(&[1, 2], &mut out).unwrap();
+    /// assert_eq!(out, b"header[1,2]");
+    /// ```
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        state: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode(state)?);
+        Ok(())
+    }
 }
 
 /// Why a [`Codec`] could not encode or decode a state.
@@ -161,6 +182,13 @@ impl Codec for Json {
     }
     fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, CodecError> {
         serde_json::from_slice(payload).map_err(|e| CodecError::new("JSON", e))
+    }
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        state: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        serde_json::to_writer(out, state).map_err(|e| CodecError::new("JSON", e))
     }
 }
 

@@ -280,9 +280,9 @@ pub(crate) fn chain(error: &(dyn Error + 'static)) -> String {
 /// [`source`](Error::source).
 ///
 /// For `PgStore` (feature `postgres`) the source is a
-/// `tokio_postgres::Error`; [`postgres`](BackendError::postgres) and
-/// [`code`](BackendError::code) (the SQLSTATE) reach it. Stores of your own
-/// make one with [`new`](BackendError::new).
+/// `tokio_postgres::Error`; `postgres()` and `code()` (the SQLSTATE, both
+/// with the feature) reach it. Stores of your own make one with
+/// [`new`](BackendError::new).
 ///
 /// ```
 /// use std::error::Error;

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use buttress_fs::{File, Fs, RealFs};
 
@@ -129,7 +129,11 @@ impl FileStoreConfig {
 /// 5. `fsync`s the directory: without it, the rename itself can be lost;
 /// 6. only now acknowledges, then removes generations beyond `keep`
 ///    (without syncing the directory again: an old generation brought back
-///    by a crash is harmless).
+///    by a crash is harmless). The async [`save`](crate::save) answers
+///    first and removes them after, on the blocking pool, while the caller
+///    goes on: freeing a file's blocks can cost as much as an `fsync`. The
+///    store's lock is held until that is done (the last handle, when
+///    dropped, waits for it).
 ///
 /// A new sequence number is used for every save, so no step ever
 /// overwrites the newest good checkpoint; a failure at any step leaves it
@@ -149,6 +153,9 @@ impl FileStoreConfig {
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,
+    /// Shared by the handles only (not by the file work on the blocking
+    /// pool): the last handle to go releases the lock.
+    _owner: Arc<Owner>,
 }
 
 #[derive(Debug)]
@@ -158,10 +165,67 @@ struct Inner {
     name: String,
     keep: usize,
     max_bytes: u64,
-    /// Held for the writer's lifetime; `None` for readers.
-    lock: Option<Box<dyn File>>,
+    /// Whether this store holds the lock (readers do not).
+    writable: bool,
     /// Serializes saves; what this writer knows of the generations.
     gens: Mutex<Gens>,
+    /// Saves (and their removals of old generations) still running on the
+    /// blocking pool, which the lock must outlive.
+    busy: Mutex<usize>,
+    idle: Condvar,
+    /// Generations a save made redundant and is removing: this store no
+    /// longer lists them, though they may be on disk for a moment.
+    removing: Mutex<Vec<u64>>,
+}
+
+/// The writer's `flock` on `name.lock`, held until the last handle is
+/// dropped and no file work of its saves is left.
+#[derive(Debug)]
+struct Owner {
+    inner: Arc<Inner>,
+    /// `None` for readers.
+    lock: Option<Box<dyn File>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // An async save acknowledges before it removes the generations it
+        // made redundant, and one whose future was dropped goes on; either
+        // way its file work must finish under the lock (so no new writer
+        // can start meanwhile). Waits at most that long: no new work can
+        // start without a handle.
+        let mut busy = self.inner.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy > 0 {
+            busy = self
+                .inner
+                .idle
+                .wait(busy)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(busy);
+        self.lock.take();
+    }
+}
+
+/// One save's file work on the blocking pool, counted in `Inner::busy`
+/// from before it is spawned until it is dropped (done, or never run).
+struct Busy(Arc<Inner>);
+
+impl Busy {
+    fn new(inner: &Arc<Inner>) -> Busy {
+        *inner.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Busy(inner.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *busy -= 1;
+        if *busy == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 /// The writer's view: it is the only one creating or removing generations.
@@ -217,8 +281,14 @@ impl Inner {
         Ok((gens, temps))
     }
 
-    fn put(&self, seq: u64, bytes: &[u8]) -> Result<(), SaveError> {
-        if self.lock.is_none() {
+    /// Steps 1 to 5 of a save: when it returns `Ok`, checkpoint `seq` is
+    /// durable and may be acknowledged. Returns the generations it made
+    /// redundant (beyond `keep`), already forgotten, for [`remove`] to
+    /// delete.
+    ///
+    /// [`remove`]: Inner::remove
+    fn put_durable(&self, seq: u64, bytes: &[u8]) -> Result<Vec<u64>, SaveError> {
+        if !self.writable {
             return Err(SaveError::ReadOnly);
         }
         let mut gens = self.gens.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,24 +325,43 @@ impl Inner {
         self.fs
             .sync_dir(&self.dir)
             .map_err(io("fsync directory", &self.dir))?;
-        self.prune(&mut gens);
+        // Only now may older generations go: the newest `keep` are all
+        // durable.
+        let excess = gens.kept.len().saturating_sub(self.keep);
+        let redundant: Vec<u64> = gens.kept.drain(..excess).collect();
+        self.removing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(&redundant);
+        Ok(redundant)
+    }
+
+    /// A whole save on the calling thread: durable, then the redundant
+    /// generations removed.
+    fn put(&self, seq: u64, bytes: &[u8]) -> Result<(), SaveError> {
+        let redundant = self.put_durable(seq, bytes)?;
+        self.remove(&redundant);
         Ok(())
     }
 
     /// Removes generations older than the newest `keep`, once the newest
-    /// is durable. The removals are not synced: a crash may bring an old
-    /// generation back, which is harmless (loads take the newest), and
-    /// saves one directory fsync per save. Failures are logged: the save
-    /// already succeeded.
-    fn prune(&self, gens: &mut Gens) {
-        let excess = gens.kept.len().saturating_sub(self.keep);
-        for seq in gens.kept.drain(..excess).collect::<Vec<_>>() {
+    /// is durable ([`put_durable`](Inner::put_durable) chose them, so
+    /// another save may run meanwhile). The removals are not synced: a
+    /// crash may bring an old generation back, which is harmless (loads
+    /// take the newest), and saves one directory fsync per save. Failures
+    /// are logged: the save already succeeded.
+    fn remove(&self, redundant: &[u64]) {
+        for &seq in redundant {
             match self.fs.remove_file(&self.path(seq)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(store = %self.name, seq, error = %e, "could not remove an old checkpoint");
                 }
                 _ => {}
             }
+            self.removing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|&s| s != seq);
         }
     }
 
@@ -280,10 +369,18 @@ impl Inner {
         // A writer may prune every listed generation between our listing
         // and our reads; list again rather than report an empty store.
         for _ in 0..8 {
-            let (gens, _) = self.list().map_err(|source| LoadError::Io {
+            let (mut gens, _) = self.list().map_err(|source| LoadError::Io {
                 path: self.dir.clone(),
                 source,
             })?;
+            // Not those this store's saves are removing (a load right after
+            // a save sees the same generations whether or not the removal
+            // has happened yet); one removed since it was listed is skipped
+            // when it is read.
+            {
+                let removing = self.removing.lock().unwrap_or_else(|e| e.into_inner());
+                gens.retain(|seq| !removing.contains(seq));
+            }
             let out = self.read_generations(&gens);
             if gens.is_empty() || !out.is_empty() {
                 return Ok(out);
@@ -334,6 +431,17 @@ impl Inner {
 }
 
 impl FileStore {
+    fn new(inner: Inner, lock: Option<Box<dyn File>>) -> FileStore {
+        let inner = Arc::new(inner);
+        FileStore {
+            _owner: Arc::new(Owner {
+                inner: inner.clone(),
+                lock,
+            }),
+            inner,
+        }
+    }
+
     /// Opens store `name` in `dir` for writing (creating the directory),
     /// on the real file system.
     ///
@@ -412,8 +520,11 @@ impl FileStore {
             name: name.to_owned(),
             keep: config.keep,
             max_bytes: config.max_bytes,
-            lock: Some(lock),
+            writable: true,
             gens: Mutex::new(Gens::default()),
+            busy: Mutex::new(0),
+            idle: Condvar::new(),
+            removing: Mutex::new(Vec::new()),
         };
         // Temp files are leftovers of saves that never finished: no other
         // writer can be running (we hold the lock).
@@ -430,9 +541,7 @@ impl FileStore {
             latest: gens.last().copied().unwrap_or(0),
             kept: gens,
         };
-        Ok(FileStore {
-            inner: Arc::new(inner),
-        })
+        Ok(FileStore::new(inner, Some(lock)))
     }
 
     /// Opens store `name` in `dir` for loading only: no lock, no clean-up,
@@ -478,17 +587,19 @@ impl FileStore {
         if !buttress_fs::is_plain_name(name) {
             return Err(OpenError::Name(name.to_owned()));
         }
-        Ok(FileStore {
-            inner: Arc::new(Inner {
-                fs,
-                dir: dir.as_ref().to_owned(),
-                name: name.to_owned(),
-                keep: usize::MAX,
-                max_bytes: FileStoreConfig::default().max_bytes,
-                lock: None,
-                gens: Mutex::new(Gens::default()),
-            }),
-        })
+        let inner = Inner {
+            fs,
+            dir: dir.as_ref().to_owned(),
+            name: name.to_owned(),
+            keep: usize::MAX,
+            max_bytes: FileStoreConfig::default().max_bytes,
+            writable: false,
+            gens: Mutex::new(Gens::default()),
+            busy: Mutex::new(0),
+            idle: Condvar::new(),
+            removing: Mutex::new(Vec::new()),
+        };
+        Ok(FileStore::new(inner, None))
     }
 
     /// [`save`](crate::save) on the calling thread: encodes `state` with
@@ -651,11 +762,26 @@ impl Store for FileStore {
             .map_err(LoadError::Task)?
     }
 
+    /// Acknowledges as soon as the checkpoint is durable: the blocking
+    /// task answers, then removes the generations it made redundant while
+    /// the caller goes on (the last handle of the store waits for it
+    /// before it releases the lock).
     async fn put(&self, seq: u64, bytes: Vec<u8>) -> Result<(), SaveError> {
         let inner = self.inner.clone();
-        blocking(move || inner.put(seq, &bytes))
-            .await
-            .map_err(SaveError::Task)?
+        let busy = Busy::new(&inner);
+        let (durable, acknowledged) = tokio::sync::oneshot::channel();
+        let task = tokio::task::spawn_blocking(move || {
+            let _busy = busy;
+            let redundant = inner.put_durable(seq, &bytes)?;
+            let _ = durable.send(());
+            inner.remove(&redundant);
+            Ok(())
+        });
+        match acknowledged.await {
+            Ok(()) => Ok(()),
+            // The save failed (or panicked) before it was durable.
+            Err(_) => task.await.map_err(SaveError::Task)?,
+        }
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, LoadError> {

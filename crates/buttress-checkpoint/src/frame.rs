@@ -89,18 +89,35 @@ fn crc(header: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// The bytes of checkpoint `seq` with `payload` written by codec `codec`.
+#[cfg(test)]
 pub(crate) fn encode(seq: u64, codec: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&codec.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let sum = crc(&out, payload);
-    out.extend_from_slice(&sum.to_le_bytes());
+    out.resize(HEADER_LEN, 0);
     out.extend_from_slice(payload);
+    seal(&mut out, seq, codec);
     out
+}
+
+/// Room for the header, for [`seal`] to fill once the payload follows it.
+pub(crate) fn unsealed() -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 128);
+    out.resize(HEADER_LEN, 0);
+    out
+}
+
+/// Writes the header of `frame`, whose first [`HEADER_LEN`] bytes are
+/// reserved for it and whose payload follows: how a payload encoded in
+/// place becomes a checkpoint without being copied.
+pub(crate) fn seal(frame: &mut [u8], seq: u64, codec: u16) {
+    let (header, payload) = frame.split_at_mut(HEADER_LEN);
+    header[..8].copy_from_slice(MAGIC);
+    header[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    header[10..12].copy_from_slice(&codec.to_le_bytes());
+    header[12..16].copy_from_slice(&[0; 4]);
+    header[16..24].copy_from_slice(&seq.to_le_bytes());
+    header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let sum = crc(&header[..32], payload);
+    header[32..36].copy_from_slice(&sum.to_le_bytes());
 }
 
 fn le16(b: &[u8]) -> u16 {

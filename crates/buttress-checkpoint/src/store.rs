@@ -124,13 +124,27 @@ pub async fn save<S: Store, C: Codec, T: Serialize + ?Sized>(
     store.put(seq, encode_frame(codec, seq, state)?).await
 }
 
-pub(crate) async fn save_payload<S: Store>(
+pub(crate) async fn save_frame<S: Store>(
     store: &S,
     codec: u16,
     seq: u64,
-    payload: &[u8],
+    mut unsealed: Vec<u8>,
 ) -> Result<(), SaveError> {
-    store.put(seq, frame::encode(seq, codec, payload)).await
+    frame::seal(&mut unsealed, seq, codec);
+    store.put(seq, unsealed).await
+}
+
+/// `state` encoded after room for the header (see [`frame::seal`]), so
+/// that the payload is written in place and never copied.
+pub(crate) fn encode_unsealed<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    state: &T,
+) -> Result<Vec<u8>, SaveError> {
+    let mut unsealed = frame::unsealed();
+    codec
+        .encode_into(state, &mut unsealed)
+        .map_err(SaveError::Encode)?;
+    Ok(unsealed)
 }
 
 /// The checkpoint [`save`] stores: `state` encoded and framed as `seq`.
@@ -139,8 +153,9 @@ pub(crate) fn encode_frame<C: Codec, T: Serialize + ?Sized>(
     seq: u64,
     state: &T,
 ) -> Result<Vec<u8>, SaveError> {
-    let payload = codec.encode(state).map_err(SaveError::Encode)?;
-    Ok(frame::encode(seq, C::ID, &payload))
+    let mut frame = encode_unsealed(codec, state)?;
+    frame::seal(&mut frame, seq, C::ID);
+    Ok(frame)
 }
 
 /// Checks one generation and decodes its state.

@@ -55,6 +55,18 @@ async fn saves_load_back_newest_first_and_old_generations_go() {
         save(&store, &Json, n, &state(n)).await.unwrap();
         assert_eq!(load_state(&store).await.unwrap(), Some((n, state(n))));
     }
+    // Sequences never go backwards.
+    assert!(matches!(
+        save(&store, &Json, 5, &state(5)).await,
+        Err(SaveError::Stale {
+            current: 5,
+            attempted: 5
+        })
+    ));
+    // An async save is acknowledged once durable and removes the
+    // generations it made redundant right after; the last handle waits for
+    // that before it lets the lock go.
+    drop(store);
     let mut names = fs.list(dir()).unwrap();
     names.sort();
     assert_eq!(
@@ -68,14 +80,6 @@ async fn saves_load_back_newest_first_and_old_generations_go() {
             "s.lock"
         ]
     );
-    // Sequences never go backwards.
-    assert!(matches!(
-        save(&store, &Json, 5, &state(5)).await,
-        Err(SaveError::Stale {
-            current: 5,
-            attempted: 5
-        })
-    ));
 }
 
 #[tokio::test]
@@ -565,4 +569,83 @@ async fn a_store_at_the_last_sequence_number_says_so() {
         cp.save(&state(1)).await,
         Err(SaveError::SequenceExhausted)
     ));
+}
+
+/// An async save answers once the checkpoint is durable and removes the
+/// old generations after; the store's lock is held until that is done, so
+/// a new writer can open the store as soon as the last handle is dropped,
+/// and finds exactly `keep` generations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_handle_waits_for_the_removals_then_lets_the_lock_go() {
+    let fs = SimFs::new();
+    let mut store = open(&fs, 1);
+    for n in 1..=30 {
+        save(&store, &Json, n, &state(n)).await.unwrap();
+        drop(store);
+        // Never `Locked`: the removal of generation n - 1 finished first.
+        store = open(&fs, 1);
+        let names: Vec<_> = fs
+            .list(dir())
+            .unwrap()
+            .into_iter()
+            .filter(|name| name.to_string_lossy().ends_with(".ckpt"))
+            .collect();
+        assert_eq!(names.len(), 1, "after save {n}: {names:?}");
+    }
+}
+
+/// A save whose future is dropped still runs to its end on the blocking
+/// pool, under the lock: the last handle waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_save_finishes_under_the_lock() {
+    let fs = SimFs::new();
+    let store = open(&fs, 2);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    for n in 2..=20 {
+        // Started (the file work is spawned at the first poll), then
+        // cancelled (unless the simulated disk was quick enough).
+        let st = state(n);
+        let mut saving = Box::pin(save(&store, &Json, n, &st));
+        if let Some(done) = futures_poll_once(saving.as_mut()).await {
+            done.unwrap();
+        }
+        drop(saving);
+    }
+    drop(store);
+    let store = open(&fs, 2);
+    let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
+    assert!(loaded.skipped.is_empty());
+    assert_eq!(loaded.state, state(loaded.seq));
+}
+
+/// Polls `fut` once; `Some` if it finished.
+async fn futures_poll_once<F: std::future::Future + Unpin>(fut: F) -> Option<F::Output> {
+    let mut fut = fut;
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+/// A load right after an async save sees the same generations whether or
+/// not the save's removal of the old ones has run yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_never_lists_a_generation_it_is_removing() {
+    let fs = SimFs::new();
+    let store = open(&fs, 2);
+    for n in 1..=60u64 {
+        save(&store, &Json, n, &state(n)).await.unwrap();
+        let seqs: Vec<u64> = store
+            .candidates()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        let expected: Vec<u64> = (n.saturating_sub(1).max(1)..=n).rev().collect();
+        assert_eq!(seqs, expected);
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use buttress_core::{SharedClock, TokioClock};
+use buttress_core::SharedClock;
 use buttress_fs::{Fs, RealFs};
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ use crate::error::{AppendError, OpenError};
 use crate::layout::Layout;
 use crate::maintenance;
 use crate::metrics::Metrics;
-use crate::queue::{Channel, PushError};
+use crate::queue::{Channel, Estimate, Item, PushError, RecordSink};
 use crate::record;
 use crate::writer::Writer;
 
@@ -157,7 +157,7 @@ impl Journal {
     ) -> Result<Journal, OpenError> {
         Journal::open_with(
             Arc::new(RealFs::new()),
-            Arc::new(TokioClock),
+            buttress_core::default_clock(),
             dir,
             name,
             config,
@@ -215,7 +215,7 @@ impl Journal {
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             layout,
-            channel: Channel::new(config.queue_bytes),
+            channel: Channel::new(config.queue_bytes, config.max_record_bytes),
             metrics: Metrics::new(name),
             config,
             writer: Mutex::new(writer),
@@ -291,17 +291,25 @@ impl Journal {
         &self.shared().layout.dir
     }
 
-    fn encode<T: Serialize + ?Sized>(&self, event: &T) -> Result<Vec<u8>, AppendError> {
-        let mut buf = Vec::with_capacity(256);
-        record::encode(&mut buf, event).map_err(|e| AppendError::Serialize(Arc::new(e)))?;
+    /// Serializes `event` as a record (in the calling thread's scratch
+    /// buffer: the queue copies it, so appending allocates nothing per
+    /// record) and hands it to `then`.
+    fn with_record<T: Serialize + ?Sized, R>(
+        &self,
+        event: &T,
+        mut then: impl FnMut(&[u8]) -> Result<R, AppendError>,
+    ) -> Result<R, AppendError> {
         let max = self.shared().config.max_record_bytes;
-        if buf.len() > max {
-            return Err(AppendError::TooLarge {
-                bytes: buf.len(),
-                max,
-            });
-        }
-        Ok(buf)
+        with_scratch(|buf| {
+            record::encode(buf, event).map_err(|e| AppendError::Serialize(Arc::new(e)))?;
+            if buf.len() > max {
+                return Err(AppendError::TooLarge {
+                    bytes: buf.len(),
+                    max,
+                });
+            }
+            then(buf)
+        })
     }
 
     fn receipt(&self, seq: u64) -> Receipt {
@@ -335,10 +343,15 @@ impl Journal {
     /// # Ok(()) }
     /// ```
     pub fn try_append<T: Serialize + ?Sized>(&self, event: &T) -> Result<Receipt, AppendError> {
-        let record = self.encode(event)?;
+        let seq = self.with_record(event, |record| self.try_push(record))?;
+        Ok(self.receipt(seq))
+    }
+
+    /// Queues `record` or drops it (counted) when the queue is full.
+    fn try_push(&self, record: &[u8]) -> Result<u64, AppendError> {
         match self.shared().channel.try_push(record) {
-            Ok(seq) => Ok(self.receipt(seq)),
-            Err(PushError::Full(_, queued)) => Err(self.dropped(queued)),
+            Ok(seq) => Ok(seq),
+            Err(PushError::Full((), queued)) => Err(self.dropped(queued)),
             Err(PushError::Refused(e)) => Err(e),
         }
     }
@@ -372,8 +385,19 @@ impl Journal {
         match self.shared().config.overflow {
             Overflow::Drop => self.try_append(event),
             Overflow::Wait => {
-                let record = self.encode(event)?;
-                let seq = self.shared().channel.push_async(record).await?;
+                let channel = &self.shared().channel;
+                // Queued from the scratch buffer when there is room; when
+                // there is none, copied out of it (it belongs to the
+                // thread, and the task may move) to wait for room.
+                let queued = self.with_record(event, |record| match channel.try_push(record) {
+                    Ok(seq) => Ok(Ok(seq)),
+                    Err(PushError::Full((), _)) => Ok(Err(record.to_vec())),
+                    Err(PushError::Refused(e)) => Err(e),
+                })?;
+                let seq = match queued {
+                    Ok(seq) => seq,
+                    Err(record) => channel.push_async(&record).await?,
+                };
                 Ok(self.receipt(seq))
             }
         }
@@ -424,8 +448,8 @@ impl Journal {
         match self.shared().config.overflow {
             Overflow::Drop => self.try_append(event),
             Overflow::Wait => {
-                let record = self.encode(event)?;
-                let seq = self.shared().channel.push_blocking(record)?;
+                let channel = &self.shared().channel;
+                let seq = self.with_record(event, |record| channel.push_blocking(record))?;
                 Ok(self.receipt(seq))
             }
         }
@@ -452,52 +476,52 @@ impl Journal {
     /// ```
     pub fn append_blocking<T: Serialize + ?Sized>(&self, event: &T) -> Result<(), AppendError> {
         if self.shared().config.durability == Durability::SyncEach {
-            let record = self.encode(event)?;
-            let shared = self.shared();
-            let channel = &shared.channel;
-            let mut q = channel.lock();
-            if let Some(refused) = channel.refusal(&q) {
-                return Err(refused);
-            }
-            // Nothing queued or in flight means the writer thread is not in
-            // `commit`; taking the writer under the queue lock keeps it out
-            // until this record is published, so order holds.
-            let writer = if q.items.is_empty() && q.in_flight == 0 {
-                match shared.writer.try_lock() {
-                    Ok(w) => Some(w),
-                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                    Err(std::sync::TryLockError::WouldBlock) => None,
-                }
-            } else {
-                None
-            };
-            if let Some(mut writer) = writer {
-                let seq = q.head;
-                q.head += 1;
-                q.in_flight += 1;
-                drop(q);
-                let flight = Flight {
-                    shared,
-                    seq,
-                    done: false,
-                };
-                commit(shared, &mut writer, &record, seq, 1, true);
-                flight.land();
-                drop(writer);
-                return channel.wait_blocking(true, seq);
-            }
-            drop(q);
-            let seq = match shared.config.overflow {
-                Overflow::Wait => channel.push_blocking(record)?,
-                Overflow::Drop => match channel.try_push(record) {
-                    Ok(seq) => seq,
-                    Err(PushError::Full(_, queued)) => return Err(self.dropped(queued)),
-                    Err(PushError::Refused(e)) => return Err(e),
-                },
-            };
-            return self.receipt(seq).wait_confirmed();
+            return self.with_record(event, |record| self.append_sync_each(record));
         }
         self.append_queued_blocking(event)?.wait_confirmed()
+    }
+
+    /// `append_blocking` of `record` in sync-each mode.
+    fn append_sync_each(&self, record: &[u8]) -> Result<(), AppendError> {
+        let shared = self.shared();
+        let channel = &shared.channel;
+        let mut q = channel.lock();
+        if let Some(refused) = channel.refusal(&q) {
+            return Err(refused);
+        }
+        // Nothing queued or in flight means the writer thread is not in
+        // `commit`; taking the writer under the queue lock keeps it out
+        // until this record is published, so order holds.
+        let writer = if q.items.is_empty() && q.in_flight == 0 {
+            match shared.writer.try_lock() {
+                Ok(w) => Some(w),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        } else {
+            None
+        };
+        if let Some(mut writer) = writer {
+            let seq = q.head;
+            q.head += 1;
+            q.in_flight += 1;
+            drop(q);
+            let flight = Flight {
+                shared,
+                seq,
+                done: false,
+            };
+            commit(shared, &mut writer, record, 1, seq + 1, true);
+            flight.land();
+            drop(writer);
+            return channel.wait_blocking(true, seq);
+        }
+        drop(q);
+        let seq = match shared.config.overflow {
+            Overflow::Wait => channel.push_blocking(record)?,
+            Overflow::Drop => self.try_push(record)?,
+        };
+        self.receipt(seq).wait_confirmed()
     }
 
     fn mark(&self, sync: bool) -> u64 {
@@ -612,7 +636,8 @@ impl Journal {
         }
     }
 
-    /// Bytes queued or being written now.
+    /// Bytes queued or being written now (an event the tower layer queued
+    /// unserialized counts as the size its layer's records last had).
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -718,11 +743,13 @@ fn write_batches(shared: &Shared) {
     let channel = &shared.channel;
     let config = &shared.config;
     let durable_mode = config.durability != Durability::Buffered;
+    let sync_each = config.durability == Durability::SyncEach;
     let mut batch: Vec<u8> = Vec::with_capacity(config.batch_bytes.min(1 << 20));
+    let mut taken: Vec<Item> = Vec::new();
+    let mut marks: Vec<(usize, u64)> = Vec::new();
     wake_maintenance(shared);
     loop {
-        batch.clear();
-        let (first, count, sync_wanted) = {
+        let (first, records, charged, sync_wanted) = {
             let mut q = channel.lock();
             loop {
                 let durable = channel.durable.load(Ordering::Acquire);
@@ -739,40 +766,90 @@ fn write_batches(shared: &Shared) {
                     .unwrap_or_else(|e| e.into_inner());
             }
             let first = q.head;
-            let mut count = 0u64;
-            while let Some(front) = q.items.front() {
-                if count > 0
-                    && (config.durability == Durability::SyncEach
-                        || batch.len() + front.len() > config.batch_bytes)
-                {
-                    break;
-                }
-                batch.extend_from_slice(front);
-                q.items.pop_front();
-                count += 1;
-            }
-            q.head += count;
+            let (records, charged) = q.take(&mut taken, config.batch_bytes, sync_each);
             q.in_flight += 1;
             shared.metrics.queue_bytes.set(q.bytes as f64);
-            (first, count, q.sync_wanted)
+            (first, records, charged, q.sync_wanted)
         };
+        // Serialize outside the queue's lock: producers go on queueing.
+        batch.clear();
+        marks.clear();
+        let mut sink = RecordSink {
+            buf: &mut batch,
+            marks: &mut marks,
+            seq: first,
+            max_record_bytes: config.max_record_bytes,
+            journal: &shared.name,
+        };
+        for item in taken.drain(..) {
+            match item {
+                Item::Records { bytes, start, .. } => sink.encoded(&bytes[start..]),
+                Item::Events(events) => events.encode(&mut sink),
+            }
+        }
         {
             let mut writer = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
             let sync = durable_mode || sync_wanted > channel.durable.load(Ordering::Acquire);
-            commit(shared, &mut writer, &batch, first, count, sync);
+            let limit = if sync_each { 1 } else { config.batch_bytes };
+            commit_chunks(
+                shared,
+                &mut writer,
+                &batch,
+                &marks,
+                first + records,
+                limit,
+                sync,
+            );
         }
         channel.end_flight();
-        channel.release(batch.len());
+        channel.release(charged);
+        if batch.capacity() > 4 * config.batch_bytes.max(1 << 16) {
+            // A burst of events larger than estimated; do not keep it.
+            batch = Vec::with_capacity(config.batch_bytes.min(1 << 20));
+        }
     }
 }
 
-/// Writes records `first..first + count` (the bytes of `batch`), syncs if
-/// asked, and publishes the outcome. Called with the writer held, in
-/// record order.
-fn commit(shared: &Shared, writer: &mut Writer, batch: &[u8], first: u64, count: u64, sync: bool) {
+/// Commits the records in `batch` (ending where `marks` say) in chunks of
+/// at most `limit` bytes (a record larger than that alone; `limit` 1 is one
+/// record per chunk), then publishes everything up to `end` (records
+/// skipped while serializing included).
+fn commit_chunks(
+    shared: &Shared,
+    writer: &mut Writer,
+    batch: &[u8],
+    marks: &[(usize, u64)],
+    end: u64,
+    limit: usize,
+    sync: bool,
+) {
+    let (mut from, mut i) = (0usize, 0usize);
+    while i < marks.len() {
+        let mut j = i + 1;
+        while j < marks.len() && marks[j].0 - from <= limit {
+            j += 1;
+        }
+        let upto = if j == marks.len() {
+            end
+        } else {
+            marks[j - 1].1
+        };
+        let to = marks[j - 1].0;
+        commit(shared, writer, &batch[from..to], (j - i) as u64, upto, sync);
+        from = to;
+        i = j;
+    }
+    if marks.is_empty() {
+        commit(shared, writer, &[], 0, end, sync);
+    }
+}
+
+/// Writes `count` records (the bytes of `batch`), syncs if asked, and
+/// publishes every record below `end` as written (and durable). Called
+/// with the writer held, in record order.
+fn commit(shared: &Shared, writer: &mut Writer, batch: &[u8], count: u64, end: u64, sync: bool) {
     let channel = &shared.channel;
     let m = &shared.metrics;
-    let end = first + count;
     if channel.is_failed() {
         // Refuse it: nothing is acknowledged after a failure.
         channel.publish(end, None);
@@ -891,6 +968,31 @@ fn maintenance_loop(shared: &Shared, fs: &dyn Fs, wake: &mpsc::Receiver<()>) {
     }
 }
 
+thread_local! {
+    /// The buffer each thread serializes its appends' records into.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the calling thread's scratch buffer, emptied; on a buffer of
+/// its own if that one is in use (a `Serialize` impl that appends to a
+/// journal) or gone (the thread is ending).
+fn with_scratch<R>(mut f: impl FnMut(&mut Vec<u8>) -> R) -> R {
+    let ran = SCRATCH.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        buf.clear();
+        let out = f(&mut buf);
+        if buf.capacity() > 1 << 20 {
+            // Not kept after one huge record.
+            *buf = Vec::new();
+        }
+        Some(out)
+    });
+    match ran {
+        Ok(Some(out)) => out,
+        _ => f(&mut Vec::new()),
+    }
+}
+
 /// What the tower layer needs: queue encoded bytes now, or a future that
 /// waits for space as the policy says.
 pub(crate) enum Queued {
@@ -899,27 +1001,29 @@ pub(crate) enum Queued {
 }
 
 impl Journal {
-    /// Queues `event` for the tower layer: never fails the caller, waits
-    /// for space only when the overflow policy is `Wait`.
-    pub(crate) fn record_for_layer<T: Serialize + ?Sized>(&self, event: &T) -> Queued {
-        let record = match self.encode(event) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(journal = %self.name(), error = &e as &dyn std::error::Error, "event not recorded");
-                return Queued::Done;
-            }
-        };
-        match self.shared().channel.try_push(record) {
+    /// Queues `event` for the tower layer, unserialized: the writer thread
+    /// serializes it (see the queue's docs). Never fails the caller: an
+    /// event that cannot be queued (closed or failed journal, full queue
+    /// with `Drop`) is dropped, and one that does not serialize or is
+    /// larger than `max_record_bytes` is skipped by the writer; waits for
+    /// space only when the overflow policy is `Wait`.
+    pub(crate) fn queue_event<E: Serialize + Send + 'static>(
+        &self,
+        event: E,
+        estimate: &Arc<Estimate>,
+    ) -> Queued {
+        match self.shared().channel.try_push_event(event, estimate) {
             Ok(_) => Queued::Done,
-            Err(PushError::Full(record, queued)) => match self.shared().config.overflow {
+            Err(PushError::Full(event, queued)) => match self.shared().config.overflow {
                 Overflow::Drop => {
                     let _ = self.dropped(queued);
                     Queued::Done
                 }
                 Overflow::Wait => {
                     let shared = self.shared().clone();
+                    let estimate = estimate.clone();
                     Queued::Wait(Box::pin(async move {
-                        let _ = shared.channel.push_async(record).await;
+                        let _ = shared.channel.push_event_async(event, &estimate).await;
                     }))
                 }
             },

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use buttress_core::{Clock, SharedClock, TokioClock};
+use buttress_core::{Clock, SharedClock, default_clock};
 use serde::Serialize;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::journal::{Journal, Queued};
+use crate::queue::Estimate;
 
 /// Builds the event a request and its response leave in the journal.
 ///
@@ -22,8 +23,9 @@ pub trait RecordEvents<Req, Res, E> {
     /// What the request side keeps for the response side (for example the
     /// method and path).
     type Pending;
-    /// The event written.
-    type Event: Serialize;
+    /// The event written. It is serialized by the journal's writer thread,
+    /// off the request path, so it is sent there (`Send + 'static`).
+    type Event: Serialize + Send + 'static;
     /// Called before the request goes to the inner service.
     fn on_request(&self, request: &Req) -> Self::Pending;
     /// Called with the result; `None` records nothing.
@@ -99,7 +101,7 @@ pub fn events<Req, Res, E, Q, R, P, Ev>(on_request: Q, on_response: R) -> FnEven
 where
     Q: Fn(&Req) -> P,
     R: Fn(P, &Result<Res, E>, Duration) -> Option<Ev>,
-    Ev: Serialize,
+    Ev: Serialize + Send + 'static,
 {
     FnEvents {
         on_request,
@@ -112,7 +114,7 @@ impl<Req, Res, E, Q, R, P, Ev> RecordEvents<Req, Res, E> for FnEvents<Q, R, P, E
 where
     Q: Fn(&Req) -> P,
     R: Fn(P, &Result<Res, E>, Duration) -> Option<Ev>,
-    Ev: Serialize,
+    Ev: Serialize + Send + 'static,
 {
     type Pending = P;
     type Event = Ev;
@@ -132,10 +134,21 @@ where
 /// on at once; `Wait` holds the response until there is space. A failed or
 /// closed journal never fails a response.
 ///
+/// The event is queued as it is and serialized by the journal's writer
+/// thread, so the request path pays for a push onto a vector, not for
+/// JSON: this is why events must be `Send + 'static`. In the queue's bound
+/// an event counts as the size this layer's records had when last written.
+/// What a direct append would report to its caller is logged at `debug`
+/// and the event skipped: an event that does not serialize, is larger than
+/// [`max_record_bytes`](crate::JournalConfig::max_record_bytes), or whose
+/// `Serialize` panics (caught, so the writer goes on). Events keep their
+/// order with each other and with the appends around them.
+///
 /// The time the inner service took (the `elapsed` given to
-/// [`RecordEvents::on_response`]) is read from the layer's clock: tokio's
-/// by default ([`TokioClock`], which follows paused test time), or the one
-/// given to [`clock`](JournalLayer::clock).
+/// [`RecordEvents::on_response`]) is read from the layer's clock:
+/// [`default_clock`](buttress_core::default_clock) (the CPU's time-stamp
+/// counter, or tokio's clock when the layer is built inside a runtime whose
+/// time is paused), or the one given to [`clock`](JournalLayer::clock).
 ///
 /// ```
 /// use std::time::Duration;
@@ -160,18 +173,23 @@ pub struct JournalLayer<F> {
     journal: Journal,
     events: Arc<F>,
     clock: SharedClock,
+    estimate: Arc<Estimate>,
 }
 
-/// What every call of a service needs besides the journal, behind one
-/// `Arc` so that a call clones one pointer.
+/// What every call of a service needs, behind one `Arc` so that a call
+/// clones one pointer.
 struct Hooks<F> {
+    journal: Journal,
     events: Arc<F>,
     clock: SharedClock,
+    /// The size of this layer's records, which the queue counts an event
+    /// as before the writer serializes it.
+    estimate: Arc<Estimate>,
 }
 
 impl<F> JournalLayer<F> {
     /// Records the events `events` builds in `journal`, timing calls with
-    /// tokio's clock.
+    /// [`default_clock`](buttress_core::default_clock).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -213,12 +231,14 @@ impl<F> JournalLayer<F> {
         JournalLayer {
             journal,
             events: Arc::new(events),
-            clock: Arc::new(TokioClock),
+            clock: default_clock(),
+            estimate: Arc::default(),
         }
     }
 
-    /// Times calls with `clock` (default: tokio's, [`TokioClock`]): the
-    /// `elapsed` given to [`RecordEvents::on_response`] is measured on it.
+    /// Times calls with `clock` (default:
+    /// [`default_clock`](buttress_core::default_clock)): the `elapsed` given
+    /// to [`RecordEvents::on_response`] is measured on it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -251,6 +271,7 @@ impl<F> Clone for JournalLayer<F> {
             journal: self.journal.clone(),
             events: self.events.clone(),
             clock: self.clock.clone(),
+            estimate: self.estimate.clone(),
         }
     }
 }
@@ -269,10 +290,11 @@ impl<S, F> Layer<S> for JournalLayer<F> {
     fn layer(&self, inner: S) -> Self::Service {
         JournalService {
             inner,
-            journal: self.journal.clone(),
             hooks: Arc::new(Hooks {
+                journal: self.journal.clone(),
                 events: self.events.clone(),
                 clock: self.clock.clone(),
+                estimate: self.estimate.clone(),
             }),
         }
     }
@@ -281,7 +303,6 @@ impl<S, F> Layer<S> for JournalLayer<F> {
 /// The service of [`JournalLayer`].
 pub struct JournalService<S, F> {
     inner: S,
-    journal: Journal,
     hooks: Arc<Hooks<F>>,
 }
 
@@ -289,7 +310,6 @@ impl<S: Clone, F> Clone for JournalService<S, F> {
     fn clone(&self) -> Self {
         JournalService {
             inner: self.inner.clone(),
-            journal: self.journal.clone(),
             hooks: self.hooks.clone(),
         }
     }
@@ -299,7 +319,7 @@ impl<S: fmt::Debug, F> fmt::Debug for JournalService<S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JournalService")
             .field("inner", &self.inner)
-            .field("journal", &self.journal.name())
+            .field("journal", &self.hooks.journal.name())
             .finish_non_exhaustive()
     }
 }
@@ -322,7 +342,6 @@ where
         let started = self.hooks.clock.now();
         future::ResponseFuture::new(
             self.inner.call(request),
-            self.journal.clone(),
             self.hooks.clone(),
             pending,
             started,
@@ -339,7 +358,6 @@ pub mod future {
         pub struct ResponseFuture<Fut, F, Req, P, Res, E> {
             #[pin]
             inner: Fut,
-            journal: Journal,
             hooks: Arc<Hooks<F>>,
             pending: Option<P>,
             started: std::time::Instant,
@@ -351,14 +369,12 @@ pub mod future {
     impl<Fut, F, Req, P, Res, E> ResponseFuture<Fut, F, Req, P, Res, E> {
         pub(super) fn new(
             inner: Fut,
-            journal: Journal,
             hooks: Arc<Hooks<F>>,
             pending: P,
             started: std::time::Instant,
         ) -> Self {
             ResponseFuture {
                 inner,
-                journal,
                 hooks,
                 pending: Some(pending),
                 started,
@@ -396,7 +412,8 @@ pub mod future {
                 let Some(event) = this.hooks.events.on_response(pending, &result, elapsed) else {
                     return Poll::Ready(result);
                 };
-                match this.journal.record_for_layer(&event) {
+                let hooks = &**this.hooks;
+                match hooks.journal.queue_event(event, &hooks.estimate) {
                     Queued::Done => return Poll::Ready(result),
                     Queued::Wait(wait) => *this.waiting = Some((wait, result)),
                 }

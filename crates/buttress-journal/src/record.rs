@@ -36,6 +36,17 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
         buf.truncate(start);
         return Err(e);
     }
+    // Compact JSON holds no raw newline, except where serde_json copies
+    // raw JSON as it is (`RawValue`): there a newline can only be
+    // whitespace between tokens, which a space replaces without changing
+    // the value. A record must be one line: readers split on newlines, and
+    // the queue counts records by them.
+    let body = &mut buf[start + PREFIX_LEN..];
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'\n', &body[from..]) {
+        body[from + at] = b' ';
+        from += at + 1;
+    }
     let crc = crc32c::crc32c(&buf[start + PREFIX_LEN..]);
     let hex = &mut buf[start + HEAD.len()..start + HEAD.len() + 8];
     for (i, digit) in hex.iter_mut().enumerate() {
@@ -128,6 +139,23 @@ mod tests {
         for end in 0..line.len() - 1 {
             assert_eq!(decode(&line[..end]), None);
         }
+    }
+
+    #[test]
+    fn raw_json_with_newlines_still_makes_one_line() {
+        let raw =
+            serde_json::value::RawValue::from_string("{\n  \"a\": [1,\n 2]\n}".into()).unwrap();
+        #[derive(serde::Serialize)]
+        struct WithRaw<'a> {
+            raw: &'a serde_json::value::RawValue,
+        }
+        let mut line = Vec::new();
+        encode(&mut line, &WithRaw { raw: &raw }).unwrap();
+        assert_eq!(memchr::memchr_iter(b'\n', &line).count(), 1);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let event = decode(&line[..line.len() - 1]).expect("a valid record");
+        let value: serde_json::Value = serde_json::from_slice(event).unwrap();
+        assert_eq!(value, serde_json::json!({"raw": {"a": [1, 2]}}));
     }
 
     #[test]

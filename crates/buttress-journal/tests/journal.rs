@@ -791,3 +791,37 @@ fn a_cursor_past_what_a_power_loss_kept_does_not_skip_new_records() {
     );
     journal.close().unwrap();
 }
+
+/// Appends serialize into a buffer of the calling thread; an event whose
+/// `Serialize` appends to a journal itself gets a buffer of its own.
+#[test]
+fn an_event_that_appends_while_it_is_serialized_is_written_after_its_inner_append() {
+    struct Nested<'a>(&'a buttress_journal::Journal, u32);
+    impl serde::Serialize for Nested<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0
+                .append_blocking(&self.1)
+                .map_err(serde::ser::Error::custom)?;
+            s.serialize_u32(self.1 + 100)
+        }
+    }
+    let fs = buttress_fs::SimFs::new();
+    let journal = support::open_sim(
+        &fs,
+        buttress_journal::JournalConfig::default()
+            .durability(buttress_journal::Durability::Buffered),
+    );
+    for n in 0..3 {
+        journal.append_blocking(&Nested(&journal, n)).unwrap();
+    }
+    journal.flush_blocking().unwrap();
+    let mut reader = buttress_journal::JournalReader::with_fs(
+        std::sync::Arc::new(fs.clone()) as std::sync::Arc<dyn buttress_fs::Fs>,
+        support::sim_dir(),
+        "t",
+    );
+    let read: Vec<u32> =
+        std::iter::from_fn(|| reader.next_record::<u32>().unwrap().map(|r| r.event)).collect();
+    assert_eq!(read, vec![0, 100, 1, 101, 2, 102]);
+    journal.close().unwrap();
+}

@@ -221,3 +221,150 @@ async fn a_failed_journal_never_fails_a_response() {
     assert_eq!(svc.ready().await.unwrap().call("/x".into()).await, Ok(7));
     let _: Option<Infallible> = None;
 }
+
+/// The layer's events are serialized by the writer thread; they keep
+/// their order with each other and with direct appends around them.
+/// (Paused time: the layer times calls on tokio's clock, so each takes 0 ms.)
+#[tokio::test(start_paused = true)]
+async fn events_keep_their_order_with_appends() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::Buffered),
+    );
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()))
+        .service(service_fn(|path: String| async move {
+            Ok::<u32, &'static str>(path.len() as u32)
+        }));
+    let mut expected = Vec::new();
+    for n in 0..300u64 {
+        if n % 3 == 0 {
+            let call = Call {
+                path: format!("/append/{n}"),
+                ok: true,
+                ms: n,
+            };
+            journal.append(&call).await.unwrap();
+            expected.push(call);
+        } else {
+            let path = format!("/layer/{n}");
+            svc.ready().await.unwrap().call(path.clone()).await.unwrap();
+            expected.push(Call {
+                path,
+                ok: true,
+                ms: 0,
+            });
+        }
+    }
+    journal.flush().await.unwrap();
+    assert_eq!(calls(&fs), expected);
+    journal.close().unwrap();
+    // What the queue counted for the events is given back in full (once
+    // the writer is done: a flush answers before it releases the bytes).
+    assert_eq!(journal.queued_bytes(), 0);
+}
+
+/// An event that does not serialize, whose `Serialize` panics, or that is
+/// larger than `max_record_bytes` is skipped by the writer (what an append
+/// would have reported to its caller); the responses and the journal go
+/// on, and the other events are written in order.
+#[tokio::test]
+async fn events_that_cannot_be_written_are_skipped_and_the_journal_goes_on() {
+    #[derive(Debug)]
+    struct Picky(u32);
+    impl Serialize for Picky {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 % 4 {
+                1 => Err(serde::ser::Error::custom("refused")),
+                2 => panic!("a bug in a Serialize impl"),
+                3 => s.serialize_str(&"x".repeat(500)),
+                _ => s.serialize_u32(self.0),
+            }
+        }
+    }
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default()
+            .durability(Durability::Buffered)
+            .max_record_bytes(100),
+    );
+    let mut svc = ServiceBuilder::new()
+        .layer(JournalLayer::new(
+            journal.clone(),
+            events(
+                |n: &u32| *n,
+                |n, _: &Result<u32, Infallible>, _: Duration| Some(Picky(n)),
+            ),
+        ))
+        .service(service_fn(|n: u32| async move { Ok::<u32, Infallible>(n) }));
+    for n in 0..40 {
+        assert_eq!(svc.ready().await.unwrap().call(n).await, Ok(n));
+    }
+    journal.flush().await.unwrap();
+    assert!(!journal.is_failed());
+    let mut reader = JournalReader::with_fs(Arc::new(fs.clone()) as Arc<dyn Fs>, sim_dir(), "t");
+    let written: Vec<u32> =
+        std::iter::from_fn(|| reader.next_record::<u32>().expect("read").map(|r| r.event))
+            .collect();
+    assert_eq!(written, (0..40).step_by(4).collect::<Vec<_>>());
+    assert_eq!(reader.stats().corrupt_records, 0);
+    journal.close().unwrap();
+    assert_eq!(journal.queued_bytes(), 0);
+}
+
+/// In sync-each mode the writer syncs each of the layer's events on its
+/// own, as it does appends.
+#[tokio::test]
+async fn sync_each_syncs_every_event_of_the_layer() {
+    let fs = SimFs::new();
+    let journal = open_sim(
+        &fs,
+        JournalConfig::default().durability(Durability::SyncEach),
+    );
+    let lock = hold_writer(&fs);
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(journal.clone()))
+        .service(service_fn(|_: String| async { Ok::<u32, &'static str>(1) }));
+    for n in 0..5 {
+        // Queued behind the held lock: the responses do not wait.
+        svc.ready()
+            .await
+            .unwrap()
+            .call(format!("/{n}"))
+            .await
+            .unwrap();
+    }
+    let syncs = |fs: &SimFs| {
+        fs.log()
+            .iter()
+            .filter(|op| matches!(op, buttress_fs::Op::Sync { .. }))
+            .count()
+    };
+    let before = syncs(&fs);
+    drop(lock);
+    journal.sync().await.unwrap();
+    assert!(
+        syncs(&fs) >= before + 5,
+        "{} syncs for 5 events",
+        syncs(&fs) - before
+    );
+    assert_eq!(calls(&fs).len(), 5);
+    journal.close().unwrap();
+}
+
+/// Appends serialize into a per-thread buffer; the futures that may wait
+/// for room hold none of it, so they can move between threads.
+#[test]
+fn append_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    let append = journal.append(&1u32);
+    send(&append);
+    let queued = journal.append_queued(&2u32);
+    send(&queued);
+    drop((append, queued));
+    journal.close().unwrap();
+}
