@@ -15,79 +15,51 @@ use std::future::ready;
 use std::hint::black_box;
 use std::time::Duration;
 
-use buttress_benches::{noop, run, through, two_threads};
-use buttress_breaker::{BreakerConfig, CircuitBreaker};
+use buttress_benches::cases::breaker as cases;
+use buttress_benches::{bench, noop, routine, run, service_routine, through, two_thread_routine};
+use buttress_breaker::CircuitBreaker;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::Layer;
 
-fn buttress_default() -> CircuitBreaker {
-    // resilience4j defaults: 50 % of a 100-call window.
-    CircuitBreaker::new("bench", BreakerConfig::default()).expect("valid")
-}
-
-fn buttress_consecutive() -> CircuitBreaker {
-    CircuitBreaker::new("bench", BreakerConfig::embeddings()).expect("valid")
-}
-
-fn tower_resilience() -> tower_resilience_circuitbreaker::CircuitBreakerLayer {
-    tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
-        .failure_rate_threshold(0.5)
-        .sliding_window_size(100)
-        .build()
-        .expect("valid")
-}
-
 fn closed_one_thread(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
-    let _guard = rt.enter();
-    let mut g = c.benchmark_group("breaker_closed_1_thread");
-
-    let mut base = noop();
-    g.bench_function("baseline_noop_service", |b| {
-        b.iter(|| through(&mut base, black_box(1)))
-    });
-
-    let breaker = buttress_default();
-    g.bench_function("buttress_permit_rate_window", |b| {
-        b.iter(|| breaker.try_acquire().map(|p| p.success()))
-    });
-    let consecutive = buttress_consecutive();
-    g.bench_function("buttress_permit_consecutive", |b| {
-        b.iter(|| consecutive.try_acquire().map(|p| p.success()))
-    });
-    g.bench_function("buttress_call_rate_window", |b| {
-        b.iter(|| run(breaker.call(|| ready(Ok::<_, std::io::Error>(black_box(1u64))))))
-    });
-    let mut svc = breaker.layer().layer(noop());
-    g.bench_function("buttress_tower_rate_window", |b| {
-        b.iter(|| through(&mut svc, black_box(1)))
-    });
-
+    let breaker = cases::rate_window();
+    let consecutive = cases::consecutive();
     let failsafe_cb = failsafe::Config::new().build();
-    g.bench_function("failsafe_sync_call", |b| {
-        b.iter(|| {
-            failsafe::CircuitBreaker::call(&failsafe_cb, || {
-                Ok::<_, std::io::Error>(black_box(1u64))
-            })
-        })
-    });
-    g.bench_function("failsafe_future_call", |b| {
-        b.iter(|| {
-            run(failsafe::futures::CircuitBreaker::call(
-                &failsafe_cb,
-                ready(Ok::<_, std::io::Error>(black_box(1u64))),
-            ))
-        })
-    });
-
-    let mut tr = tower_resilience().layer(noop());
-    g.bench_function("tower_resilience_tower", |b| {
-        b.iter(|| through(&mut tr, black_box(1)))
-    });
-    g.finish();
+    bench(
+        c,
+        "breaker_closed_1_thread",
+        vec![
+            ("baseline_noop_service", service_routine(noop())),
+            ("buttress_permit_rate_window", cases::permit()),
+            (
+                "buttress_permit_consecutive",
+                routine(move || {
+                    let _ = black_box(consecutive.try_acquire().map(|p| p.success()));
+                }),
+            ),
+            (
+                "buttress_call_rate_window",
+                routine(move || {
+                    let _ = black_box(run(
+                        breaker.call(|| ready(Ok::<_, std::io::Error>(black_box(1u64))))
+                    ));
+                }),
+            ),
+            ("buttress_tower_rate_window", cases::layer()),
+            ("buttress_tower_consecutive", cases::layer_consecutive()),
+            ("failsafe_sync_call", cases::failsafe_sync_call()),
+            (
+                "failsafe_future_call",
+                routine(move || {
+                    let _ = black_box(run(failsafe::futures::CircuitBreaker::call(
+                        &failsafe_cb,
+                        ready(Ok::<_, std::io::Error>(black_box(1u64))),
+                    )));
+                }),
+            ),
+            ("tower_resilience_tower", cases::tower_resilience_layer()),
+        ],
+    );
 }
 
 fn rejected(c: &mut Criterion) {
@@ -115,61 +87,46 @@ fn rejected(c: &mut Criterion) {
 }
 
 fn closed_two_threads(c: &mut Criterion) {
-    let mut g = c.benchmark_group("breaker_closed_2_threads");
-    g.bench_function("baseline_noop_service", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let mut s = noop();
-                move || {
-                    let _ = black_box(through(&mut s, black_box(1)));
-                }
-            })
-        })
-    });
-    let breaker = buttress_default();
-    g.bench_function("buttress_permit_rate_window", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let br = breaker.clone();
-                move || {
-                    let _ = black_box(br.try_acquire().map(|p| p.success()));
-                }
-            })
-        })
-    });
-    g.bench_function("buttress_tower_rate_window", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let mut s = breaker.layer().layer(noop());
-                move || {
-                    let _ = black_box(through(&mut s, black_box(1)));
-                }
-            })
-        })
-    });
-    let consecutive = buttress_consecutive();
-    g.bench_function("buttress_tower_consecutive", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let mut s = consecutive.layer().layer(noop());
-                move || {
-                    let _ = black_box(through(&mut s, black_box(1)));
-                }
-            })
-        })
-    });
-    let tr = tower_resilience().layer(noop());
-    g.bench_function("tower_resilience_tower", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let mut s = tr.clone();
-                move || {
-                    let _ = black_box(through(&mut s, black_box(1)));
-                }
-            })
-        })
-    });
-    g.finish();
+    let breaker = cases::rate_window();
+    let consecutive = cases::consecutive();
+    bench(
+        c,
+        "breaker_closed_2_threads",
+        vec![
+            (
+                "baseline_noop_service",
+                two_thread_routine(|| {
+                    let mut s = noop();
+                    move || {
+                        let _ = black_box(through(&mut s, black_box(1)));
+                    }
+                }),
+            ),
+            (
+                "buttress_permit_rate_window",
+                two_thread_routine(move || {
+                    let br = breaker.clone();
+                    move || {
+                        let _ = black_box(br.try_acquire().map(|p| p.success()));
+                    }
+                }),
+            ),
+            ("buttress_tower_rate_window", cases::layer_two_threads()),
+            (
+                "buttress_tower_consecutive",
+                two_thread_routine(move || {
+                    let mut s = consecutive.layer().layer(noop());
+                    move || {
+                        let _ = black_box(through(&mut s, black_box(1)));
+                    }
+                }),
+            ),
+            (
+                "tower_resilience_tower",
+                cases::tower_resilience_two_threads(),
+            ),
+        ],
+    );
 }
 
 criterion_group! {

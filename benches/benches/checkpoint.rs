@@ -3,16 +3,20 @@
 //!
 //! ```text
 //! cargo bench -p buttress-benches --bench checkpoint
+//! BUTTRESS_INTERLEAVE=150 cargo bench -p buttress-benches --bench checkpoint
 //! ```
+//!
+//! The second form runs the gated routines (`buttress_benches::cases::
+//! checkpoint`) alternately instead of criterion: `fsync` times drift by
+//! the minute on a shared disk, and only same-run ratios of interleaved
+//! rounds survive that.
 
-use std::fs::{File, OpenOptions};
 use std::hint::black_box;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Json, Policy, save};
-use criterion::{Criterion, criterion_group, criterion_main};
+use buttress_checkpoint::{Checkpointer, FileStore, FileStoreConfig, Policy};
+use criterion::{Criterion, criterion_group};
 use serde::{Deserialize, Serialize};
 
 fn fresh(name: &str) -> PathBuf {
@@ -42,43 +46,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The gated rows (`buttress_benches::cases::checkpoint`): the store's
+/// save beside the raw protocol. fsync times on a shared disk drift a lot,
+/// so `BUTTRESS_INTERLEAVE=1` runs the two alternately instead and prints
+/// medians and the median ratio of each round.
 fn save_latency(c: &mut Criterion) {
+    use buttress_benches::cases::checkpoint as cases;
     let bytes = serde_json::to_vec(&state(0)).expect("json");
     eprintln!("state: {} bytes of JSON", bytes.len());
     let mut g = c.benchmark_group("checkpoint_save_4k");
-    g.sample_size(20).measurement_time(Duration::from_secs(6));
-    let rt = runtime();
-    let dir = fresh("ours");
-    let store = FileStore::open(&dir, "bench", FileStoreConfig::default()).expect("store");
-    let mut seq = 0u64;
-    g.bench_function("buttress_save", |b| {
-        b.iter(|| {
-            seq += 1;
-            rt.block_on(save(&store, &Json, seq, &state(seq)))
-                .expect("save");
-        })
-    });
-    let dir = fresh("raw");
-    let mut n = 0u64;
+    g.sample_size(30).measurement_time(Duration::from_secs(6));
+    let mut ours = cases::save_4k();
+    g.bench_function("buttress_save", |b| b.iter_custom(&mut ours));
+    let mut raw = cases::raw_save_4k();
     g.bench_function("raw_temp_write_fsync_rename_fsync_dir", |b| {
-        b.iter(|| {
-            n += 1;
-            let bytes = serde_json::to_vec(&state(n)).expect("json");
-            let temp = dir.join(format!("state.tmp-{n}"));
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .expect("create");
-            file.write_all(&bytes).expect("write");
-            file.sync_all().expect("fsync");
-            drop(file);
-            std::fs::rename(&temp, dir.join("state")).expect("rename");
-            File::open(&dir)
-                .expect("dir")
-                .sync_all()
-                .expect("fsync dir");
-        })
+        b.iter_custom(&mut raw)
     });
     g.finish();
 }
@@ -133,4 +115,17 @@ fn consumer_loop(c: &mut Criterion) {
 }
 
 criterion_group!(benches, save_latency, consumer_loop);
-criterion_main!(benches);
+
+fn main() {
+    use buttress_benches::cases::checkpoint as cases;
+    let mut rows: Vec<(&str, buttress_benches::Routine)> = vec![
+        ("raw_save_4k", cases::raw_save_4k()),
+        ("save_4k", cases::save_4k()),
+    ];
+    if buttress_benches::interleave(&mut rows, 20) {
+        return;
+    }
+    drop(rows);
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

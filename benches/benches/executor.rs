@@ -1,18 +1,23 @@
-//! The executor beside `tokio::spawn` with a `Semaphore`, in one run:
+//! The executor beside `tokio::spawn` with a `Semaphore`, and its layer
+//! beside tower-resilience's bulkhead and tower's `ConcurrencyLimit`, in
+//! one run:
 //!
 //! ```text
 //! cargo bench -p buttress-benches --bench executor
 //! ```
+//!
+//! The measured routines live in `buttress_benches::cases::executor`,
+//! shared with the benchmark report.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use buttress_benches::cases::executor as cases;
+use buttress_benches::{noop, through};
 use buttress_executor::{Executor, ExecutorConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{Semaphore, oneshot};
-
-const BATCH: u64 = 1_000;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -22,66 +27,44 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// One request through each layer over a no-op service, each with a cap
+/// large enough that nothing waits.
+fn layer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("executor_layer");
+    let mut base = noop();
+    g.bench_function("baseline_noop_service", |b| {
+        b.iter(|| through(&mut base, black_box(1)))
+    });
+    let mut task = cases::layer_task();
+    g.bench_function("buttress_layer_task", |b| b.iter_custom(&mut task));
+    let mut in_place = cases::layer_in_place();
+    g.bench_function("buttress_layer_in_place", |b| b.iter_custom(&mut in_place));
+    let mut bulkhead = cases::tower_resilience_bulkhead();
+    g.bench_function("tower_resilience_bulkhead", |b| {
+        b.iter_custom(&mut bulkhead)
+    });
+    let mut limit = cases::tower_concurrency_limit();
+    g.bench_function("tower_concurrency_limit", |b| b.iter_custom(&mut limit));
+    g.finish();
+}
+
 fn submit_and_run(c: &mut Criterion) {
-    let rt = runtime();
     let mut g = c.benchmark_group("executor_submit_and_run_trivial");
     g.throughput(Throughput::Elements(1));
-    let ex = rt.block_on(async {
-        Executor::new(
-            "bench",
-            ExecutorConfig::default()
-                .max_running(64)
-                .max_queued(100_000)
-                .history(1_000),
-        )
-        .expect("executor")
-    });
-    g.bench_function("buttress_submit", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(BATCH);
-                    let mut handles = Vec::with_capacity(n as usize);
-                    for i in 0..n {
-                        handles.push(ex.submit(0, async move { black_box(i) }).expect("room"));
-                    }
-                    for h in handles {
-                        black_box(h.await.expect("ran"));
-                    }
-                    left -= n;
-                }
-                start.elapsed()
-            })
-        })
-    });
-    let permits = Arc::new(Semaphore::new(64));
-    g.bench_function("tokio_spawn_with_semaphore", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(BATCH);
-                    let mut handles = Vec::with_capacity(n as usize);
-                    for i in 0..n {
-                        let permit = permits.clone().acquire_owned().await.expect("open");
-                        handles.push(tokio::spawn(async move {
-                            let out = black_box(i);
-                            drop(permit);
-                            out
-                        }));
-                    }
-                    for h in handles {
-                        black_box(h.await.expect("ran"));
-                    }
-                    left -= n;
-                }
-                start.elapsed()
-            })
-        })
-    });
+    let mut submit = cases::submit();
+    g.bench_function("buttress_submit", |b| b.iter_custom(&mut submit));
+    let mut spawn = cases::tokio_spawn_semaphore();
+    g.bench_function("tokio_spawn_with_semaphore", |b| b.iter_custom(&mut spawn));
+    g.finish();
+
+    // Per thread, while both threads submit to one executor (one
+    // semaphore).
+    let mut g = c.benchmark_group("executor_submit_and_run_trivial_2_threads");
+    g.throughput(Throughput::Elements(1));
+    let mut submit = cases::submit_two_threads();
+    g.bench_function("buttress_submit", |b| b.iter_custom(&mut submit));
+    let mut spawn = cases::tokio_spawn_semaphore_two_threads();
+    g.bench_function("tokio_spawn_with_semaphore", |b| b.iter_custom(&mut spawn));
     g.finish();
 }
 
@@ -185,5 +168,5 @@ fn priority_wait(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, submit_and_run, priority_wait);
+criterion_group!(benches, layer, submit_and_run, priority_wait);
 criterion_main!(benches);

@@ -5,11 +5,17 @@
 //! cargo bench -p buttress-benches --bench journal
 //! ```
 //!
-//! Every figure is the time per event until the events are where the mode
-//! promises (written to the kernel, or synced), measured over whole
-//! samples with a fresh file each (`iter_custom`), so a queue that merely
-//! defers work cannot look fast. Events are the same ~200-byte JSON object
-//! everywhere, serialized inside the measured loop.
+//! The gated rows come from `buttress_benches::cases::journal` (the report
+//! measures the same routines). The tower layer's row is its cost on the
+//! request path (every event is written before a sample ends, untimed; a
+//! second row times the writer too). Every other figure is the time per
+//! event until the events are where the mode promises (written to the
+//! kernel, or synced), so a queue that merely defers work cannot look
+//! fast. Events are the same ~240-byte JSON object everywhere (the
+//! layer's, a ~90-byte access-log event), serialized inside the measured
+//! loop. `BUTTRESS_INTERLEAVE=<rounds>` runs the gated routines
+//! alternately instead of criterion, for same-run ratios on a noisy
+//! machine.
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
@@ -18,38 +24,9 @@ use std::path::PathBuf;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use buttress_benches::cases::journal::event;
 use buttress_journal::{Durability, Journal, JournalConfig};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde::Serialize;
-
-#[derive(Serialize)]
-struct Event<'a> {
-    kind: &'a str,
-    service: &'a str,
-    route: &'a str,
-    model: &'a str,
-    status: u16,
-    latency_us: u64,
-    tokens_in: u32,
-    tokens_out: u32,
-    trace_id: &'a str,
-    seq: u64,
-}
-
-fn event(seq: u64) -> Event<'static> {
-    Event {
-        kind: "completion",
-        service: "knowledge-api",
-        route: "/v1/answers",
-        model: "llama-3.1-8b-instruct-q4",
-        status: 200,
-        latency_us: 183_412,
-        tokens_in: 1_536,
-        tokens_out: 412,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-        seq,
-    }
-}
+use criterion::{Criterion, Throughput, criterion_group};
 
 /// A fresh, empty directory for one sample.
 fn fresh(name: &str) -> PathBuf {
@@ -82,24 +59,34 @@ fn open(name: &str, durability: Durability) -> Journal {
     .expect("journal")
 }
 
+/// The layer over the bare service, beside the bare service; the plain
+/// buffered append and the raw system calls are the next group. (All are
+/// `buttress_benches::cases::journal` routines; `BUTTRESS_INTERLEAVE` runs
+/// them alternately instead, see `interleave`.)
+fn layer(c: &mut Criterion) {
+    use buttress_benches::cases::journal as cases;
+    let mut g = c.benchmark_group("journal_layer_1_request");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(30).measurement_time(Duration::from_secs(4));
+    let mut noop = cases::noop_service();
+    g.bench_function("noop", |b| b.iter_custom(&mut noop));
+    let mut layer = cases::layer();
+    g.bench_function("journal_layer_over_noop", |b| b.iter_custom(&mut layer));
+    let mut sustained = cases::layer_sustained();
+    g.bench_function("journal_layer_over_noop_writer_timed_too", |b| {
+        b.iter_custom(&mut sustained)
+    });
+    g.finish();
+}
+
 fn buffered(c: &mut Criterion) {
+    use buttress_benches::cases::journal as cases;
     eprintln!("event: {} bytes of JSON", line(0).len() - 1);
     let mut g = c.benchmark_group("journal_buffered_1_thread");
     g.throughput(Throughput::Elements(1));
     g.sample_size(20).measurement_time(Duration::from_secs(4));
-    g.bench_function("buttress_append", |b| {
-        b.iter_custom(|iters| {
-            let journal = open("buffered", Durability::Buffered);
-            let start = Instant::now();
-            for i in 0..iters {
-                journal.append_blocking(&event(i)).expect("append");
-            }
-            journal.flush_blocking().expect("flush");
-            let took = start.elapsed();
-            drop(journal);
-            took
-        })
-    });
+    let mut append = cases::buffered_append();
+    g.bench_function("buttress_append", |b| b.iter_custom(&mut append));
     g.bench_function("tracing_appender_non_blocking", |b| {
         b.iter_custom(|iters| {
             let file = raw_file("tracing-appender");
@@ -116,27 +103,11 @@ fn buffered(c: &mut Criterion) {
             start.elapsed()
         })
     });
-    g.bench_function("raw_write_per_event", |b| {
-        b.iter_custom(|iters| {
-            let mut file = raw_file("raw");
-            let start = Instant::now();
-            for i in 0..iters {
-                file.write_all(&line(i)).expect("write");
-            }
-            start.elapsed()
-        })
-    });
+    let mut raw = cases::raw_write();
+    g.bench_function("raw_write_per_event", |b| b.iter_custom(&mut raw));
+    let mut raw_flock = cases::raw_flock_write();
     g.bench_function("raw_flock_write_per_event", |b| {
-        b.iter_custom(|iters| {
-            let mut file = raw_file("raw-flock");
-            let start = Instant::now();
-            for i in 0..iters {
-                file.lock().expect("flock");
-                file.write_all(&line(i)).expect("write");
-                file.unlock().expect("unlock");
-            }
-            start.elapsed()
-        })
+        b.iter_custom(&mut raw_flock)
     });
     g.finish();
 }
@@ -240,5 +211,22 @@ fn sync_each(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, buffered, group_commit, sync_each);
-criterion_main!(benches);
+criterion_group!(benches, layer, buffered, group_commit, sync_each);
+
+fn main() {
+    use buttress_benches::cases::journal as cases;
+    let mut rows: Vec<(&str, buttress_benches::Routine)> = vec![
+        ("noop_service", cases::noop_service()),
+        ("layer", cases::layer()),
+        ("layer_sustained", cases::layer_sustained()),
+        ("buffered_append", cases::buffered_append()),
+        ("raw_write", cases::raw_write()),
+        ("raw_flock_write", cases::raw_flock_write()),
+    ];
+    if buttress_benches::interleave(&mut rows, 100_000) {
+        return;
+    }
+    drop(rows);
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,17 +1,22 @@
-//! The gauge and the pressure layers, beside tower's own, in one run:
+//! The gauge and the pressure layers, beside tower's own and a tokio
+//! semaphore, in one run:
 //!
 //! ```text
 //! cargo bench -p buttress-benches --bench pressure
 //! ```
+//!
+//! The gated rows measure the routines of `buttress_benches::cases::pressure`
+//! (the ones the CI report gates), each beside its anchor in one group.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use buttress_benches::{noop, through, two_threads};
-use buttress_pressure::{
-    AdaptiveLimitLayer, AdaptiveLimiter, Aimd, Gauge, Priority, ShedLayer, Watermarks,
+use buttress_benches::cases::pressure as cases;
+use buttress_benches::{Routine, two_threads};
+use buttress_pressure::{AdaptiveLimiter, Aimd, Gauge, ShedLayer, Watermarks};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-use criterion::{Criterion, criterion_group, criterion_main};
 use tower::Layer;
 
 fn gauge() -> Gauge {
@@ -20,13 +25,17 @@ fn gauge() -> Gauge {
         .expect("valid")
 }
 
+/// Measures a gated routine under `name`.
+fn routine(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, make: fn() -> Routine) {
+    let mut routine = make();
+    g.bench_function(name, |b| b.iter_custom(&mut routine));
+}
+
 fn gauge_ops(c: &mut Criterion) {
     let mut g = c.benchmark_group("pressure_gauge_1_thread");
     let gauge = gauge();
     g.bench_function("is_paused", |b| b.iter(|| black_box(gauge.is_paused())));
-    g.bench_function("check", |b| {
-        b.iter(|| black_box(gauge.check(Priority::Normal).is_ok()))
-    });
+    routine(&mut g, "check", cases::gauge_check);
     g.bench_function("add_then_sub", |b| {
         b.iter(|| {
             gauge.add(black_box(3));
@@ -39,17 +48,13 @@ fn gauge_ops(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("pressure_gauge_2_threads");
-    g.bench_function("add_then_sub", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || {
-                let gauge = gauge.clone();
-                move || {
-                    gauge.add(black_box(3));
-                    gauge.sub(black_box(3));
-                }
-            })
-        })
-    });
+    routine(&mut g, "check", cases::gauge_check_two_threads);
+    routine(&mut g, "add_then_sub", cases::gauge_add_sub_two_threads);
+    routine(
+        &mut g,
+        "tokio_semaphore_try_acquire_release",
+        cases::semaphore_two_threads,
+    );
     g.bench_function("is_paused", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, || {
@@ -64,46 +69,36 @@ fn gauge_ops(c: &mut Criterion) {
 }
 
 fn layers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pressure_shed_layer_not_paused");
+    routine(&mut g, "bare_service", cases::noop_service);
+    routine(&mut g, "buttress_shed", cases::shed_layer);
+    routine(&mut g, "tower_load_shed", cases::tower_load_shed);
+    g.finish();
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("runtime");
     let _guard = rt.enter();
-    let mut g = c.benchmark_group("pressure_shed_layer_not_paused");
-    let mut bare = noop();
-    g.bench_function("bare_service", |b| {
-        b.iter(|| black_box(through(&mut bare, 1)))
-    });
-    let mut ours = ShedLayer::new(gauge()).layer(noop());
-    g.bench_function("buttress_shed", |b| {
-        b.iter(|| black_box(through(&mut ours, 1)))
-    });
-    let mut tower_shed = tower::load_shed::LoadShedLayer::new().layer(noop());
-    g.bench_function("tower_load_shed", |b| {
-        b.iter(|| black_box(through(&mut tower_shed, 1)))
-    });
-    g.finish();
-
     let mut g = c.benchmark_group("pressure_shed_layer_shedding");
     let paused = gauge();
     paused.set(1 << 41);
-    let mut ours = ShedLayer::new(paused).layer(noop());
+    let mut ours = ShedLayer::new(paused).layer(buttress_benches::noop());
     g.bench_function("buttress_shed_refuses", |b| {
-        b.iter(|| black_box(through(&mut ours, 1).is_err()))
+        b.iter(|| black_box(buttress_benches::through(&mut ours, 1).is_err()))
     });
     g.finish();
 
     let mut g = c.benchmark_group("pressure_concurrency_limit");
-    let aimd = Aimd::new(1000, 1000, 1000).expect("valid");
-    let limiter = AdaptiveLimiter::new("bench", aimd).expect("name");
-    let mut adaptive = AdaptiveLimitLayer::new(limiter.clone()).layer(noop());
-    g.bench_function("buttress_adaptive_aimd", |b| {
-        b.iter(|| black_box(through(&mut adaptive, 1)))
-    });
-    let mut tower_limit = tower::limit::ConcurrencyLimitLayer::new(1000).layer(noop());
-    g.bench_function("tower_concurrency_limit", |b| {
-        b.iter(|| black_box(through(&mut tower_limit, 1)))
-    });
+    routine(&mut g, "buttress_adaptive_aimd", cases::adaptive_aimd);
+    routine(&mut g, "buttress_adaptive_vegas", cases::adaptive_vegas);
+    routine(
+        &mut g,
+        "tower_concurrency_limit",
+        cases::tower_concurrency_limit,
+    );
+    let limiter =
+        AdaptiveLimiter::new("bench", Aimd::new(1000, 1000, 1000).expect("valid")).expect("name");
     g.bench_function("buttress_permit_only", |b| {
         b.iter(|| {
             let now = Instant::now();

@@ -1,0 +1,346 @@
+//! The gates: what is held, against what, to what limit.
+
+use super::{Figures, Outcome};
+use crate::Routine;
+use crate::cases::{breaker, checkpoint, executor, journal, limit, pressure, retry};
+
+/// What a gate checks of its figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// Ours ÷ anchor: the goal is at most `goal`; fails above `limit`.
+    Ratio {
+        /// The figure the design aims at.
+        goal: f64,
+        /// The figure CI holds: the goal plus this machine's noise, or,
+        /// for a goal not yet met, the figure reached plus its noise.
+        limit: f64,
+    },
+    /// Ours − anchor (the anchor is the bare service the layer wraps): the
+    /// goal is at most `goal_ns`; fails above `limit_ns`.
+    Overhead {
+        /// The figure the design aims at, in nanoseconds.
+        goal_ns: f64,
+        /// The figure CI holds (see [`Check::Ratio`]).
+        limit_ns: f64,
+    },
+    /// Reported beside its anchor, not gated.
+    Report,
+}
+
+impl Check {
+    /// The figure this check reads: a ratio or an overhead in ns.
+    pub fn value(&self, f: &Figures) -> f64 {
+        match self {
+            Check::Overhead { .. } => f.overhead(),
+            Check::Ratio { .. } | Check::Report => f.ratio(),
+        }
+    }
+
+    /// The goal, if gated.
+    pub fn goal(&self) -> Option<f64> {
+        match *self {
+            Check::Ratio { goal, .. } => Some(goal),
+            Check::Overhead { goal_ns, .. } => Some(goal_ns),
+            Check::Report => None,
+        }
+    }
+
+    /// The value above which the gate fails.
+    pub fn limit(&self) -> Option<f64> {
+        match *self {
+            Check::Ratio { limit, .. } => Some(limit),
+            Check::Overhead { limit_ns, .. } => Some(limit_ns),
+            Check::Report => None,
+        }
+    }
+
+    /// Pass, fail, or report-only.
+    pub fn judge(&self, f: &Figures) -> Outcome {
+        match self.limit() {
+            None => Outcome::Report,
+            Some(limit) if self.value(f) <= limit => Outcome::Pass,
+            Some(_) => Outcome::Fail,
+        }
+    }
+}
+
+/// One gated figure.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    /// A stable id, `crate.case` (filters match on it).
+    pub id: &'static str,
+    /// What is measured, for the table.
+    pub what: &'static str,
+    /// The anchor, for the table.
+    pub versus: &'static str,
+    /// Builds our routine.
+    pub ours: fn() -> Routine,
+    /// Builds the anchor's routine.
+    pub anchor: fn() -> Routine,
+    /// What is held.
+    pub check: Check,
+    /// The fewest iterations in a sample (for slow operations such as an
+    /// fsync, so a sample is never one outlier).
+    pub min_iters: u64,
+}
+
+/// The noise of this machine between runs of one binary: a met goal fails
+/// only 10 % above itself.
+const TOLERANCE: f64 = 1.10;
+
+/// A ratio goal that is met: held at the goal plus [`TOLERANCE`].
+const fn ratio(goal: f64) -> Check {
+    Check::Ratio {
+        goal,
+        limit: goal * TOLERANCE,
+    }
+}
+
+/// A ratio goal not yet met: CI holds what was reached (`held`, the last
+/// figure plus its noise) so that it cannot get worse, and the report
+/// keeps showing the goal as missed.
+const fn ratio_held(goal: f64, held: f64) -> Check {
+    Check::Ratio { goal, limit: held }
+}
+
+/// An overhead goal that is met: held at the goal plus [`TOLERANCE`].
+const fn overhead(goal_ns: f64) -> Check {
+    Check::Overhead {
+        goal_ns,
+        limit_ns: goal_ns * TOLERANCE,
+    }
+}
+
+/// An overhead goal not yet met (see [`ratio_held`]).
+const fn overhead_held(goal_ns: f64, held_ns: f64) -> Check {
+    Check::Overhead {
+        goal_ns,
+        limit_ns: held_ns,
+    }
+}
+
+fn gate(
+    id: &'static str,
+    what: &'static str,
+    versus: &'static str,
+    ours: fn() -> Routine,
+    anchor: fn() -> Routine,
+    check: Check,
+) -> Gate {
+    Gate {
+        id,
+        what,
+        versus,
+        ours,
+        anchor,
+        check,
+        min_iters: 1,
+    }
+}
+
+/// Every gate, in the order the report prints them.
+pub fn gates() -> Vec<Gate> {
+    vec![
+        // The rate limiter, with the defaults `RateLimiter::new` gives.
+        gate(
+            "limit.check",
+            "rate-limit check, default clock",
+            "governor check",
+            limit::check,
+            limit::governor_check,
+            ratio_held(1.0, 1.5),
+        ),
+        gate(
+            "limit.keyed",
+            "keyed check, 10k keys, default clock",
+            "governor keyed check",
+            limit::keyed_check,
+            limit::governor_keyed_check,
+            ratio(0.8),
+        ),
+        gate(
+            "limit.layer",
+            "rate-limit layer",
+            "tower-resilience rate limiter",
+            limit::layer,
+            limit::tower_resilience_layer,
+            ratio(0.2),
+        ),
+        gate(
+            "limit.check_2_threads",
+            "rate-limit check, 2 threads, per thread",
+            "governor, 2 threads",
+            limit::check_two_threads,
+            limit::governor_check_two_threads,
+            Check::Report,
+        ),
+        gate(
+            "limit.keyed_2_threads",
+            "keyed check, 2 threads, per thread",
+            "governor keyed, 2 threads",
+            limit::keyed_check_two_threads,
+            limit::governor_keyed_check_two_threads,
+            Check::Report,
+        ),
+        // Retry's happy path: the first attempt succeeds.
+        gate(
+            "retry.layer",
+            "retry layer, first try succeeds (overhead, ns)",
+            "bare no-op service",
+            retry::layer,
+            retry::noop_service,
+            overhead_held(15.0, 75.0),
+        ),
+        gate(
+            "retry.layer_vs_tower_resilience",
+            "retry layer, first try succeeds",
+            "tower-resilience retry",
+            retry::layer,
+            retry::tower_resilience_layer,
+            ratio(0.6),
+        ),
+        gate(
+            "retry.budget_2_threads",
+            "retry budget deposit + record, 2 threads, per thread",
+            "tokio Semaphore take + give, 2 threads",
+            retry::budget_two_threads,
+            retry::semaphore_two_threads,
+            Check::Report,
+        ),
+        // The breaker, closed.
+        gate(
+            "breaker.layer",
+            "breaker layer, closed (overhead, ns)",
+            "bare no-op service",
+            breaker::layer,
+            limit::noop_service,
+            overhead_held(25.0, 75.0),
+        ),
+        gate(
+            "breaker.layer_untimed",
+            "breaker layer, closed, without the slow-call rule (no clock read)",
+            "the default breaker layer (two clock reads a call)",
+            breaker::layer_untimed,
+            breaker::layer,
+            Check::Report,
+        ),
+        gate(
+            "breaker.layer_vs_tower_resilience",
+            "breaker layer, closed",
+            "tower-resilience breaker",
+            breaker::layer,
+            breaker::tower_resilience_layer,
+            ratio_held(0.1, 0.2),
+        ),
+        gate(
+            "breaker.permit",
+            "breaker permit, closed, no tower",
+            "failsafe sync call",
+            breaker::permit,
+            breaker::failsafe_sync_call,
+            ratio(0.2),
+        ),
+        gate(
+            "breaker.two_threads",
+            "breaker layer, 2 threads, per thread",
+            "breaker layer, 1 thread",
+            breaker::layer_two_threads,
+            breaker::layer,
+            ratio(4.0),
+        ),
+        // Backpressure.
+        gate(
+            "pressure.adaptive_aimd",
+            "adaptive concurrency layer, AIMD",
+            "tower ConcurrencyLimit",
+            pressure::adaptive_aimd,
+            pressure::tower_concurrency_limit,
+            ratio_held(2.0, 3.0),
+        ),
+        gate(
+            "pressure.adaptive_vegas",
+            "adaptive concurrency layer, Vegas",
+            "tower ConcurrencyLimit",
+            pressure::adaptive_vegas,
+            pressure::tower_concurrency_limit,
+            ratio_held(2.0, 3.0),
+        ),
+        gate(
+            "pressure.shed",
+            "shed layer, not shedding",
+            "tower LoadShed",
+            pressure::shed_layer,
+            pressure::tower_load_shed,
+            ratio(1.3),
+        ),
+        gate(
+            "pressure.gauge_2_threads",
+            "gauge add + sub, 2 threads, per thread",
+            "tokio Semaphore, 2 threads",
+            pressure::gauge_add_sub_two_threads,
+            pressure::semaphore_two_threads,
+            Check::Report,
+        ),
+        // The executor.
+        gate(
+            "executor.layer",
+            "executor layer, in-place bulkhead",
+            "tower-resilience bulkhead",
+            executor::layer_in_place,
+            executor::tower_resilience_bulkhead,
+            ratio(1.0),
+        ),
+        gate(
+            "executor.layer_task",
+            "executor layer, one request as a task",
+            "tower-resilience bulkhead",
+            executor::layer_task,
+            executor::tower_resilience_bulkhead,
+            Check::Report,
+        ),
+        gate(
+            "executor.submit",
+            "executor submit and run",
+            "tokio spawn + Semaphore",
+            executor::submit,
+            executor::tokio_spawn_semaphore,
+            ratio(1.6),
+        ),
+        gate(
+            "executor.submit_2_threads",
+            "executor submit, 2 threads, per thread",
+            "tokio spawn + Semaphore, 2 threads",
+            executor::submit_two_threads,
+            executor::tokio_spawn_semaphore_two_threads,
+            Check::Report,
+        ),
+        // Durable files.
+        gate(
+            "journal.layer",
+            "journal layer, one event a request (overhead, ns)",
+            "bare no-op service",
+            journal::layer,
+            journal::noop_service,
+            overhead(300.0),
+        ),
+        gate(
+            "journal.buffered",
+            "journal buffered append",
+            "flock + write per event",
+            journal::buffered_append,
+            journal::raw_flock_write,
+            ratio(0.35),
+        ),
+        Gate {
+            min_iters: 5,
+            ..gate(
+                "checkpoint.save",
+                "checkpoint save, 4 KiB",
+                "raw tmp + fsync + rename + dir fsync",
+                checkpoint::save_4k,
+                checkpoint::raw_save_4k,
+                ratio(1.1),
+            )
+        },
+    ]
+}
