@@ -18,6 +18,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use buttress::common::TokioClock;
 use buttress::retry::{Backoff, BudgetConfig, RetryConfig, RetryPolicy, retry};
 use tokio::time::Instant;
 
@@ -137,8 +138,12 @@ fn main() {
             budgeted,
         ),
     ] {
+        // Built before the simulated (paused) runtime starts, so it is
+        // told to read tokio's clock: the default clock would follow the
+        // real time instead (see `buttress::common::default_clock`).
         let policy = RetryPolicy::builder("storm")
             .config(config)
+            .clock(TokioClock)
             .random(sim::Seeded::new(7))
             .build()
             .expect("valid policy");

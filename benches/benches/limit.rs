@@ -27,6 +27,10 @@ fn direct(c: &mut Criterion) {
             ("governor_check", cases::governor_check()),
         ],
     );
+    // tower's RateLimit starts a timer when built: build it inside a
+    // runtime (it is never exhausted here, so the timer never fires).
+    let rt = buttress_benches::current_thread();
+    let _guard = rt.enter();
     let tower_rl = ServiceBuilder::new()
         .rate_limit(1_000_000_000, Duration::from_secs(1))
         .service(noop());

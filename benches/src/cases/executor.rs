@@ -3,7 +3,7 @@
 //! * The layer, one request at a time over [`noop`]: the executor's layer
 //!   running each request as a task ([`layer_task`]) and in place
 //!   ([`layer_in_place`]), beside the crates a
-//!   user would pick for "at most N at once" ([`tower_resilience_bulkhead`],
+//!   user would pick for "at most N at once" ([`tower_resilience_bulkhead()`],
 //!   [`tower_concurrency_limit`]), each with a cap large enough that
 //!   nothing waits.
 //! * Submitting trivial tasks, in batches of 1,000 then awaited, on one

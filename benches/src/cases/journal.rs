@@ -135,7 +135,7 @@ fn layered(
 /// The layer's cost on the request path: one request through
 /// `JournalLayer` over `noop()` on a current-thread runtime, recording one
 /// [`RequestEvent`] per request in a buffered journal. The requests are
-/// timed in bursts of [`BURST`]; after each burst the routine waits,
+/// timed in bursts of `BURST` (8,192); after each burst the routine waits,
 /// untimed, until the writer thread has written every event of it, so
 /// every event is in the file before a sample ends and the writer never
 /// falls behind from one burst to the next. What the writer does during a
