@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
-use crate::{Routine, noop, through};
+use crate::{Routine, current_thread, noop, through};
 
 /// Tasks submitted before the batch is awaited.
 const BATCH: u64 = 1_000;
@@ -33,13 +33,6 @@ const SLOTS: usize = 64;
 
 /// The cap of the layer benchmarks: large enough that nothing waits.
 const NOTHING_WAITS: usize = 1 << 20;
-
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime")
-}
 
 fn two_workers() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -97,11 +90,11 @@ pub fn layer_in_place() -> Routine {
 /// One request through tower-resilience's bulkhead (rejection mode, no
 /// wait bound), on a current-thread runtime, driven with [`through`].
 pub fn tower_resilience_bulkhead() -> Routine {
-    let rt = current_thread();
     let layer = tower_resilience_bulkhead::BulkheadLayer::builder()
         .max_concurrent_calls(NOTHING_WAITS)
         .build()
         .expect("valid");
+    let rt = current_thread();
     let mut svc = layer.layer(noop());
     Box::new(move |iters| {
         let _in_runtime = rt.enter();

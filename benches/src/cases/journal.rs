@@ -20,7 +20,7 @@ use buttress_journal::{Durability, Journal, JournalConfig, JournalLayer, events}
 use serde::Serialize;
 use tower::Layer;
 
-use crate::{Routine, TempDir, noop, through};
+use crate::{Routine, TempDir, current_thread, noop, through};
 
 /// The event the append and raw rows write: a ~240-byte JSON object, as a
 /// service's telemetry would be.
@@ -74,17 +74,10 @@ fn config() -> JournalConfig {
         .keep_files(Some(4))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime")
-}
-
 /// The bare service: one request through `noop()` on a current-thread
 /// runtime, as the layer row runs it.
 pub fn noop_service() -> Routine {
-    let rt = runtime();
+    let rt = current_thread();
     let mut svc = noop();
     Box::new(move |iters| {
         let _entered = rt.enter();
@@ -143,7 +136,7 @@ fn layered(
 /// requests as it would in a service; the time the disk takes to absorb
 /// gigabytes does not count ([`layer_sustained`] counts it).
 pub fn layer() -> Routine {
-    let rt = runtime();
+    let rt = current_thread();
     let (dir, journal, mut svc) = layered("layer");
     let mut next = 0u64;
     Box::new(move |iters| {
@@ -172,7 +165,7 @@ pub fn layer() -> Routine {
 /// event) and, over long runs, the disk's (every 64 MiB the journal syncs
 /// the file it seals); not gated.
 pub fn layer_sustained() -> Routine {
-    let rt = runtime();
+    let rt = current_thread();
     let (dir, journal, mut svc) = layered("layer-sustained");
     let mut next = 0u64;
     Box::new(move |iters| {
