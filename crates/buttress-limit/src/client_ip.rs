@@ -116,9 +116,7 @@ fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
 }
 
 fn last(mut hops: Vec<Option<IpAddr>>) -> Vec<Option<IpAddr>> {
-    if hops.len() > MAX_HOPS {
-        hops.drain(..hops.len() - MAX_HOPS);
-    }
+    hops.drain(..hops.len().saturating_sub(MAX_HOPS));
     hops
 }
 
@@ -223,7 +221,17 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         let h = headers(&[("x-forwarded-for", &format!("203.0.113.1, {many}"))]);
-        assert!(t.contains(&client_ip(ip("10.0.0.1"), &h, X, &t)));
+        // All of those are trusted: the leftmost read, hop 4968, is the answer.
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("10.0.19.218"));
+        // Exactly 32 hops are all read; a 33rd (the leftmost) is not.
+        let hops = |n: usize| {
+            let proxies = (1..n).map(|i| format!("10.1.0.{i}")).collect::<Vec<_>>();
+            format!("203.0.113.1, {}", proxies.join(", "))
+        };
+        let h = headers(&[("x-forwarded-for", &hops(32))]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("203.0.113.1"));
+        let h = headers(&[("x-forwarded-for", &hops(33))]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("10.1.0.1"));
         // Ports and v4-in-brackets forms.
         let h = headers(&[("x-forwarded-for", "192.0.2.9:5000")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, X, &t), ip("192.0.2.9"));

@@ -164,10 +164,10 @@ pub(crate) fn check_tat<const REMAINING: bool>(
 /// owed, at the new rate.
 pub(crate) fn rescale_tat(tat_word: &AtomicU64, now: u64, old_t: u64, new_t: u64) {
     let _ = tat_word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
-        (tat > now).then(|| {
-            let debt = u128::from(tat - now) * u128::from(new_t) / u128::from(old_t.max(1));
-            now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX))
-        })
+        // A bucket that owes nothing (its arrival time is past) stays as it is.
+        let owed = tat.checked_sub(now)?;
+        let debt = u128::from(owed) * u128::from(new_t) / u128::from(old_t.max(1));
+        Some(now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX)))
     });
 }
 
@@ -449,6 +449,39 @@ mod tests {
         assert_eq!(g.state(0).remaining, 18);
         assert_eq!(g.check(0, 1), Decision::Allowed { remaining: 17 });
         let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn a_quota_change_rescales_only_what_is_owed_at_that_moment() {
+        // One token per 100 ms, burst 4; four taken at 1 s: the arrival
+        // time is 1.4 s, 400 ms (four tokens) owed.
+        let g = gcra(10, 4);
+        for _ in 0..4 {
+            assert!(matches!(g.check(1_000 * MS, 1), Decision::Allowed { .. }));
+        }
+        // At 1.2 s two tokens are still owed: 200 ms at the old rate,
+        // 20 ms at one token per 10 ms. The time already past is not debt.
+        let faster = Quota::per_second(100)
+            .expect("valid")
+            .with_burst(4)
+            .expect("valid");
+        g.set_quota(faster, 1_200 * MS);
+        assert_eq!(
+            g.state(1_200 * MS),
+            State {
+                remaining: 2,
+                next_token_in: 10 * MS
+            }
+        );
+        // A bucket that owes nothing is left alone: a full one stays full.
+        let g = gcra(10, 4);
+        g.set_quota(faster, 5_000 * MS);
+        assert_eq!(g.state(5_000 * MS).remaining, 4);
+        // Owing exactly nothing at the moment of the change is the same.
+        let g = gcra(10, 1);
+        g.check(1_000 * MS, 1);
+        g.set_quota(faster, 1_100 * MS);
+        assert_eq!(g.state(1_100 * MS).remaining, 4);
     }
 
     #[test]

@@ -256,6 +256,13 @@ mod tests {
             Quota::new(1, Duration::MAX),
             Err(QuotaError::Period(_))
         ));
+        // The longest period is a hundred 365-day years, to the nanosecond.
+        let century = Duration::from_secs(3_153_600_000);
+        assert!(Quota::new(1, century).is_ok());
+        assert_eq!(
+            Quota::new(1, century + Duration::from_nanos(1)),
+            Err(QuotaError::Period(century + Duration::from_nanos(1)))
+        );
         assert!(matches!(
             Quota::per_second(2_000_000_000),
             Err(QuotaError::TooFast { .. })

@@ -207,3 +207,122 @@ fn a_refusal_carries_the_quota_in_force() {
         Some(q2)
     );
 }
+
+/// Keys spread over the shards: each shard holds its share of `max_keys`,
+/// so a limiter well below its bound forgets no key. (If every key landed
+/// in one shard, that shard's share would overflow and evict.)
+#[test]
+fn keys_spread_over_the_shards_and_the_whole_bound_is_usable() {
+    let clock = ManualClock::new();
+    let l = KeyedRateLimiter::builder("spread", Quota::per_hour(1).expect("valid"))
+        .shards(64)
+        .max_keys(64 * 64)
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    for key in 0..1024_u64 {
+        assert!(l.check(&key).is_ok());
+    }
+    // A quarter of the bound, four times one shard's share: every key is
+    // still held, and each is still spent.
+    assert_eq!(l.len(), 1024);
+    assert!((0..1024_u64).all(|key| l.check(&key).is_err()));
+}
+
+/// The evictions counted by `buttress_limit_keys_evicted_total`.
+fn evicted(snapshotter: &metrics_util::debugging::Snapshotter) -> u64 {
+    use metrics_util::debugging::DebugValue;
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) if key.key().name() == "buttress_limit_keys_evicted_total" => {
+                Some(n)
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// One shard of 16 keys, one token a second: every key checked owes a
+/// token for a second.
+fn one_shard(clock: &ManualClock) -> (KeyedRateLimiter<u64>, metrics_util::debugging::Snapshotter) {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let l = metrics::with_local_recorder(&recorder, || {
+        KeyedRateLimiter::builder("full", Quota::per_second(1).expect("valid"))
+            .shards(1)
+            .max_keys(16)
+            .clock(clock.clone())
+            .build()
+            .expect("valid")
+    });
+    (l, snapshotter)
+}
+
+#[test]
+fn a_full_shard_drops_refilled_keys_first_and_counts_them() {
+    let clock = ManualClock::new();
+    let (l, snapshotter) = one_shard(&clock);
+    for key in 0..8_u64 {
+        l.check(&key).expect("new key");
+    }
+    // One second later those eight have refilled, exactly.
+    clock.advance(Duration::from_secs(1));
+    for key in 100..108_u64 {
+        l.check(&key).expect("new key");
+    }
+    assert_eq!(l.len(), 16);
+    // Full: a new key drops the refilled ones, which carry nothing, and
+    // only them.
+    l.check(&200).expect("new key");
+    assert_eq!(l.len(), 9);
+    assert_eq!(evicted(&snapshotter), 8);
+    assert!(
+        (100..108_u64).all(|key| l.check(&key).is_err()),
+        "still spent"
+    );
+}
+
+#[test]
+fn a_full_shard_of_spent_keys_forgets_the_eighth_nearest_to_refilled() {
+    let clock = ManualClock::new();
+    let (l, snapshotter) = one_shard(&clock);
+    // Key i is spent at i ms, so it refills at 1 s + i ms.
+    for key in 0..16_u64 {
+        l.check(&key).expect("new key");
+        clock.advance(Duration::from_millis(1));
+    }
+    // Full and nothing refilled: down to seven eighths (14), the two that
+    // refill soonest forgotten, then the new key.
+    l.check(&99).expect("new key");
+    assert_eq!(l.len(), 15);
+    assert_eq!(evicted(&snapshotter), 2);
+    // Keys 2–15 and 99 are held, so the two forgotten are 0 and 1; key 0
+    // comes back with a fresh bucket.
+    assert!((2..16_u64).all(|key| l.check(&key).is_err()), "remembered");
+    assert!(l.check(&99).is_err(), "remembered");
+    assert!(l.check(&0).is_ok(), "forgotten: a fresh bucket");
+}
+
+#[test]
+fn retain_recent_drops_exactly_the_refilled_keys() {
+    let clock = ManualClock::new();
+    let (l, _) = one_shard(&clock);
+    for key in 0..4_u64 {
+        l.check(&key).expect("new key");
+    }
+    clock.advance(Duration::from_millis(500));
+    l.check(&10).expect("new key");
+    // At 1 s keys 0–3 have just refilled; key 10 owes half a token.
+    clock.advance(Duration::from_millis(500));
+    l.retain_recent();
+    assert_eq!(l.len(), 1);
+    assert!(!l.is_empty());
+    assert!(l.check(&10).is_err(), "key 10 is still spent");
+    // Half a second on, key 10 has refilled too: nothing is held.
+    clock.advance(Duration::from_millis(500));
+    l.retain_recent();
+    assert!(l.is_empty());
+}

@@ -291,6 +291,40 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    /// The labels are the `reason` and `stop` values of the metrics and
+    /// logs: dashboards and alerts match on them, so they are pinned here.
+    #[test]
+    fn reasons_and_stops_carry_their_labels() {
+        for (reason, label) in [
+            (RetryReason::Failure, "failure"),
+            (RetryReason::Timeout, "timeout"),
+            (RetryReason::RetryAfter, "retry_after"),
+        ] {
+            assert_eq!(reason.as_str(), label);
+            assert_eq!(reason.to_string(), label);
+        }
+        // Whether the caller gave up: stopped while the last failure could
+        // still have been retried.
+        for (stop, label, gave_up) in [
+            (Stop::Done, "done", false),
+            (Stop::NotRetryable, "not_retryable", false),
+            (Stop::MaxAttempts, "max_attempts", true),
+            (Stop::Deadline, "deadline", true),
+            (
+                Stop::RetryAfterPastDeadline,
+                "retry_after_past_deadline",
+                true,
+            ),
+            (Stop::RetryAfterTooLong, "retry_after_too_long", true),
+            (Stop::BudgetExhausted, "budget_exhausted", true),
+            (Stop::NotCloneable, "not_cloneable", true),
+        ] {
+            assert_eq!(stop.as_str(), label);
+            assert_eq!(stop.to_string(), label);
+            assert_eq!(stop.gave_up(), gave_up, "{label}");
+        }
+    }
+
     #[test]
     fn retries_until_the_attempt_limit() {
         let r = rules(3, None);
@@ -381,6 +415,18 @@ mod tests {
             Decision::Retry {
                 delay: secs(7),
                 reason: RetryReason::RetryAfter
+            }
+        );
+        // A hint no longer than the backoff's delay changes nothing: the
+        // backoff chose the wait, and the reason says so.
+        let mut b = Attempts::new();
+        b.start();
+        let same = FAIL.with_retry_after(Some(secs(1)));
+        assert_eq!(
+            b.decide(&r, same, false, secs(0), 0.0, || true),
+            Decision::Retry {
+                delay: secs(1),
+                reason: RetryReason::Failure
             }
         );
         a.start();

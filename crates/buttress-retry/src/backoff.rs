@@ -211,6 +211,31 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `delay` is public and `Backoff` can be built by hand, past the
+    /// policy's checks: whatever it is given, the delay lies between zero
+    /// and the cap, and nothing panics.
+    #[test]
+    fn any_input_gives_a_delay_between_zero_and_the_cap() {
+        let b = Backoff::FullJitter {
+            base: ms(100),
+            factor: 2.0,
+            max: ms(1_000),
+        };
+        // A `Random` of the user's may draw outside [0, 1): it is clamped.
+        assert_eq!(b.delay(3, Duration::ZERO, f64::NAN), Duration::ZERO);
+        assert_eq!(b.delay(3, Duration::ZERO, -0.5), Duration::ZERO);
+        assert_eq!(b.delay(3, Duration::ZERO, 7.0), ms(400));
+        // A negative factor (the policy refuses one) makes a negative
+        // delay of the formula: no wait, not the cap.
+        let negative = Backoff::Exponential {
+            base: ms(100),
+            factor: -2.0,
+            max: ms(1_000),
+        };
+        assert_eq!(negative.delay(2, Duration::ZERO, 0.5), Duration::ZERO);
+        assert_eq!(negative.delay(3, Duration::ZERO, 0.5), ms(400));
+    }
+
     #[test]
     fn exact_sequences_with_a_seeded_source() {
         let r = FixedRandom::new([0.5]);

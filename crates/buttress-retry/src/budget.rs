@@ -31,9 +31,7 @@ pub trait RetryBudget: Send + Sync + fmt::Debug + 'static {
     /// Asks for one retry; `true` grants (and spends) it.
     fn try_withdraw(&self, now: Instant) -> bool;
     /// An attempt finished: `true` for a success, `false` for a failure.
-    fn record(&self, success: bool) {
-        let _ = success;
-    }
+    fn record(&self, _success: bool) {}
 
     /// An original request was made, at about the time of the budget's
     /// most recent timed operation. Reading the clock is the largest cost
@@ -255,10 +253,9 @@ impl RatioBudget {
         let current = self.current.load(Ordering::Acquire);
         let start = current.saturating_mul(self.bucket_nanos);
         // Most calls fall in the newest slice: no division needed.
-        let slice = if t >= start && t - start < self.bucket_nanos {
-            current
-        } else {
-            t / self.bucket_nanos
+        let slice = match t.checked_sub(start) {
+            Some(into) if into < self.bucket_nanos => current,
+            _ => t / self.bucket_nanos,
         };
         self.bucket_of(slice)
     }
@@ -281,17 +278,21 @@ impl RatioBudget {
     fn rotate(&self, slice: u64) {
         let _guard = self.rotation.lock();
         let n = u64::from(BUCKETS);
-        let oldest_kept = (slice + 1).saturating_sub(n - 1);
+        // The window is the last `n` slices, up to `slice`: a bucket whose
+        // stamp (its slice + 1) is `n` or more below `slice + 1` has aged
+        // out. That includes whatever older slice held `slice`'s bucket.
         for b in self.buckets.iter() {
-            let s = b.stamp.load(Ordering::Acquire);
-            if s < oldest_kept {
+            if b.stamp.load(Ordering::Acquire) + n <= slice + 1 {
                 self.evict(b);
                 b.stamp.store(0, Ordering::Release);
             }
         }
+        // `slice`'s bucket is now empty, unless a caller that got the lock
+        // first already started it (or, with a later time, a newer slice).
         let b = &self.buckets[(slice % n) as usize];
-        let s = b.stamp.load(Ordering::Acquire);
-        if s < slice + 1 {
+        if b.stamp.load(Ordering::Acquire) == 0 {
+            // Empty it again: a deposit that found it before it expired
+            // may have landed since.
             self.evict(b);
             b.stamp.store(slice + 1, Ordering::Release);
         }

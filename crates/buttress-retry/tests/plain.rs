@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use buttress_core::{Clock, ManualClock};
 use buttress_retry::{
-    Backoff, LastError, RetryConfig, RetryPolicy, Stop, retry, retry_blocking_with,
+    Backoff, LastError, RetryClassifier, RetryConfig, RetryPolicy, Stop, retry, retry_blocking_with,
 };
 
 fn policy(max_attempts: u32) -> RetryPolicy {
@@ -191,6 +191,39 @@ fn a_policy_loads_from_json() {
     assert!(serde_json::from_str::<RetryConfig>(r#"{ "max_atempts": 4 }"#).is_err());
     let bad: RetryConfig = serde_json::from_str(r#"{ "max_attempts": 0 }"#).expect("parses");
     assert!(bad.validate().is_err());
+}
+
+/// A budget of the user's that implements only `deposit` and
+/// `try_withdraw` still hears of every request: the default
+/// `deposit_untimed` declines, and the policy deposits with the time.
+#[test]
+fn a_custom_budget_gets_a_deposit_for_every_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        deposits: AtomicUsize,
+    }
+    impl buttress_retry::RetryBudget for Counting {
+        fn deposit(&self, _: Instant) {
+            self.deposits.fetch_add(1, Ordering::SeqCst);
+        }
+        fn try_withdraw(&self, _: Instant) -> bool {
+            true
+        }
+    }
+    let budget = Arc::new(Counting::default());
+    let p = RetryPolicy::builder("custom")
+        .max_attempts(2)
+        .shared_budget(budget.clone())
+        .build()
+        .expect("valid");
+    for _ in 0..20 {
+        retry_blocking_with(&p, &RetryClassifier, |_| {}, || Ok::<_, &str>(())).expect("succeeds");
+    }
+    assert_eq!(budget.deposits.load(Ordering::SeqCst), 20);
 }
 
 #[cfg(feature = "tower")]
