@@ -2,7 +2,9 @@
 //! configuration loading.
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use buttress_core::{Clock, ManualClock};
 use buttress_retry::{
@@ -141,8 +143,6 @@ fn blocking_retry_with_a_manual_clock_never_sleeps() {
 #[cfg(feature = "tower")]
 #[tokio::test(start_paused = true)]
 async fn tower_retry_with_our_policy() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 
     let calls = Arc::new(AtomicUsize::new(0));
@@ -193,27 +193,26 @@ fn a_policy_loads_from_json() {
     assert!(bad.validate().is_err());
 }
 
+/// A budget of the user's that counts deposits and grants every retry.
+#[derive(Debug, Default)]
+struct Counting {
+    deposits: AtomicUsize,
+}
+
+impl buttress_retry::RetryBudget for Counting {
+    fn deposit(&self, _: Instant) {
+        self.deposits.fetch_add(1, Ordering::SeqCst);
+    }
+    fn try_withdraw(&self, _: Instant) -> bool {
+        true
+    }
+}
+
 /// A budget of the user's that implements only `deposit` and
 /// `try_withdraw` still hears of every request: the default
 /// `deposit_untimed` declines, and the policy deposits with the time.
 #[test]
 fn a_custom_budget_gets_a_deposit_for_every_request() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
-
-    #[derive(Debug, Default)]
-    struct Counting {
-        deposits: AtomicUsize,
-    }
-    impl buttress_retry::RetryBudget for Counting {
-        fn deposit(&self, _: Instant) {
-            self.deposits.fetch_add(1, Ordering::SeqCst);
-        }
-        fn try_withdraw(&self, _: Instant) -> bool {
-            true
-        }
-    }
     let budget = Arc::new(Counting::default());
     let p = RetryPolicy::builder("custom")
         .max_attempts(2)
@@ -229,23 +228,8 @@ fn a_custom_budget_gets_a_deposit_for_every_request() {
 #[cfg(feature = "tower")]
 #[tokio::test(start_paused = true)]
 async fn tower_retry_deposits_once_per_request() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
     use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-    #[derive(Debug, Default)]
-    struct Counting {
-        deposits: AtomicUsize,
-    }
-    impl buttress_retry::RetryBudget for Counting {
-        fn deposit(&self, _: Instant) {
-            self.deposits.fetch_add(1, Ordering::SeqCst);
-        }
-        fn try_withdraw(&self, _: Instant) -> bool {
-            true
-        }
-    }
     let budget = Arc::new(Counting::default());
     let p = RetryPolicy::builder("tower")
         .max_attempts(3)
