@@ -94,8 +94,13 @@ pub fn through<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::E
 /// A [`Routine`] that calls `op` once per iteration, inside a
 /// current-thread tokio runtime's context (entered for each batch, so that
 /// layers that start timers find one).
-pub fn routine(mut op: impl FnMut() + 'static) -> Routine {
-    let rt = current_thread();
+pub fn routine(op: impl FnMut() + 'static) -> Routine {
+    routine_on(current_thread(), op)
+}
+
+/// [`routine`] on a given runtime: for a case whose service was built on
+/// it (an executor spawns onto the runtime it was created in).
+pub fn routine_on(rt: tokio::runtime::Runtime, mut op: impl FnMut() + 'static) -> Routine {
     Box::new(move |iters| {
         let _guard = rt.enter();
         let start = Instant::now();
@@ -108,11 +113,19 @@ pub fn routine(mut op: impl FnMut() + 'static) -> Routine {
 
 /// A [`Routine`] that sends one request through `svc` per iteration
 /// ([`through`]: readiness, then the call).
-pub fn service_routine<S>(mut svc: S) -> Routine
+pub fn service_routine<S>(svc: S) -> Routine
 where
     S: Service<u64> + 'static,
 {
-    routine(move || {
+    service_routine_on(current_thread(), svc)
+}
+
+/// [`service_routine`] on a given runtime (see [`routine_on`]).
+pub fn service_routine_on<S>(rt: tokio::runtime::Runtime, mut svc: S) -> Routine
+where
+    S: Service<u64> + 'static,
+{
+    routine_on(rt, move || {
         let _ = std::hint::black_box(through(&mut svc, std::hint::black_box(1)));
     })
 }

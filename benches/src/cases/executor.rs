@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
-use crate::{Routine, current_thread, noop, through};
+use crate::{Routine, current_thread, noop, service_routine, service_routine_on};
 
 /// Tasks submitted before the batch is awaited.
 const BATCH: u64 = 1_000;
@@ -71,56 +71,33 @@ pub fn layer_task() -> Routine {
 
 /// One request through [`ExecutorLayer::in_place`]: it runs in the
 /// caller's task holding a running slot, on a current-thread runtime,
-/// driven with [`through`].
+/// driven with [`service_routine_on`].
 pub fn layer_in_place() -> Routine {
     let rt = current_thread();
-    let mut svc = ExecutorLayer::new(layer_executor(&rt), |_: &u64| 1)
+    let svc = ExecutorLayer::new(layer_executor(&rt), |_: &u64| 1)
         .in_place()
         .layer(noop());
-    Box::new(move |iters| {
-        let _in_runtime = rt.enter();
-        let start = Instant::now();
-        for i in 0..iters {
-            black_box(through(&mut svc, black_box(i)).is_ok());
-        }
-        start.elapsed()
-    })
+    service_routine_on(rt, svc)
 }
 
 /// One request through tower-resilience's bulkhead (rejection mode, no
-/// wait bound), on a current-thread runtime, driven with [`through`].
+/// wait bound), on a current-thread runtime, driven with [`service_routine`].
 pub fn tower_resilience_bulkhead() -> Routine {
     let layer = tower_resilience_bulkhead::BulkheadLayer::builder()
         .max_concurrent_calls(NOTHING_WAITS)
         .build()
         .expect("valid");
-    let rt = current_thread();
-    let mut svc = layer.layer(noop());
-    Box::new(move |iters| {
-        let _in_runtime = rt.enter();
-        let start = Instant::now();
-        for i in 0..iters {
-            black_box(through(&mut svc, black_box(i)).is_ok());
-        }
-        start.elapsed()
-    })
+    service_routine(layer.layer(noop()))
 }
 
 /// One request through tower's `ConcurrencyLimit`, on a current-thread
-/// runtime, driven with [`through`].
+/// runtime, driven with [`service_routine`].
 pub fn tower_concurrency_limit() -> Routine {
-    let rt = current_thread();
-    let mut svc = ServiceBuilder::new()
-        .concurrency_limit(NOTHING_WAITS)
-        .service(noop());
-    Box::new(move |iters| {
-        let _in_runtime = rt.enter();
-        let start = Instant::now();
-        for i in 0..iters {
-            black_box(through(&mut svc, black_box(i)).is_ok());
-        }
-        start.elapsed()
-    })
+    service_routine(
+        ServiceBuilder::new()
+            .concurrency_limit(NOTHING_WAITS)
+            .service(noop()),
+    )
 }
 
 fn submit_executor(rt: &Runtime) -> Executor {

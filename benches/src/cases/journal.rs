@@ -20,7 +20,7 @@ use buttress_journal::{Durability, Journal, JournalConfig, JournalLayer, events}
 use serde::Serialize;
 use tower::Layer;
 
-use crate::{Routine, TempDir, current_thread, noop, through};
+use crate::{Routine, TempDir, current_thread, noop, service_routine, through};
 
 /// The event the append and raw rows write: a ~240-byte JSON object, as a
 /// service's telemetry would be.
@@ -77,16 +77,7 @@ fn config() -> JournalConfig {
 /// The bare service: one request through `noop()` on a current-thread
 /// runtime, as the layer row runs it.
 pub fn noop_service() -> Routine {
-    let rt = current_thread();
-    let mut svc = noop();
-    Box::new(move |iters| {
-        let _entered = rt.enter();
-        let start = Instant::now();
-        for i in 0..iters {
-            let _ = std::hint::black_box(through(&mut svc, i));
-        }
-        start.elapsed()
-    })
+    service_routine(noop())
 }
 
 /// Requests the layer rows time between two waits for the writer: their
