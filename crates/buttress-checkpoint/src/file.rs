@@ -397,19 +397,11 @@ impl Inner {
         let mut out = Vec::with_capacity(gens.len());
         for &seq in gens.iter().rev() {
             let path = self.path(seq);
-            let bytes = match self.fs.metadata(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => Err(ReadError::from(e)),
-                // A FIFO or a device would block or never end.
-                Ok(meta) if !meta.is_file => Err(ReadError::NotAFile),
-                Ok(meta) if meta.len > self.max_bytes => Err(ReadError::TooLarge {
-                    len: meta.len,
-                    max_bytes: self.max_bytes,
-                }),
-                Ok(_) => match self.fs.read(&path) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    other => other.map_err(ReadError::from),
-                },
+            let bytes = match self.read_bounded(&path) {
+                // Gone since the listing (before or after its size was
+                // looked at): pruned, not damaged.
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other,
             };
             out.push(Candidate {
                 seq,
@@ -418,6 +410,22 @@ impl Inner {
             });
         }
         out
+    }
+
+    /// The bytes of a regular file of at most `max_bytes`.
+    fn read_bounded(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
+        let meta = self.fs.metadata(path)?;
+        // A FIFO or a device would block or never end.
+        if !meta.is_file {
+            return Err(ReadError::NotAFile);
+        }
+        if meta.len > self.max_bytes {
+            return Err(ReadError::TooLarge {
+                len: meta.len,
+                max_bytes: self.max_bytes,
+            });
+        }
+        Ok(self.fs.read(path)?)
     }
 
     fn latest_seq(&self) -> Result<u64, LoadError> {

@@ -305,6 +305,75 @@ async fn stale_temp_files_are_removed_on_open() {
     assert_eq!(load_state(&store).await.unwrap(), Some((1, state(1))));
 }
 
+/// Only the store's own names are its files: other files in the
+/// directory, even ones that look like its names, are neither read as a
+/// generation nor removed as a leftover temp file.
+#[tokio::test]
+async fn files_the_store_did_not_name_are_left_alone() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    let frame = fs.read(&store.path(1)).unwrap();
+    drop(store);
+    // A sequence that is not 20 digits, holding a valid frame; and a
+    // backup beside a generation, under another extension.
+    let short = dir().join("s.7.ckpt");
+    let backup = dir().join("s.00000000000000000001.bak");
+    for path in [&short, &backup] {
+        fs.create_new(path).unwrap().write_all(&frame).unwrap();
+    }
+    let store = open(&fs, 3);
+    assert_eq!(load_state(&store).await.unwrap(), Some((1, state(1))));
+    // Generation 1 is still the newest: 2 comes next, not 8.
+    save(&store, &Json, 2, &state(2)).await.unwrap();
+    assert_eq!(load_state(&store).await.unwrap(), Some((2, state(2))));
+    assert_eq!(fs.read(&short).unwrap(), frame);
+    assert_eq!(fs.read(&backup).unwrap(), frame);
+}
+
+/// Pruning an old generation happens after the save succeeded, so a
+/// failure is logged, not returned; a generation already gone is not a
+/// failure.
+#[test]
+fn a_generation_that_cannot_be_removed_is_logged_and_one_already_gone_is_not() {
+    use buttress_test_support::logs::warnings;
+
+    let fs = SimFs::new();
+    let store = open(&fs, 1);
+    store.save_blocking(&Json, 1, &state(1)).unwrap();
+    fs.remove_file(&store.path(1)).unwrap();
+    let ((), logged) = warnings(|| store.save_blocking(&Json, 2, &state(2)).unwrap());
+    assert!(logged.is_empty(), "{logged:?}");
+    fs.inject(Fault {
+        op: OpKind::Remove,
+        skip: 0,
+        kind: FaultKind::Io,
+    });
+    let ((), logged) = warnings(|| store.save_blocking(&Json, 3, &state(3)).unwrap());
+    assert_eq!(logged, ["could not remove an old checkpoint"]);
+    assert!(fs.metadata(&store.path(2)).is_ok(), "left in place");
+    // Left in place, it is a generation like any other again: if 3 is
+    // damaged, a load falls back to it.
+    damage(&fs, &store, 3, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+    });
+    let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.state), (2, state(2)));
+}
+
+/// A reader may start before any writer made the directory: it finds no
+/// checkpoint, not an error.
+#[tokio::test]
+async fn a_reader_of_a_directory_not_made_yet_finds_nothing() {
+    let fs = SimFs::new();
+    let reader = FileStore::open_read_only_with(Arc::new(fs.clone()), dir(), "s").unwrap();
+    assert_eq!(load_state(&reader).await.unwrap(), None);
+    let store = open(&fs, 3);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    assert_eq!(load_state(&reader).await.unwrap(), Some((1, state(1))));
+}
+
 /// Replaces generation `seq`'s bytes.
 fn damage(fs: &SimFs, store: &FileStore, seq: u64, f: impl FnOnce(&mut Vec<u8>)) {
     let path = store.path(seq);
@@ -554,6 +623,59 @@ async fn loads_pass_over_files_too_large_or_not_regular() {
     let loaded = load::<_, _, State>(&store, &Json).await.unwrap().unwrap();
     assert_eq!(loaded.seq, 1);
     assert_eq!(loaded.skipped.len(), 2);
+}
+
+#[tokio::test]
+async fn the_size_bound_admits_a_checkpoint_of_exactly_max_bytes() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    save(&store, &Json, 1, &state(1)).await.unwrap();
+    let len = fs.read(&store.path(1)).unwrap().len() as u64;
+    drop(store);
+    let with_max = |max_bytes| {
+        FileStore::open_with(
+            Arc::new(fs.clone()),
+            dir(),
+            "s",
+            FileStoreConfig::default().max_bytes(max_bytes),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        load_state(&with_max(len)).await.unwrap(),
+        Some((1, state(1)))
+    );
+    assert!(matches!(
+        load_state(&with_max(len - 1)).await,
+        Err(LoadError::NoValid { .. })
+    ));
+}
+
+/// A generation listed but gone when it is read (a writer pruned it in
+/// between; here, a link to nothing) is passed over in silence; one that
+/// cannot be examined (a link loop) is reported.
+#[cfg(unix)]
+#[test]
+fn a_vanished_generation_is_passed_over_and_an_unreadable_one_reported() {
+    use std::os::unix::fs::symlink;
+
+    let dir = buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "ckpt", "links");
+    let store = FileStore::open(&dir, "s", FileStoreConfig::default()).unwrap();
+    store.save_blocking(&Json, 1, &state(1)).unwrap();
+    symlink(dir.join("nothing"), store.path(2)).unwrap();
+    let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!((loaded.seq, loaded.skipped.len()), (1, 0));
+    symlink(store.path(3), store.path(3)).unwrap();
+    let loaded = store.load_blocking::<_, State>(&Json).unwrap().unwrap();
+    assert_eq!(loaded.seq, 1);
+    assert_eq!(loaded.skipped.len(), 1);
+    assert_eq!(loaded.skipped[0].seq, 3);
+    assert!(matches!(
+        &loaded.skipped[0].reason,
+        SkipReason::Unreadable(ReadError::Io(_))
+    ));
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! process to `kill -9` ([`process`]), and the check that a service
 //! (PostgreSQL, Redis) is there ([`services`]), the checks of the error
 //! convention ([`errors`]) and of refused configuration documents
-//! ([`config`]).
+//! ([`config`]), and the warnings code logs ([`logs`]).
 //!
 //! Not published: the crates list it under `[dev-dependencies]` by path
 //! only.
@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod errors;
+pub mod logs;
 pub mod mock;
 pub mod process;
 pub mod services;
