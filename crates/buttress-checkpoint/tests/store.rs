@@ -374,6 +374,36 @@ async fn a_reader_of_a_directory_not_made_yet_finds_nothing() {
     assert_eq!(load_state(&reader).await.unwrap(), Some((1, state(1))));
 }
 
+/// The raw candidates, as a backup or migration tool reads them: every
+/// generation newest first, its bytes as stored (damaged ones included,
+/// unchecked), which `put_blocking` copies to another store as they are.
+#[test]
+fn candidates_are_every_generation_newest_first_with_bytes_unchecked() {
+    let fs = SimFs::new();
+    let store = open(&fs, 3);
+    for n in 1..=3 {
+        store.save_blocking(&Json, n, &state(n)).unwrap();
+    }
+    damage(&fs, &store, 2, |bytes| bytes.truncate(5));
+    let candidates = store.candidates_blocking().unwrap();
+    let seqs: Vec<u64> = candidates.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [3, 2, 1]);
+    for c in &candidates {
+        let stored = fs.read(&store.path(c.seq)).unwrap();
+        assert_eq!(c.bytes.as_ref().unwrap(), &stored);
+    }
+    let fs_copy = SimFs::new();
+    let copy = open(&fs_copy, 3);
+    copy.put_blocking(3, candidates[0].bytes.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(
+        copy.load_blocking::<_, State>(&Json)
+            .unwrap()
+            .map(|l| l.state),
+        Some(state(3))
+    );
+}
+
 /// Replaces generation `seq`'s bytes.
 fn damage(fs: &SimFs, store: &FileStore, seq: u64, f: impl FnOnce(&mut Vec<u8>)) {
     let path = store.path(seq);
