@@ -209,11 +209,10 @@ impl State {
             .keys()
             .map(PathBuf::from)
             .collect();
-        let prefix_len = dir.components().count();
         names.extend(
             self.dirs
                 .keys()
-                .filter(|d| d.parent() == Some(dir) && d.components().count() == prefix_len + 1)
+                .filter(|d| d.parent() == Some(dir))
                 .filter_map(|d| d.file_name().map(PathBuf::from)),
         );
         Ok(names)
@@ -261,9 +260,8 @@ impl State {
                     .inodes
                     .get_mut(ino)
                     .ok_or_else(|| not_found(Path::new("inode")))?;
-                if inode.synced < inode.data.len() {
-                    inode.lost.push(inode.synced..inode.data.len());
-                }
+                // (An empty range, when all was synced, loses nothing.)
+                inode.lost.push(inode.synced..inode.data.len());
                 inode.synced = inode.data.len();
             }
             Op::Rename { from, to } => {
@@ -313,8 +311,9 @@ impl State {
             if crash.data != DataLoss::Keep {
                 for range in &inode.lost {
                     let end = range.end.min(inode.data.len());
-                    if range.start < end {
-                        inode.data[range.start..end].fill(0);
+                    // Nothing when the range now lies past the end.
+                    if let Some(lost) = inode.data.get_mut(range.start..end) {
+                        lost.fill(0);
                     }
                 }
             }

@@ -307,3 +307,126 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_log_holds_every_change_in_order_and_reads_add_nothing() {
+    use buttress_fs::Op;
+
+    let fs = setup();
+    let before = fs.log().len();
+    let path = dir().join("a");
+    let file = fs.create_new(&path).unwrap();
+    file.write_all(b"hi").unwrap();
+    file.sync_data().unwrap();
+    let _ = fs.read(&path).unwrap();
+    let ino = file.metadata().unwrap().id.ino;
+    assert_eq!(
+        fs.log()[before..],
+        [
+            Op::Create { path, ino },
+            Op::Write {
+                ino,
+                bytes: b"hi".to_vec()
+            },
+            Op::Sync { ino },
+        ]
+    );
+}
+
+#[test]
+fn cleared_faults_never_fire() {
+    let fs = setup();
+    let file = fs.create_new(&dir().join("a")).unwrap();
+    fs.inject(Fault {
+        op: OpKind::Sync,
+        skip: 0,
+        kind: FaultKind::Io,
+    });
+    fs.clear_faults();
+    file.write_all(b"data").unwrap();
+    file.sync_data().expect("no fault fires");
+    fs.sync_dir(dir()).unwrap();
+    assert_eq!(
+        fs.crash(Crash::POWER_LOSS).read(&dir().join("a")).unwrap(),
+        b"data"
+    );
+}
+
+/// Every data-loss kind with every directory-loss kind, once each.
+#[test]
+fn every_crash_kind_is_listed_once() {
+    let mut seen = std::collections::HashSet::new();
+    for crash in Crash::ALL {
+        assert!(seen.insert((crash.data, crash.dirs)), "{crash:?} twice");
+    }
+    for data in [
+        DataLoss::Keep,
+        DataLoss::Drop,
+        DataLoss::Zero,
+        DataLoss::Torn,
+    ] {
+        for dirs in [DirLoss::LoseUnsynced, DirLoss::KeepAll] {
+            assert!(seen.contains(&(data, dirs)), "{data:?} {dirs:?} missing");
+        }
+    }
+}
+
+/// A listing holds the directory's files and its own subdirectories, not
+/// those of its subdirectories or of its siblings.
+#[test]
+fn a_listing_holds_files_and_direct_subdirectories_only() {
+    let fs = setup();
+    fs.create_dir_all(&dir().join("sub/deeper")).unwrap();
+    fs.create_dir_all(Path::new("/other/x")).unwrap();
+    fs.create_new(&dir().join("f")).unwrap();
+    let mut names = fs.list(dir()).unwrap();
+    names.sort();
+    assert_eq!(names, [PathBuf::from("f"), PathBuf::from("sub")]);
+    let mut root = fs.list(Path::new("/")).unwrap();
+    root.sort();
+    assert_eq!(root, [PathBuf::from("d"), PathBuf::from("other")]);
+}
+
+/// As with `flock`, a handle that holds its lock may ask again: `lock`
+/// returns and `try_lock` says yes.
+#[test]
+fn the_holder_may_lock_again() {
+    let fs = setup();
+    let a = fs.open_append(&dir().join("lock"), true).unwrap();
+    a.lock().unwrap();
+    a.lock().unwrap();
+    assert!(a.try_lock().unwrap());
+}
+
+/// A waiter does not get the lock while another handle holds it. (It is
+/// watched for a while after it starts waiting; the holder then releases
+/// and the waiter gets it.)
+#[test]
+fn a_waiter_waits_for_the_holder() {
+    use std::sync::mpsc;
+
+    let fs = setup();
+    let path = dir().join("lock");
+    let a = fs.open_append(&path, true).unwrap();
+    a.lock().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let fs2 = fs.clone();
+    let t = std::thread::spawn(move || {
+        let b = fs2.open_append(&path, false).unwrap();
+        tx.send("waiting").unwrap();
+        b.lock().unwrap();
+        tx.send("locked").unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), "waiting");
+    for _ in 0..100_000 {
+        assert!(
+            rx.try_recv().is_err(),
+            "locked while another handle held it"
+        );
+        assert!(a.try_lock().unwrap(), "the holder still holds it");
+        std::thread::yield_now();
+    }
+    a.unlock().unwrap();
+    assert_eq!(rx.recv().unwrap(), "locked");
+    t.join().unwrap();
+}
