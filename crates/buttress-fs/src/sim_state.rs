@@ -115,16 +115,13 @@ impl Crash {
             DataLoss::Zero,
             DataLoss::Torn,
         ];
+        const R: [DirLoss; 2] = [DirLoss::LoseUnsynced, DirLoss::KeepAll];
         let mut all = [Crash::PROCESS_KILL; 8];
         let mut i = 0;
         while i < 8 {
             all[i] = Crash {
                 data: D[i / 2],
-                dirs: if i % 2 == 0 {
-                    DirLoss::LoseUnsynced
-                } else {
-                    DirLoss::KeepAll
-                },
+                dirs: R[i % 2],
             };
             i += 1;
         }

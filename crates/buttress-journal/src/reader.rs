@@ -141,7 +141,8 @@ struct Open {
     read_offset: u64,
 }
 
-const CHUNK: usize = 64 * 1024;
+/// How much of a plain file one read takes (64 KiB).
+const CHUNK: usize = 1 << 16;
 
 /// Reads a journal's records in order from a cursor on.
 ///

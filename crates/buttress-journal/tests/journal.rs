@@ -825,3 +825,106 @@ fn an_event_that_appends_while_it_is_serialized_is_written_after_its_inner_appen
     assert_eq!(read, vec![0, 100, 1, 101, 2, 102]);
     journal.close().unwrap();
 }
+
+/// An event that does not compress: a compressed file of these is larger
+/// than any buffer the decoder reads with, so it is read in many pieces.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Noise {
+    s: u32,
+    hex: String,
+}
+
+impl Noise {
+    fn new(s: u32) -> Noise {
+        // xorshift64 seeded by `s`: the same text for the same `s`.
+        let mut x = u64::from(s).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let hex = (0..32)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{x:016x}")
+            })
+            .collect();
+        Noise { s, hex }
+    }
+}
+
+#[test]
+fn large_compressed_files_read_back_whole() {
+    let fs = SimFs::new();
+    let config = JournalConfig::default()
+        .rotate_bytes(Some(256 << 10))
+        .compression(Compression::Gzip)
+        .durability(Durability::Buffered);
+    let journal = open_sim(&fs, config);
+    for s in 0..1_500 {
+        journal.append_blocking(&Noise::new(s)).unwrap();
+    }
+    journal.close().unwrap();
+    let largest_gz = fs
+        .list(sim_dir())
+        .unwrap()
+        .iter()
+        .filter(|n| n.to_string_lossy().ends_with(".jsonl.gz"))
+        .map(|n| fs.metadata(&sim_dir().join(n)).unwrap().len)
+        .max()
+        .unwrap();
+    assert!(largest_gz > 100 << 10, "{largest_gz} bytes");
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    let mut s = 0;
+    while let Some(record) = reader.next_record::<Noise>().unwrap() {
+        assert_eq!(record.event, Noise::new(s));
+        s += 1;
+    }
+    assert_eq!(s, 1_500);
+    assert_eq!(reader.stats().corrupt_records, 0);
+}
+
+/// A journal directory that is not a directory is an error for a reader,
+/// not an empty journal (only a directory not made yet is that).
+#[test]
+fn a_reader_of_a_path_that_is_not_a_directory_gets_an_error() {
+    let base = real_dir("not-a-dir");
+    let file = base.join("journal");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let mut reader = JournalReader::open(&file, "t").unwrap();
+    assert!(reader.next_record::<Ev>().is_err());
+    let mut missing = JournalReader::open(base.join("not-yet"), "t").unwrap();
+    assert!(missing.next_record::<Ev>().unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_cursor_prints_as_file_then_offset() {
+    assert_eq!(
+        Cursor {
+            file: 3,
+            offset: 4096
+        }
+        .to_string(),
+        "3:4096"
+    );
+}
+
+/// `next_raw` hands out each record's event bytes, as written, with the
+/// cursor after it, without decoding them.
+#[test]
+fn raw_records_are_the_event_bytes_in_order_with_their_cursors() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    for s in 0..3 {
+        journal.append_blocking(&Ev::new(0, 0, s, 10)).unwrap();
+    }
+    journal.close().unwrap();
+    let mut reader = JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t");
+    let mut previous = Cursor::START;
+    for s in 0..3 {
+        let (bytes, cursor) = reader.next_raw().unwrap().expect("a record");
+        assert_eq!(bytes, serde_json::to_vec(&Ev::new(0, 0, s, 10)).unwrap());
+        assert_eq!(cursor.file, 1);
+        assert!(cursor.offset > previous.offset);
+        previous = cursor;
+    }
+    assert!(reader.next_raw().unwrap().is_none());
+}
