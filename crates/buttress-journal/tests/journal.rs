@@ -928,3 +928,27 @@ fn raw_records_are_the_event_bytes_in_order_with_their_cursors() {
     }
     assert!(reader.next_raw().unwrap().is_none());
 }
+
+/// A line longer than the reader's `max_record_bytes` is skipped without
+/// being held, counted as one corrupt record of exactly its bytes (its
+/// newline included), and reading goes on after it.
+#[test]
+fn a_line_too_long_is_skipped_and_counted_to_the_byte() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    let big = Ev::new(0, 0, 1, 200_000);
+    journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
+    journal.append_blocking(&big).unwrap();
+    journal.append_blocking(&Ev::new(0, 0, 2, 10)).unwrap();
+    journal.close().unwrap();
+    let mut reader =
+        JournalReader::with_fs(fs_arc(&fs), sim_dir(), "t").max_record_bytes(100 << 10);
+    let mut seen = Vec::new();
+    while let Some(record) = reader.next_record::<Ev>().unwrap() {
+        seen.push(record.event.s);
+    }
+    assert_eq!(seen, [0, 2]);
+    let stats = reader.stats();
+    assert_eq!(stats.corrupt_records, 1);
+    assert_eq!(stats.corrupt_bytes, record_line(&big).len() as u64);
+}
