@@ -84,12 +84,15 @@ fn per_iter(r: &mut Routine, iters: u64) -> f64 {
 
 /// Iterations that take about `target`, at least `min`: doubles from `min`
 /// until a run takes a tenth of the target (which also warms the routine
-/// up), then scales.
+/// up), then scales by the faster of that run and one more of the same
+/// size, so that one run slowed by the machine (a descheduled thread)
+/// does not set a sample of too few iterations for the whole measurement.
 fn calibrate(r: &mut Routine, target: Duration, min: u64) -> u64 {
     let mut n = min.max(1);
     loop {
-        let t = r(n);
+        let mut t = r(n);
         if t >= target / 10 || n >= 1 << 40 {
+            t = t.min(r(n));
             let per = t.as_nanos().max(1) as f64 / n as f64;
             let want = target.as_nanos() as f64 / per;
             return (want as u64).max(min.max(1));
@@ -120,5 +123,20 @@ mod tests {
         let mut r: Routine = Box::new(Duration::from_micros);
         assert_eq!(calibrate(&mut r, Duration::from_millis(4), 1), 4_000);
         assert_eq!(calibrate(&mut r, Duration::from_millis(4), 10_000), 10_000);
+    }
+
+    #[test]
+    fn one_slow_run_does_not_set_the_sample() {
+        // 1 µs an iteration, but the first run that reaches a tenth of the
+        // target (512 iterations) is descheduled for 40 ms.
+        let mut slowed = false;
+        let mut r: Routine = Box::new(move |n| {
+            if n == 512 && !slowed {
+                slowed = true;
+                return Duration::from_millis(40);
+            }
+            Duration::from_micros(n)
+        });
+        assert_eq!(calibrate(&mut r, Duration::from_millis(4), 1), 4_000);
     }
 }

@@ -89,7 +89,14 @@ pub fn main() -> i32 {
         let mut outcome = g.check.judge(&figures);
         let mut reruns = 0;
         if outcome == Outcome::Fail {
-            println!("  {}: over its gate; measuring again", g.id);
+            println!(
+                "  {}: over its gate ({:.3} against {:.3}, ours {:.1} ns, anchor {:.1} ns); measuring again",
+                g.id,
+                g.check.value(&figures),
+                g.check.limit().unwrap_or(f64::NAN),
+                figures.ours,
+                figures.anchor
+            );
             figures = measure(&g, &settings);
             outcome = g.check.judge(&figures);
             reruns = 1;
