@@ -287,9 +287,14 @@ impl JournalReader {
         }
     }
 
-    /// Lines longer than this are skipped as corrupt. Default: the
-    /// journal's default `max_record_bytes` (1 MiB); set it to the writer's.
-    /// Values below the smallest record are raised to it.
+    /// The most the reader holds of one line whose end it has not read
+    /// yet. Once it has read this many bytes of a line without finding
+    /// its newline, the line is longer than any record a writer with the
+    /// same `max_record_bytes` writes (a record's length counts its
+    /// newline): it is skipped to its end without being held, and counted
+    /// as one corrupt record of all its bytes. Default: the journal's
+    /// default `max_record_bytes` (1 MiB); set it to the writer's. Values
+    /// below the smallest record (an event of one byte) are raised to it.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -518,9 +523,9 @@ impl JournalReader {
         };
         open.buf_offset += self.pos as u64;
         self.pos = 0;
-        if self.buf.len() > self.max_record {
-            // Too long to be a record: skip to the end of the line without
-            // holding it.
+        if self.buf.len() >= self.max_record {
+            // With its newline still to come, longer than a record can be:
+            // skip to the end of the line without holding it.
             self.stats.corrupt_bytes += self.buf.len() as u64;
             open.buf_offset += self.buf.len() as u64;
             self.buf.clear();

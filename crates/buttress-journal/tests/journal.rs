@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use buttress_core::ManualClock;
@@ -14,6 +12,7 @@ use buttress_journal::{
     AppendError, Compression, Cursor, Durability, Journal, JournalConfig, JournalReader, OpenError,
     Overflow,
 };
+use support::interleave::{At, Interleave};
 use support::{Ev, open_sim, read_all, real_dir, record_line, sim_dir};
 
 fn fs_arc(fs: &SimFs) -> Arc<dyn Fs> {
@@ -348,93 +347,6 @@ fn an_overlong_torn_tail_with_no_writer_left_is_counted_and_skipped() {
     assert_eq!(reader.unprocessed_bytes().unwrap(), 0);
 }
 
-/// Hands out read handles whose first lock probe lets "another process"
-/// finish the record it was writing, and unlock, just before the probe:
-/// the race between a reader's last read and its probe.
-#[derive(Debug, Clone)]
-struct FinishBeforeProbe {
-    fs: SimFs,
-    pending: Pending,
-}
-
-/// The writer's handle (holding the lock) and the rest of its record.
-type Pending = Arc<Mutex<Option<(Box<dyn File>, Vec<u8>)>>>;
-
-#[derive(Debug)]
-struct ProbedFile {
-    file: Box<dyn File>,
-    pending: Pending,
-}
-
-impl Fs for FinishBeforeProbe {
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn File>> {
-        self.fs.create_new(path)
-    }
-    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn File>> {
-        self.fs.open_append(path, create)
-    }
-    fn open_read(&self, path: &Path) -> io::Result<Box<dyn File>> {
-        Ok(Box::new(ProbedFile {
-            file: self.fs.open_read(path)?,
-            pending: self.pending.clone(),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.fs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.fs.remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.fs.sync_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.fs.create_dir_all(dir)
-    }
-    fn metadata(&self, path: &Path) -> io::Result<buttress_fs::Metadata> {
-        self.fs.metadata(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.fs.list(dir)
-    }
-}
-
-impl File for ProbedFile {
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.file.sync_all()
-    }
-    fn lock(&self) -> io::Result<()> {
-        self.file.lock()
-    }
-    fn try_lock(&self) -> io::Result<bool> {
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((writer, rest)) = pending {
-            writer.write_all(&rest)?;
-            writer.unlock()?;
-        }
-        self.file.try_lock()
-    }
-    fn unlock(&self) -> io::Result<()> {
-        self.file.unlock()
-    }
-    fn metadata(&self) -> io::Result<buttress_fs::Metadata> {
-        self.file.metadata()
-    }
-}
-
 #[test]
 fn a_record_finished_between_the_last_read_and_the_probe_is_read_not_skipped() {
     let fs = SimFs::new();
@@ -442,15 +354,18 @@ fn a_record_finished_between_the_last_read_and_the_probe_is_read_not_skipped() {
     journal.append_blocking(&Ev::new(0, 0, 0, 10)).unwrap();
     journal.close().unwrap();
     let (writer, rest) = half_written(&fs, 1, 30, true);
-    let racy = FinishBeforeProbe {
-        fs: fs.clone(),
-        pending: Arc::new(Mutex::new(Some((writer, rest)))),
-    };
+    // "Another process" finishes its record and unlocks just before the
+    // reader's probe: the race between its last read and the probe.
+    let racy = Interleave::new(&fs, At::Probe);
+    racy.arm(move || {
+        writer.write_all(&rest)?;
+        writer.unlock()
+    });
     let mut reader = JournalReader::with_fs(Arc::new(racy.clone()), sim_dir(), "t");
     let seen: Vec<u32> = std::iter::from_fn(|| reader.next_record::<Ev>().unwrap())
         .map(|r| r.event.s)
         .collect();
-    assert!(racy.pending.lock().unwrap().is_none(), "the probe ran");
+    assert!(racy.ran(), "the probe ran");
     assert_eq!(seen, vec![0, 1]);
     assert_eq!(reader.stats().corrupt_records, 0);
     assert_eq!(reader.unprocessed_bytes().unwrap(), 0);

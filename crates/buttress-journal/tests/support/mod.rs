@@ -1,6 +1,8 @@
 //! Helpers shared by the journal's tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod interleave;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
