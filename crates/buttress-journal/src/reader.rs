@@ -141,6 +141,11 @@ struct Open {
     read_offset: u64,
 }
 
+/// The shortest gzip file: a 10-byte header, the 2-byte deflate of
+/// nothing, and the 8-byte trailer, whose last 4 bytes are the
+/// uncompressed size.
+const GZIP_MIN_LEN: u64 = 20;
+
 /// How much of a plain file one read takes (64 KiB).
 const CHUNK: usize = 1 << 16;
 
@@ -488,7 +493,9 @@ impl JournalReader {
                 continue;
             }
             if std::mem::take(&mut self.skipping) {
-                self.corrupt(end - start + 1);
+                // The buffer was emptied when the skip began, so the
+                // line's rest is all of it up to here.
+                self.corrupt(self.pos);
                 continue;
             }
             let line = &self.buf[start..end];
@@ -701,24 +708,25 @@ impl JournalReader {
         let mut before = None;
         let source = if segment.compressed {
             let mut decoder = GzDecoder::new(SeamRead { file, offset: 0 });
-            // Skip to the cursor in the uncompressed stream. A file that
-            // does not decompress that far is damaged (or the cursor is
-            // past its end): nothing more is read from it.
-            let skip = offset.saturating_sub(1);
-            let mut last = [0u8];
-            let skipped =
-                io::copy(&mut (&mut decoder).take(skip), &mut io::sink()).and_then(|n| match n {
-                    _ if n < skip => Ok(false),
-                    _ if offset == 0 => Ok(true),
-                    _ => match decoder.read_exact(&mut last) {
+            // Skip to the cursor in the uncompressed stream. A cursor past
+            // the end of the file (its last byte not there to read) reads
+            // nothing more from it; a file that does not decompress is
+            // damaged, and counted.
+            let skipped = if offset == 0 {
+                Ok(true)
+            } else {
+                let mut last = [0u8];
+                io::copy(&mut (&mut decoder).take(offset - 1), &mut io::sink()).and_then(|_| {
+                    match decoder.read_exact(&mut last) {
                         Ok(()) => {
                             before = Some(last[0]);
                             Ok(true)
                         }
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
                         Err(e) => Err(e),
-                    },
-                });
+                    }
+                })
+            };
             match skipped {
                 Ok(true) => Source::Gzip(Box::new(decoder)),
                 Ok(false) => Source::Broken,
@@ -794,9 +802,12 @@ impl JournalReader {
         Ok(total)
     }
 
+    /// A file's size; a compressed file's uncompressed size, from its
+    /// trailer. A compressed file too short to be gzip is damaged: its own
+    /// length is what is left of it.
     fn size(&self, segment: Segment, path: &Path) -> io::Result<u64> {
         let len = self.fs.metadata(path)?.len;
-        if !segment.compressed || len < 4 {
+        if !segment.compressed || len < GZIP_MIN_LEN {
             return Ok(len);
         }
         let file = self.fs.open_read(path)?;

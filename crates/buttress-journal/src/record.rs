@@ -42,10 +42,10 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     // the value. A record must be one line: readers split on newlines, and
     // the queue counts records by them.
     let body = &mut buf[start + PREFIX_LEN..];
-    let mut from = 0;
-    while let Some(at) = memchr::memchr(b'\n', &body[from..]) {
-        body[from + at] = b' ';
-        from += at + 1;
+    if memchr::memchr(b'\n', body).is_some() {
+        for byte in body.iter_mut().filter(|b| **b == b'\n') {
+            *byte = b' ';
+        }
     }
     let crc = crc32c::crc32c(&buf[start + PREFIX_LEN..]);
     let hex = &mut buf[start + HEAD.len()..start + HEAD.len() + 8];
@@ -73,7 +73,8 @@ pub(crate) fn decode(line: &[u8]) -> Option<&[u8]> {
             b'a'..=b'f' => digit - b'a' + 10,
             _ => return None,
         };
-        crc = crc << 4 | u32::from(v);
+        // The shift leaves the low four bits zero: adding is or-ing.
+        crc = (crc << 4) + u32::from(v);
     }
     let event = &line[PREFIX_LEN..line.len() - 1];
     (crc32c::crc32c(event) == crc).then_some(event)
@@ -84,16 +85,11 @@ pub(crate) fn decode(line: &[u8]) -> Option<&[u8]> {
 /// torn or zero-filled and a whole record follows. Returns the offset of
 /// the record in `line` and its event bytes.
 pub(crate) fn resync(line: &[u8]) -> Option<(usize, &[u8])> {
-    let finder = memchr::memmem::Finder::new(HEAD);
-    let mut from = 1;
-    while from < line.len() {
-        let at = from + finder.find(&line[from..])?;
-        if let Some(event) = decode(&line[at..]) {
-            return Some((at, event));
-        }
-        from = at + 1;
-    }
-    None
+    // A head cannot overlap another (`{` occurs in it only first), so the
+    // non-overlapping matches are all of them.
+    memchr::memmem::find_iter(line.get(1..)?, HEAD)
+        .map(|at| at + 1)
+        .find_map(|at| decode(&line[at..]).map(|event| (at, event)))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use buttress_fs::{File, Fs, SimFs};
-use buttress_journal::{JournalReader, ReadStats};
+use buttress_journal::{Cursor, JournalReader, ReadStats};
 use support::interleave::{At, Interleave};
 use support::{record_line, sim_dir};
 
@@ -195,4 +195,41 @@ fn a_record_finished_before_the_file_was_sealed_is_read() {
     assert!(racy.ran());
     assert_eq!(seen, [2, 3]);
     assert_eq!(reader.stats(), stats(3, 0, 0));
+}
+
+/// A reader resumed from the cursor saved past a torn fragment, after a
+/// new writer sealed the fragment with a newline: the seal is not a
+/// record, corrupt or not. (The byte before the cursor tells the reader
+/// where it stands.)
+#[test]
+fn a_reader_resumed_past_a_torn_fragment_takes_its_seal_for_nothing() {
+    let fs = SimFs::new();
+    let w = writer(&fs, 1);
+    w.write_all(&record_line(&1u32)).unwrap();
+    w.write_all(b"{\"crc32c\":\"0").unwrap();
+    drop(w);
+    let mut first = reader(&fs, 1 << 20);
+    assert_eq!(first.next_record::<u32>().unwrap().map(|r| r.event), Some(1));
+    assert!(first.next_record::<u32>().unwrap().is_none());
+    assert_eq!(first.stats(), stats(1, 1, 12));
+    let saved = first.cursor();
+
+    let w = writer(&fs, 1);
+    w.write_all(b"\n").unwrap();
+    w.write_all(&record_line(&2u32)).unwrap();
+    let mut resumed = reader(&fs, 1 << 20);
+    resumed.seek(saved);
+    assert_eq!(resumed.next_record::<u32>().unwrap().map(|r| r.event), Some(2));
+    assert_eq!(resumed.stats(), stats(1, 0, 0));
+
+    // Resumed after a whole record instead, an empty line is one corrupt
+    // byte.
+    let after_first = Cursor {
+        file: 1,
+        offset: record_line(&1u32).len() as u64,
+    };
+    let mut resumed = reader(&fs, 1 << 20);
+    resumed.seek(after_first);
+    assert_eq!(resumed.next_record::<u32>().unwrap().map(|r| r.event), Some(2));
+    assert_eq!(resumed.stats(), stats(1, 1, 13));
 }

@@ -17,11 +17,20 @@ pub enum At {
     /// Just before the first directory listing after [`Interleave::arm`]:
     /// between the reader's last read of a file and its look for a newer one.
     List,
+    /// Just before the first open for reading: between the listing that
+    /// named a file and its open.
+    Open,
+    /// Just before the first read of an open file.
+    Read,
+    /// Just before the first `metadata` of a path: between a listing that
+    /// named a file and a look at its size.
+    Metadata,
 }
 
 type Action = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
-/// Delegates to a [`SimFs`]; runs its armed action once, at [`At`].
+/// Delegates to a [`SimFs`]; runs its armed action once, at [`At`]. An
+/// action that fails makes the operation fail with its error.
 #[derive(Clone)]
 pub struct Interleave {
     fs: SimFs,
@@ -74,6 +83,7 @@ impl Fs for Interleave {
         self.fs.open_append(path, create)
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn File>> {
+        self.fire(At::Open)?;
         Ok(Box::new(Probed {
             file: self.fs.open_read(path)?,
             fs: self.clone(),
@@ -92,6 +102,7 @@ impl Fs for Interleave {
         self.fs.create_dir_all(dir)
     }
     fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.fire(At::Metadata)?;
         self.fs.metadata(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -100,7 +111,7 @@ impl Fs for Interleave {
     }
 }
 
-/// A read handle whose lock probe runs an [`At::Probe`] action first.
+/// A read handle whose lock probe and reads run their actions first.
 #[derive(Debug)]
 struct Probed {
     file: Box<dyn File>,
@@ -112,6 +123,7 @@ impl File for Probed {
         self.file.write(buf)
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.fs.fire(At::Read)?;
         self.file.read_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
