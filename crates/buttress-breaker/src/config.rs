@@ -514,16 +514,15 @@ fn check_threshold(field: &'static str, value: Option<f64>) -> Result<(), Config
     }
 }
 
-/// The smallest count `k` of `n` probes with `k / n ≥ rate`.
+/// The smallest count `k` of `n` probes with `k / n ≥ rate`, found by the
+/// same comparison the closed state makes (`ceil(rate × n)` can be one too
+/// many: 0.14 × 50 = 7.000000000000001). A search, at configuration time
+/// only, over at most 100,000 permits.
 fn probes_reaching(rate: f64, n: u32) -> u32 {
-    // rate ∈ (0, 1] so k ∈ [1, n]. `ceil(rate × n)` can round up one too
-    // many (0.14 × 50 = 7.000000000000001), so step down while the same
-    // comparison the closed state uses, k / n ≥ rate, still holds.
-    let mut k = ((rate * f64::from(n)).ceil() as u32).clamp(1, n);
-    while k > 1 && f64::from(k - 1) / f64::from(n) >= rate {
-        k -= 1;
-    }
-    k
+    // rate ∈ (0, 1], so n itself always reaches it.
+    (1..n)
+        .find(|&k| f64::from(k) / f64::from(n) >= rate)
+        .unwrap_or(n)
 }
 
 impl Rules {
@@ -763,6 +762,63 @@ mod tests {
         );
         // Every error has a message naming the problem.
         assert!(ConfigError::NoTripRule.to_string().contains("trip rule"));
+    }
+
+    /// The longest duration a config takes is a hundred 365-day years,
+    /// exactly: one nanosecond more is refused, for a period and for a
+    /// time window alike.
+    #[test]
+    fn durations_are_bounded_at_a_hundred_years_exactly() {
+        let d = BreakerConfig::default;
+        let longest = Duration::from_secs(100 * 365 * 86_400);
+        let over = longest + Duration::from_nanos(1);
+        d().open(OpenDuration::fixed(longest))
+            .validate()
+            .expect("the bound itself");
+        assert_eq!(
+            err(d().open(OpenDuration::fixed(over))),
+            ConfigError::Duration {
+                field: "open.duration",
+                value: over
+            }
+        );
+        let window = |duration| Window::Time {
+            duration,
+            buckets: 10,
+        };
+        d().window(window(longest))
+            .validate()
+            .expect("the bound itself");
+        assert!(matches!(
+            err(d().window(window(over))),
+            ConfigError::TimeWindow { .. }
+        ));
+    }
+
+    #[test]
+    fn window_bounds_are_exact() {
+        let d = BreakerConfig::default;
+        d().window(Window::Count { size: 1_000_000 })
+            .validate()
+            .expect("the largest count window");
+        assert_eq!(
+            err(d().window(Window::Count { size: 1_000_001 })),
+            ConfigError::WindowSize(1_000_001)
+        );
+        let time = |buckets| Window::Time {
+            duration: Duration::from_secs(1_000),
+            buckets,
+        };
+        d().window(time(1_000))
+            .validate()
+            .expect("the most buckets");
+        d().window(time(1)).validate().expect("one bucket");
+        for bad in [0, 1_001] {
+            assert!(matches!(
+                err(d().window(time(bad))),
+                ConfigError::TimeWindow { buckets, .. } if buckets == bad
+            ));
+        }
     }
 
     #[test]

@@ -326,3 +326,20 @@ fn a_measured_duration_counts_whole() {
         .record_elapsed(Outcome::Ignored, Duration::from_secs(3));
     assert_eq!(fast.snapshot().slow_calls, 0);
 }
+
+/// Without a slow-call rule no call is slow, however long it took: the
+/// window's slow count stays at zero.
+#[test]
+fn without_a_slow_call_rule_no_call_is_slow() {
+    let b = CircuitBreaker::builder("untimed")
+        .count_window(2)
+        .minimum_calls(2)
+        .clock(ManualClock::new())
+        .build()
+        .expect("valid");
+    b.try_acquire()
+        .expect("closed")
+        .record_elapsed(Outcome::Success, Duration::from_secs(24 * 3600));
+    let snap = b.snapshot();
+    assert_eq!((snap.calls, snap.slow_calls), (1, 0));
+}

@@ -147,15 +147,6 @@ impl<J> Starts<J> {
             self.rest.push(start);
         }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    #[cfg(all(test, loom))]
-    pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
 }
 
 impl<J> IntoIterator for Starts<J> {
@@ -281,7 +272,7 @@ impl<J, C> Core<J, C> {
             first: None,
             rest: Vec::new(),
         };
-        while s.running.len < max_running && s.queue.len() > 0 {
+        while s.running.len < max_running {
             let Some(mut entry) = s.queue.pop(now) else {
                 break;
             };
@@ -430,11 +421,6 @@ impl<J, C> Core<J, C> {
             accepting: s.accepting,
         }
     }
-
-    #[cfg(all(test, loom))]
-    pub(crate) fn running_count(&self) -> usize {
-        self.state.0.lock().running.len
-    }
 }
 
 /// What an executor holds now.
@@ -453,4 +439,61 @@ pub struct Snapshot {
     pub history: Vec<TaskRecord>,
     /// Whether it accepts new tasks.
     pub accepting: bool,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn core(max_queued: usize, max_queued_per_priority: Option<usize>) -> Core<u32, ()> {
+        let bounds = Bounds {
+            max_queued,
+            max_queued_per_priority,
+            max_running: 1,
+            history: 0,
+        };
+        Core::new(bounds, None)
+    }
+
+    /// A slot freed between `start_now`'s "queue it" and `submit`: the
+    /// task starts at once, so no queue bound refuses it, not even a queue
+    /// of size zero; the next one finds the slot taken and no room.
+    #[test]
+    fn a_task_that_starts_at_once_is_not_held_to_the_queue_bounds() {
+        for (max_queued, per_priority) in [(0, None), (10, Some(0))] {
+            let core = core(max_queued, per_priority);
+            let now = Instant::now();
+            let (_, _, outcome) = core.submit(0, 7, now, true, |_| ()).expect("a free slot");
+            let jobs: Vec<u32> = outcome.starts.into_iter().map(|s| s.entry.job).collect();
+            assert_eq!(jobs, [7]);
+            assert!(matches!(
+                core.submit(0, 8, now, true, |_| ()),
+                Err(Refused::Full(_, 8))
+            ));
+        }
+    }
+
+    /// Only the task that holds a slot reaches its canceller: a stale id
+    /// (the slot's previous holder) changes nothing.
+    #[test]
+    fn only_the_holder_of_a_slot_updates_it() {
+        let core: Core<u32, u32> = Core::new(
+            Bounds {
+                max_queued: 10,
+                max_queued_per_priority: None,
+                max_running: 1,
+                history: 0,
+            },
+            None,
+        );
+        let Now::Started { id, slot } = core.start_now(0) else {
+            panic!("a free slot");
+        };
+        assert!(!core.update_running(slot, id + 1, |c| *c = 7));
+        assert!(!core.update_running(slot + 1, id, |c| *c = 7));
+        assert!(core.update_running(slot, id, |c| *c += 1));
+        let mut seen = 0;
+        assert!(core.update_running(slot, id, |c| seen = *c));
+        assert_eq!(seen, 1);
+    }
 }

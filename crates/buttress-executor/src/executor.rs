@@ -649,9 +649,6 @@ impl Inner {
         now: Instant,
         mut keep: Option<NextPlaces<'_>>,
     ) {
-        if outcome.starts.is_empty() {
-            return;
-        }
         let mut later: Vec<(Outcome<Job>, Instant)> = Vec::new();
         let mut next = Some((outcome, now));
         while let Some((outcome, now)) = next.take().or_else(|| later.pop()) {

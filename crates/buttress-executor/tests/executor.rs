@@ -10,7 +10,7 @@ use buttress_executor::{
 };
 use tokio::sync::Notify;
 use tokio::time::sleep;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 fn executor(config: ExecutorConfig) -> Executor {
     Executor::new("test", config).expect("valid")
@@ -257,6 +257,17 @@ async fn history_stays_bounded() {
     assert_eq!(snap.counters.ok, 100);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_history_of_zero_keeps_no_records_and_still_counts() {
+    let ex = executor(ExecutorConfig::default().history(0));
+    for i in 0..3u64 {
+        ex.submit(0, async move { i }).unwrap().await.unwrap();
+    }
+    let snap = ex.snapshot();
+    assert!(snap.history.is_empty());
+    assert_eq!(snap.counters.ok, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_submissions_leave_nothing_behind() {
     let ex = executor(
@@ -315,6 +326,41 @@ async fn the_layer_queues_by_priority_and_sheds_when_full() {
     gate.notify_one();
     assert_eq!(blocker.await.unwrap().unwrap(), 200);
     assert_eq!(queued.await.unwrap().unwrap(), 6);
+}
+
+/// A caller that gives up (drops the layer's response future) while its
+/// request is queued takes the request out of the queue: it never runs,
+/// and it is counted as cancelled.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_response_future_cancels_its_queued_request() {
+    let ex = executor(ExecutorConfig::default().max_running(1));
+    let gate = Arc::new(Notify::new());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, r) = (gate.clone(), ran.clone());
+    let mut svc = ServiceBuilder::new()
+        .layer(ExecutorLayer::new(ex.clone(), |_: &u32| 0))
+        .service(service_fn(move |req: u32| {
+            let (g, r) = (g.clone(), r.clone());
+            async move {
+                if req == 100 {
+                    g.notified().await;
+                } else {
+                    r.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<_, std::io::Error>(req)
+            }
+        }));
+    let blocker = tokio::spawn(svc.clone().oneshot(100));
+    tokio::task::yield_now().await;
+    let queued = svc.ready().await.unwrap().call(3);
+    assert_eq!(ex.snapshot().queued, 1);
+    drop(queued);
+    let snap = ex.snapshot();
+    assert_eq!((snap.queued, snap.counters.cancelled), (0, 1));
+    gate.notify_one();
+    assert_eq!(blocker.await.unwrap().unwrap(), 100);
+    tokio::task::yield_now().await;
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(start_paused = true)]

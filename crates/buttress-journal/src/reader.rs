@@ -708,22 +708,21 @@ impl JournalReader {
         let mut before = None;
         let source = if segment.compressed {
             let mut decoder = GzDecoder::new(SeamRead { file, offset: 0 });
-            // Skip to the cursor in the uncompressed stream. A cursor past
-            // the end of the file (its last byte not there to read) reads
-            // nothing more from it; a file that does not decompress is
-            // damaged, and counted.
+            // Skip to the cursor in the uncompressed stream, keeping the
+            // byte before it. A cursor past the end of the file reads
+            // nothing more from it; a file that does not decompress as far
+            // as the cursor is damaged, and counted.
             let skipped = if offset == 0 {
                 Ok(true)
             } else {
-                let mut last = [0u8];
                 io::copy(&mut (&mut decoder).take(offset - 1), &mut io::sink()).and_then(|_| {
-                    match decoder.read_exact(&mut last) {
-                        Ok(()) => {
-                            before = Some(last[0]);
+                    match (&mut decoder).bytes().next() {
+                        None => Ok(false),
+                        Some(Ok(b)) => {
+                            before = Some(b);
                             Ok(true)
                         }
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-                        Err(e) => Err(e),
+                        Some(Err(e)) => Err(e),
                     }
                 })
             };

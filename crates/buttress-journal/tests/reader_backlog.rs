@@ -56,7 +56,10 @@ fn compressed_files_count_at_their_uncompressed_size() {
     let whole = [one.clone(), two].concat();
     let (fs, second) = two_files(&whole);
     let mut reader = reader(Arc::new(fs));
-    assert_eq!(reader.unprocessed_bytes().unwrap(), whole.len() as u64 + second);
+    assert_eq!(
+        reader.unprocessed_bytes().unwrap(),
+        whole.len() as u64 + second
+    );
     assert!(reader.next_record::<u32>().unwrap().is_some());
     assert_eq!(
         reader.unprocessed_bytes().unwrap(),

@@ -76,7 +76,10 @@ fn a_damaged_compressed_file_is_counted_and_passed_over() {
 fn a_cursor_inside_a_damaged_compressed_file_counts_it_once() {
     let fs = compressed_then_plain(&damaged());
     let mut reader = reader(Arc::new(fs));
-    reader.seek(Cursor { file: 1, offset: 10 });
+    reader.seek(Cursor {
+        file: 1,
+        offset: 10,
+    });
     assert_eq!(read_from(&mut reader), [3]);
     assert_eq!(reader.stats().broken_files, 1);
 }

@@ -134,12 +134,24 @@ fn an_empty_line_is_one_corrupt_byte() {
     w.write_all(&record_line(&1u32)).unwrap();
     w.write_all(b"\n").unwrap();
     w.write_all(&record_line(&2u32)).unwrap();
-    let mut reader = reader(&fs, 1 << 20);
-    let seen: Vec<u32> = std::iter::from_fn(|| reader.next_record::<u32>().unwrap())
+    let mut whole = reader(&fs, 1 << 20);
+    let seen: Vec<u32> = std::iter::from_fn(|| whole.next_record::<u32>().unwrap())
         .map(|r| r.event)
         .collect();
     assert_eq!(seen, [1, 2]);
-    assert_eq!(reader.stats(), stats(2, 1, 1));
+    assert_eq!(whole.stats(), stats(2, 1, 1));
+    // Resumed just after the first record (a newline before the cursor),
+    // the empty line is still one corrupt byte.
+    let mut resumed = reader(&fs, 1 << 20);
+    resumed.seek(Cursor {
+        file: 1,
+        offset: record_line(&1u32).len() as u64,
+    });
+    assert_eq!(
+        resumed.next_record::<u32>().unwrap().map(|r| r.event),
+        Some(2)
+    );
+    assert_eq!(resumed.stats(), stats(1, 1, 1));
 }
 
 /// File 1 ends with `tail` (no newline); file 2 holds one record.
@@ -209,7 +221,10 @@ fn a_reader_resumed_past_a_torn_fragment_takes_its_seal_for_nothing() {
     w.write_all(b"{\"crc32c\":\"0").unwrap();
     drop(w);
     let mut first = reader(&fs, 1 << 20);
-    assert_eq!(first.next_record::<u32>().unwrap().map(|r| r.event), Some(1));
+    assert_eq!(
+        first.next_record::<u32>().unwrap().map(|r| r.event),
+        Some(1)
+    );
     assert!(first.next_record::<u32>().unwrap().is_none());
     assert_eq!(first.stats(), stats(1, 1, 12));
     let saved = first.cursor();
@@ -219,7 +234,10 @@ fn a_reader_resumed_past_a_torn_fragment_takes_its_seal_for_nothing() {
     w.write_all(&record_line(&2u32)).unwrap();
     let mut resumed = reader(&fs, 1 << 20);
     resumed.seek(saved);
-    assert_eq!(resumed.next_record::<u32>().unwrap().map(|r| r.event), Some(2));
+    assert_eq!(
+        resumed.next_record::<u32>().unwrap().map(|r| r.event),
+        Some(2)
+    );
     assert_eq!(resumed.stats(), stats(1, 0, 0));
 
     // Resumed after a whole record instead, an empty line is one corrupt
@@ -230,6 +248,9 @@ fn a_reader_resumed_past_a_torn_fragment_takes_its_seal_for_nothing() {
     };
     let mut resumed = reader(&fs, 1 << 20);
     resumed.seek(after_first);
-    assert_eq!(resumed.next_record::<u32>().unwrap().map(|r| r.event), Some(2));
+    assert_eq!(
+        resumed.next_record::<u32>().unwrap().map(|r| r.event),
+        Some(2)
+    );
     assert_eq!(resumed.stats(), stats(1, 1, 13));
 }
