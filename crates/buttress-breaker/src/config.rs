@@ -795,6 +795,43 @@ mod tests {
         ));
     }
 
+    /// An exponential open period may start at its cap (a fixed period
+    /// with jitter), never above it.
+    #[test]
+    fn an_exponential_cap_may_equal_the_start() {
+        let d = BreakerConfig::default;
+        let exp = |initial, max| {
+            d().open(OpenDuration::Exponential {
+                initial,
+                multiplier: 2.0,
+                max,
+                jitter: 0.0,
+            })
+        };
+        let s = Duration::from_secs(5);
+        exp(s, s).validate().expect("cap equal to the start");
+        let below = s - Duration::from_nanos(1);
+        assert_eq!(
+            err(exp(s, below)),
+            ConfigError::Duration {
+                field: "open.max (below open.initial)",
+                value: below
+            }
+        );
+    }
+
+    #[test]
+    fn half_open_permits_are_bounded_exactly() {
+        let d = BreakerConfig::default;
+        d().half_open_permits(100_000)
+            .validate()
+            .expect("the most permits");
+        assert_eq!(
+            err(d().half_open_permits(100_001)),
+            ConfigError::HalfOpenPermits(100_001)
+        );
+    }
+
     #[test]
     fn window_bounds_are_exact() {
         let d = BreakerConfig::default;
@@ -809,6 +846,18 @@ mod tests {
             duration: Duration::from_secs(1_000),
             buckets,
         };
+        // Buckets of 1 ms at least.
+        let ten_ms = |nanos| Window::Time {
+            duration: Duration::from_nanos(nanos),
+            buckets: 10,
+        };
+        d().window(ten_ms(10_000_000))
+            .validate()
+            .expect("1 ms buckets");
+        assert!(matches!(
+            err(d().window(ten_ms(9_999_999))),
+            ConfigError::TimeWindow { .. }
+        ));
         d().window(time(1_000))
             .validate()
             .expect("the most buckets");

@@ -29,7 +29,8 @@ const KIND_BITS: u32 = 3;
 const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
 
 const fn word(state: State, generation: u64) -> u64 {
-    (generation << KIND_BITS) | state as u64
+    // The shift leaves the kind's bits zero: adding is or-ing.
+    (generation << KIND_BITS) + state as u64
 }
 
 const fn state_of(word: u64) -> State {

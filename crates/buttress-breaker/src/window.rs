@@ -76,7 +76,8 @@ impl Totals {
 }
 
 fn bits(failed: bool, slow: bool) -> u8 {
-    PRESENT | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 }
+    // Distinct bits: adding is or-ing.
+    PRESENT + if failed { FAILED } else { 0 } + if slow { SLOW } else { 0 }
 }
 
 /// The last N calls: a ring of one byte per call.
@@ -182,13 +183,11 @@ impl TimeWindow {
         let stamp = slice + 1;
         let n = self.buckets.len() as u64;
         let b = &self.buckets[(slice % n) as usize];
-        let cur = b.stamp.load(Ordering::Acquire);
-        if cur != stamp {
-            if cur > stamp {
-                // A whole window newer: this record is too old to count.
-                return;
-            }
-            self.rotate(slice);
+        match b.stamp.load(Ordering::Acquire).cmp(&stamp) {
+            std::cmp::Ordering::Equal => {}
+            // A whole window newer: this record is too old to count.
+            std::cmp::Ordering::Greater => return,
+            std::cmp::Ordering::Less => self.rotate(slice),
         }
         // Failures and slowness first, the call last: an eviction racing
         // between the adds can then only strand a call (a success, which
@@ -228,9 +227,13 @@ impl TimeWindow {
                 b.stamp.store(0, Ordering::Release);
             }
         }
-        let b = &self.buckets[(slice % n) as usize];
+        self.claim(&self.buckets[(slice % n) as usize], slice);
+    }
+
+    /// Claims `b` for `slice`, empty, unless it already holds that slice
+    /// (claimed by another thread while this one waited for the lock).
+    fn claim(&self, b: &Bucket, slice: u64) {
         if b.stamp.load(Ordering::Acquire) < slice + 1 {
-            // Claiming a bucket starts it empty.
             self.evict(b);
             b.stamp.store(slice + 1, Ordering::Release);
         }

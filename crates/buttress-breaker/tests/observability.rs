@@ -327,6 +327,80 @@ fn a_measured_duration_counts_whole() {
     assert_eq!(fast.snapshot().slow_calls, 0);
 }
 
+/// A clock that counts its reads.
+#[derive(Debug, Clone, Default)]
+struct CountingClock {
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+    inner: ManualClock,
+}
+
+impl buttress_core::Clock for CountingClock {
+    fn now(&self) -> std::time::Instant {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.now()
+    }
+}
+
+/// With a count window and no slow-call rule, a call through a closed
+/// breaker reads no clock, success or failure: the promise behind the
+/// `breaker.layer_untimed` benchmark.
+#[test]
+fn a_count_window_without_a_slow_call_rule_reads_no_clock() {
+    let clock = CountingClock::default();
+    let b = CircuitBreaker::builder("untimed")
+        .consecutive_failures(1_000)
+        .failure_rate(0.9)
+        .count_window(100)
+        .minimum_calls(100)
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    let before = clock.reads.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..200 {
+        let permit = b.try_acquire().expect("closed");
+        if i % 2 == 0 {
+            permit.success();
+        } else {
+            permit.failure();
+        }
+    }
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(
+        clock.reads.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
+}
+
+/// A fresh breaker has no rates to report (not a rate of zero, not NaN).
+#[test]
+fn a_breaker_with_no_calls_reports_no_rates() {
+    let b = CircuitBreaker::builder("fresh")
+        .slow_calls(0.5, Duration::from_secs(1))
+        .clock(ManualClock::new())
+        .build()
+        .expect("valid");
+    let snap = b.snapshot();
+    assert_eq!(snap.calls, 0);
+    assert_eq!((snap.failure_rate, snap.slow_call_rate), (None, None));
+}
+
+/// `Retry-After: 0` is no reason to open the breaker: only a hint of a
+/// wait holds it open; the failure still counts toward the other rules.
+#[test]
+fn a_retry_after_of_zero_does_not_open_the_breaker() {
+    let b = CircuitBreaker::builder("zero")
+        .consecutive_failures(2)
+        .retry_after_max(Some(Duration::from_secs(60)))
+        .clock(ManualClock::new())
+        .build()
+        .expect("valid");
+    let now =
+        buttress_core::Classification::RETRYABLE_FAILURE.with_retry_after(Some(Duration::ZERO));
+    b.try_acquire().expect("closed").record_classified(now);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.snapshot().consecutive_failures, 1);
+}
+
 /// Without a slow-call rule no call is slow, however long it took: the
 /// window's slow count stays at zero.
 #[test]
