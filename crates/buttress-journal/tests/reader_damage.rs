@@ -12,7 +12,7 @@ use buttress_fs::{Fs, SimFs};
 use buttress_journal::{Cursor, JournalReader, ReadError};
 use flate2::write::GzEncoder;
 use support::interleave::{At, Interleave};
-use support::{record_line, sim_dir};
+use support::{events_from, record_line, sim_dir};
 
 fn plain(id: u64) -> PathBuf {
     sim_dir().join(format!("t.{id:010}.jsonl"))
@@ -47,12 +47,6 @@ fn compressed_then_plain(bytes: &[u8]) -> SimFs {
     fs
 }
 
-fn read_from(reader: &mut JournalReader) -> Vec<u32> {
-    std::iter::from_fn(|| reader.next_record::<u32>().unwrap())
-        .map(|r| r.event)
-        .collect()
-}
-
 fn reader(fs: Arc<dyn Fs>) -> JournalReader {
     JournalReader::with_fs(fs, sim_dir(), "t")
 }
@@ -68,7 +62,7 @@ fn damaged() -> Vec<u8> {
 fn a_damaged_compressed_file_is_counted_and_passed_over() {
     let fs = compressed_then_plain(&damaged());
     let mut reader = reader(Arc::new(fs));
-    assert_eq!(read_from(&mut reader), [3]);
+    assert_eq!(events_from::<u32>(&mut reader), [3]);
     assert_eq!(reader.stats().broken_files, 1);
 }
 
@@ -80,7 +74,7 @@ fn a_cursor_inside_a_damaged_compressed_file_counts_it_once() {
         file: 1,
         offset: 10,
     });
-    assert_eq!(read_from(&mut reader), [3]);
+    assert_eq!(events_from::<u32>(&mut reader), [3]);
     assert_eq!(reader.stats().broken_files, 1);
 }
 
@@ -95,7 +89,7 @@ fn a_cursor_at_or_past_the_end_of_a_compressed_file_goes_on_with_the_next() {
     for offset in [end, end + 1, end + 50] {
         let mut reader = reader(Arc::new(fs.clone()));
         reader.seek(Cursor { file: 1, offset });
-        assert_eq!(read_from(&mut reader), [3], "cursor 1:{offset}");
+        assert_eq!(events_from::<u32>(&mut reader), [3], "cursor 1:{offset}");
         assert_eq!(reader.stats().broken_files, 0, "cursor 1:{offset}");
     }
 }
@@ -114,7 +108,7 @@ fn a_failed_read_of_a_plain_file_is_an_error_and_the_next_call_reads() {
         }
         other => panic!("expected the read error, got {other:?}"),
     }
-    assert_eq!(read_from(&mut reader), [1, 2]);
+    assert_eq!(events_from::<u32>(&mut reader), [1, 2]);
     assert_eq!(reader.stats().broken_files, 0);
 }
 
@@ -134,7 +128,7 @@ fn a_file_compressed_between_listing_and_open_is_read_from_its_new_name() {
         inner.remove_file(&plain(1))
     });
     let mut reader = reader(Arc::new(racy.clone()));
-    assert_eq!(read_from(&mut reader), [1, 2, 3]);
+    assert_eq!(events_from::<u32>(&mut reader), [1, 2, 3]);
     assert!(racy.ran());
     let stats = reader.stats();
     assert_eq!((stats.broken_files, stats.missing_files), (0, 0));
@@ -154,5 +148,5 @@ fn an_open_that_fails_otherwise_is_an_error() {
         }
         other => panic!("expected the open error, got {other:?}"),
     }
-    assert_eq!(read_from(&mut reader), [1]);
+    assert_eq!(events_from::<u32>(&mut reader), [1]);
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use buttress_fs::{File, Fs, SimFs};
 use buttress_journal::{Cursor, JournalReader, ReadStats};
 use support::interleave::{At, Interleave};
-use support::{record_line, sim_dir};
+use support::{events_from, record_line, sim_dir};
 
 fn path(id: u64) -> PathBuf {
     sim_dir().join(format!("t.{id:010}.jsonl"))
@@ -135,9 +135,7 @@ fn an_empty_line_is_one_corrupt_byte() {
     w.write_all(b"\n").unwrap();
     w.write_all(&record_line(&2u32)).unwrap();
     let mut whole = reader(&fs, 1 << 20);
-    let seen: Vec<u32> = std::iter::from_fn(|| whole.next_record::<u32>().unwrap())
-        .map(|r| r.event)
-        .collect();
+    let seen: Vec<u32> = events_from(&mut whole);
     assert_eq!(seen, [1, 2]);
     assert_eq!(whole.stats(), stats(2, 1, 1));
     // Resumed just after the first record (a newline before the cursor),
@@ -168,9 +166,7 @@ fn a_fragment_at_the_end_of_a_sealed_file_is_one_corrupt_record() {
         let fs = SimFs::new();
         sealed_with_tail(&fs, tail);
         let mut reader = reader(&fs, max);
-        let seen: Vec<u32> = std::iter::from_fn(|| reader.next_record::<u32>().unwrap())
-            .map(|r| r.event)
-            .collect();
+        let seen: Vec<u32> = events_from(&mut reader);
         assert_eq!(seen, [1, 2], "tail of {} bytes", tail.len());
         assert_eq!(reader.stats(), stats(2, 1, tail.len() as u64));
     }
@@ -201,9 +197,7 @@ fn a_record_finished_before_the_file_was_sealed_is_read() {
         w.unlock()?;
         writer(&fs2, 2).write_all(&record_line(&3u32))
     });
-    let seen: Vec<u32> = std::iter::from_fn(|| reader.next_record::<u32>().unwrap())
-        .map(|r| r.event)
-        .collect();
+    let seen: Vec<u32> = events_from(&mut reader);
     assert!(racy.ran());
     assert_eq!(seen, [2, 3]);
     assert_eq!(reader.stats(), stats(3, 0, 0));

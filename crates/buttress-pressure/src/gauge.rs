@@ -20,6 +20,14 @@ use crate::watermarks::{MAX_LEVEL, Watermarks};
 const LEVEL: u64 = MAX_LEVEL;
 const PAUSED_LOW: u64 = 1 << 62;
 const PAUSED: u64 = 1 << 63;
+/// Both pause bits (distinct bits: adding is or-ing).
+const BANDS: u64 = PAUSED + PAUSED_LOW;
+
+/// The level a state word holds.
+#[inline]
+const fn level_of(word: u64) -> u64 {
+    word & LEVEL
+}
 
 /// A level (bytes, items, seconds: whatever the service measures) with a
 /// high and a low watermark, and the hysteresis between them: paused from
@@ -228,7 +236,7 @@ impl Inner {
     fn update(&self, f: impl Fn(u64) -> u64) -> u64 {
         let mut old = self.word.load(Ordering::Acquire);
         loop {
-            let new = self.next(old, f(old & LEVEL));
+            let new = self.next(old, f(level_of(old)));
             if new == old {
                 return new;
             }
@@ -237,16 +245,16 @@ impl Inner {
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    if (old ^ new) & (PAUSED | PAUSED_LOW) != 0 {
+                    if (old ^ new) & BANDS != 0 {
                         // Waiters are woken on the strength of this CAS:
                         // a waiter registered before it must hear of it.
-                        let flowed = (old & !new) & (PAUSED | PAUSED_LOW) != 0;
+                        let flowed = (old & !new) & BANDS != 0;
                         self.publish();
                         if flowed {
                             self.waiters.wake_all();
                         }
                     }
-                    self.metrics.level.set((new & LEVEL) as f64);
+                    self.metrics.level.set(level_of(new) as f64);
                     return new;
                 }
                 Err(actual) => old = actual,
@@ -282,13 +290,13 @@ impl Inner {
             self.metrics.transition(priority, paused);
             if paused {
                 published.since[i] = Some(now);
-                tracing::info!(gauge = %self.name, level = word & LEVEL, priority = priority.as_str(), "paused");
+                tracing::info!(gauge = %self.name, level = level_of(word), priority = priority.as_str(), "paused");
             } else {
                 if let Some(start) = published.since[i].take() {
                     self.metrics
                         .paused_seconds(priority, now.saturating_duration_since(start));
                 }
-                tracing::info!(gauge = %self.name, level = word & LEVEL, priority = priority.as_str(), "flowing");
+                tracing::info!(gauge = %self.name, level = level_of(word), priority = priority.as_str(), "flowing");
             }
         }
     }
@@ -339,7 +347,7 @@ impl Gauge {
     /// ```
     #[inline]
     pub fn level(&self) -> u64 {
-        self.inner.word.load(Ordering::Acquire) & LEVEL
+        level_of(self.inner.word.load(Ordering::Acquire))
     }
 
     /// Raises the level by `n` (saturating at [`MAX_LEVEL`]).

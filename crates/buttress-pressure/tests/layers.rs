@@ -103,6 +103,33 @@ async fn wait_flowing_wakes_every_waiter_without_polling() {
     }
 }
 
+/// Both bands flowing again in one step (a level that falls below both
+/// low marks at once) wakes the waiters of each.
+#[tokio::test(start_paused = true)]
+async fn both_bands_flowing_at_once_wake_their_waiters() {
+    let g = Gauge::builder("both", Watermarks::new(100, 50).unwrap())
+        .low_priority(Watermarks::new(60, 30).unwrap())
+        .build()
+        .unwrap();
+    g.set(150);
+    let waiters: Vec<_> = [Priority::Normal, Priority::Low]
+        .into_iter()
+        .map(|p| {
+            let g = g.clone();
+            tokio::spawn(async move { g.wait_flowing_for(p).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    g.set(0);
+    for w in waiters {
+        tokio::time::timeout(Duration::from_secs(1), w)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+}
+
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
 async fn http_answers_503_with_retry_after() {

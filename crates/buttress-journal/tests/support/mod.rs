@@ -70,6 +70,14 @@ pub fn read_all(fs: Arc<dyn Fs>, dir: &Path, name: &str) -> (Vec<Ev>, ReadStats)
     (out, reader.stats())
 }
 
+/// The events `reader` reads from where it stands to the end; panics on a
+/// read error.
+pub fn events_from<T: serde::de::DeserializeOwned>(reader: &mut JournalReader) -> Vec<T> {
+    std::iter::from_fn(|| reader.next_record::<T>().expect("read"))
+        .map(|r| r.event)
+        .collect()
+}
+
 /// A fresh directory under cargo's target tmp dir.
 pub fn real_dir(name: &str) -> PathBuf {
     buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "journal", name)
