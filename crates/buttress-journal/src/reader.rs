@@ -716,13 +716,14 @@ impl JournalReader {
                 Ok(true)
             } else {
                 io::copy(&mut (&mut decoder).take(offset - 1), &mut io::sink()).and_then(|_| {
-                    match (&mut decoder).bytes().next() {
-                        None => Ok(false),
-                        Some(Ok(b)) => {
-                            before = Some(b);
+                    let mut last = [0u8];
+                    match decoder.read(&mut last) {
+                        Ok(0) => Ok(false),
+                        Ok(_) => {
+                            before = Some(last[0]);
                             Ok(true)
                         }
-                        Some(Err(e)) => Err(e),
+                        Err(e) => Err(e),
                     }
                 })
             };

@@ -4,36 +4,13 @@
 
 mod support;
 
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io;
 use std::sync::Arc;
 
 use buttress_fs::{Fs, SimFs};
 use buttress_journal::{JournalReader, ReadError};
-use flate2::write::GzEncoder;
 use support::interleave::{At, Interleave};
-use support::{record_line, sim_dir};
-
-fn plain(id: u64) -> PathBuf {
-    sim_dir().join(format!("t.{id:010}.jsonl"))
-}
-
-fn gz(id: u64) -> PathBuf {
-    sim_dir().join(format!("t.{id:010}.jsonl.gz"))
-}
-
-fn put(fs: &SimFs, path: &PathBuf, bytes: &[u8]) {
-    fs.create_dir_all(sim_dir()).expect("test setup");
-    fs.create_new(path)
-        .and_then(|f| f.write_all(bytes))
-        .expect("test setup");
-}
-
-fn gzipped(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).expect("test setup");
-    encoder.finish().expect("test setup")
-}
+use support::{gz, gzipped, plain, put, record_line, sim_dir};
 
 fn reader(fs: Arc<dyn Fs>) -> JournalReader {
     JournalReader::with_fs(fs, sim_dir(), "t")

@@ -5,22 +5,17 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use buttress_fs::{File, Fs, SimFs};
 use buttress_journal::{Cursor, JournalReader, ReadStats};
 use support::interleave::{At, Interleave};
-use support::{events_from, record_line, sim_dir};
-
-fn path(id: u64) -> PathBuf {
-    sim_dir().join(format!("t.{id:010}.jsonl"))
-}
+use support::{events_from, plain, record_line, sim_dir};
 
 /// A handle on file `id` (created if missing) of "another process".
 fn writer(fs: &SimFs, id: u64) -> Box<dyn File> {
     fs.create_dir_all(sim_dir()).expect("test setup");
-    fs.open_append(&path(id), true).expect("test setup")
+    fs.open_append(&plain(id), true).expect("test setup")
 }
 
 /// A valid record line of exactly `len` bytes, its newline included.
@@ -58,13 +53,13 @@ fn written_in_two<T: serde::de::DeserializeOwned>(
     w.lock().expect("test setup");
     w.write_all(&line[..line.len() - held_back])
         .expect("test setup");
-    let while_unfinished = reader.next_record::<T>().unwrap().is_none();
+    let while_unfinished = reader.next_record::<T>().expect("read").is_none();
     w.write_all(&line[line.len() - held_back..])
         .expect("test setup");
     w.unlock().expect("test setup");
     (
         while_unfinished,
-        reader.next_record::<T>().unwrap().map(|r| r.event),
+        reader.next_record::<T>().expect("read").map(|r| r.event),
     )
 }
 
@@ -155,9 +150,11 @@ fn an_empty_line_is_one_corrupt_byte() {
 /// File 1 ends with `tail` (no newline); file 2 holds one record.
 fn sealed_with_tail(fs: &SimFs, tail: &[u8]) {
     let w = writer(fs, 1);
-    w.write_all(&record_line(&1u32)).unwrap();
-    w.write_all(tail).unwrap();
-    writer(fs, 2).write_all(&record_line(&2u32)).unwrap();
+    w.write_all(&record_line(&1u32)).expect("test setup");
+    w.write_all(tail).expect("test setup");
+    writer(fs, 2)
+        .write_all(&record_line(&2u32))
+        .expect("test setup");
 }
 
 #[test]

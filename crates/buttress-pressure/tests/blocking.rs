@@ -6,10 +6,10 @@ use std::time::Duration;
 use buttress_pressure::{Gauge, Priority, Watermarks};
 
 fn gauge() -> Gauge {
-    Gauge::builder("blocking", Watermarks::new(100, 50).unwrap())
-        .low_priority(Watermarks::new(60, 30).unwrap())
+    Gauge::builder("blocking", Watermarks::new(100, 50).expect("marks"))
+        .low_priority(Watermarks::new(60, 30).expect("marks"))
         .build()
-        .unwrap()
+        .expect("gauge")
 }
 
 #[test]

@@ -78,6 +78,32 @@ pub fn events_from<T: serde::de::DeserializeOwned>(reader: &mut JournalReader) -
         .collect()
 }
 
+/// Plain file `id` of journal "t" in [`sim_dir`].
+pub fn plain(id: u64) -> PathBuf {
+    sim_dir().join(format!("t.{id:010}.jsonl"))
+}
+
+/// Compressed file `id` of journal "t" in [`sim_dir`].
+pub fn gz(id: u64) -> PathBuf {
+    sim_dir().join(format!("t.{id:010}.jsonl.gz"))
+}
+
+/// Creates `path` in `fs` (and [`sim_dir`]) holding `bytes`.
+pub fn put(fs: &SimFs, path: &Path, bytes: &[u8]) {
+    fs.create_dir_all(sim_dir()).expect("test setup");
+    fs.create_new(path)
+        .and_then(|f| f.write_all(bytes))
+        .expect("test setup");
+}
+
+/// `bytes`, gzipped.
+pub fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("test setup");
+    encoder.finish().expect("test setup")
+}
+
 /// A fresh directory under cargo's target tmp dir.
 pub fn real_dir(name: &str) -> PathBuf {
     buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "journal", name)
