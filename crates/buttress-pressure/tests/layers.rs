@@ -103,6 +103,45 @@ async fn wait_flowing_wakes_every_waiter_without_polling() {
     }
 }
 
+/// A service that is never ready: its `poll_ready` fails.
+#[derive(Clone)]
+struct Down;
+
+impl tower::Service<&'static str> for Down {
+    type Response = &'static str;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<&'static str, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("down")))
+    }
+
+    fn call(&mut self, _: &'static str) -> Self::Future {
+        unreachable!("never ready")
+    }
+}
+
+/// The shed layer is as ready as the service it wraps, in both modes: an
+/// inner service that fails its readiness fails the layer's.
+#[tokio::test(start_paused = true)]
+async fn the_shed_layer_passes_on_the_inner_readiness() {
+    use tower::Layer;
+    let shed = ShedLayer::new(gauge());
+    let e = shed.layer(Down).ready().await.err().expect("not ready");
+    assert_eq!(e.to_string(), "down");
+    let e = shed
+        .wait(Duration::from_secs(1))
+        .layer(Down)
+        .ready()
+        .await
+        .err()
+        .expect("not ready");
+    assert_eq!(e.to_string(), "down");
+}
+
 /// Both bands flowing again in one step (a level that falls below both
 /// low marks at once) wakes the waiters of each.
 #[tokio::test(start_paused = true)]

@@ -291,4 +291,23 @@ mod tests {
         }
         assert_eq!(a.limit(), 5.0); // min
     }
+
+    /// A call that takes exactly the timeout is not overload; one a
+    /// nanosecond longer is.
+    #[test]
+    fn the_timeout_itself_is_not_overload() {
+        let timeout = Duration::from_millis(100);
+        let mut a = AimdConfig::default()
+            .initial(20)
+            .timeout(timeout)
+            .build()
+            .expect("valid");
+        let at = |rtt| Sample {
+            rtt,
+            inflight: 20,
+            dropped: false,
+        };
+        assert_eq!(a.update(at(timeout)), 21.0);
+        assert_eq!(a.update(at(timeout + Duration::from_nanos(1))), 18.0);
+    }
 }
