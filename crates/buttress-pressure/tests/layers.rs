@@ -142,6 +142,21 @@ async fn the_shed_layer_passes_on_the_inner_readiness() {
     assert_eq!(e.to_string(), "down");
 }
 
+/// So is the adaptive limit layer; and its limiter keeps its name.
+#[tokio::test(start_paused = true)]
+async fn the_adaptive_layer_passes_on_the_inner_readiness() {
+    use tower::Layer;
+    let limiter = AdaptiveLimiter::new("llm", Aimd::new(4, 1, 10).expect("valid")).expect("valid");
+    assert_eq!(limiter.name(), "llm");
+    let e = AdaptiveLimitLayer::new(limiter)
+        .layer(Down)
+        .ready()
+        .await
+        .err()
+        .expect("not ready");
+    assert_eq!(e.to_string(), "down");
+}
+
 /// Both bands flowing again in one step (a level that falls below both
 /// low marks at once) wakes the waiters of each.
 #[tokio::test(start_paused = true)]

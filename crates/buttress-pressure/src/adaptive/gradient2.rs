@@ -347,6 +347,40 @@ mod tests {
         assert_eq!(g.update(s(10, 1)), after);
     }
 
+    /// Exactly at half the limit in flight the limit moves (below half,
+    /// the caller is app-limited and it holds).
+    #[test]
+    fn half_the_limit_in_flight_is_not_app_limited() {
+        let mut g = Gradient2::new(20, 10, 200).expect("valid");
+        assert!((g.update(s(100, 10)) - 20.8).abs() < 1e-9);
+    }
+
+    /// The long average: plain over the first ten samples, then an
+    /// exponential one with k = 2 / (window + 1); and decayed by 5 % when
+    /// it is more than twice the sample (not when exactly twice).
+    #[test]
+    fn the_long_average_warms_up_then_decays_exponentially() {
+        let mut g = Gradient2::new(20, 10, 200).expect("valid");
+        g.update(s(750, 20));
+        g.update(s(250, 20));
+        // (0.75 + 0.25) / 2 = 0.5: exactly twice the sample, kept.
+        assert_eq!(g.long_rtt(), Some(0.5));
+        g.update(s(100, 20));
+        // 0.5 + (0.1 − 0.5) / 3 = 0.3666…, 3.67 times the sample: decayed.
+        let warm = (0.5 + (0.1 - 0.5) / 3.0) * 0.95;
+        assert!((g.long_rtt().unwrap_or_default() - warm).abs() < 1e-12);
+
+        let mut g = Gradient2::new(20, 10, 200).expect("valid");
+        for _ in 0..10 {
+            g.update(s(100, 20));
+        }
+        assert_eq!(g.long_rtt(), Some(0.1));
+        g.update(s(150, 20));
+        let k = 2.0 / (600.0 + 1.0);
+        let ema = 0.1 * (1.0 - k) + 0.15 * k;
+        assert!((g.long_rtt().unwrap_or_default() - ema).abs() < 1e-12);
+    }
+
     #[test]
     fn shrinks_under_overload_and_grows_back() {
         let mut g = Gradient2::new(50, 5, 200).expect("valid");
