@@ -364,10 +364,31 @@ mod tests {
             .expect("valid");
         v.update(s(50, 10));
         assert_eq!(v.rtt_noload(), Some(0.05));
-        for _ in 0..10 {
+        // A probe every multiplier × limit = 10 samples: not at the 9th,
+        // at the 10th.
+        for _ in 0..8 {
             v.update(s(80, 10));
         }
+        assert_eq!(v.rtt_noload(), Some(0.05));
+        v.update(s(80, 10));
         assert_eq!(v.rtt_noload(), Some(0.08));
+    }
+
+    /// A queue of exactly α (3 log L) holds the limit: only below it does
+    /// the limit grow.
+    #[test]
+    fn a_queue_of_alpha_holds() {
+        let mut v = VegasConfig::default()
+            .initial(100)
+            .min(10)
+            .max(1000)
+            .smoothing(1.0)
+            .build()
+            .expect("valid");
+        // App-limited (it holds), but it sets the latency without load.
+        assert_eq!(v.update(s(50, 1)), 100.0);
+        // q = ⌈100·(1 − 50/53)⌉ = 6 = 3·log 100.
+        assert_eq!(v.update(s(53, 100)), 100.0);
     }
 }
 
