@@ -389,6 +389,26 @@ mod tests {
         assert_eq!(v.update(s(50, 1)), 100.0);
         // q = ⌈100·(1 − 50/53)⌉ = 6 = 3·log 100.
         assert_eq!(v.update(s(53, 100)), 100.0);
+        // q = ⌈100·(1 − 50/56.5)⌉ = 12 = β = 6·log 100: holds too; only
+        // above β does it shrink.
+        let at_beta = Sample {
+            rtt: std::time::Duration::from_micros(56_500),
+            ..s(0, 100)
+        };
+        assert_eq!(v.update(at_beta), 100.0);
+    }
+
+    /// Exactly half the limit in flight is not app-limited: the limit moves.
+    #[test]
+    fn half_the_limit_in_flight_is_not_app_limited() {
+        let mut v = VegasConfig::default()
+            .initial(100)
+            .min(10)
+            .max(1000)
+            .smoothing(1.0)
+            .build()
+            .expect("valid");
+        assert_eq!(v.update(s(50, 50)), 112.0);
     }
 }
 
