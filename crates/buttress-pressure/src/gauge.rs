@@ -23,6 +23,20 @@ const PAUSED: u64 = 1 << 63;
 /// Both pause bits (distinct bits: adding is or-ing).
 const BANDS: u64 = PAUSED + PAUSED_LOW;
 
+/// Whether a band paused or flowed between two words. (A yes when
+/// neither did only costs a `publish` that finds nothing new.)
+#[inline]
+const fn band_changed(old: u64, new: u64) -> bool {
+    (old ^ new) & BANDS != 0
+}
+
+/// Whether a band paused in `old` flows in `new`. (A yes when none did
+/// only wakes waiters that find their band still paused.)
+#[inline]
+const fn band_flowed(old: u64, new: u64) -> bool {
+    old & BANDS & !new != 0
+}
+
 /// The level a state word holds.
 #[inline]
 const fn level_of(word: u64) -> u64 {
@@ -245,10 +259,10 @@ impl Inner {
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    if (old ^ new) & BANDS != 0 {
+                    if band_changed(old, new) {
                         // Waiters are woken on the strength of this CAS:
                         // a waiter registered before it must hear of it.
-                        let flowed = (old & !new) & BANDS != 0;
+                        let flowed = band_flowed(old, new);
                         self.publish();
                         if flowed {
                             self.waiters.wake_all();
