@@ -8,13 +8,9 @@ use std::io;
 use std::sync::Arc;
 
 use buttress_fs::{Fs, SimFs};
-use buttress_journal::{JournalReader, ReadError};
+use buttress_journal::ReadError;
 use support::interleave::{At, Interleave};
-use support::{gz, gzipped, plain, put, record_line, sim_dir};
-
-fn reader(fs: Arc<dyn Fs>) -> JournalReader {
-    JournalReader::with_fs(fs, sim_dir(), "t")
-}
+use support::{gz, gzipped, plain, put, record_line, sim_reader};
 
 /// File 1 compressed from `first`, file 2 plain with one record; returns
 /// the file system and file 2's length.
@@ -32,7 +28,7 @@ fn compressed_files_count_at_their_uncompressed_size() {
     let two = record_line(&"a".repeat(5000));
     let whole = [one.clone(), two].concat();
     let (fs, second) = two_files(&whole);
-    let mut reader = reader(Arc::new(fs));
+    let mut reader = sim_reader(Arc::new(fs));
     assert_eq!(
         reader.unprocessed_bytes().unwrap(),
         whole.len() as u64 + second
@@ -48,7 +44,10 @@ fn compressed_files_count_at_their_uncompressed_size() {
 fn an_empty_compressed_file_counts_nothing() {
     let (fs, second) = two_files(b"");
     assert_eq!(fs.metadata(&gz(1)).unwrap().len, 20, "the shortest gzip");
-    assert_eq!(reader(Arc::new(fs)).unprocessed_bytes().unwrap(), second);
+    assert_eq!(
+        sim_reader(Arc::new(fs)).unprocessed_bytes().unwrap(),
+        second
+    );
 }
 
 #[test]
@@ -57,7 +56,7 @@ fn a_compressed_file_too_short_to_be_gzip_counts_its_own_length() {
         let fs = SimFs::new();
         put(&fs, &gz(1), &vec![0x1f; len]);
         assert_eq!(
-            reader(Arc::new(fs)).unprocessed_bytes().unwrap(),
+            sim_reader(Arc::new(fs)).unprocessed_bytes().unwrap(),
             len as u64
         );
     }
@@ -74,7 +73,7 @@ fn a_file_gone_between_listing_and_sizing_counts_nothing() {
     let racy = Interleave::new(&fs, At::Metadata);
     let inner = fs.clone();
     racy.arm(move || inner.remove_file(&plain(1)));
-    let reader = reader(Arc::new(racy.clone()));
+    let reader = sim_reader(Arc::new(racy.clone()));
     assert_eq!(reader.unprocessed_bytes().unwrap(), second.len() as u64);
     assert!(racy.ran());
 }
@@ -85,7 +84,7 @@ fn a_size_that_cannot_be_read_is_an_error() {
     put(&fs, &plain(1), &record_line(&1u32));
     let failing = Interleave::new(&fs, At::Metadata);
     failing.arm(|| Err(io::Error::from_raw_os_error(5)));
-    match reader(Arc::new(failing)).unprocessed_bytes() {
+    match sim_reader(Arc::new(failing)).unprocessed_bytes() {
         Err(ReadError::Io { path, source }) => {
             assert_eq!(path, plain(1));
             assert_eq!(source.raw_os_error(), Some(5));

@@ -8,9 +8,9 @@ use std::io;
 use std::sync::Arc;
 
 use buttress_fs::{Fs, SimFs};
-use buttress_journal::{Cursor, JournalReader, ReadError};
+use buttress_journal::{Cursor, ReadError};
 use support::interleave::{At, Interleave};
-use support::{events_from, gz, gzipped, plain, put, record_line, sim_dir};
+use support::{events_from, gz, gzipped, plain, put, record_line, sim_reader};
 
 fn lines(events: &[u32]) -> Vec<u8> {
     events.iter().flat_map(record_line).collect()
@@ -24,10 +24,6 @@ fn compressed_then_plain(bytes: &[u8]) -> SimFs {
     fs
 }
 
-fn reader(fs: Arc<dyn Fs>) -> JournalReader {
-    JournalReader::with_fs(fs, sim_dir(), "t")
-}
-
 /// A compressed file whose gzip header is damaged.
 fn damaged() -> Vec<u8> {
     let mut bytes = gzipped(&lines(&[1, 2]));
@@ -38,7 +34,7 @@ fn damaged() -> Vec<u8> {
 #[test]
 fn a_damaged_compressed_file_is_counted_and_passed_over() {
     let fs = compressed_then_plain(&damaged());
-    let mut reader = reader(Arc::new(fs));
+    let mut reader = sim_reader(Arc::new(fs));
     assert_eq!(events_from::<u32>(&mut reader), [3]);
     assert_eq!(reader.stats().broken_files, 1);
 }
@@ -46,7 +42,7 @@ fn a_damaged_compressed_file_is_counted_and_passed_over() {
 #[test]
 fn a_cursor_inside_a_damaged_compressed_file_counts_it_once() {
     let fs = compressed_then_plain(&damaged());
-    let mut reader = reader(Arc::new(fs));
+    let mut reader = sim_reader(Arc::new(fs));
     reader.seek(Cursor {
         file: 1,
         offset: 10,
@@ -64,7 +60,7 @@ fn a_cursor_at_or_past_the_end_of_a_compressed_file_goes_on_with_the_next() {
     let fs = compressed_then_plain(&gzipped(&whole));
     let end = whole.len() as u64;
     for offset in [end, end + 1, end + 50] {
-        let mut reader = reader(Arc::new(fs.clone()));
+        let mut reader = sim_reader(Arc::new(fs.clone()));
         reader.seek(Cursor { file: 1, offset });
         assert_eq!(events_from::<u32>(&mut reader), [3], "cursor 1:{offset}");
         assert_eq!(reader.stats().broken_files, 0, "cursor 1:{offset}");
@@ -77,7 +73,7 @@ fn a_failed_read_of_a_plain_file_is_an_error_and_the_next_call_reads() {
     put(&fs, &plain(1), &lines(&[1, 2]));
     let failing = Interleave::new(&fs, At::Read);
     failing.arm(|| Err(io::Error::from_raw_os_error(5)));
-    let mut reader = reader(Arc::new(failing));
+    let mut reader = sim_reader(Arc::new(failing));
     match reader.next_record::<u32>() {
         Err(ReadError::Io { path, source }) => {
             assert_eq!(path, plain(1));
@@ -104,7 +100,7 @@ fn a_file_compressed_between_listing_and_open_is_read_from_its_new_name() {
         inner.create_new(&gz(1))?.write_all(&gzipped(&bytes))?;
         inner.remove_file(&plain(1))
     });
-    let mut reader = reader(Arc::new(racy.clone()));
+    let mut reader = sim_reader(Arc::new(racy.clone()));
     assert_eq!(events_from::<u32>(&mut reader), [1, 2, 3]);
     assert!(racy.ran());
     let stats = reader.stats();
@@ -117,7 +113,7 @@ fn an_open_that_fails_otherwise_is_an_error() {
     put(&fs, &plain(1), &lines(&[1]));
     let failing = Interleave::new(&fs, At::Open);
     failing.arm(|| Err(io::Error::from(io::ErrorKind::PermissionDenied)));
-    let mut reader = reader(Arc::new(failing));
+    let mut reader = sim_reader(Arc::new(failing));
     match reader.next_record::<u32>() {
         Err(ReadError::Io { path, source }) => {
             assert_eq!(path, plain(1));

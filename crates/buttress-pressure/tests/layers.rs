@@ -124,47 +124,48 @@ impl tower::Service<&'static str> for Down {
     }
 }
 
+/// What `layer` over [`Down`] says when asked whether it is ready.
+async fn readiness_error<L>(layer: L) -> String
+where
+    L: tower::Layer<Down>,
+    L::Service: Service<&'static str>,
+    <L::Service as Service<&'static str>>::Error: std::fmt::Display,
+{
+    let mut svc = layer.layer(Down);
+    match svc.ready().await {
+        Ok(_) => panic!("ready over a service that is not"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// The shed layer is as ready as the service it wraps, in both modes: an
 /// inner service that fails its readiness fails the layer's.
 #[tokio::test(start_paused = true)]
 async fn the_shed_layer_passes_on_the_inner_readiness() {
-    use tower::Layer;
     let shed = ShedLayer::new(gauge());
-    let e = shed.layer(Down).ready().await.err().expect("not ready");
-    assert_eq!(e.to_string(), "down");
-    let e = shed
-        .wait(Duration::from_secs(1))
-        .layer(Down)
-        .ready()
-        .await
-        .err()
-        .expect("not ready");
-    assert_eq!(e.to_string(), "down");
+    assert_eq!(readiness_error(shed.clone()).await, "down");
+    assert_eq!(
+        readiness_error(shed.wait(Duration::from_secs(1))).await,
+        "down"
+    );
 }
 
 /// So is the adaptive limit layer; and its limiter keeps its name.
 #[tokio::test(start_paused = true)]
 async fn the_adaptive_layer_passes_on_the_inner_readiness() {
-    use tower::Layer;
     let limiter = AdaptiveLimiter::new("llm", Aimd::new(4, 1, 10).expect("valid")).expect("valid");
     assert_eq!(limiter.name(), "llm");
-    let e = AdaptiveLimitLayer::new(limiter)
-        .layer(Down)
-        .ready()
-        .await
-        .err()
-        .expect("not ready");
-    assert_eq!(e.to_string(), "down");
+    assert_eq!(
+        readiness_error(AdaptiveLimitLayer::new(limiter)).await,
+        "down"
+    );
 }
 
 /// Both bands flowing again in one step (a level that falls below both
 /// low marks at once) wakes the waiters of each.
 #[tokio::test(start_paused = true)]
 async fn both_bands_flowing_at_once_wake_their_waiters() {
-    let g = Gauge::builder("both", Watermarks::new(100, 50).unwrap())
-        .low_priority(Watermarks::new(60, 30).unwrap())
-        .build()
-        .unwrap();
+    let g = gauge();
     g.set(150);
     let waiters: Vec<_> = [Priority::Normal, Priority::Low]
         .into_iter()

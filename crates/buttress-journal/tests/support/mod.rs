@@ -60,6 +60,11 @@ pub fn open_sim(fs: &SimFs, config: JournalConfig) -> Journal {
     .expect("open journal")
 }
 
+/// A reader of journal "t" in [`sim_dir`] on `fs`, from the start.
+pub fn sim_reader(fs: Arc<dyn Fs>) -> JournalReader {
+    JournalReader::with_fs(fs, sim_dir(), "t")
+}
+
 /// Reads every record; panics on a read error.
 pub fn read_all(fs: Arc<dyn Fs>, dir: &Path, name: &str) -> (Vec<Ev>, ReadStats) {
     let mut reader = JournalReader::with_fs(fs, dir, name);

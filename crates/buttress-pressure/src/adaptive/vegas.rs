@@ -320,15 +320,20 @@ mod tests {
 
     use crate::adaptive::sample as s;
 
-    #[test]
-    fn follows_the_formula_step_by_step() {
-        let mut v = VegasConfig::default()
+    /// Limit 100 between 10 and 1000, the average the last sample.
+    fn at_100() -> Vegas {
+        VegasConfig::default()
             .initial(100)
             .min(10)
             .max(1000)
             .smoothing(1.0)
             .build()
-            .expect("valid");
+            .expect("valid")
+    }
+
+    #[test]
+    fn follows_the_formula_step_by_step() {
+        let mut v = at_100();
         // First sample sets rtt_noload: q = 0 ≤ threshold (2): L + β = 100 + 12.
         assert_eq!(v.update(s(100, 60)), 112.0);
         // rtt 105: q = ⌈112·(1 − 100/105)⌉ = 6; log = 2.049..., α = 6.147: q < α → L + log L.
@@ -378,13 +383,7 @@ mod tests {
     /// the limit grow.
     #[test]
     fn a_queue_of_alpha_holds() {
-        let mut v = VegasConfig::default()
-            .initial(100)
-            .min(10)
-            .max(1000)
-            .smoothing(1.0)
-            .build()
-            .expect("valid");
+        let mut v = at_100();
         // App-limited (it holds), but it sets the latency without load.
         assert_eq!(v.update(s(50, 1)), 100.0);
         // q = ⌈100·(1 − 50/53)⌉ = 6 = 3·log 100.
@@ -401,13 +400,7 @@ mod tests {
     /// Exactly half the limit in flight is not app-limited: the limit moves.
     #[test]
     fn half_the_limit_in_flight_is_not_app_limited() {
-        let mut v = VegasConfig::default()
-            .initial(100)
-            .min(10)
-            .max(1000)
-            .smoothing(1.0)
-            .build()
-            .expect("valid");
+        let mut v = at_100();
         assert_eq!(v.update(s(50, 50)), 112.0);
     }
 }
