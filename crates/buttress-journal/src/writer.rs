@@ -271,11 +271,16 @@ fn open_newest(
             // Exclusive, so that a stale empty listing cannot recreate a
             // first file that was meanwhile sealed and compressed.
             match fs.create_new(&layout.plain(1)) {
-                Ok(_) => {
-                    fs.sync_dir(&layout.dir)?;
-                    return Ok((1, fs.open_append(&layout.plain(1), false)?, true));
-                }
+                Ok(_) => fs.sync_dir(&layout.dir)?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+            // Between the creation and this open, other writers may have
+            // filled, sealed and compressed the new file: then list again,
+            // as after any vanished file.
+            match fs.open_append(&layout.plain(1), false) {
+                Ok(file) => return Ok((1, file, true)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         };

@@ -10,6 +10,7 @@ use std::time::Duration;
 use buttress_core::ManualClock;
 use buttress_fs::{Fs, SimFs};
 use buttress_journal::{Durability, JournalConfig, JournalLayer, JournalReader, Overflow, events};
+use buttress_test_support::mock::ReadyOnce;
 use serde::{Deserialize, Serialize};
 use support::{open_sim, sim_dir};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
@@ -87,6 +88,22 @@ async fn each_request_leaves_one_event_with_its_result_and_time() {
             },
         ]
     );
+    journal.close().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_waits_for_its_inner_service_to_be_ready() {
+    let fs = SimFs::new();
+    let journal = open_sim(&fs, JournalConfig::default());
+    let record = events(
+        |request: &u32| *request,
+        |request, result: &Result<u32, std::io::Error>, _| result.is_ok().then_some(request),
+    );
+    // ReadyOnce panics when called without being polled ready first.
+    let svc = ServiceBuilder::new()
+        .layer(JournalLayer::new(journal.clone(), record))
+        .service(ReadyOnce::default());
+    assert_eq!(svc.oneshot(3).await.expect("answered"), 3);
     journal.close().unwrap();
 }
 

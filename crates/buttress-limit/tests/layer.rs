@@ -4,7 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use buttress_limit::{Mode, Quota, RateLimitLayer, RateLimited, RateLimiter};
+use std::task::{Context, Poll, Waker};
+
+use buttress_limit::{
+    KeyedRateLimitLayer, KeyedRateLimiter, Mode, Quota, RateLimitLayer, RateLimited, RateLimiter,
+};
+use buttress_test_support::mock::ReadyOnce;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn limiter(per_second: u64, burst: u32) -> RateLimiter {
@@ -126,6 +131,46 @@ async fn a_dropped_waiter_gives_its_token_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_service_dropped_while_waiting_gives_its_token_back() {
+    let l = limiter(10, 1);
+    l.check().expect("the burst");
+    let mut svc = RateLimitLayer::new(l.clone())
+        .mode(Mode::Wait(Duration::from_secs(1)))
+        .layer(echo());
+    let mut cx = Context::from_waker(Waker::noop());
+    // Waits for the token at 100 ms, holding it reserved.
+    assert!(svc.poll_ready(&mut cx).is_pending());
+    assert_eq!(l.state().next_token_in, Duration::from_millis(200));
+    // A caller that gives up (a timeout, a disconnected client) drops the
+    // service: the reservation is returned.
+    drop(svc);
+    assert_eq!(l.state().next_token_in, Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_mode_admits_a_free_token_in_the_same_poll() {
+    // Off a millisecond boundary, even a timer of zero would wait for the
+    // timer wheel's next tick: a free token must not go through one.
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let mut svc = RateLimitLayer::new(limiter(10, 1))
+        .mode(Mode::Wait(Duration::from_secs(1)))
+        .layer(echo());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    assert_eq!(svc.call(7).await.expect("admitted"), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keyed_layer_waits_for_its_inner_service_to_be_ready() {
+    let limiter = KeyedRateLimiter::<u32>::builder("keyed", Quota::per_second(10).expect("valid"))
+        .build()
+        .expect("valid");
+    // ReadyOnce panics when called without being polled ready first.
+    let svc = KeyedRateLimitLayer::new(limiter, |r: &u32| *r).layer(ReadyOnce::default());
+    assert_eq!(svc.oneshot(3).await.expect("admitted"), 3);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_quota_changes_live() {
     let l = limiter(1, 1);
     l.check().expect("the burst");
@@ -193,7 +238,6 @@ fn a_quota_loads_from_json() {
 #[tokio::test(start_paused = true)]
 async fn a_refusal_is_counted_once_however_often_it_is_polled() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    use std::task::{Context, Poll};
 
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -214,8 +258,7 @@ async fn a_refusal_is_counted_once_however_often_it_is_polled() {
         .call(1)
         .await
         .expect("admitted");
-    let waker = std::task::Waker::noop();
-    let mut cx = Context::from_waker(waker);
+    let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..5 {
         assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     }

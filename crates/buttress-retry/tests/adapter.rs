@@ -1,5 +1,6 @@
 //! The tower layer under paused tokio time, with a scripted upstream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,26 @@ fn policy(max_attempts: u32) -> RetryPolicy {
         .expect("valid")
 }
 
+type Finishes = Arc<Mutex<Vec<(u32, Stop)>>>;
+
+/// A policy of `max_attempts` that records how each request finished.
+fn recording_finishes(max_attempts: u32) -> (RetryPolicy, Finishes) {
+    let stops: Finishes = Arc::default();
+    let s = Arc::clone(&stops);
+    let p = RetryPolicy::builder("upstream")
+        .max_attempts(max_attempts)
+        .backoff(exp())
+        .no_budget()
+        .on_event(move |e| {
+            if let RetryEvent::Finished { attempts, stop, .. } = e {
+                s.lock().expect("lock").push((*attempts, *stop));
+            }
+        })
+        .build()
+        .expect("valid");
+    (p, stops)
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_with_the_backoff_until_success() {
     let up = Scripted::new([Step::Fail, Step::Fail, Step::Ok]);
@@ -40,19 +61,7 @@ async fn retries_with_the_backoff_until_success() {
 #[tokio::test(start_paused = true)]
 async fn gives_up_after_max_attempts_with_the_last_error() {
     let up = Scripted::new([Step::Fail; 10]);
-    let stops = Arc::new(Mutex::new(Vec::new()));
-    let s = Arc::clone(&stops);
-    let p = RetryPolicy::builder("upstream")
-        .max_attempts(3)
-        .backoff(exp())
-        .no_budget()
-        .on_event(move |e| {
-            if let RetryEvent::Finished { attempts, stop, .. } = e {
-                s.lock().expect("lock").push((*attempts, *stop));
-            }
-        })
-        .build()
-        .expect("valid");
+    let (p, stops) = recording_finishes(3);
     let e = p
         .layer()
         .layer(up.clone())
@@ -112,12 +121,42 @@ async fn a_slow_attempt_is_cut_off_and_retried() {
 #[tokio::test(start_paused = true)]
 async fn a_request_that_cannot_be_cloned_is_sent_once() {
     let up = Scripted::new([Step::Fail; 3]);
-    let svc = policy(3)
+    let (p, stops) = recording_finishes(3);
+    let svc = p
         .layer()
         .cloner(clone_with(|_: &u32| None))
         .layer(up.clone());
+    let start = tokio::time::Instant::now();
     assert!(svc.oneshot(1).await.is_err());
     assert_eq!(up.calls(), 1);
+    // Its error comes back at once, without a backoff wait before it, and
+    // the finish says why it was not retried.
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(*stops.lock().expect("lock"), [(1, Stop::NotCloneable)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_is_cloned_once_for_each_attempt_that_can_follow() {
+    // Cloning a large body for an attempt that can never be sent is waste.
+    for (max_attempts, clones) in [(1, 0), (2, 1), (3, 2)] {
+        let up = Scripted::new([Step::Fail; 3]);
+        let cloned = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&cloned);
+        let svc = policy(max_attempts)
+            .layer()
+            .cloner(clone_with(move |r: &u32| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Some(*r)
+            }))
+            .layer(up.clone());
+        assert!(svc.oneshot(1).await.is_err());
+        assert_eq!(up.calls(), max_attempts as usize);
+        assert_eq!(
+            cloned.load(Ordering::Relaxed),
+            clones,
+            "{max_attempts} attempts"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,5 +1,5 @@
 //! A file system that lets "another process" act at one chosen instant of
-//! a reader's work: the races between a reader's steps, made exact.
+//! a reader's or a writer's work: the races between their steps, made exact.
 
 use std::fmt;
 use std::io;
@@ -25,6 +25,9 @@ pub enum At {
     /// Just before the first `metadata` of a path: between a listing that
     /// named a file and a look at its size.
     Metadata,
+    /// Just before the first directory sync: between a writer's creation of
+    /// the journal's first file and its open of that file for appending.
+    SyncDir,
 }
 
 type Action = Box<dyn FnOnce() -> io::Result<()> + Send>;
@@ -96,6 +99,7 @@ impl Fs for Interleave {
         self.fs.remove_file(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.fire(At::SyncDir)?;
         self.fs.sync_dir(dir)
     }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
