@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod checkpoint;
 pub mod executor;
+pub mod health;
 pub mod journal;
 pub mod limit;
 pub mod pressure;

@@ -29,7 +29,7 @@ fn gauge() -> Gauge {
 /// not the shared `service_routine`: driven through that closure the shed
 /// layer compiles differently (2.1× `LoadShed` instead of 1.2×, measured),
 /// and these gates were set on this loop.
-fn service<S>(mut svc: S) -> Routine
+pub(crate) fn service<S>(mut svc: S) -> Routine
 where
     S: Service<u64> + 'static,
 {

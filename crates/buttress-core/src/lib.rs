@@ -57,7 +57,7 @@ mod setters;
 #[doc(hidden)]
 pub mod sync;
 
-pub use answer::Answer;
+pub use answer::{Answer, CalledOrAnswered};
 pub use classify::{
     Classification, Classify, DefaultClassifier, FnClassifier, Outcome, classify_fn,
 };

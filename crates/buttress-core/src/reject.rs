@@ -59,6 +59,9 @@ pub enum RejectionKind {
     QueueFull,
     /// The service is shutting down and takes no new work.
     ShuttingDown,
+    /// The service is not ready yet: it is starting (loading a model,
+    /// warming a cache), or its startup failed.
+    NotReady,
     /// The work ran past its time limit.
     TimedOut,
     /// The work was accepted but ended without an answer (it panicked, or
@@ -80,6 +83,7 @@ impl RejectionKind {
             Self::Overloaded => "overloaded",
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
+            Self::NotReady => "not_ready",
             Self::TimedOut => "timed_out",
             Self::Failed => "failed",
         }
@@ -101,9 +105,11 @@ impl RejectionKind {
             Self::RateLimited => http::StatusCode::TOO_MANY_REQUESTS,
             Self::TimedOut => http::StatusCode::GATEWAY_TIMEOUT,
             Self::Failed => http::StatusCode::INTERNAL_SERVER_ERROR,
-            Self::CircuitOpen | Self::Overloaded | Self::QueueFull | Self::ShuttingDown => {
-                http::StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::CircuitOpen
+            | Self::Overloaded
+            | Self::QueueFull
+            | Self::ShuttingDown
+            | Self::NotReady => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -38,3 +38,13 @@ pub fn spawn_child(var: &str, work: &str) -> Child {
         .spawn()
         .expect("spawn the child process")
 }
+
+/// Sends `signal` (a name such as `TERM` or `INT`) to `child`, with the
+/// system's `kill` command.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {signal} failed: {status}");
+}

@@ -11,6 +11,7 @@
 //! | `checkpoint` | `checkpoint`      | `buttress-checkpoint` |
 //! | `pressure` | `pressure`          | `buttress-pressure` |
 //! | `executor` | `executor`          | `buttress-executor` |
+//! | `health`  | `health`             | `buttress-health`  |
 //!
 //! and the shared pieces of `buttress-core` under [`common`]: the clock,
 //! outcome classification, and the rejection handlers every layer takes
@@ -25,6 +26,7 @@
 //! | `serde` | `Deserialize` for every configuration: breaker, retry, limiter, journal, checkpoint store and checkpointer, gauges and adaptive limits, executor; human durations (`"2s"`) and sizes (`"100MB"`) |
 //! | `redis` | `buttress::limit::RedisRateLimiter`, one limit shared by replicas (enables `limit`) |
 //! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
+//! | `axum` | `buttress::health::HealthEndpoints::router` (enables `health`) |
 //! | `full` | all of the above |
 //!
 //! ```
@@ -68,8 +70,11 @@ pub use buttress_pressure as pressure;
 #[cfg(feature = "executor")]
 pub use buttress_executor as executor;
 
+#[cfg(feature = "health")]
+pub use buttress_health as health;
+
 // The README's examples are compiled as doctests (they need every
-// primitive and `http`, which `cargo test --workspace` enables).
+// primitive, `http` and `axum`, which `cargo test --workspace` enables).
 #[cfg(all(
     doctest,
     feature = "breaker",
@@ -78,6 +83,8 @@ pub use buttress_executor as executor;
     feature = "journal",
     feature = "pressure",
     feature = "executor",
+    feature = "health",
+    feature = "axum",
     feature = "http"
 ))]
 #[doc = include_str!("../../../README.md")]
