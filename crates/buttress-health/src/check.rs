@@ -75,6 +75,18 @@ pub trait Check: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'static, Result<Observation, BoxError>>;
 }
 
+impl<C: Check + ?Sized> Check for std::sync::Arc<C> {
+    fn check(&self) -> BoxFuture<'static, Result<Observation, BoxError>> {
+        (**self).check()
+    }
+}
+
+impl<C: Check + ?Sized> Check for Box<C> {
+    fn check(&self) -> BoxFuture<'static, Result<Observation, BoxError>> {
+        (**self).check()
+    }
+}
+
 /// What a closure's probe may succeed with: `()` (up) or an
 /// [`Observation`].
 pub trait IntoObservation {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::report::rfc3339;
 use crate::status::GateStatus;
@@ -286,22 +286,29 @@ impl GateSnapshot {
         reasons
     }
 
-    pub(crate) fn holds_json(&self) -> Value {
-        Value::Array(
-            self.holds
-                .iter()
-                .map(|h| {
-                    json!({
-                        "reason": h.reason,
-                        "status": if h.failed { "failed" } else { "running" },
-                        "since": rfc3339(h.since),
-                        "attempts": h.attempts,
-                        "last_error": h.last_error,
-                    })
-                })
-                .collect(),
-        )
+    /// What holds the gate, for the report's `startup` list.
+    pub(crate) fn holds_json(&self) -> Vec<HoldJson<'_>> {
+        self.holds
+            .iter()
+            .map(|h| HoldJson {
+                reason: &h.reason,
+                status: if h.failed { "failed" } else { "running" },
+                since: rfc3339(h.since),
+                attempts: h.attempts,
+                last_error: h.last_error.as_deref(),
+            })
+            .collect()
     }
+}
+
+/// One entry of the report's `startup` list, its fields in this order.
+#[derive(Serialize)]
+pub(crate) struct HoldJson<'a> {
+    reason: &'a str,
+    status: &'static str,
+    since: String,
+    attempts: u32,
+    last_error: Option<&'a str>,
 }
 
 /// One piece of work holding the gate.

@@ -38,11 +38,16 @@ pub struct Health {
     inner: Arc<Inner>,
 }
 
+/// Adds the checks a source has gained since it last ran (breakers added
+/// to a registry after it was attached).
+type Source = Box<dyn Fn(&Health) + Send + Sync>;
+
 struct Inner {
     checks: RwLock<Vec<Arc<Entry>>>,
+    sources: RwLock<Vec<Source>>,
     readiness: Readiness,
     started: Instant,
-    version: Option<Arc<str>>,
+    version: RwLock<Option<Arc<str>>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -71,27 +76,24 @@ impl Health {
         Self {
             inner: Arc::new(Inner {
                 checks: RwLock::new(Vec::new()),
+                sources: RwLock::new(Vec::new()),
                 readiness,
                 started: Instant::now(),
-                version: None,
+                version: RwLock::new(None),
             }),
         }
     }
 
     /// Sets the version the report shows (for example
-    /// `env!("CARGO_PKG_VERSION")`). Call it before cloning: clones made
-    /// earlier keep what they had.
+    /// `env!("CARGO_PKG_VERSION")`; clones share it).
     #[must_use]
     pub fn version(self, version: impl Into<String>) -> Self {
-        let inner = Inner {
-            checks: RwLock::new(self.entries()),
-            readiness: self.inner.readiness.clone(),
-            started: self.inner.started,
-            version: Some(Arc::from(version.into())),
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
+        *self
+            .inner
+            .version
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(version.into()));
+        self
     }
 
     /// The readiness gate this registry reports on.
@@ -135,7 +137,40 @@ impl Health {
         self.entries().iter().map(|e| e.name.to_string()).collect()
     }
 
+    /// The names registered so far, without running the sources.
+    #[allow(dead_code)] // used by the features that attach sources
+    pub(crate) fn names_unsynced(&self) -> Vec<String> {
+        self.inner
+            .checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect()
+    }
+
+    /// Runs `source` before every report, to register the checks it has
+    /// gained since.
+    #[allow(dead_code)] // used by the features that attach sources
+    pub(crate) fn attach(&self, source: impl Fn(&Health) + Send + Sync + 'static) {
+        source(self);
+        self.inner
+            .sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(source));
+    }
+
     fn entries(&self) -> Vec<Arc<Entry>> {
+        for source in self
+            .inner
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            source(self);
+        }
         self.inner
             .checks
             .read()
@@ -158,7 +193,12 @@ impl Health {
             checks,
             gate,
             uptime: self.inner.started.elapsed(),
-            version: self.inner.version.clone(),
+            version: self
+                .inner
+                .version
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 

@@ -62,6 +62,7 @@
 pub mod guide {}
 
 mod check;
+pub mod checks;
 mod endpoints;
 pub mod error;
 mod gate;
@@ -74,6 +75,7 @@ mod shutdown;
 mod sources;
 mod startup;
 mod status;
+mod wait;
 
 pub use check::{Check, CheckFn, IntoObservation, Observation, check_fn};
 pub use endpoints::{Body, Endpoint, EndpointService, HealthEndpoints};
@@ -85,6 +87,7 @@ pub use options::CheckOptions;
 pub use report::{CheckReport, ReadyReport, Report};
 pub use shutdown::{Outcome, Shutdown};
 pub use status::{CheckStatus, Criticality, GateStatus, Status, aggregate, is_ready};
+pub use wait::{Progress, WaitError, WaitOptions, wait_until_healthy};
 
 pub use buttress_core::{
     BoxError, HttpStatus, OnReject, RejectWithError, Rejection, RejectionKind,

@@ -57,7 +57,7 @@ pub struct Shutdown {
 
 struct Inner {
     readiness: Readiness,
-    grace: Duration,
+    grace: Mutex<Duration>,
     /// 0 running, 1 draining, 2 forced.
     phase: watch::Sender<u8>,
     drains: Mutex<Vec<(String, Drain)>>,
@@ -66,7 +66,7 @@ struct Inner {
 impl fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shutdown")
-            .field("grace", &self.inner.grace)
+            .field("grace", &self.grace_period())
             .field("phase", &*self.inner.phase.borrow())
             .finish_non_exhaustive()
     }
@@ -118,7 +118,7 @@ impl Shutdown {
         Self {
             inner: Arc::new(Inner {
                 readiness,
-                grace: Duration::from_secs(10),
+                grace: Mutex::new(Duration::from_secs(10)),
                 phase: watch::channel(RUNNING).0,
                 drains: Mutex::new(Vec::new()),
             }),
@@ -126,20 +126,16 @@ impl Shutdown {
     }
 
     /// Sets the grace period: the longest the server and the drains get
-    /// after the first signal. Call it before cloning.
+    /// after the first signal (clones share it).
     #[must_use]
     pub fn grace(self, grace: Duration) -> Self {
-        let inner = Inner {
-            readiness: self.inner.readiness.clone(),
-            grace,
-            phase: watch::channel(*self.inner.phase.borrow()).0,
-            drains: Mutex::new(std::mem::take(
-                &mut *self.inner.drains.lock().unwrap_or_else(|e| e.into_inner()),
-            )),
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
+        *self.inner.grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;
+        self
+    }
+
+    /// The grace period.
+    pub fn grace_period(&self) -> Duration {
+        *self.inner.grace.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers work to finish once the server has stopped: an
@@ -212,7 +208,7 @@ impl Shutdown {
                     };
                     let first = !shutdown.is_triggered();
                     if first {
-                        tracing::info!(signal = name, grace = ?shutdown.inner.grace, "shutting down: draining");
+                        tracing::info!(signal = name, grace = ?shutdown.grace_period(), "shutting down: draining");
                     } else {
                         tracing::warn!(signal = name, "second signal: exiting now");
                     }
@@ -273,7 +269,7 @@ impl Shutdown {
             () = self.signalled() => {}
         }
         self.inner.readiness.drain();
-        let deadline = Instant::now() + self.inner.grace;
+        let deadline = Instant::now() + self.grace_period();
         if !server_done && tokio::time::timeout_at(deadline, server).await.is_err() {
             return Outcome::GraceExpired {
                 pending: vec!["server".to_owned()],

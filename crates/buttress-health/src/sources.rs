@@ -44,18 +44,51 @@ impl Health {
     }
 
     /// [`register_breaker`](Health::register_breaker) for every breaker in
-    /// `registry` now, critical or not as `options` says for each name.
+    /// `registry`, now and as they are added: each report first registers
+    /// the breakers it has not seen, critical or not as `options` says for
+    /// each name.
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, Registry};
+    /// use buttress_health::{CheckOptions, Health};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let registry = Registry::new();
+    /// let health = Health::new();
+    /// health.register_breakers(&registry, |name| match name {
+    ///     "postgres" => CheckOptions::critical(),
+    ///     _ => CheckOptions::non_critical(),
+    /// });
+    /// let llm = CircuitBreaker::builder("llm").registry(&registry).build().unwrap();
+    /// assert_eq!(health.report().await.checks[0].name.as_ref(), "breaker:llm");
+    /// # });
+    /// ```
     pub fn register_breakers(
         &self,
         registry: &buttress_breaker::Registry,
-        options: impl Fn(&str) -> CheckOptions,
-    ) -> Result<(), HealthError> {
-        for name in registry.names() {
-            if let Some(breaker) = registry.get(&name) {
-                self.register_breaker(&breaker, options(&name))?;
+        options: impl Fn(&str) -> CheckOptions + Send + Sync + 'static,
+    ) {
+        let registry = registry.clone();
+        let skipped = std::sync::Mutex::new(std::collections::HashSet::new());
+        self.attach(move |health| {
+            let known = health.names_unsynced();
+            let mut skipped = skipped.lock().unwrap_or_else(|e| e.into_inner());
+            for name in registry.names() {
+                let seen = known
+                    .iter()
+                    .any(|k| k.strip_prefix("breaker:") == Some(name.as_str()));
+                if seen || skipped.contains(&name) {
+                    continue;
+                }
+                if let Some(breaker) = registry.get(&name)
+                    && let Err(e) = health.register_breaker(&breaker, options(&name))
+                {
+                    // Logged once: a name the report cannot show.
+                    tracing::warn!(breaker = %name, error = %e, "breaker left out of the health report");
+                    skipped.insert(name);
+                }
             }
-        }
-        Ok(())
+        });
     }
 }
 
