@@ -7,6 +7,7 @@
 //! atomic load; everything else (the reasons, attempts, errors) sits
 //! behind a lock that only changes and reports take.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -57,8 +58,8 @@ struct HoldState {
     failed: bool,
 }
 
-impl std::fmt::Debug for Readiness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Readiness")
             .field("ready", &self.is_ready())
             .finish_non_exhaustive()

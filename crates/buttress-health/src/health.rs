@@ -1,5 +1,6 @@
 //! [`Health`]: the registry of checks, and the reports it makes of them.
 
+use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -50,8 +51,8 @@ struct Inner {
     version: RwLock<Option<Arc<str>>>,
 }
 
-impl std::fmt::Debug for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Health")
             .field("checks", &self.names())
             .field("readiness", &self.inner.readiness)

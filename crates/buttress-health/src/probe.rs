@@ -129,7 +129,7 @@ impl Entry {
                     tracing::warn!(
                         check = %self.name,
                         status = %observation.status,
-                        message = observation.message.as_deref().unwrap_or(""),
+                        reason = observation.message.as_deref().unwrap_or(""),
                         "health check is not up"
                     );
                 } else if slot.since.is_some() {

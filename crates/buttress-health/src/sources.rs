@@ -107,6 +107,11 @@ fn breaker_observation(s: &buttress_breaker::Snapshot) -> Observation {
     let observation = match s.state {
         State::Closed | State::Disabled => Observation::up(),
         State::HalfOpen => Observation::degraded("half-open: probing the dependency again"),
+        // An open breaker turns half-open at its next call once the open
+        // period is over; until that call it still reads open.
+        State::Open if s.time_until_half_open == Some(std::time::Duration::ZERO) => {
+            Observation::degraded("open period over: the next call probes the dependency")
+        }
         State::Open => Observation::down("open: calls are refused"),
         State::ForcedOpen => Observation::down("forced open: calls are refused"),
     };

@@ -49,6 +49,33 @@ fn gate() -> impl Strategy<Value = GateStatus> {
     ]
 }
 
+#[test]
+fn statuses_print_as_the_report_names_them() {
+    for (status, name) in [
+        (Status::Healthy, "healthy"),
+        (Status::Degraded, "degraded"),
+        (Status::Unhealthy, "unhealthy"),
+        (Status::Starting, "starting"),
+        (Status::Draining, "draining"),
+    ] {
+        assert_eq!(
+            (status.to_string(), status.as_str()),
+            (name.to_owned(), name)
+        );
+    }
+    for (status, name, gauge) in [
+        (CheckStatus::Up, "ok", 1.0),
+        (CheckStatus::Degraded, "degraded", 0.5),
+        (CheckStatus::Down, "down", 0.0),
+    ] {
+        assert_eq!(
+            (status.to_string(), status.as_str()),
+            (name.to_owned(), name)
+        );
+        assert_eq!(status.gauge_value(), gauge);
+    }
+}
+
 proptest! {
     #[test]
     fn the_status_follows_the_model(

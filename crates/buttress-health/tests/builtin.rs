@@ -4,37 +4,12 @@
 //! `services.rs`, which CI runs with every feature.) Paused time: when every task waits on a socket, tokio
 //! moves the clock to the next timer, so a timeout costs no real time.
 
+mod support;
+
 use std::time::Duration;
 
-use buttress_health::{CheckOptions, Health, Status, checks};
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// A listener that accepts connections (the kernel does) and never
-/// answers; keep it alive for the test.
-fn silent() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("addr").to_string();
-    (listener, address)
-}
-
-async fn one(
-    name: &str,
-    check: impl buttress_health::Check,
-    timeout: Duration,
-) -> (Status, Option<String>, Duration) {
-    let health = Health::new();
-    health
-        .register(name, check, CheckOptions::critical().timeout(timeout))
-        .expect("valid");
-    let report = health.report().await;
-    let check = &report.checks[0];
-    (report.status, check.message.clone(), check.took)
-}
+use buttress_health::{Status, checks};
+use support::{closed_port, one, silent};
 
 #[tokio::test]
 async fn tcp_is_up_when_it_connects_and_down_with_the_error_when_refused() {

@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdout};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use buttress_test_support::process;
@@ -100,16 +101,35 @@ fn say(line: &str) {
     out.flush().expect("stdout");
 }
 
-/// The child's report lines, skipping the test harness's own.
-struct Lines(BufReader<ChildStdout>);
+/// How long the parent waits for anything the child should do at once:
+/// long enough for a loaded machine, short enough that a child that hangs
+/// fails the test instead of holding it.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The child's report lines, read on a thread of their own so that a
+/// child that stops talking fails the test after [`PATIENCE`].
+struct Lines(mpsc::Receiver<String>);
 
 impl Lines {
+    fn new(stdout: ChildStdout) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self(rx)
+    }
+
     fn wait_for(&mut self, prefix: &str) -> String {
-        let mut line = String::new();
         loop {
-            line.clear();
-            let n = self.0.read_line(&mut line).expect("read the child");
-            assert!(n > 0, "the child ended before saying {prefix:?}");
+            let line = self
+                .0
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("the child did not say {prefix:?}: {e}"));
             if let Some(rest) = line.trim_end().strip_prefix(prefix) {
                 return rest.trim().to_owned();
             }
@@ -117,9 +137,25 @@ impl Lines {
     }
 }
 
+/// Waits for the child to exit, at most [`PATIENCE`] (then kills it).
+fn exit_status(child: Child) -> std::process::ExitStatus {
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = tx.send(child.wait().expect("wait"));
+    });
+    rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        panic!("the child did not exit");
+    })
+}
+
 fn start(mode: &str, dir: &std::path::Path) -> (Child, Lines, u16) {
     let mut child = process::spawn_child(CHILD, &format!("{mode} {}", dir.display()));
-    let mut lines = Lines(BufReader::new(child.stdout.take().expect("stdout")));
+    let mut lines = Lines::new(child.stdout.take().expect("stdout"));
     let port = lines.wait_for("port").parse().expect("a port");
     (child, lines, port)
 }
@@ -155,7 +191,7 @@ fn the_first_signal_drains_and_the_journal_keeps_every_acknowledged_record() {
     }
     let _serial = process::serial();
     let dir = buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "health", "drain");
-    let (mut child, mut lines, port) = start("drain", &dir);
+    let (child, mut lines, port) = start("drain", &dir);
     for _ in 0..20 {
         let (status, body) = answer(send(port, "/work").expect("connect"));
         assert_eq!((status, body.as_str()), (200, "ok"));
@@ -178,7 +214,7 @@ fn the_first_signal_drains_and_the_journal_keeps_every_acknowledged_record() {
         }
     }
     assert_eq!(lines.wait_for("outcome"), "Drained");
-    let status = child.wait().expect("wait");
+    let status = exit_status(child);
     assert_eq!(status.code(), Some(0));
 
     let mut reader = buttress_journal::JournalReader::open(&dir, "requests").expect("reader");
@@ -198,7 +234,7 @@ fn a_second_signal_exits_at_once() {
     }
     let _serial = process::serial();
     let dir = buttress_test_support::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "health", "force");
-    let (mut child, mut lines, port) = start("force", &dir);
+    let (child, mut lines, port) = start("force", &dir);
     let _hung = send(port, "/hang").expect("connect");
     lines.wait_for("in flight");
     process::signal(&child, "TERM");
@@ -206,7 +242,7 @@ fn a_second_signal_exits_at_once() {
     // The hung request would hold the drain for its whole 60 s grace.
     let sent = Instant::now();
     process::signal(&child, "INT");
-    let status = child.wait().expect("wait");
+    let status = exit_status(child);
     let took = sent.elapsed();
     assert_eq!(status.code(), Some(130));
     assert!(

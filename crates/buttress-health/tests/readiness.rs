@@ -42,6 +42,7 @@ fn holds_close_the_gate_until_the_last_lets_go() {
     drop(cache);
     assert!(gate.is_ready());
     assert!(gate.reasons().is_empty());
+    assert!(!gate.is_draining());
     gate.drain();
     assert!(!gate.is_ready());
     assert_eq!(gate.status(), GateStatus::Draining);
@@ -149,8 +150,15 @@ async fn startup_retries_with_the_policy_and_opens_the_gate_when_it_succeeds() {
     assert_eq!(json["startup"][0]["reason"], "loading the model");
     assert_eq!(json["startup"][0]["attempts"], 1);
 
-    // Cut off at 120 s, then 5 s of backoff: the second attempt fails.
-    tokio::time::sleep(Duration::from_secs(125)).await;
+    // Cut off at 120 s: the report says why, during the 5 s of backoff.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let json = health.report().await.to_json();
+    assert_eq!(
+        json["startup"][0]["last_error"],
+        "the attempt ran past its time limit"
+    );
+    // Then the second attempt fails.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let json = health.report().await.to_json();
     assert_eq!(json["startup"][0]["attempts"], 2);
     assert_eq!(json["startup"][0]["last_error"], "CUDA out of memory");
@@ -189,4 +197,13 @@ async fn a_startup_that_gives_up_is_reported_not_hidden() {
         "{:?}",
         ready.reasons
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_waits_for_its_inner_service_to_be_ready() {
+    use buttress_test_support::mock::ReadyOnce;
+    // ReadyOnce panics when called without being polled ready first.
+    let svc = ReadinessLayer::new(Readiness::new()).layer(ReadyOnce::default());
+    assert_eq!(svc.get_ref().clone().oneshot(1).await.expect("ready"), 1);
+    assert_eq!(svc.oneshot(3).await.expect("answered"), 3);
 }

@@ -4,10 +4,13 @@
 //! failure.
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
+mod support;
+
 use std::time::Duration;
 
 use buttress_health::{CheckOptions, CheckStatus, Health, Status, checks};
 use buttress_test_support::services;
+use support::{closed_port, one, silent};
 
 async fn postgres_url() -> Option<String> {
     let url = services::database_url();
@@ -123,34 +126,6 @@ async fn a_wrong_database_is_down_with_the_servers_message() {
 // accepts and never answers. Paused time: when every task waits on a
 // socket, tokio moves the clock to the next timer, so a timeout costs no
 // real time.
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// A listener that accepts connections (the kernel does) and never
-/// answers; keep it alive for the test.
-fn silent() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("addr").to_string();
-    (listener, address)
-}
-
-async fn one(
-    name: &str,
-    check: impl buttress_health::Check,
-    timeout: Duration,
-) -> (Status, Option<String>, Duration) {
-    let health = Health::new();
-    health
-        .register(name, check, CheckOptions::critical().timeout(timeout))
-        .expect("valid");
-    let report = health.report().await;
-    let check = &report.checks[0];
-    (report.status, check.message.clone(), check.took)
-}
 
 #[tokio::test(start_paused = true)]
 async fn postgres_that_never_answers_is_cut_at_its_timeout() {

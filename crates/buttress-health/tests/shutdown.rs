@@ -22,6 +22,18 @@ fn server(shutdown: &Shutdown, finish: Duration, log: &Log) -> impl Future<Outpu
 
 type Log = Arc<Mutex<Vec<&'static str>>>;
 
+/// `f`'s output, or a failure if it has not ended within an hour of
+/// (paused, so instant) time: a shutdown that hangs fails the test.
+async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(3600), f)
+        .await
+        .expect("the shutdown ended")
+}
+
+async fn bounded(run: tokio::task::JoinHandle<Outcome>) -> Outcome {
+    within(run).await.expect("run")
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_gate_closes_then_the_server_stops_then_the_drains_run() {
     let gate = Readiness::new();
@@ -42,10 +54,12 @@ async fn the_gate_closes_then_the_server_stops_then_the_drains_run() {
     });
     sleep(Duration::from_secs(5)).await;
     assert!(gate.is_ready(), "nothing happens before the signal");
+    assert!(!shutdown.is_triggered());
     let start = Instant::now();
     shutdown.trigger();
+    assert!(shutdown.is_triggered());
     assert!(!gate.is_ready(), "the gate closes at once");
-    assert_eq!(run.await.expect("run"), Outcome::Drained);
+    assert_eq!(bounded(run).await, Outcome::Drained);
     // 2 s for the requests in flight, then both drains at once: 1 s.
     assert_eq!(start.elapsed(), Duration::from_secs(3));
     let log = log.lock().expect("lock").clone();
@@ -60,9 +74,9 @@ async fn the_grace_period_bounds_the_server_and_the_drains() {
     let shutdown = Shutdown::new(Readiness::new()).grace(Duration::from_secs(10));
     shutdown.trigger();
     let start = Instant::now();
-    let outcome = shutdown
-        .run_without_signals(server(&shutdown, Duration::from_secs(60), &log))
-        .await;
+    let outcome =
+        within(shutdown.run_without_signals(server(&shutdown, Duration::from_secs(60), &log)))
+            .await;
     assert_eq!(
         outcome,
         Outcome::GraceExpired {
@@ -81,9 +95,8 @@ async fn the_grace_period_bounds_the_server_and_the_drains() {
     });
     shutdown.trigger();
     let start = Instant::now();
-    let outcome = shutdown
-        .run_without_signals(server(&shutdown, Duration::from_secs(4), &log))
-        .await;
+    let outcome =
+        within(shutdown.run_without_signals(server(&shutdown, Duration::from_secs(4), &log))).await;
     assert_eq!(
         outcome,
         Outcome::GraceExpired {
@@ -106,7 +119,7 @@ async fn a_second_trigger_forces_the_end_at_once() {
     sleep(Duration::from_secs(1)).await;
     let start = Instant::now();
     shutdown.trigger();
-    let outcome = run.await.expect("run");
+    let outcome = bounded(run).await;
     assert_eq!(outcome, Outcome::Forced);
     assert_eq!(outcome.exit_code(), 130);
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -125,9 +138,8 @@ async fn failed_drains_are_named_and_the_others_still_run() {
         Ok::<_, std::io::Error>(())
     });
     shutdown.trigger();
-    let outcome = shutdown
-        .run_without_signals(server(&shutdown, Duration::ZERO, &log))
-        .await;
+    let outcome =
+        within(shutdown.run_without_signals(server(&shutdown, Duration::ZERO, &log))).await;
     assert_eq!(
         outcome,
         Outcome::DrainFailed {
@@ -142,7 +154,7 @@ async fn failed_drains_are_named_and_the_others_still_run() {
 async fn a_server_that_ends_by_itself_is_not_a_shutdown() {
     let gate = Readiness::new();
     let shutdown = Shutdown::new(gate.clone());
-    let outcome = shutdown.run_without_signals(async {}).await;
+    let outcome = within(shutdown.run_without_signals(async {})).await;
     assert_eq!(outcome, Outcome::ServerExited);
     assert_eq!(outcome.exit_code(), 0);
     assert!(gate.is_ready());

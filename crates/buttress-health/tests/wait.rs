@@ -95,3 +95,48 @@ async fn a_hung_probe_is_cut_at_the_probe_timeout() {
     assert_eq!(start.elapsed(), Duration::from_millis(2500));
     assert_eq!(e.pending[0].1, "no answer within 2s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_interval_sets_when_the_next_probe_runs() {
+    let start = Instant::now();
+    let deps = vec![(
+        "redis".to_owned(),
+        comes_up(start, Some(Duration::from_millis(1500))),
+    )];
+    let options = WaitOptions::default().interval(Duration::from_secs(1));
+    wait_until_healthy(deps, options, |_| {})
+        .await
+        .expect("healthy");
+    // Probes at 0, 1 and 2 s.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_due_at_the_timeout_still_runs() {
+    let start = Instant::now();
+    let deps = vec![(
+        "postgres".to_owned(),
+        comes_up(start, Some(Duration::from_secs(10))),
+    )];
+    let options = WaitOptions::default().timeout(Duration::from_secs(10));
+    wait_until_healthy(deps, options, |_| {})
+        .await
+        .expect("healthy at 10 s");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_that_observes_down_is_not_healthy() {
+    let deps = vec![(
+        "llm".to_owned(),
+        check_fn(|| async { Ok::<_, std::io::Error>(Observation::down("model not loaded")) }),
+    )];
+    let options = WaitOptions::default().timeout(Duration::from_secs(5));
+    let e = wait_until_healthy(deps, options, |_| {})
+        .await
+        .expect_err("down");
+    assert_eq!(
+        e.pending,
+        [("llm".to_owned(), "model not loaded".to_owned())]
+    );
+}

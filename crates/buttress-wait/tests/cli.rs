@@ -16,6 +16,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A listener (keep it alive) and its address.
+fn listening() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    (listener, address)
+}
+
 /// A port nothing listens on.
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -43,8 +50,7 @@ fn json_server(body: &'static str) -> u16 {
 
 #[test]
 fn an_open_port_is_healthy_at_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("addr").to_string();
+    let (_listener, address) = listening();
     let out = wait(&["--tcp", &address, "--timeout", "10s"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with(&format!("{address}:healthy (")));
@@ -116,8 +122,7 @@ fn an_http_dependency_is_healthy_when_its_json_says_so() {
 
 #[test]
 fn the_command_after_the_dependencies_runs_with_its_exit_status() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("addr").to_string();
+    let (_listener, address) = listening();
     let out = wait(&[
         "--tcp",
         &address,

@@ -1,5 +1,6 @@
 //! PostgreSQL: `SELECT 1` on a connection the check keeps.
 
+use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,8 +51,8 @@ pub struct PostgresCheck {
     client: Arc<Mutex<Option<Client>>>,
 }
 
-impl std::fmt::Debug for PostgresCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for PostgresCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresCheck")
             .field("hosts", &self.config.get_hosts())
             .field("ports", &self.config.get_ports())

@@ -1,5 +1,6 @@
 //! Redis: `PING` on a connection the check keeps.
 
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use buttress_core::BoxError;
@@ -34,8 +35,8 @@ pub struct RedisCheck {
     connection: Arc<Mutex<Option<MultiplexedConnection>>>,
 }
 
-impl std::fmt::Debug for RedisCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for RedisCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCheck")
             .field("address", &self.client.get_connection_info().addr)
             .finish_non_exhaustive()
