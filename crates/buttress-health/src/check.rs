@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use buttress_core::BoxError;
 use futures_util::future::BoxFuture;
@@ -173,4 +174,26 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// One probe of `check`, cut at `limit`: what it observed, or down and why
+/// (no answer in time, its error with the causes, a panic). The registry
+/// and [`wait_until_healthy`](crate::wait_until_healthy) both probe
+/// through it.
+pub(crate) async fn probe_once<C: Check + ?Sized>(check: &C, limit: Duration) -> Observation {
+    use futures_util::FutureExt;
+    use std::panic::AssertUnwindSafe;
+
+    let Ok(probe) = std::panic::catch_unwind(AssertUnwindSafe(|| check.check())) else {
+        return Observation::down("the check panicked");
+    };
+    match tokio::time::timeout(limit, AssertUnwindSafe(probe).catch_unwind()).await {
+        Err(_) => Observation::down(format!(
+            "no answer within {}",
+            humantime::format_duration(limit)
+        )),
+        Ok(Err(_)) => Observation::down("the check panicked"),
+        Ok(Ok(Err(e))) => Observation::down(error_chain(&*e)),
+        Ok(Ok(Ok(observation))) => observation,
+    }
 }

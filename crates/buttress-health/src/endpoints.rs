@@ -29,6 +29,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in the order [`HealthEndpoints`] lists them.
+    pub const ALL: [Endpoint; 3] = [Endpoint::Health, Endpoint::Livez, Endpoint::Readyz];
+
     /// The path [`HealthEndpoints`] serves it on.
     pub const fn path(self) -> &'static str {
         match self {
@@ -147,7 +150,7 @@ impl HealthEndpoints {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn router<St: Clone + Send + Sync + 'static>(&self) -> axum::Router<St> {
-        [Endpoint::Health, Endpoint::Livez, Endpoint::Readyz]
+        Endpoint::ALL
             .into_iter()
             .fold(axum::Router::new(), |router, e| {
                 router.route_service(e.path(), self.endpoint(e))
@@ -165,11 +168,10 @@ impl<B> Service<Request<B>> for HealthEndpoints {
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let endpoint = match request.uri().path() {
-            "/health" => Endpoint::Health,
-            "/livez" => Endpoint::Livez,
-            "/readyz" => Endpoint::Readyz,
-            _ => {
+        let path = request.uri().path();
+        let endpoint = match Endpoint::ALL.into_iter().find(|e| e.path() == path) {
+            Some(endpoint) => endpoint,
+            None => {
                 let body = json!({ "error": "not found" }).to_string();
                 let head = request.method() == Method::HEAD;
                 return Box::pin(std::future::ready(Ok(json_response(

@@ -139,7 +139,7 @@ impl Health {
     }
 
     /// The names registered so far, without running the sources.
-    #[allow(dead_code)] // used by the features that attach sources
+    #[cfg(feature = "breaker")]
     pub(crate) fn names_unsynced(&self) -> Vec<String> {
         self.inner
             .checks
@@ -152,7 +152,7 @@ impl Health {
 
     /// Runs `source` before every report, to register the checks it has
     /// gained since.
-    #[allow(dead_code)] // used by the features that attach sources
+    #[cfg(feature = "breaker")]
     pub(crate) fn attach(&self, source: impl Fn(&Health) + Send + Sync + 'static) {
         source(self);
         self.inner

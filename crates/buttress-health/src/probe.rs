@@ -8,7 +8,6 @@
 //! does not cancel it for the others, and it ends at its timeout whatever
 //! the dependency does.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +15,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
-use crate::check::{Check, Observation, error_chain};
+use crate::check::{Check, Observation, probe_once};
 use crate::options::CheckOptions;
 use crate::report::CheckReport;
 use crate::status::CheckStatus;
@@ -96,21 +95,7 @@ impl Entry {
 
     async fn probe(self: Arc<Self>) -> CheckReport {
         let started = Instant::now();
-        let timeout = self.options.timeout;
-        let observation = match std::panic::catch_unwind(AssertUnwindSafe(|| self.check.check())) {
-            Err(_) => Observation::down("the check panicked"),
-            Ok(probe) => {
-                match tokio::time::timeout(timeout, AssertUnwindSafe(probe).catch_unwind()).await {
-                    Err(_) => Observation::down(format!(
-                        "no answer within {}",
-                        humantime::format_duration(timeout)
-                    )),
-                    Ok(Err(_)) => Observation::down("the check panicked"),
-                    Ok(Ok(Err(e))) => Observation::down(error_chain(&*e)),
-                    Ok(Ok(Ok(observation))) => observation,
-                }
-            }
-        };
+        let observation = probe_once(&*self.check, self.options.timeout).await;
         let took = started.elapsed();
         self.probe_seconds.record(took.as_secs_f64());
         self.store(observation, took)

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use buttress_retry::{RetryError, RetryPolicy, retry};
@@ -54,17 +53,19 @@ impl Readiness {
         Fut: Future<Output = Result<T, E>>,
         E: std::error::Error + 'static,
     {
-        let hold = Arc::new(self.hold(reason));
+        let hold = self.hold(reason);
         let attempts = AtomicU32::new(0);
         let result = retry(policy, || {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             hold.attempt(attempt);
             let report = Report {
-                hold: Arc::clone(&hold),
+                hold: &hold,
                 done: false,
             };
             let run = work();
             async move {
+                // The whole guard moves in (a field alone would be captured
+                // and the guard dropped at once).
                 let mut report = report;
                 let result = run.await;
                 report.done = true;
@@ -75,16 +76,13 @@ impl Readiness {
             }
         })
         .await;
-        let hold = Arc::into_inner(hold);
-        match (&result, hold) {
-            (Ok(_), Some(hold)) => hold.release(),
-            (Err(e), Some(hold)) => {
+        match &result {
+            Ok(_) => hold.release(),
+            Err(e) => {
                 let error = error_chain(e);
                 tracing::error!(gate = "readiness", error = %error, "startup work gave up");
                 hold.fail(error);
             }
-            // Every attempt's report has ended, so the hold is ours alone.
-            (_, None) => {}
         }
         result
     }
@@ -92,18 +90,18 @@ impl Readiness {
 
 /// Records an attempt that ended without a result (cut off at its time
 /// limit) when it is dropped.
-struct Report {
-    hold: Arc<Hold>,
+struct Report<'a> {
+    hold: &'a Hold,
     done: bool,
 }
 
-impl fmt::Debug for Report {
+impl fmt::Debug for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Report").field("done", &self.done).finish()
     }
 }
 
-impl Drop for Report {
+impl Drop for Report<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.hold

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::check::{Check, error_chain};
+use crate::check::{Check, probe_once};
 use crate::status::CheckStatus;
 
 /// How [`wait_until_healthy`] polls.
@@ -189,15 +189,10 @@ pub async fn wait_until_healthy<C: Check>(
 }
 
 async fn probe<C: Check>(check: &C, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, check.check()).await {
-        Err(_) => Err(format!(
-            "no answer within {}",
-            humantime::format_duration(limit)
-        )),
-        Ok(Err(e)) => Err(error_chain(&*e)),
-        Ok(Ok(o)) if o.status == CheckStatus::Down => {
-            Err(o.message.unwrap_or_else(|| "down".to_owned()))
-        }
-        Ok(Ok(_)) => Ok(()),
+    let observation = probe_once(check, limit).await;
+    if observation.status == CheckStatus::Down {
+        Err(observation.message.unwrap_or_else(|| "down".to_owned()))
+    } else {
+        Ok(())
     }
 }
