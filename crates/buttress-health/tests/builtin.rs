@@ -89,6 +89,8 @@ async fn http_judges_the_status_and_the_body() {
                 .body_contains("\"loaded\""),
             None,
         ),
+        // Every body contains the empty text.
+        (checks::http(&ok).expect("valid").body_contains(""), None),
         (
             checks::http(&ok)
                 .expect("valid")

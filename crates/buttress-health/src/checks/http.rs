@@ -186,9 +186,8 @@ impl HttpCheck {
             _ => {}
         }
         if let Some(text) = &self.contains
-            && !body
-                .windows(text.len().max(1))
-                .any(|w| w == text.as_bytes())
+            && !text.is_empty()
+            && !body.windows(text.len()).any(|w| w == text.as_bytes())
         {
             return Err(format!("the body does not contain {text:?}"));
         }
