@@ -3,6 +3,7 @@
 //! `BUTTRESS_REQUIRE_SERVICES=1` (as in CI), which makes that a failure.
 #![cfg(feature = "redis")]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,7 +41,10 @@ fn quota() -> Quota {
     Quota::per_hour(50).expect("valid")
 }
 
-async fn hammer(url: &str, name: &str, n: usize) -> usize {
+/// Connects (a check of a key of its own), calls `start` (which returns
+/// when the other instance is connected too), then makes `n` checks of the
+/// shared key; returns how many were admitted.
+async fn hammer(url: &str, name: &str, n: usize, start: impl FnOnce()) -> usize {
     let l = RedisRateLimiter::with_options(
         url,
         name,
@@ -49,6 +53,10 @@ async fn hammer(url: &str, name: &str, n: usize) -> usize {
         OnRedisFailure::FailClosed,
     )
     .expect("valid");
+    l.check(&format!("warm-up-{}", std::process::id()))
+        .await
+        .expect("connected");
+    start();
     let mut admitted = 0;
     for _ in 0..n {
         if l.check("shared-key").await.is_ok() {
@@ -66,7 +74,13 @@ async fn child_process_checks() {
         return;
     };
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
-    let admitted = hammer(&url, &name, 100).await;
+    // Connected: say so, and start when the parent says go.
+    let admitted = hammer(&url, &name, 100, || {
+        println!("ready");
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).expect("read go");
+    })
+    .await;
     println!("admitted={admitted}");
 }
 
@@ -74,7 +88,7 @@ async fn child_process_checks() {
 async fn two_processes_share_one_quota() {
     let Some(url) = redis_url() else { return };
     let name = unique("two-procs");
-    let child = Command::new(std::env::current_exe().expect("test binary"))
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "child_process_checks",
@@ -83,13 +97,31 @@ async fn two_processes_share_one_quota() {
         ])
         .env(CHILD, &name)
         .env("REDIS_URL", &url)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the second instance");
-    let mine = hammer(&url, &name, 100).await;
-    let out = child.wait_with_output().expect("child finished");
-    assert!(out.status.success(), "child failed");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Both connected before either checks the shared key: a child still
+    // starting while the parent spends the whole quota proves nothing.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mine = hammer(&url, &name, 100, || {
+        // libtest's "test child_process_checks ... " may begin the line.
+        let mut line = String::new();
+        while !line.trim_end().ends_with("ready") {
+            line.clear();
+            let n = stdout.read_line(&mut line).expect("read the child");
+            assert!(n > 0, "the child ended before it was ready");
+        }
+        writeln!(stdin, "go").expect("tell the child to go");
+    })
+    .await;
+    let mut text = String::new();
+    stdout.read_to_string(&mut text).expect("read the child");
+    assert!(
+        child.wait().expect("child finished").success(),
+        "child failed"
+    );
     let theirs: usize = text
         .lines()
         .find_map(|l| l.split("admitted=").nth(1))
