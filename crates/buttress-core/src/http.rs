@@ -207,7 +207,9 @@ pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Respons
 
 /// The HTTP answer to a refusal: the status of its kind, `Retry-After`
 /// when known, the RateLimit fields on a rate-limit refusal, an empty
-/// body, and the refusal as an extension. What [`HttpStatus`](crate::HttpStatus)
+/// body, and the refusal and its [`RejectionKind`](crate::RejectionKind)
+/// as extensions (the kind for a layer that renders a body without
+/// knowing the refusal's type). What [`HttpStatus`](crate::HttpStatus)
 /// returns.
 pub(crate) fn rejection_response<R, B>(rejection: R) -> Response<B>
 where
@@ -227,6 +229,7 @@ where
         let reset = retry_after.map_or(0, ceil_secs);
         rate_limit_headers(response.headers_mut(), name, 0, reset, policy);
     }
+    response.extensions_mut().insert(rejection.kind());
     response.extensions_mut().insert(rejection);
     response
 }

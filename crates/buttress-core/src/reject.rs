@@ -213,7 +213,9 @@ where
 /// seconds rounded up when the refusal knows when to come back, the IETF
 /// `RateLimit` and `RateLimit-Policy` fields on a rate-limit refusal, and
 /// an empty (`Default`) body. The refusal itself rides along as a response
-/// extension, for logging or for a body of your own.
+/// extension, for logging or for a body of your own, and so does its
+/// [`RejectionKind`], which a layer that knows no refusal type can read
+/// (buttress-degrade's problem layer renders the body from it).
 ///
 /// The layer's error stays the inner service's error: over an infallible
 /// service (an axum handler) the whole layer is infallible.
@@ -229,6 +231,7 @@ where
 ///     OnReject::<Full, _, std::convert::Infallible>::on_reject(&HttpStatus, Full).unwrap();
 /// assert_eq!(response.status(), 503);
 /// assert!(response.extensions().get::<Full>().is_some());
+/// assert_eq!(response.extensions().get::<RejectionKind>(), Some(&RejectionKind::QueueFull));
 /// ```
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
