@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod checkpoint;
+pub mod degrade;
 pub mod executor;
 pub mod health;
 pub mod journal;

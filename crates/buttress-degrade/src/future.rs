@@ -31,7 +31,18 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, A, Saved, Res, E> {
         Calling { #[pin] inner: F, saved: Option<Saved> },
-        Answering { #[pin] answer: A, original: Option<Result<Res, E>>, reason: Reason },
+        // Boxed: a success never pays to move the failure path's state.
+        Answering { answering: Pin<Box<Answering<A, Res, E>>> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The backup's answer in progress, and the result it stands in for.
+    struct Answering<A, Res, E> {
+        #[pin]
+        answer: A,
+        original: Option<Result<Res, E>>,
+        reason: Reason,
     }
 }
 
@@ -39,6 +50,7 @@ impl<F, B, C, Req, Res, E> ResponseFuture<F, B, C, Req, Res, E>
 where
     B: Backup<Req, Res, E>,
 {
+    #[inline]
     pub(crate) fn new(inner: F, saved: B::Saved, shared: Arc<Shared<B, C>>) -> Self {
         ResponseFuture {
             state: State::Calling {
@@ -60,6 +72,7 @@ where
 {
     type Output = Result<Res, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -83,25 +96,25 @@ where
                         },
                     );
                     this.state.set(State::Answering {
-                        answer,
-                        original: Some(result),
-                        reason,
+                        answering: Box::pin(Answering {
+                            answer,
+                            original: Some(result),
+                            reason,
+                        }),
                     });
                 }
-                StateProj::Answering {
-                    answer,
-                    original,
-                    reason,
-                } => {
-                    let answer = ready!(answer.poll(cx));
+                StateProj::Answering { answering } => {
+                    let answering = answering.as_mut().project();
+                    let answer = ready!(answering.answer.poll(cx));
                     let fallback = &this.shared.fallback;
-                    return match (answer, original.take()) {
+                    let reason = *answering.reason;
+                    return match (answer, answering.original.take()) {
                         (Some(mut response), _) => {
-                            response.mark_degraded(fallback.answered(*reason));
+                            response.mark_degraded(fallback.answered(reason));
                             Poll::Ready(Ok(response))
                         }
                         (None, Some(original)) => {
-                            fallback.failed(*reason);
+                            fallback.failed(reason);
                             Poll::Ready(original)
                         }
                         // Polled again after it answered: the contract is

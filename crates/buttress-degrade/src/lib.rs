@@ -73,3 +73,6 @@ pub use request_id::{
     MAX_REQUEST_ID_LEN, X_REQUEST_ID, ensure_request_id, is_usable_request_id, request_id_of,
 };
 pub use service::FallbackService;
+/// tower-http's request id, as the [`ProblemLayer`] leaves it in each
+/// request's extensions (`axum::Extension<RequestId>` in a handler).
+pub use tower_http::request_id::RequestId;

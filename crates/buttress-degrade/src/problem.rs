@@ -151,6 +151,28 @@ impl Problem {
         problem
     }
 
+    /// The problem for an error status answered with no body (axum's
+    /// `404` for an unknown path, a `405`): its kind is the status's
+    /// reason in snake_case (`not_found`), its detail the reason itself.
+    /// A `5xx` is [`internal`](Self::internal).
+    ///
+    /// ```
+    /// use buttress_degrade::Problem;
+    ///
+    /// let p = Problem::for_status(http::StatusCode::METHOD_NOT_ALLOWED);
+    /// assert_eq!(p.kind(), "method_not_allowed");
+    /// ```
+    pub fn for_status(status: StatusCode) -> Self {
+        if status.is_server_error() {
+            let mut problem = Problem::internal();
+            problem.status = status;
+            return problem;
+        }
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let kind = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+        Problem::new(status, kind, format!("{reason}."))
+    }
+
     /// A `422` listing what is wrong with the request.
     pub fn invalid(invalid: Invalid) -> Self {
         let mut problem = Problem::new(

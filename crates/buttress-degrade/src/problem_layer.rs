@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use buttress_core::{BoxError, RejectionKind, parse_retry_after};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
+use http_body::Body;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_layer::{Identity, Layer, Stack};
@@ -31,6 +32,9 @@ use crate::request_id::{X_REQUEST_ID, ensure_request_id};
 ///   carrying a [`RejectionKind`]) gets its problem body; its
 ///   `Retry-After` and RateLimit headers stay.
 /// * A [`Problem`] a handler returned gets the request id in its body.
+/// * An error status with no body and no content type (axum's `404` for
+///   an unknown path, a `405`) gets the problem body for its status
+///   ([`Problem::for_status`]). A body of your own is left alone.
 /// * A handler that panics, in `call` or while its future runs, is a
 ///   `500` problem; the service goes on serving.
 /// * Every response carries `x-request-id`: the client's when it is
@@ -104,7 +108,7 @@ impl<S, ReqB, ResB> Service<Request<ReqB>> for ProblemService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
-    ResB: From<String>,
+    ResB: Body + From<String>,
 {
     type Response = Response<ResB>;
     type Error = Infallible;
@@ -169,7 +173,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, B: From<String>> ProblemFuture<F, B> {
+impl<F, B: Body + From<String>> ProblemFuture<F, B> {
     fn answered(problem: Problem) -> Self {
         let id = problem.request_id().unwrap_or_default().to_owned();
         ProblemFuture {
@@ -185,7 +189,7 @@ impl<F, B, E> Future for ProblemFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
-    B: From<String>,
+    B: Body + From<String>,
 {
     type Output = Result<Response<B>, Infallible>;
 
@@ -241,21 +245,8 @@ fn panicked(id: Option<&str>) -> Problem {
 
 /// A response on its way out: a problem gets the request id, an empty
 /// refusal gets its problem body, and every response gets `x-request-id`.
-fn finish<B: From<String>>(mut response: Response<B>, id: &str) -> Response<B> {
-    let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
-        Some(problem)
-    } else if response.headers().get(CONTENT_TYPE).is_none() {
-        response.extensions().get::<RejectionKind>().map(|kind| {
-            let problem = Problem::refused(*kind);
-            match parse_retry_after(response.headers(), SystemTime::now()) {
-                Some(after) if problem.kind() != "internal" => problem.with_retry_after(after),
-                _ => problem,
-            }
-        })
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
+fn finish<B: Body + From<String>>(mut response: Response<B>, id: &str) -> Response<B> {
+    if let Some(problem) = problem_in(&mut response) {
         let problem = problem.with_request_id(id);
         *response.body_mut() = B::from(problem.to_json());
         let headers = response.headers_mut();
@@ -267,6 +258,32 @@ fn finish<B: From<String>>(mut response: Response<B>, id: &str) -> Response<B> {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
+}
+
+/// The problem a response stands for, if it needs a problem body: one a
+/// handler returned, or an error status with no body of its own (a
+/// refusal a buttress layer answered, an unknown path).
+fn problem_in<B: Body>(response: &mut Response<B>) -> Option<Problem> {
+    if let Some(problem) = response.extensions_mut().remove::<Problem>() {
+        return Some(problem);
+    }
+    let status = response.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && response.headers().get(CONTENT_TYPE).is_none()
+        && response.body().size_hint().exact() == Some(0);
+    if !bare {
+        return None;
+    }
+    let Some(kind) = response.extensions().get::<RejectionKind>() else {
+        return Some(Problem::for_status(status));
+    };
+    let problem = Problem::refused(*kind);
+    Some(
+        match parse_retry_after(response.headers(), SystemTime::now()) {
+            Some(after) if problem.kind() != "internal" => problem.with_retry_after(after),
+            _ => problem,
+        },
+    )
 }
 
 /// An error and its sources, `: `-separated, for a log line.

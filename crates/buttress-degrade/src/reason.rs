@@ -280,6 +280,8 @@ fn known<'a>(e: &'a (dyn Error + 'static)) -> Option<Refused<'a>> {
     if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
         return Some(Refused::Elapsed);
     }
+    // Unused when no refusal feature is on.
+    #[allow(unused_macros)]
     macro_rules! rejection {
         ($($t:ty),* $(,)?) => {
             $(if let Some(r) = e.downcast_ref::<$t>() {

@@ -155,3 +155,26 @@ async fn the_layer_alone_makes_an_id() {
     let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(body["request_id"], id.as_str());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_path_is_a_problem_too() {
+    let (status, headers, body) = get_json(&app(), "/no/such/path").await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["kind"], "not_found");
+    assert_eq!(body["request_id"], "rid-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_of_its_own_is_left_alone() {
+    let app = Router::new()
+        .route(
+            "/teapot",
+            get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }),
+        )
+        .layer(ProblemLayer::new());
+    let (status, headers, body) = get_json(&app, "/teapot").await;
+    assert_eq!(status, 418);
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(body, "short and stout");
+}

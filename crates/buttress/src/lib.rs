@@ -12,6 +12,7 @@
 //! | `pressure` | `pressure`          | `buttress-pressure` |
 //! | `executor` | `executor`          | `buttress-executor` |
 //! | `health`  | `health`             | `buttress-health`  |
+//! | `degrade` | `degrade`            | `buttress-degrade` |
 //!
 //! and the shared pieces of `buttress-core` under [`common`]: the clock,
 //! outcome classification, and the rejection handlers every layer takes
@@ -26,7 +27,8 @@
 //! | `serde` | `Deserialize` for every configuration: breaker, retry, limiter, journal, checkpoint store and checkpointer, gauges and adaptive limits, executor; human durations (`"2s"`) and sizes (`"100MB"`) |
 //! | `redis` | `buttress::limit::RedisRateLimiter`, one limit shared by replicas (enables `limit`) |
 //! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
-//! | `axum` | `buttress::health::HealthEndpoints::router` (enables `health`) |
+//! | `axum` | `buttress::health::HealthEndpoints::router` (enables `health`); `IntoResponse` for problems and `buttress::degrade::handle_error` |
+//! | `cache` | `buttress::degrade::StaleCache` and `CacheLayer`, on moka (enables `degrade`) |
 //! | `full` | all of the above |
 //!
 //! ```
@@ -73,6 +75,9 @@ pub use buttress_executor as executor;
 #[cfg(feature = "health")]
 pub use buttress_health as health;
 
+#[cfg(feature = "degrade")]
+pub use buttress_degrade as degrade;
+
 // The README's examples are compiled as doctests (they need every
 // primitive, `http` and `axum`, which `cargo test --workspace` enables).
 #[cfg(all(
@@ -84,6 +89,8 @@ pub use buttress_health as health;
     feature = "pressure",
     feature = "executor",
     feature = "health",
+    feature = "degrade",
+    feature = "cache",
     feature = "axum",
     feature = "http"
 ))]
