@@ -10,11 +10,28 @@
 //!   [`Degraded::mark_json`] for a JSON body. A backup that fails too
 //!   returns the original error. Metrics: `buttress_fallback_total{name,reason}`
 //!   and `buttress_fallback_failed_total{name,reason}`.
+//! * `StaleCache` and `CacheLayer` (feature `cache`): a TTL cache on moka
+//!   that serves a stale entry, marked degraded, while the upstream fails
+//!   (RFC 5861's `stale-if-error`), makes one upstream call for many
+//!   identical requests, never caches an error, and holds a bound in
+//!   entries or bytes.
 //! * [`reason_of`] and [`refusal_in`]: why a call failed, read from its
 //!   error. tower's and tokio's timeout errors are recognised as timeouts
 //!   beside every buttress refusal, so a timeout is one line
-//!   (`tower::timeout::TimeoutLayer::new(..)`) and reads as a timeout in
-//!   the fallback, the cache and the HTTP mapping.
+//!   (`ServiceBuilder::timeout`) and reads as a timeout in the fallback,
+//!   the cache, the metrics and the HTTP mapping.
+//! * [`Problem`], [`ProblemLayer`] and [`problem_stack`]: every error,
+//!   refusal and panic of an HTTP service as RFC 9457
+//!   `application/problem+json` (`503`, `429`, `504`, `422` with field
+//!   errors, a bare `500`), with the request id (tower-http's
+//!   `x-request-id` layers; made when absent) in the body and the header.
+//!   Under feature `axum`, `IntoResponse` for [`Problem`] and [`Invalid`],
+//!   and `handle_error` for `HandleErrorLayer`.
+//!
+//! The [`guide`] has the runnable example (an LLM call with a 30 s
+//! budget, retries, a breaker, a stale cache and a canned answer), the
+//! order of the layers, the tables of reasons and statuses, and the
+//! benchmarks.
 //!
 //! ```
 //! use std::time::Duration;
@@ -35,6 +52,9 @@
 //! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -76,3 +96,8 @@ pub use service::FallbackService;
 /// tower-http's request id, as the [`ProblemLayer`] leaves it in each
 /// request's extensions (`axum::Extension<RequestId>` in a handler).
 pub use tower_http::request_id::RequestId;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
