@@ -110,13 +110,11 @@ impl Problem {
                 "The service is starting and not ready yet. Try again shortly."
             }
             RejectionKind::TimedOut => "The request took too long and was stopped.",
+            // Work that failed inside (`Failed`), and any kind added to
+            // buttress-core later: nothing to tell the client.
             _ => return Problem::internal(),
         };
-        let status = kind.status();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            return Problem::internal();
-        }
-        Problem::new(status, kind.as_str(), detail)
+        Problem::new(kind.status(), kind.as_str(), detail)
     }
 
     /// The problem for an error: the first buttress refusal, timeout or

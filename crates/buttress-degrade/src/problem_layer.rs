@@ -230,7 +230,7 @@ impl<F, B> fmt::Debug for ProblemFuture<F, B> {
 /// The problem for an error, logging what the client will not see.
 fn problem_for(error: &BoxError, id: Option<&str>) -> Problem {
     let problem = Problem::from_error(&**error);
-    if problem.status().is_server_error() && problem.kind() == "internal" {
+    if problem.kind() == "internal" {
         tracing::error!(request_id = id.unwrap_or("-"), error = %Chain(&**error), "request failed");
     } else {
         tracing::debug!(request_id = id.unwrap_or("-"), error = %Chain(&**error), kind = problem.kind(), "request refused");

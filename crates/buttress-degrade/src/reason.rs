@@ -328,6 +328,12 @@ mod tests {
             assert!(Reasons::ALL.without(r).contains(Reason::Error));
         }
         assert!(!Reasons::NONE.contains(Reason::Error));
+        // Adding a reason twice keeps it.
+        let twice = Reasons::NONE
+            .with(Reason::TIMED_OUT)
+            .with(Reason::TIMED_OUT);
+        assert!(twice.contains(Reason::TIMED_OUT));
+        assert!(Reasons::ALL.with(Reason::Error).contains(Reason::Error));
         assert_eq!(Reasons::default(), Reasons::ALL);
         assert_eq!(
             Reasons::from([Reason::Error, Reason::TIMED_OUT]),

@@ -263,11 +263,24 @@ async fn coalesced_errors_are_shared_and_still_recognised() {
     let svc = CacheLayer::new(cache, |q: &String| Some(q.clone())).layer(svc);
     let errors =
         futures_util::future::join_all((0..3).map(|_| svc.clone().oneshot("q".to_owned()))).await;
+    let mut shared_errors = 0;
     for err in errors {
         let err = err.expect_err("failed");
         assert_eq!(reason_of(&err), Reason::TIMED_OUT);
         buttress_test_support::errors::assert_no_repetition(&*err);
+        if let Some(shared) = err.downcast_ref::<buttress_degrade::SharedError>() {
+            shared_errors += 1;
+            assert_eq!(
+                shared.to_string(),
+                "the one upstream call for every waiting caller failed"
+            );
+            assert_eq!(shared.get_ref().to_string(), "deadline has elapsed");
+        }
     }
+    assert!(
+        shared_errors >= 2,
+        "three callers, one error: {shared_errors} shared"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -285,7 +298,8 @@ async fn the_bound_holds_under_a_million_distinct_keys() {
             .await
             .expect("infallible");
     }
-    assert!(cache.entry_count().await <= 1_000);
+    let held = cache.entry_count().await;
+    assert!((500..=1_000).contains(&held), "{held} entries");
 
     let bytes: StaleCache<u64, Vec<u8>> = StaleCache::builder("bytes")
         .max_bytes(64 * 1024, |_, v: &Vec<u8>| {
@@ -301,7 +315,36 @@ async fn the_bound_holds_under_a_million_distinct_keys() {
             .await
             .expect("infallible");
     }
-    assert!(bytes.weighted_size().await <= 64 * 1024);
+    let weight = bytes.weighted_size().await;
+    assert!((32 * 1024..=64 * 1024).contains(&weight), "{weight} bytes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_sizes_and_invalidation() {
+    let cache = cache::<String>();
+    let up = Upstream::default();
+    for key in ["a", "b", "c"] {
+        get(&cache, &up, key).await.expect("ok");
+    }
+    assert_eq!(cache.entry_count().await, 3);
+    assert_eq!(
+        cache.weighted_size().await,
+        3,
+        "without a weigher, one an entry"
+    );
+    cache.invalidate(&"b".to_owned()).await;
+    assert_eq!(cache.entry_count().await, 2);
+    assert_eq!(
+        get(&cache, &up, "b").await.expect("ok").value,
+        "b#4",
+        "fetched again"
+    );
+    assert_eq!(
+        get(&cache, &up, "a").await.expect("ok").value,
+        "a#1",
+        "still cached"
+    );
+    assert_eq!(cache.name().as_str(), "embeddings");
 }
 
 #[test]

@@ -361,3 +361,140 @@ async fn answers_and_failed_backups_are_counted() {
         ]
     );
 }
+
+/// One error of each refusal kind, made by the primitive that refuses.
+async fn one_refusal_of_each_kind() -> Vec<(RejectionKind, BoxError)> {
+    use buttress_executor::{Executor, ExecutorConfig, ExecutorError};
+    use buttress_limit::{Quota, RateLimiter};
+    use buttress_pressure::{Gauge, ShedLayer, Watermarks};
+
+    let breaker = CircuitBreaker::builder("llm")
+        .consecutive_failures(1)
+        .failure_rate(None)
+        .build()
+        .expect("valid");
+    breaker.try_acquire().expect("closed").failure();
+    let open = breaker.try_acquire().expect_err("open");
+
+    let limiter = RateLimiter::new(
+        "api",
+        Quota::per_second(1)
+            .expect("valid")
+            .with_burst(1)
+            .expect("valid"),
+    )
+    .expect("valid");
+    limiter.check().expect("admitted");
+    let limited = limiter.check().expect_err("refused");
+
+    let gauge = Gauge::builder("queue", Watermarks::new(10, 5).expect("valid"))
+        .build()
+        .expect("valid");
+    gauge.set(20);
+    let shed = ShedLayer::new(gauge)
+        .layer(failing(|| "never called".into()))
+        .oneshot("q".to_owned())
+        .await
+        .expect_err("shed");
+
+    let executor = Executor::new(
+        "chat",
+        ExecutorConfig::default().max_running(1).max_queued(1),
+    )
+    .expect("valid");
+    let _running = executor
+        .submit(0, std::future::pending::<()>())
+        .expect("runs");
+    tokio::task::yield_now().await;
+    let _queued = executor
+        .submit(0, std::future::pending::<()>())
+        .expect("queued");
+    let full = executor
+        .submit(0, std::future::pending::<()>())
+        .expect_err("full");
+
+    let readiness = buttress_health::Readiness::new();
+    let _loading = readiness.hold("loading");
+    let not_ready = buttress_health::ReadinessLayer::new(readiness.clone())
+        .layer(failing(|| "never called".into()))
+        .oneshot("q".to_owned())
+        .await
+        .expect_err("not ready");
+
+    let elapsed = tokio::time::timeout(Duration::from_secs(30), std::future::pending::<()>())
+        .await
+        .expect_err("elapsed");
+
+    vec![
+        (RejectionKind::CircuitOpen, Box::new(open)),
+        (RejectionKind::RateLimited, Box::new(limited)),
+        (RejectionKind::Overloaded, shed),
+        (
+            RejectionKind::QueueFull,
+            Box::new(ExecutorError::Submit(full)),
+        ),
+        (RejectionKind::NotReady, not_ready),
+        (RejectionKind::TimedOut, Box::new(elapsed)),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plain_api_answers_for_every_kind() {
+    let f = fallback();
+    for (kind, error) in one_refusal_of_each_kind().await {
+        let served = f
+            .run(async move { Err::<String, BoxError>(error) }, |caught| {
+                let reason = caught.reason;
+                async move { Ok::<_, Infallible>(format!("canned ({reason})")) }
+            })
+            .await
+            .expect("answered");
+        assert_eq!(served.value, format!("canned ({})", kind.as_str()));
+        assert_eq!(
+            served.degraded.expect("marked").reason(),
+            Reason::Refused(kind)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plain_api_leaves_kinds_outside_its_reasons_alone() {
+    let only_open = fallback().on([Reason::Refused(RejectionKind::CircuitOpen)]);
+    for (kind, error) in one_refusal_of_each_kind().await {
+        let result = only_open
+            .run(async move { Err::<String, BoxError>(error) }, |_| async {
+                Ok::<_, Infallible>("canned".to_owned())
+            })
+            .await;
+        assert_eq!(
+            result.is_ok(),
+            kind == RejectionKind::CircuitOpen,
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_found_in_an_error_says_what_it_knows() {
+    use buttress_degrade::refusal_in;
+    for (kind, error) in one_refusal_of_each_kind().await {
+        let refused = refusal_in(&*error).expect("a refusal");
+        assert_eq!(refused.kind(), kind);
+        match kind {
+            RejectionKind::CircuitOpen => {
+                assert_eq!(refused.instance_name(), Some("llm"));
+                assert!(refused.retry_after().is_some());
+            }
+            RejectionKind::RateLimited => {
+                assert_eq!(refused.instance_name(), Some("api"));
+                assert!(refused.rate_limit_policy().is_some());
+                assert!(refused.retry_after().is_some());
+            }
+            RejectionKind::TimedOut => {
+                assert_eq!(refused.instance_name(), None);
+                assert_eq!(refused.rate_limit_policy(), None);
+            }
+            _ => {}
+        }
+    }
+}

@@ -425,3 +425,164 @@ async fn successes_pass_through_with_the_id() {
     assert_eq!(response.body(), "fine");
     assert!(response.headers().get("content-type").is_none());
 }
+
+#[test]
+fn a_problem_says_what_it_holds() {
+    let mut invalid = Invalid::new();
+    invalid.push("q", "must not be empty");
+    let boxed: BoxError = Box::new(invalid.clone());
+    let problem = buttress_degrade::Problem::from_error(&*boxed).with_request_id("r-9");
+    assert_eq!(problem.status(), 422);
+    assert_eq!(problem.kind(), "validation");
+    assert_eq!(problem.request_id(), Some("r-9"));
+    assert_eq!(problem.errors(), invalid.errors());
+    assert_eq!(
+        problem.to_string(),
+        "422 validation: The request is invalid; `errors` says which fields and why."
+    );
+    let json: serde_json::Value = serde_json::to_value(&problem).expect("serialises");
+    assert_eq!(json["request_id"], "r-9");
+    assert_eq!(json["errors"][0]["field"], "q");
+
+    let bare = buttress_degrade::Problem::internal();
+    assert_eq!(bare.request_id(), None);
+    assert_eq!(bare.status(), 500);
+    assert!(bare.errors().is_empty());
+    assert!(Invalid::new().into_result().is_ok());
+    assert_eq!(
+        invalid.to_string(),
+        "the request is invalid (1 field errors)"
+    );
+
+    let gone = buttress_degrade::Problem::for_status(http::StatusCode::GONE);
+    assert_eq!((gone.status().as_u16(), gone.kind()), (410, "gone"));
+    let bad_gateway = buttress_degrade::Problem::for_status(http::StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        (bad_gateway.status().as_u16(), bad_gateway.kind()),
+        (502, "internal")
+    );
+}
+
+/// A service whose readiness fails, panics or pends, as told.
+#[derive(Clone)]
+struct Unready(&'static str);
+
+impl tower::Service<Request<String>> for Unready {
+    type Response = Response<String>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<String>, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        match self.0 {
+            "fails" => std::task::Poll::Ready(Err(Box::new(
+                buttress_executor::error::ExecutorError::Submit(
+                    buttress_executor::error::SubmitError::Closed,
+                ),
+            ))),
+            "panics" => panic!("poll_ready panicked"),
+            _ => std::task::Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, _: Request<String>) -> Self::Future {
+        std::future::ready(Ok(Response::new("called".to_owned())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_that_fails_or_panics_answers_the_next_request() {
+    use tower::Service;
+    for (how, status, kind) in [("fails", 503, "shutting_down"), ("panics", 500, "internal")] {
+        let mut svc = buttress_degrade::ProblemLayer::new().layer(Unready(how));
+        std::future::poll_fn(|cx| svc.poll_ready(cx))
+            .await
+            .expect("infallible");
+        let response = svc
+            .call(
+                Request::builder()
+                    .header("x-request-id", "r-1")
+                    .body(String::new())
+                    .expect("valid"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), status, "{how}");
+        let body = body_of(&response);
+        assert_eq!(body["kind"], kind, "{how}");
+        assert_eq!(body["request_id"], "r-1", "{how}");
+    }
+    // Pending readiness stays pending.
+    let mut svc = buttress_degrade::ProblemLayer::new().layer(Unready("pends"));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(tower::Service::poll_ready(&mut svc, &mut cx).is_pending());
+}
+
+#[tokio::test(start_paused = true)]
+async fn bare_refusals_become_problems_and_bodies_stay() {
+    let answer = |status: u16, body: &'static str, kind: Option<buttress_core::RejectionKind>| {
+        service_fn(move |_: Request<String>| async move {
+            let mut response = Response::builder()
+                .status(status)
+                .header("retry-after", "7")
+                .body(body.to_owned())
+                .expect("valid");
+            if let Some(kind) = kind {
+                response.extensions_mut().insert(kind);
+            }
+            Ok::<_, BoxError>(response)
+        })
+    };
+    // An error status with a body but no content type is left alone.
+    let response = problem_stack()
+        .service(answer(418, "short and stout", None))
+        .oneshot(Request::new(String::new()))
+        .await
+        .expect("infallible");
+    assert_eq!(response.body(), "short and stout");
+    // A refusal that failed inside says nothing of when to come back.
+    let response = problem_stack()
+        .service(answer(500, "", Some(buttress_core::RejectionKind::Failed)))
+        .oneshot(Request::new(String::new()))
+        .await
+        .expect("infallible");
+    let body = body_of(&response);
+    assert_eq!(body["kind"], "internal");
+    assert!(body.get("retry_after").is_none());
+    // One that knows says it in the body too.
+    let response = problem_stack()
+        .service(answer(
+            503,
+            "",
+            Some(buttress_core::RejectionKind::QueueFull),
+        ))
+        .oneshot(Request::new(String::new()))
+        .await
+        .expect("infallible");
+    assert_eq!(body_of(&response)["retry_after"], 7);
+}
+
+#[test]
+fn a_requests_id_is_kept_made_or_refused() {
+    use buttress_degrade::{ensure_request_id, request_id_of};
+    let mut given = Request::builder()
+        .header("x-request-id", "abc-1")
+        .body(())
+        .expect("valid");
+    assert_eq!(request_id_of(&given), Some("abc-1"));
+    assert_eq!(ensure_request_id(&mut given), "abc-1");
+
+    let mut hostile = Request::builder()
+        .header("x-request-id", "a b")
+        .body(())
+        .expect("valid");
+    assert_eq!(request_id_of(&hostile), None, "an unusable id is not read");
+    let made = ensure_request_id(&mut hostile);
+    assert_ne!(made, "a b");
+    assert_eq!(request_id_of(&hostile), Some(made.as_str()));
+
+    let bare = Request::new(());
+    assert_eq!(request_id_of(&bare), None);
+}

@@ -11,13 +11,34 @@ use tracing::{Event, Level, Metadata, Subscriber, span};
 /// `ERROR` events it emitted on this thread, in order.
 pub fn warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let result = tracing::subscriber::with_default(Capture(Arc::clone(&seen)), f);
+    let capture = Capture {
+        seen: Arc::clone(&seen),
+        fields: false,
+    };
+    let result = tracing::subscriber::with_default(capture, f);
     let messages = std::mem::take(&mut *seen.lock().unwrap());
     (result, messages)
 }
 
-/// A subscriber that keeps the message of every warning and error.
-struct Capture(Arc<Mutex<Vec<String>>>);
+/// [`warnings`], each event with its fields after its message:
+/// `message field=value ...`.
+pub fn warnings_with_fields<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let capture = Capture {
+        seen: Arc::clone(&seen),
+        fields: true,
+    };
+    let result = tracing::subscriber::with_default(capture, f);
+    let messages = std::mem::take(&mut *seen.lock().unwrap());
+    (result, messages)
+}
+
+/// A subscriber that keeps the message of every warning and error, and
+/// its other fields when asked.
+struct Capture {
+    seen: Arc<Mutex<Vec<String>>>,
+    fields: bool,
+}
 
 impl Subscriber for Capture {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
@@ -34,9 +55,16 @@ impl Subscriber for Capture {
     fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut message = Message(String::new());
+        let mut message = Message {
+            text: String::new(),
+            fields: self.fields.then(String::new),
+        };
         event.record(&mut message);
-        self.0.lock().unwrap().push(message.0);
+        let text = match message.fields {
+            Some(fields) => message.text + &fields,
+            None => message.text,
+        };
+        self.seen.lock().unwrap().push(text);
     }
 
     fn enter(&self, _: &span::Id) {}
@@ -44,12 +72,18 @@ impl Subscriber for Capture {
     fn exit(&self, _: &span::Id) {}
 }
 
-struct Message(String);
+struct Message {
+    text: String,
+    /// ` name=value` for each field but the message, when kept.
+    fields: Option<String>,
+}
 
 impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.0 = format!("{value:?}");
+            self.text = format!("{value:?}");
+        } else if let Some(fields) = &mut self.fields {
+            fields.push_str(&format!(" {}={value:?}", field.name()));
         }
     }
 }
