@@ -13,6 +13,8 @@ use buttress_degrade::{
 };
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
+mod support;
+
 type Answer = Served<String>;
 
 fn canned() -> Answer {
@@ -83,16 +85,7 @@ async fn an_open_breaker_is_answered() {
 
 #[tokio::test(start_paused = true)]
 async fn a_spent_rate_limit_is_answered() {
-    use buttress_limit::{Quota, RateLimiter};
-    let limiter = RateLimiter::new(
-        "api",
-        Quota::per_second(1)
-            .expect("valid")
-            .with_burst(1)
-            .expect("valid"),
-    )
-    .expect("valid");
-    limiter.check().expect("the first is admitted");
+    let limiter = support::spent_limiter();
     let refused = limiter.check().expect_err("the second is refused");
     let reason = degraded_reason(failing(move || Box::new(refused.clone()))).await;
     assert_eq!(reason, Reason::Refused(RejectionKind::RateLimited));
@@ -114,22 +107,8 @@ async fn a_shed_is_answered() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_is_answered() {
-    use buttress_executor::{Executor, ExecutorConfig, ExecutorError};
-    let executor = Executor::new(
-        "chat",
-        ExecutorConfig::default().max_running(1).max_queued(1),
-    )
-    .expect("valid");
-    let _running = executor
-        .submit(0, std::future::pending::<()>())
-        .expect("runs");
-    tokio::task::yield_now().await;
-    let _queued = executor
-        .submit(0, std::future::pending::<()>())
-        .expect("queued");
-    let full = executor
-        .submit(0, std::future::pending::<()>())
-        .expect_err("the queue is full");
+    use buttress_executor::ExecutorError;
+    let full = support::full_queue().await;
     let reason = degraded_reason(failing(move || Box::new(ExecutorError::Submit(full)))).await;
     assert_eq!(reason, Reason::Refused(RejectionKind::QueueFull));
 }
@@ -364,8 +343,7 @@ async fn answers_and_failed_backups_are_counted() {
 
 /// One error of each refusal kind, made by the primitive that refuses.
 async fn one_refusal_of_each_kind() -> Vec<(RejectionKind, BoxError)> {
-    use buttress_executor::{Executor, ExecutorConfig, ExecutorError};
-    use buttress_limit::{Quota, RateLimiter};
+    use buttress_executor::ExecutorError;
     use buttress_pressure::{Gauge, ShedLayer, Watermarks};
 
     let breaker = CircuitBreaker::builder("llm")
@@ -376,15 +354,7 @@ async fn one_refusal_of_each_kind() -> Vec<(RejectionKind, BoxError)> {
     breaker.try_acquire().expect("closed").failure();
     let open = breaker.try_acquire().expect_err("open");
 
-    let limiter = RateLimiter::new(
-        "api",
-        Quota::per_second(1)
-            .expect("valid")
-            .with_burst(1)
-            .expect("valid"),
-    )
-    .expect("valid");
-    limiter.check().expect("admitted");
+    let limiter = support::spent_limiter();
     let limited = limiter.check().expect_err("refused");
 
     let gauge = Gauge::builder("queue", Watermarks::new(10, 5).expect("valid"))
@@ -397,21 +367,7 @@ async fn one_refusal_of_each_kind() -> Vec<(RejectionKind, BoxError)> {
         .await
         .expect_err("shed");
 
-    let executor = Executor::new(
-        "chat",
-        ExecutorConfig::default().max_running(1).max_queued(1),
-    )
-    .expect("valid");
-    let _running = executor
-        .submit(0, std::future::pending::<()>())
-        .expect("runs");
-    tokio::task::yield_now().await;
-    let _queued = executor
-        .submit(0, std::future::pending::<()>())
-        .expect("queued");
-    let full = executor
-        .submit(0, std::future::pending::<()>())
-        .expect_err("full");
+    let full = support::full_queue().await;
 
     let readiness = buttress_health::Readiness::new();
     let _loading = readiness.hold("loading");

@@ -6,10 +6,12 @@ use std::time::Duration;
 use buttress_breaker::{CircuitBreaker, CircuitBreakerLayer};
 use buttress_core::BoxError;
 use buttress_degrade::{Invalid, problem_stack};
-use buttress_limit::{Quota, RateLimitLayer, RateLimiter};
+use buttress_limit::RateLimitLayer;
 use http::{Request, Response};
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+
+mod support;
 
 type Svc = BoxCloneService<Request<String>, Response<String>, BoxError>;
 
@@ -39,19 +41,6 @@ async fn open_breaker() -> Svc {
     BoxCloneService::new(svc)
 }
 
-fn spent_limiter() -> RateLimiter {
-    let limiter = RateLimiter::new(
-        "api",
-        Quota::per_minute(10)
-            .expect("valid")
-            .with_burst(1)
-            .expect("valid"),
-    )
-    .expect("valid");
-    limiter.check().expect("the first is admitted");
-    limiter
-}
-
 struct Expect {
     status: u16,
     kind: &'static str,
@@ -66,27 +55,7 @@ async fn cases() -> Vec<(&'static str, Svc, Expect)> {
         .build()
         .expect("valid");
     gauge.set(20);
-    let executor = buttress_executor::Executor::new(
-        "chat",
-        buttress_executor::ExecutorConfig::default()
-            .max_running(1)
-            .max_queued(1),
-    )
-    .expect("valid");
-    std::mem::forget(
-        executor
-            .submit(0, std::future::pending::<()>())
-            .expect("runs"),
-    );
-    tokio::task::yield_now().await;
-    std::mem::forget(
-        executor
-            .submit(0, std::future::pending::<()>())
-            .expect("queued"),
-    );
-    let full = executor
-        .submit(0, std::future::pending::<()>())
-        .expect_err("the queue is full");
+    let full = support::full_queue().await;
     let readiness = buttress_health::Readiness::new();
     std::mem::forget(readiness.hold("loading the model"));
     let hangs = BoxCloneService::new(
@@ -109,7 +78,7 @@ async fn cases() -> Vec<(&'static str, Svc, Expect)> {
         ),
         (
             "rate limited",
-            BoxCloneService::new(RateLimitLayer::new(spent_limiter()).layer(ok())),
+            BoxCloneService::new(RateLimitLayer::new(support::spent_limiter()).layer(ok())),
             Expect {
                 status: 429,
                 kind: "rate_limited",
@@ -120,7 +89,7 @@ async fn cases() -> Vec<(&'static str, Svc, Expect)> {
         (
             "rate limited, answered by the layer itself",
             BoxCloneService::new(
-                RateLimitLayer::new(spent_limiter())
+                RateLimitLayer::new(support::spent_limiter())
                     .http()
                     .layer(ok())
                     .map_err(|e: BoxError| e),
@@ -354,24 +323,8 @@ async fn a_panicking_handler_is_a_500_and_the_service_goes_on() {
 
 #[tokio::test(start_paused = true)]
 async fn a_panic_in_call_itself_is_a_500() {
-    #[derive(Clone)]
-    struct PanicsInCall;
-    impl tower::Service<Request<String>> for PanicsInCall {
-        type Response = Response<String>;
-        type Error = BoxError;
-        type Future = std::future::Ready<Result<Response<String>, BoxError>>;
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), BoxError>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn call(&mut self, _: Request<String>) -> Self::Future {
-            panic!("call panicked")
-        }
-    }
     let response = problem_stack()
-        .service(PanicsInCall)
+        .service(Misbehaves("call panics"))
         .oneshot(Request::new(String::new()))
         .await
         .expect("infallible");
@@ -463,11 +416,12 @@ fn a_problem_says_what_it_holds() {
     );
 }
 
-/// A service whose readiness fails, panics or pends, as told.
+/// A service whose readiness fails, panics or pends, or whose call
+/// panics, as told.
 #[derive(Clone)]
-struct Unready(&'static str);
+struct Misbehaves(&'static str);
 
-impl tower::Service<Request<String>> for Unready {
+impl tower::Service<Request<String>> for Misbehaves {
     type Response = Response<String>;
     type Error = BoxError;
     type Future = std::future::Ready<Result<Response<String>, BoxError>>;
@@ -483,11 +437,13 @@ impl tower::Service<Request<String>> for Unready {
                 ),
             ))),
             "panics" => panic!("poll_ready panicked"),
-            _ => std::task::Poll::Pending,
+            "pends" => std::task::Poll::Pending,
+            _ => std::task::Poll::Ready(Ok(())),
         }
     }
 
     fn call(&mut self, _: Request<String>) -> Self::Future {
+        assert_ne!(self.0, "call panics", "call panicked");
         std::future::ready(Ok(Response::new("called".to_owned())))
     }
 }
@@ -496,7 +452,7 @@ impl tower::Service<Request<String>> for Unready {
 async fn readiness_that_fails_or_panics_answers_the_next_request() {
     use tower::Service;
     for (how, status, kind) in [("fails", 503, "shutting_down"), ("panics", 500, "internal")] {
-        let mut svc = buttress_degrade::ProblemLayer::new().layer(Unready(how));
+        let mut svc = buttress_degrade::ProblemLayer::new().layer(Misbehaves(how));
         std::future::poll_fn(|cx| svc.poll_ready(cx))
             .await
             .expect("infallible");
@@ -515,7 +471,7 @@ async fn readiness_that_fails_or_panics_answers_the_next_request() {
         assert_eq!(body["request_id"], "r-1", "{how}");
     }
     // Pending readiness stays pending.
-    let mut svc = buttress_degrade::ProblemLayer::new().layer(Unready("pends"));
+    let mut svc = buttress_degrade::ProblemLayer::new().layer(Misbehaves("pends"));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(tower::Service::poll_ready(&mut svc, &mut cx).is_pending());
 }
