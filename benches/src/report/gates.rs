@@ -152,13 +152,17 @@ pub fn gates() -> Vec<Gate> {
             limit::governor_check,
             ratio_held(1.0, 1.5),
         ),
+        // Met at 0.53-0.69x when set; on 2026-12-01 the same code (d0e1b12)
+        // measured 0.87x on this VM, against governor's same-run figure,
+        // with no change of ours in between: a placement change like the
+        // journal's (docs/benchmarks.md). Held at that plus its noise.
         gate(
             "limit.keyed",
             "keyed check, 10k keys, default clock",
             "governor keyed check",
             limit::keyed_check,
             limit::governor_keyed_check,
-            ratio(0.8),
+            ratio_held(0.8, 0.96),
         ),
         gate(
             "limit.layer",
