@@ -237,6 +237,23 @@ pub fn reason_of<E: 'static>(error: &E) -> Reason {
     }
 }
 
+/// Calls `$apply!(Type)` for each buttress refusal type whose feature is
+/// on: the one list that [`as_error`] and [`refusal_in`] both read.
+macro_rules! for_each_rejection_type {
+    ($apply:ident) => {
+        #[cfg(feature = "breaker")]
+        $apply!(buttress_breaker::error::Rejected);
+        #[cfg(feature = "limit")]
+        $apply!(buttress_limit::RateLimited);
+        #[cfg(feature = "pressure")]
+        $apply!(buttress_pressure::Overloaded);
+        #[cfg(feature = "executor")]
+        $apply!(buttress_executor::ExecutorError);
+        #[cfg(feature = "health")]
+        $apply!(buttress_health::NotReady);
+    };
+}
+
 /// `error` as a `dyn Error`, when its type is one that can be seen as
 /// one: a [`BoxError`] or a known refusal type.
 pub fn as_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
@@ -262,16 +279,7 @@ pub fn as_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
         tokio::time::error::Elapsed,
         std::io::Error,
     );
-    #[cfg(feature = "breaker")]
-    concrete!(buttress_breaker::error::Rejected);
-    #[cfg(feature = "limit")]
-    concrete!(buttress_limit::RateLimited);
-    #[cfg(feature = "pressure")]
-    concrete!(buttress_pressure::Overloaded);
-    #[cfg(feature = "executor")]
-    concrete!(buttress_executor::ExecutorError);
-    #[cfg(feature = "health")]
-    concrete!(buttress_health::NotReady);
+    for_each_rejection_type!(concrete);
     None
 }
 
@@ -289,16 +297,7 @@ fn known<'a>(e: &'a (dyn Error + 'static)) -> Option<Refused<'a>> {
             })*
         };
     }
-    #[cfg(feature = "breaker")]
-    rejection!(buttress_breaker::error::Rejected);
-    #[cfg(feature = "limit")]
-    rejection!(buttress_limit::RateLimited);
-    #[cfg(feature = "pressure")]
-    rejection!(buttress_pressure::Overloaded);
-    #[cfg(feature = "executor")]
-    rejection!(buttress_executor::ExecutorError);
-    #[cfg(feature = "health")]
-    rejection!(buttress_health::NotReady);
+    for_each_rejection_type!(rejection);
     None
 }
 

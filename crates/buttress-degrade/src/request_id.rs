@@ -45,15 +45,8 @@ pub fn is_usable_request_id(id: &[u8]) -> bool {
 /// assert_eq!(request.headers()["x-request-id"], made.as_str());
 /// ```
 pub fn ensure_request_id<B>(request: &mut Request<B>) -> String {
-    let existing = request
-        .extensions()
-        .get::<RequestId>()
-        .map(RequestId::header_value)
-        .or_else(|| request.headers().get(X_REQUEST_ID))
-        .filter(|v| is_usable_request_id(v.as_bytes()))
-        .and_then(|v| v.to_str().ok().map(str::to_owned));
-    if let Some(id) = existing {
-        return id;
+    if let Some(id) = request_id_of(request) {
+        return id.to_owned();
     }
     let made = MakeRequestUuid
         .make_request_id(request)

@@ -332,36 +332,33 @@ async fn a_panic_in_call_itself_is_a_500() {
     assert_eq!(body_of(&response)["kind"], "internal");
 }
 
+/// The problem stack's answer to a failing request that carries `id`.
+async fn answer_with_id(id: &[u8]) -> Response<String> {
+    let request = Request::builder()
+        .header(
+            "x-request-id",
+            http::HeaderValue::from_bytes(id).expect("a header value"),
+        )
+        .body(String::new())
+        .expect("valid");
+    problem_stack()
+        .service(failing(|| "down".into()))
+        .oneshot(request)
+        .await
+        .expect("infallible")
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hostile_request_id_is_replaced() {
     let long = "x".repeat(5000);
     for hostile in [long.as_str(), "a b", "", "é", "tab\there"] {
-        let request = Request::builder()
-            .header(
-                "x-request-id",
-                http::HeaderValue::from_bytes(hostile.as_bytes()).expect("a header value"),
-            )
-            .body(String::new())
-            .expect("valid");
-        let response = problem_stack()
-            .service(failing(|| "down".into()))
-            .oneshot(request)
-            .await
-            .expect("infallible");
+        let response = answer_with_id(hostile.as_bytes()).await;
         let id = response.headers()["x-request-id"].to_str().expect("ascii");
         assert_eq!(id.len(), 36, "{hostile:?} is replaced by a UUID");
         assert_eq!(body_of(&response)["request_id"], id);
     }
     // Quotes are usable characters: they are kept, and escaped in the body.
-    let request = Request::builder()
-        .header("x-request-id", "\"},{\"admin\":true")
-        .body(String::new())
-        .expect("valid");
-    let response = problem_stack()
-        .service(failing(|| "down".into()))
-        .oneshot(request)
-        .await
-        .expect("infallible");
+    let response = answer_with_id(b"\"},{\"admin\":true").await;
     let body = body_of(&response);
     assert_eq!(body["request_id"], "\"},{\"admin\":true");
     assert!(body.get("admin").is_none());

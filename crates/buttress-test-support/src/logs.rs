@@ -10,23 +10,21 @@ use tracing::{Event, Level, Metadata, Subscriber, span};
 /// Runs `f` and returns its result with the messages of the `WARN` and
 /// `ERROR` events it emitted on this thread, in order.
 pub fn warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let capture = Capture {
-        seen: Arc::clone(&seen),
-        fields: false,
-    };
-    let result = tracing::subscriber::with_default(capture, f);
-    let messages = std::mem::take(&mut *seen.lock().unwrap());
-    (result, messages)
+    capture(false, f)
 }
 
 /// [`warnings`], each event with its fields after its message:
 /// `message field=value ...`.
 pub fn warnings_with_fields<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    capture(true, f)
+}
+
+/// Runs `f` under a [`Capture`] and returns what it kept.
+fn capture<R>(fields: bool, f: impl FnOnce() -> R) -> (R, Vec<String>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let capture = Capture {
         seen: Arc::clone(&seen),
-        fields: true,
+        fields,
     };
     let result = tracing::subscriber::with_default(capture, f);
     let messages = std::mem::take(&mut *seen.lock().unwrap());
