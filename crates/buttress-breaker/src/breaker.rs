@@ -4,6 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use buttress_core::{
@@ -53,8 +54,9 @@ struct Shared {
     machine: Machine,
     /// Nanoseconds since the breaker was built, the machine's time.
     watch: Stopwatch,
-    times_calls: bool,
-    slow_nanos: u64,
+    /// Whether a rule needs calls timed; changes with the rules.
+    times_calls: AtomicBool,
+    slow_nanos: AtomicU64,
     metrics: Metrics,
     listeners: Listeners<BreakerEvent>,
     /// Orders the reports of transitions; see `publish`.
@@ -231,7 +233,7 @@ impl CircuitBreaker {
     /// [`NOT_TIMED`] when no rule needs it (no clock read).
     #[inline(always)]
     pub(crate) fn start_timer(&self) -> u64 {
-        if self.shared.times_calls {
+        if self.shared.times_calls.load(Ordering::Relaxed) {
             self.now()
         } else {
             NOT_TIMED
@@ -390,13 +392,61 @@ impl CircuitBreaker {
         Snapshot::new(&self.shared.name, m)
     }
 
+    /// The configuration in force: the one it was built with, or the last
+    /// one [`reconfigure`](Self::reconfigure) accepted.
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::new("llm", BreakerConfig::llm())?;
+    /// assert_eq!(breaker.config(), BreakerConfig::llm());
+    /// # Ok::<(), buttress_breaker::ConfigError>(())
+    /// ```
+    pub fn config(&self) -> BreakerConfig {
+        self.shared.machine.rules().config.clone()
+    }
+
+    /// Puts a new configuration in force without losing state: an open
+    /// breaker stays open for the period it already drew, probes already
+    /// admitted still report, and the counts in the window are kept. The new
+    /// thresholds judge the next outcome; a new open period or half-open
+    /// permit count applies from the next opening.
+    ///
+    /// Refused whole, with nothing changed, when `config` is invalid or when
+    /// it would change the window's shape ([`ConfigError::WindowChanged`]).
+    ///
+    /// ```
+    /// use buttress_breaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder("db").consecutive_failures(5).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// let mut stricter = breaker.config();
+    /// stricter.consecutive_failures = Some(2);
+    /// breaker.reconfigure(stricter)?;
+    /// breaker.try_acquire()?.failure(); // the second in a row now trips it
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        let rules = Rules::new(&config)?;
+        let (times, slow) = (rules.times_calls(), rules.slow_nanos);
+        self.shared
+            .machine
+            .set_rules(rules)
+            .map_err(|_| ConfigError::WindowChanged)?;
+        self.shared.slow_nanos.store(slow, Ordering::Relaxed);
+        self.shared.times_calls.store(times, Ordering::Relaxed);
+        tracing::info!(breaker = %self.shared.name, "configuration changed");
+        Ok(())
+    }
+
     #[inline(always)]
     fn record(&self, ticket: Ticket, outcome: Outcome, retry_after: Option<Duration>, start: u64) {
         let mut end = NOT_TIMED;
         let mut slow = false;
         if start != NOT_TIMED && outcome != Outcome::Ignored {
             end = self.now();
-            slow = end.saturating_sub(start) >= self.shared.slow_nanos;
+            slow = end.saturating_sub(start) >= self.shared.slow_nanos.load(Ordering::Relaxed);
         }
         self.record_verdict(ticket, outcome, retry_after, slow, end);
     }
@@ -404,9 +454,9 @@ impl CircuitBreaker {
     /// Records a call whose duration the caller measured: slow when that
     /// duration reaches the slow-call threshold (and a rule needs it).
     fn record_measured(&self, ticket: Ticket, outcome: Outcome, elapsed: Duration) {
-        let slow = self.shared.times_calls
+        let slow = self.shared.times_calls.load(Ordering::Relaxed)
             && outcome != Outcome::Ignored
-            && nanos(elapsed) >= self.shared.slow_nanos;
+            && nanos(elapsed) >= self.shared.slow_nanos.load(Ordering::Relaxed);
         self.record_verdict(ticket, outcome, None, slow, NOT_TIMED);
     }
 
@@ -1181,8 +1231,8 @@ impl Builder {
         let breaker = CircuitBreaker {
             shared: Arc::new(Shared {
                 metrics: Metrics::new(&name),
-                times_calls: rules.times_calls(),
-                slow_nanos: rules.slow_nanos,
+                times_calls: AtomicBool::new(rules.times_calls()),
+                slow_nanos: AtomicU64::new(rules.slow_nanos),
                 machine: Machine::new(rules, self.random),
                 name,
                 watch: Stopwatch::new(self.clock),

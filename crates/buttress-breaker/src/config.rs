@@ -464,6 +464,44 @@ pub enum ConfigError {
         /// The value given.
         value: f64,
     },
+    /// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure)
+    /// was asked to change the window's kind or size, or to add or drop the
+    /// window (by adding or dropping every rate rule). The counts in the
+    /// window cannot be carried over to another shape, so this takes a new
+    /// breaker.
+    #[error(
+        "the window cannot change shape while the breaker runs (its counts would be lost); build a new breaker"
+    )]
+    WindowChanged,
+}
+
+impl ConfigError {
+    /// The configuration key at fault, dotted as the serde form spells it
+    /// (`"failure_rate_threshold"`, `"open.multiplier"`, `"window"`), or
+    /// `None` when the fault is the configuration as a whole (no trip rule,
+    /// a name or registry problem).
+    ///
+    /// ```
+    /// use buttress_breaker::{BreakerConfig, CircuitBreaker};
+    ///
+    /// let mut cfg = BreakerConfig::default();
+    /// cfg.failure_rate_threshold = Some(1.5);
+    /// let e = CircuitBreaker::new("llm", cfg).unwrap_err();
+    /// assert_eq!(e.field(), Some("failure_rate_threshold"));
+    /// ```
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Threshold { field, .. }
+            | Self::Duration { field, .. }
+            | Self::Backoff { field, .. } => Some(field),
+            Self::ZeroConsecutiveFailures => Some("consecutive_failures"),
+            Self::WindowSize(_) => Some("window.size"),
+            Self::TimeWindow { .. } | Self::WindowChanged => Some("window"),
+            Self::MinimumCalls { .. } => Some("minimum_calls"),
+            Self::HalfOpenPermits(_) => Some("half_open_permits"),
+            Self::Name(_) | Self::NoTripRule | Self::DuplicateName(_) => None,
+        }
+    }
 }
 
 /// A validated window, in the machine's units.
@@ -491,6 +529,8 @@ pub(crate) struct Rules {
     pub(crate) probe_failures_to_reopen: u32,
     /// Slow probes that reopen the breaker.
     pub(crate) probe_slow_to_reopen: Option<u32>,
+    /// The configuration these rules came from, as the user wrote it.
+    pub(crate) config: BreakerConfig,
 }
 
 const HUNDRED_YEARS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -561,6 +601,7 @@ impl Rules {
             probe_slow_to_reopen: c
                 .slow_call_rate_threshold
                 .map(|r| probes_reaching(r, permits)),
+            config: c.clone(),
         }
     }
 

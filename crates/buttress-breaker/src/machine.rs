@@ -16,11 +16,13 @@
 //! can never both move the breaker out of the same state.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use buttress_core::{Outcome, SharedRandom};
 
-use crate::config::{Rules, nanos};
+use crate::config::{Rules, WindowSpec, nanos};
 use crate::state::{Reason, State};
 use crate::window::{Counts, Window};
 use buttress_core::sync::{AtomicU64, Mutex, Ordering, Padded};
@@ -177,7 +179,9 @@ struct Hot {
 pub(crate) struct Machine {
     /// Read by every call, written rarely: on cache lines of their own.
     hot: Padded<Hot>,
-    rules: Rules,
+    /// Read on failures and transitions only, never by a success in the
+    /// closed state; swapped whole by [`Machine::set_rules`].
+    rules: ArcSwap<Rules>,
     window: Option<Window>,
     slow: Mutex<Slow>,
     random: SharedRandom,
@@ -187,7 +191,7 @@ impl Machine {
     pub(crate) fn new(rules: Rules, random: SharedRandom) -> Self {
         Self {
             window: rules.window.map(Window::new),
-            rules,
+            rules: ArcSwap::from_pointee(rules),
             hot: Padded(Hot {
                 word: AtomicU64::new(word(State::Closed, 0)),
                 open_until: AtomicU64::new(0),
@@ -274,7 +278,7 @@ impl Machine {
                 let t = self.enter_half_open(&mut slow, w, now);
                 w = word(State::HalfOpen, t.generation);
                 change = Some(t);
-            } else if let Some(max) = self.rules.max_half_open_nanos
+            } else if let Some(max) = self.rules.load().max_half_open_nanos
                 && now.saturating_sub(slow.half_open_since) >= max
             {
                 let t = self.enter_open(&mut slow, w, Reason::HalfOpenTimeout, None, now);
@@ -350,7 +354,8 @@ impl Machine {
         if ticket.kind() == TicketKind::Disabled || !(failed || verdict.slow) {
             return None;
         }
-        if failed && let Some(hint) = self.hint(verdict.retry_after) {
+        let rules = self.rules.load();
+        if failed && let Some(hint) = hint(&rules, verdict.retry_after) {
             return self.trip(
                 ticket.generation(),
                 Reason::RetryAfter,
@@ -358,23 +363,17 @@ impl Machine {
                 now.get(),
             );
         }
-        let reason = self.trip_reason(consecutive, &mut now)?;
+        let reason = self.trip_reason(&rules, consecutive, &mut now)?;
         self.trip(ticket.generation(), reason, None, now.get())
-    }
-
-    /// A `Retry-After` hint that should open the breaker, clamped.
-    fn hint(&self, retry_after: Option<Duration>) -> Option<u64> {
-        let max = self.rules.retry_after_max_nanos?;
-        let hint = nanos(retry_after?);
-        (hint > 0).then(|| hint.min(max))
     }
 
     fn trip_reason(
         &self,
+        rules: &Rules,
         consecutive: u64,
         now: &mut Lazy<impl FnOnce() -> u64>,
     ) -> Option<Reason> {
-        if let Some(n) = self.rules.consecutive
+        if let Some(n) = rules.consecutive
             && consecutive >= u64::from(n)
         {
             return Some(Reason::ConsecutiveFailures);
@@ -382,15 +381,15 @@ impl Machine {
         let window = self.window.as_ref()?;
         let t = window.needs_time().then(|| now.get());
         let counts = window.counts(t);
-        if counts.calls < u64::from(self.rules.minimum_calls) {
+        if counts.calls < u64::from(rules.minimum_calls) {
             return None;
         }
-        if let Some(thr) = self.rules.failure_rate
+        if let Some(thr) = rules.failure_rate
             && counts.failure_rate().is_some_and(|r| r >= thr)
         {
             return Some(Reason::FailureRate);
         }
-        if let Some(thr) = self.rules.slow_rate
+        if let Some(thr) = rules.slow_rate
             && counts.slow_rate().is_some_and(|r| r >= thr)
         {
             return Some(Reason::SlowCallRate);
@@ -421,7 +420,8 @@ impl Machine {
         if w != word(State::HalfOpen, ticket.generation()) {
             return Recorded::STALE;
         }
-        if let Some(max) = self.rules.max_half_open_nanos
+        let rules = self.rules.load();
+        if let Some(max) = rules.max_half_open_nanos
             && now.saturating_sub(slow.half_open_since) >= max
         {
             return Recorded::counted(Some(self.enter_open(
@@ -440,7 +440,7 @@ impl Machine {
                 return Recorded::counted(None);
             }
             Outcome::Failure => {
-                if let Some(hint) = self.hint(verdict.retry_after) {
+                if let Some(hint) = hint(&rules, verdict.retry_after) {
                     return Recorded::counted(Some(self.enter_open(
                         &mut slow,
                         w,
@@ -457,7 +457,7 @@ impl Machine {
             slow.probes.slow += 1;
         }
         let p = slow.probes;
-        if p.failures >= self.rules.probe_failures_to_reopen {
+        if p.failures >= rules.probe_failures_to_reopen {
             return Recorded::counted(Some(self.enter_open(
                 &mut slow,
                 w,
@@ -466,7 +466,7 @@ impl Machine {
                 now,
             )));
         }
-        if self.rules.probe_slow_to_reopen.is_some_and(|k| p.slow >= k) {
+        if rules.probe_slow_to_reopen.is_some_and(|k| p.slow >= k) {
             return Recorded::counted(Some(self.enter_open(
                 &mut slow,
                 w,
@@ -475,7 +475,7 @@ impl Machine {
                 now,
             )));
         }
-        if p.successes + p.failures >= self.rules.half_open_permits {
+        if p.successes + p.failures >= rules.half_open_permits {
             slow.openings = 0;
             return Recorded::counted(Some(self.enter_closed(
                 &mut slow,
@@ -524,7 +524,7 @@ impl Machine {
                 // A user's random source that panics must not strand the
                 // breaker mid-transition with the lock held.
                 let u = catch_unwind(AssertUnwindSafe(|| self.random.unit())).unwrap_or(0.0);
-                nanos(self.rules.open.period(slow.openings, u))
+                nanos(self.rules.load().open.period(slow.openings, u))
             }
         };
         self.hot
@@ -542,7 +542,7 @@ impl Machine {
 
     fn enter_half_open(&self, slow: &mut Slow, from: u64, now: u64) -> Transition {
         slow.probes = Probes {
-            left: self.rules.half_open_permits,
+            left: self.rules.load().half_open_permits,
             ..Probes::default()
         };
         slow.half_open_since = now;
@@ -568,6 +568,29 @@ impl Machine {
     }
 
     // --- by hand
+
+    /// The rules in force.
+    pub(crate) fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Puts `rules` in force for every decision from now on, keeping the
+    /// state, the counts and the open period already running; refused when
+    /// the window would change shape, since its counts cannot be carried
+    /// over. Taken under the lock the transitions hold, so a transition
+    /// decides with one set of rules or the other, never a mix.
+    pub(crate) fn set_rules(&self, rules: Rules) -> Result<(), WindowShape> {
+        let _slow = self.slow.lock();
+        let old = self.rules.load();
+        if old.window != rules.window {
+            return Err(WindowShape {
+                from: old.window,
+                to: rules.window,
+            });
+        }
+        self.rules.store(Arc::new(rules));
+        Ok(())
+    }
 
     /// Opens the breaker until [`Machine::reset`].
     pub(crate) fn force_open(&self) -> Option<Transition> {
@@ -630,6 +653,20 @@ impl Machine {
             openings: slow.openings,
         }
     }
+}
+
+/// A new window shape refused by [`Machine::set_rules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowShape {
+    pub(crate) from: Option<WindowSpec>,
+    pub(crate) to: Option<WindowSpec>,
+}
+
+/// A `Retry-After` hint that should open the breaker, clamped.
+fn hint(rules: &Rules, retry_after: Option<Duration>) -> Option<u64> {
+    let max = rules.retry_after_max_nanos?;
+    let hint = nanos(retry_after?);
+    (hint > 0).then(|| hint.min(max))
 }
 
 /// A value computed at most once, on first use.

@@ -30,6 +30,9 @@ pub(crate) enum Refused<J> {
 
 #[derive(Debug)]
 struct State<J, C> {
+    /// Under the lock with what they bound, so a change applies between
+    /// two decisions, never within one.
+    bounds: Bounds,
     queue: Queue<J>,
     next_id: u64,
     running: Running<C>,
@@ -40,7 +43,6 @@ struct State<J, C> {
 
 #[derive(Debug)]
 pub(crate) struct Core<J, C> {
-    bounds: Bounds,
     /// On cache lines of its own: every submit and finish writes it, from
     /// any thread, and nothing else should share its lines.
     state: Padded<Mutex<State<J, C>>>,
@@ -160,8 +162,8 @@ impl<J> IntoIterator for Starts<J> {
 impl<J, C> Core<J, C> {
     pub(crate) fn new(bounds: Bounds, aging: Option<Duration>) -> Self {
         Core {
-            bounds,
             state: Padded(Mutex::new(State {
+                bounds,
                 queue: Queue::new(aging),
                 next_id: 0,
                 running: Running::default(),
@@ -194,7 +196,7 @@ impl<J, C> Core<J, C> {
         if !s.accepting {
             return Now::Closed;
         }
-        if s.queue.len() > 0 || s.running.len >= self.bounds.max_running {
+        if s.queue.len() > 0 || s.running.len >= s.bounds.max_running {
             return Now::Queue;
         }
         let id = s.next_id;
@@ -224,14 +226,14 @@ impl<J, C> Core<J, C> {
             return Err(Refused::Closed(job));
         }
         let depth = s.queue.depth(priority);
-        let level_full = self
+        let level_full = s
             .bounds
             .max_queued_per_priority
             .is_some_and(|max| depth >= max);
         // A task that would start at once is not queued for long: only a
         // full bulkhead makes the queue bounds bite.
-        let will_start = s.running.len < self.bounds.max_running && s.queue.len() == 0;
-        if !will_start && (s.queue.len() >= self.bounds.max_queued || level_full) {
+        let will_start = s.running.len < s.bounds.max_running && s.queue.len() == 0;
+        if !will_start && (s.queue.len() >= s.bounds.max_queued || level_full) {
             if count_refusal {
                 s.counters.rejected += 1;
             }
@@ -253,7 +255,7 @@ impl<J, C> Core<J, C> {
             enqueued: now,
             job,
         });
-        let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
+        let outcome = Self::startable(&mut s, now, cancel);
         let depth = s.queue.depth(priority);
         self.publish(&s);
         Ok((id, depth, outcome))
@@ -261,7 +263,6 @@ impl<J, C> Core<J, C> {
 
     fn startable(
         s: &mut State<J, C>,
-        max_running: usize,
         now: Instant,
         mut cancel: impl FnMut(&mut J) -> C,
     ) -> Outcome<J>
@@ -272,7 +273,7 @@ impl<J, C> Core<J, C> {
             first: None,
             rest: Vec::new(),
         };
-        while s.running.len < max_running {
+        while s.running.len < s.bounds.max_running {
             let Some(mut entry) = s.queue.pop(now) else {
                 break;
             };
@@ -284,6 +285,32 @@ impl<J, C> Core<J, C> {
             });
         }
         Outcome { starts }
+    }
+
+    /// Puts new bounds and aging in force. Nothing queued or running is
+    /// dropped: a smaller queue bound refuses new tasks until the queue
+    /// drains below it, fewer running slots start nothing until enough
+    /// finish, and more slots start queued tasks now (returned, like
+    /// [`Core::finish`]'s). A shorter history forgets its oldest records.
+    pub(crate) fn set_bounds(
+        &self,
+        bounds: Bounds,
+        aging: Option<Duration>,
+        now: Instant,
+        cancel: impl FnMut(&mut J) -> C,
+    ) -> Outcome<J>
+    where
+        C: Clone,
+    {
+        let mut s = self.state.0.lock();
+        s.bounds = bounds;
+        s.queue.set_aging(aging);
+        while s.history.len() > bounds.history {
+            s.history.pop_front();
+        }
+        let outcome = Self::startable(&mut s, now, cancel);
+        self.publish(&s);
+        outcome
     }
 
     /// The task in running `slot` finished as `record` says; returns the
@@ -303,14 +330,15 @@ impl<J, C> Core<J, C> {
         let released = s.running.remove(slot, record.id);
         // A task no longer holding its slot was recorded already.
         if released.is_some() {
-            Self::record(&mut s, self.bounds.history, record);
+            Self::record(&mut s, record);
         }
-        let outcome = Self::startable(&mut s, self.bounds.max_running, now, cancel);
+        let outcome = Self::startable(&mut s, now, cancel);
         self.publish(&s);
         (outcome, released)
     }
 
-    fn record(s: &mut State<J, C>, keep: usize, record: TaskRecord) {
+    fn record(s: &mut State<J, C>, record: TaskRecord) {
+        let keep = s.bounds.history;
         s.counters.count(record.status);
         if keep > 0 {
             if s.history.len() == keep {
@@ -333,7 +361,7 @@ impl<J, C> Core<J, C> {
             started_at: None,
             finished_at: now,
         };
-        Self::record(&mut s, self.bounds.history, record);
+        Self::record(&mut s, record);
         self.publish(&s);
         Some((entry.job, s.queue.depth(priority)))
     }
@@ -373,7 +401,7 @@ impl<J, C> Core<J, C> {
                 started_at: None,
                 finished_at: now,
             };
-            Self::record(&mut s, self.bounds.history, record);
+            Self::record(&mut s, record);
         }
         let running: Vec<C> = s.running.cancellers().collect();
         let released: Vec<(usize, TaskRecord)> = s
@@ -389,7 +417,7 @@ impl<J, C> Core<J, C> {
         let mut records = Vec::with_capacity(released.len());
         for (slot, record) in released {
             if s.running.remove(slot, record.id).is_some() {
-                Self::record(&mut s, self.bounds.history, record.clone());
+                Self::record(&mut s, record.clone());
                 records.push(record);
             }
         }

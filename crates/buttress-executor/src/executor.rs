@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::config::ExecutorConfig;
 use crate::core::{Core, Now, Outcome, Refused, Snapshot, Start};
-use crate::error::{BuildError, SubmitError, TaskError};
+use crate::error::{BuildError, ConfigError, SubmitError, TaskError};
 use crate::history::{Status, TaskRecord};
 use crate::in_place::{Seat, WaiterCell};
 use crate::job::{Job, Kind, RunJob};
@@ -47,7 +47,11 @@ pub struct Executor {
 pub(crate) struct Inner {
     name: Name,
     core: Core<Job, Canceller>,
-    pub(crate) default_timeout: Option<Duration>,
+    /// The default task timeout in nanoseconds, [`NO_TIMEOUT`] for none:
+    /// read by every submit, changed by [`Executor::reconfigure`].
+    default_timeout: AtomicU64,
+    /// The configuration in force, for [`Executor::config`].
+    config: std::sync::Mutex<ExecutorConfig>,
     runtime: Handle,
     clock: SharedClock,
     /// Signalled when a task finishes (space, and maybe idle), if anyone
@@ -65,6 +69,15 @@ pub(crate) struct Inner {
     deadline_passed: AtomicBool,
     pub(crate) metrics: crate::metrics::ExecutorMetrics,
     depth_gauges: Box<[OnceLock<metrics::Gauge>]>,
+}
+
+/// [`Inner::default_timeout`]'s word for "no timeout".
+const NO_TIMEOUT: u64 = u64::MAX;
+
+fn timeout_nanos(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(NO_TIMEOUT, |t| {
+        u64::try_from(t.as_nanos()).unwrap_or(NO_TIMEOUT - 1)
+    })
 }
 
 impl fmt::Debug for Executor {
@@ -144,7 +157,8 @@ impl Executor {
                 depth_gauges: (0..256).map(|_| OnceLock::new()).collect(),
                 name,
                 core: Core::new(bounds, config.aging),
-                default_timeout: config.timeout,
+                default_timeout: AtomicU64::new(timeout_nanos(config.timeout)),
+                config: std::sync::Mutex::new(config),
                 runtime,
                 clock,
                 finished: Notify::new(),
@@ -189,7 +203,7 @@ impl Executor {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_with(priority, self.inner.default_timeout, task)
+        self.submit_with(priority, self.inner.default_timeout(), task)
     }
 
     /// [`submit`](Executor::submit) with its own timeout (`None`: none),
@@ -245,7 +259,7 @@ impl Executor {
     {
         self.enqueue(
             priority,
-            self.inner.default_timeout,
+            self.inner.default_timeout(),
             task,
             |r: &Result<T, E>| {
                 if r.is_ok() {
@@ -297,7 +311,7 @@ impl Executor {
             };
             match self.try_enqueue(
                 priority,
-                self.inner.default_timeout,
+                self.inner.default_timeout(),
                 t,
                 |_| Status::Ok,
                 false,
@@ -407,6 +421,68 @@ impl Executor {
     /// ```
     pub fn snapshot(&self) -> Snapshot {
         self.inner.core.snapshot()
+    }
+
+    /// The configuration in force: the one it was made with, or the last
+    /// one [`reconfigure`](Self::reconfigure) accepted.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(4))?;
+    /// assert_eq!(executor.config().max_running, 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(&self) -> ExecutorConfig {
+        self.inner
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts new bounds, aging, default timeout and history length in
+    /// force without losing work: queued tasks stay queued in their order
+    /// and running tasks keep running. More running slots start queued
+    /// tasks at once; fewer start nothing until enough tasks finish; a
+    /// smaller queue bound refuses new tasks until the queue is below it.
+    /// The new default timeout applies to tasks submitted from now on.
+    /// Refused whole, with nothing changed, when `config` is invalid.
+    ///
+    /// ```
+    /// use buttress_executor::{Executor, ExecutorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let executor = Executor::new("chat", ExecutorConfig::default().max_running(1))?;
+    /// executor.reconfigure(ExecutorConfig::default().max_running(8))?;
+    /// assert_eq!(executor.config().max_running, 8);
+    /// assert!(executor.reconfigure(ExecutorConfig::default().max_running(0)).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn reconfigure(&self, config: ExecutorConfig) -> Result<(), ConfigError> {
+        let bounds = config.bounds()?;
+        let inner = &self.inner;
+        let mut current = inner
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner
+            .default_timeout
+            .store(timeout_nanos(config.timeout), Ordering::Relaxed);
+        let now = inner.clock.now();
+        let outcome = inner
+            .core
+            .set_bounds(bounds, config.aging, now, |j| j.take_canceller(now));
+        let (running, queued) = (config.max_running, config.max_queued);
+        *current = config;
+        drop(current);
+        inner.dispatch(outcome, now, None);
+        inner.wake_watchers();
+        tracing::info!(executor = %inner.name, max_running = running, max_queued = queued, "configuration changed");
+        Ok(())
     }
 
     /// Stops accepting tasks, lets running and queued tasks finish until
@@ -547,6 +623,15 @@ impl Drop for Watch<'_> {
 }
 
 impl Inner {
+    /// The default task timeout in force.
+    #[inline]
+    pub(crate) fn default_timeout(&self) -> Option<Duration> {
+        match self.default_timeout.load(Ordering::Relaxed) {
+            NO_TIMEOUT => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
     /// Call before creating the `finished` listener and before checking
     /// the condition: a finish that comes after sees the count.
     fn watch(&self) -> Watch<'_> {
@@ -741,7 +826,7 @@ impl Inner {
     /// already, which recorded it), and what the queue gives the slot
     /// starts.
     pub(crate) fn end_in_place(self: &Arc<Self>, meta: &Meta, status: Status) {
-        self.log_end(meta.id, status, self.default_timeout);
+        self.log_end(meta.id, status, self.default_timeout());
         let now = self.clock.now();
         let record = TaskRecord {
             id: meta.id,

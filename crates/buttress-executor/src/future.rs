@@ -304,7 +304,7 @@ where
                 if inner.deadline_passed() {
                     break 'ended Err(TaskError::Cancelled);
                 }
-                if let Some(t) = inner.default_timeout {
+                if let Some(t) = inner.default_timeout() {
                     // Panics on a runtime without its time driver: the
                     // request then ends as panicked, as a task would.
                     match std::panic::catch_unwind(|| Box::pin(tokio::time::sleep(t))) {

@@ -32,6 +32,11 @@ impl<J> Queue<J> {
         }
     }
 
+    /// A new aging bound, for the next pop.
+    pub(crate) fn set_aging(&mut self, aging: Option<Duration>) {
+        self.aging = aging;
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use buttress_core::sync::{AtomicU64, Ordering};
 use buttress_core::{Name, SharedClock};
 
@@ -93,10 +94,10 @@ pub struct Gauge {
 
 struct Inner {
     word: AtomicU64,
-    normal: Watermarks,
-    low_priority: Option<Watermarks>,
+    /// The watermarks and hint in force; swapped whole by
+    /// [`Gauge::reconfigure`], so a decision reads one set or the other.
+    config: ArcSwap<GaugeConfig>,
     name: Name,
-    retry_after: Option<Duration>,
     waiters: Waiters,
     metrics: GaugeMetrics,
     clock: SharedClock,
@@ -117,8 +118,7 @@ impl fmt::Debug for Gauge {
             .field("name", &self.inner.name)
             .field("level", &self.level())
             .field("paused", &self.is_paused())
-            .field("normal", &self.inner.normal)
-            .field("low_priority", &self.inner.low_priority)
+            .field("config", &**self.inner.config.load())
             .finish()
     }
 }
@@ -209,10 +209,8 @@ impl GaugeBuilder {
         Ok(Gauge {
             inner: Arc::new(Inner {
                 word: AtomicU64::new(0),
-                normal: self.config.watermarks,
-                low_priority: self.config.low_priority,
+                config: ArcSwap::from_pointee(self.config),
                 name,
-                retry_after: self.config.retry_after,
                 waiters: Waiters::default(),
                 metrics,
                 clock: self.clock,
@@ -236,10 +234,11 @@ impl Inner {
     fn next(&self, old: u64, level: u64) -> u64 {
         let level = level.min(LEVEL);
         let mut word = level;
-        if self.normal.next(old & PAUSED != 0, level) {
+        let config = self.config.load();
+        if config.watermarks.next(old & PAUSED != 0, level) {
             word |= PAUSED;
         }
-        let low = self.low_priority.unwrap_or(self.normal);
+        let low = config.low_priority.unwrap_or(config.watermarks);
         if low.next(old & PAUSED_LOW != 0, level) {
             word |= PAUSED_LOW;
         }
@@ -288,7 +287,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let word = self.word.load(Ordering::Acquire);
-        let bands: &[(u64, Priority)] = if self.low_priority.is_some() {
+        let bands: &[(u64, Priority)] = if self.config.load().low_priority.is_some() {
             &[(PAUSED, Priority::Normal), (PAUSED_LOW, Priority::Low)]
         } else {
             // Without a band of its own, low priority follows normal: one
@@ -348,6 +347,43 @@ impl Gauge {
     /// ```
     pub fn name(&self) -> &str {
         self.inner.name.as_str()
+    }
+
+    /// The watermarks and hint in force: those it was built with, or the
+    /// last ones [`reconfigure`](Self::reconfigure) accepted.
+    ///
+    /// ```
+    /// # use buttress_pressure::{Gauge, Watermarks};
+    /// let gauge = Gauge::builder("outbox", Watermarks::new(10, 5)?).build()?;
+    /// assert_eq!(gauge.config().watermarks, Watermarks::new(10, 5)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn config(&self) -> GaugeConfig {
+        **self.inner.config.load()
+    }
+
+    /// Puts new watermarks (and hint) in force, keeping the level: the
+    /// current level is judged again at once, so lowering `high` below it
+    /// pauses the gauge, and raising `low` above it lets work flow (and
+    /// wakes the waiters). Between the watermarks the state is kept, as
+    /// hysteresis demands. Refused whole when `config` is invalid.
+    ///
+    /// ```
+    /// use buttress_pressure::{Gauge, GaugeConfig, Watermarks};
+    ///
+    /// let gauge = Gauge::builder("backlog", Watermarks::new(100, 50)?).build()?;
+    /// gauge.add(80);
+    /// assert!(!gauge.is_paused());
+    /// gauge.reconfigure(GaugeConfig::new(Watermarks::new(60, 30)?))?;
+    /// assert!(gauge.is_paused()); // 80 is over the new high watermark
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&self, config: GaugeConfig) -> Result<(), GaugeError> {
+        config.validate()?;
+        self.inner.config.store(Arc::new(config));
+        self.inner.update(|level| level);
+        tracing::info!(gauge = %self.inner.name, high = config.watermarks.high(), low = config.watermarks.low(), "watermarks changed");
+        Ok(())
     }
 
     /// The current level.
@@ -464,7 +500,7 @@ impl Gauge {
     }
 
     pub(crate) fn overloaded(&self, priority: Priority) -> Overloaded {
-        Overloaded::paused(self.name(), priority, self.inner.retry_after)
+        Overloaded::paused(self.name(), priority, self.inner.config.load().retry_after)
     }
 
     pub(crate) fn metrics(&self) -> &GaugeMetrics {

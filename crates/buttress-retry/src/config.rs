@@ -374,6 +374,35 @@ pub enum ConfigError {
     /// The budget's parameters.
     #[error("invalid retry budget")]
     Budget(#[source] BudgetError),
+    /// [`RetryPolicy::reconfigure`](crate::RetryPolicy::reconfigure) was
+    /// asked to change the budget, whose balance cannot be carried over.
+    #[error(
+        "the budget cannot change while the policy runs (its balance would be lost); build a new policy"
+    )]
+    BudgetChanged,
+}
+
+impl ConfigError {
+    /// The configuration key at fault, dotted as the serde form spells it
+    /// (`"max_attempts"`, `"backoff.max"`, `"budget"`), or `None` for the
+    /// name.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryConfig, RetryPolicy};
+    ///
+    /// let mut cfg = RetryConfig::default();
+    /// cfg.max_attempts = 0;
+    /// assert_eq!(RetryPolicy::new("db", cfg).unwrap_err().field(), Some("max_attempts"));
+    /// ```
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Name(_) => None,
+            Self::MaxAttempts(_) => Some("max_attempts"),
+            Self::Duration { field, .. } => Some(field),
+            Self::Factor(_) => Some("backoff.factor"),
+            Self::Budget(_) | Self::BudgetChanged => Some("budget"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use buttress_core::{
     SharedRandom, default_clock,
 };
 
+use arc_swap::ArcSwap;
+
 use crate::attempts::{Attempts, Decision, Rules, Stop};
 use crate::budget::{RatioBudget, RetryBudget, Throttle};
 use crate::config::{BudgetConfig, ConfigError, RetryConfig};
@@ -26,8 +28,9 @@ pub struct RetryPolicy {
 
 struct Inner {
     name: Name,
-    rules: Rules,
-    attempt_timeout: Option<Duration>,
+    /// Swapped whole by [`RetryPolicy::reconfigure`]; each decision reads
+    /// one complete set.
+    settings: ArcSwap<Settings>,
     budget: Option<Arc<dyn RetryBudget>>,
     clock: SharedClock,
     random: SharedRandom,
@@ -35,12 +38,36 @@ struct Inner {
     listeners: Listeners<RetryEvent>,
 }
 
+/// The rules in force and the configuration they came from.
+#[derive(Debug)]
+struct Settings {
+    rules: Rules,
+    attempt_timeout: Option<Duration>,
+    config: RetryConfig,
+}
+
+impl Settings {
+    /// The settings of a configuration that passed validation.
+    fn new(c: &RetryConfig) -> Self {
+        Self {
+            rules: Rules {
+                max_attempts: c.max_attempts,
+                backoff: c.backoff,
+                deadline: c.deadline,
+                honor_retry_after: c.honor_retry_after,
+                max_retry_after: c.max_retry_after.unwrap_or_else(|| c.backoff.max()),
+            },
+            attempt_timeout: c.attempt_timeout,
+            config: c.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
             .field("name", &self.inner.name)
-            .field("rules", &self.inner.rules)
-            .field("attempt_timeout", &self.inner.attempt_timeout)
+            .field("settings", &self.inner.settings.load())
             .field("budget", &self.inner.budget)
             .finish_non_exhaustive()
     }
@@ -103,7 +130,56 @@ impl RetryPolicy {
     /// # Ok::<(), buttress_retry::ConfigError>(())
     /// ```
     pub fn max_attempts(&self) -> u32 {
-        self.inner.rules.max_attempts
+        self.inner.settings.load().rules.max_attempts
+    }
+
+    /// The configuration in force: the one it was built with, or the last
+    /// one [`reconfigure`](Self::reconfigure) accepted.
+    ///
+    /// ```
+    /// use buttress_retry::{RetryConfig, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::new("llm", RetryConfig::llm())?;
+    /// assert_eq!(policy.config(), RetryConfig::llm());
+    /// # Ok::<(), buttress_retry::ConfigError>(())
+    /// ```
+    pub fn config(&self) -> RetryConfig {
+        self.inner.settings.load().config.clone()
+    }
+
+    /// Puts new settings in force without losing state: the budget keeps
+    /// its balance, and each request's next decision (whether to retry,
+    /// how long to wait, how long an attempt may take) follows the new
+    /// settings; attempts already made still count.
+    ///
+    /// The budget is part of the policy's state: a change to
+    /// `budget` is refused ([`ConfigError::BudgetChanged`]). Refused
+    /// whole, with nothing changed, when `config` is invalid.
+    ///
+    /// ```
+    /// use buttress_retry::{ConfigError, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::builder("db").max_attempts(3).build()?;
+    /// let mut more = policy.config();
+    /// more.max_attempts = 5;
+    /// policy.reconfigure(more)?;
+    /// assert_eq!(policy.max_attempts(), 5);
+    ///
+    /// let mut bad = policy.config();
+    /// bad.max_attempts = 0;
+    /// assert_eq!(policy.reconfigure(bad), Err(ConfigError::MaxAttempts(0)));
+    /// assert_eq!(policy.max_attempts(), 5);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn reconfigure(&self, config: RetryConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let old = self.inner.settings.load();
+        if old.config.budget != config.budget {
+            return Err(ConfigError::BudgetChanged);
+        }
+        self.inner.settings.store(Arc::new(Settings::new(&config)));
+        tracing::info!(retry = %self.inner.name, "configuration changed");
+        Ok(())
     }
 
     /// The budget, if any.
@@ -152,7 +228,12 @@ impl RetryPolicy {
     #[inline]
     pub(crate) fn begin(&self) -> Run {
         let inner = &*self.inner;
-        let started = inner.rules.deadline.map(|_| inner.clock.now());
+        let started = inner
+            .settings
+            .load()
+            .rules
+            .deadline
+            .map(|_| inner.clock.now());
         if let Some(budget) = &inner.budget {
             match started {
                 Some(now) => budget.deposit(now),
@@ -173,7 +254,7 @@ impl RetryPolicy {
     #[inline]
     pub(crate) fn time_left(&self, run: &Run) -> Option<Duration> {
         let inner = &*self.inner;
-        match (inner.rules.deadline, run.started) {
+        match (inner.settings.load().rules.deadline, run.started) {
             (Some(deadline), Some(started)) => {
                 Some(deadline.saturating_sub(inner.clock.now().saturating_duration_since(started)))
             }
@@ -193,7 +274,7 @@ impl RetryPolicy {
     pub(crate) fn start_attempt(&self, run: &mut Run) -> Option<Duration> {
         run.attempts.start();
         let left = self.time_left(run);
-        match (self.inner.attempt_timeout, left) {
+        match (self.inner.settings.load().attempt_timeout, left) {
             (Some(a), Some(l)) => Some(a.min(l)),
             (a, l) => a.or(l),
         }
@@ -233,11 +314,14 @@ impl RetryPolicy {
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
         let u = inner.random.unit();
         let budget = inner.budget.as_deref();
-        let decision = run
-            .attempts
-            .decide(&inner.rules, c, timed_out, elapsed, u, || {
-                budget.is_none_or(|b| b.try_withdraw(now))
-            });
+        let decision = run.attempts.decide(
+            &inner.settings.load().rules,
+            c,
+            timed_out,
+            elapsed,
+            u,
+            || budget.is_none_or(|b| b.try_withdraw(now)),
+        );
         match decision {
             Decision::Retry { delay, reason } => {
                 inner.metrics.retry(reason);
@@ -700,14 +784,7 @@ impl Builder {
             inner: Arc::new(Inner {
                 metrics: Metrics::new(&name),
                 name,
-                rules: Rules {
-                    max_attempts: c.max_attempts,
-                    backoff: c.backoff,
-                    deadline: c.deadline,
-                    honor_retry_after: c.honor_retry_after,
-                    max_retry_after: c.max_retry_after.unwrap_or_else(|| c.backoff.max()),
-                },
-                attempt_timeout: c.attempt_timeout,
+                settings: ArcSwap::from_pointee(Settings::new(c)),
                 budget,
                 clock: self.clock,
                 random: self.random,
