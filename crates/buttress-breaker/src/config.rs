@@ -138,16 +138,18 @@ impl OpenDuration {
 /// ```
 ///
 /// Under the `serde` feature it can be loaded from a file, with durations
-/// written like `"250ms"` or `"60s"`; unknown fields are refused:
+/// written like `"250ms"` or `"60s"`, and `"off"` (or `null`) for a rule or
+/// limit that is not set; unknown fields are refused:
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// let cfg: buttress_breaker::BreakerConfig = serde_json::from_str(r#"{
 ///     "consecutive_failures": 5,
-///     "failure_rate_threshold": null,
+///     "failure_rate_threshold": "off",
 ///     "open": { "kind": "fixed", "duration": "60s" }
 /// }"#).unwrap();
 /// cfg.validate().unwrap();
+/// assert_eq!(cfg.failure_rate_threshold, None);
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -156,13 +158,18 @@ impl OpenDuration {
 #[non_exhaustive]
 pub struct BreakerConfig {
     /// Trip after this many failures in a row (gobreaker's rule). `None`
-    /// turns the rule off.
+    /// (`"off"` or `null` in a file) turns the rule off.
+    #[cfg_attr(feature = "serde", serde(with = "crate::off::count"))]
     pub consecutive_failures: Option<u32>,
     /// Trip when the share of failures in the window reaches this, in
-    /// (0, 1]. `None` turns the rule off.
+    /// (0, 1]. `None` (`"off"` or `null` in a file) turns the rule off; it
+    /// is on by default, so a file that wants only `consecutive_failures`
+    /// says `failure_rate_threshold = "off"`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::off::rate"))]
     pub failure_rate_threshold: Option<f64>,
     /// Trip when the share of slow calls in the window reaches this, in
-    /// (0, 1]. `None` turns the rule off.
+    /// (0, 1]. `None` (`"off"` or `null` in a file) turns the rule off.
+    #[cfg_attr(feature = "serde", serde(with = "crate::off::rate"))]
     pub slow_call_rate_threshold: Option<f64>,
     /// A call that takes at least this long is slow.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -178,12 +185,13 @@ pub struct BreakerConfig {
     /// The longest the breaker may stay half-open waiting for its probes;
     /// after it, the breaker opens again. `None`: no limit (a probe that is
     /// dropped gives its permit back, so a breaker cannot stick in half-open
-    /// unless a probe hangs forever).
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    /// unless a probe hangs forever). `"off"` or `null` in a file.
+    #[cfg_attr(feature = "serde", serde(with = "crate::off::duration"))]
     pub max_half_open: Option<Duration>,
     /// When a failure carries a server's `Retry-After`, open the breaker at
-    /// once for that long, clamped to this. `None` ignores the hints.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    /// once for that long, clamped to this. `None` (`"off"` or `null` in a
+    /// file) ignores the hints.
+    #[cfg_attr(feature = "serde", serde(with = "crate::off::duration"))]
     pub retry_after_max: Option<Duration>,
 }
 

@@ -72,6 +72,8 @@ pub mod future;
 mod layer;
 mod machine;
 mod metrics;
+#[cfg(feature = "serde")]
+mod off;
 mod registry;
 mod service;
 mod snapshot;

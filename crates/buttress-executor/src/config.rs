@@ -43,8 +43,11 @@ use crate::error::ConfigError;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "ExecutorConfigDoc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(try_from = "ExecutorConfigDoc", into = "ExecutorConfigDoc")
+)]
 pub struct ExecutorConfig {
     /// Tasks queued at most, in all. Default 1,000.
     pub max_queued: usize,
@@ -161,21 +164,45 @@ impl ExecutorConfig {
 /// An [`ExecutorConfig`] as written in a configuration file, before it is
 /// checked; what is left out keeps its default.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct ExecutorConfigDoc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_queued: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_queued_per_priority: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_running: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     aging: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     history: Option<usize>,
+}
+
+/// Written out in full, except what is absent (no per-priority bound, no
+/// timeout, no aging): loading it back gives the same configuration.
+#[cfg(feature = "serde")]
+impl From<ExecutorConfig> for ExecutorConfigDoc {
+    fn from(c: ExecutorConfig) -> Self {
+        ExecutorConfigDoc {
+            max_queued: Some(c.max_queued),
+            max_queued_per_priority: c.max_queued_per_priority,
+            max_running: Some(c.max_running),
+            timeout: c.timeout,
+            aging: c.aging,
+            history: Some(c.history),
+        }
+    }
 }
 
 #[cfg(feature = "serde")]

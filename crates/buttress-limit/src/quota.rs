@@ -58,7 +58,7 @@ pub enum QuotaError {
 /// `{ "count": 150, "per": "1m", "burst": 10 }` (`burst` defaults to
 /// `count`). Loading validates it into a [`Quota`].
 #[cfg(feature = "serde")]
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     /// Requests…
@@ -67,7 +67,7 @@ pub struct QuotaConfig {
     #[serde(with = "humantime_serde")]
     pub per: Duration,
     /// Tokens that may be taken at once.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
 }
 

@@ -31,8 +31,11 @@ use crate::watermarks::Watermarks;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "GaugeConfigDoc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(try_from = "GaugeConfigDoc", into = "GaugeConfigDoc")
+)]
 pub struct GaugeConfig {
     /// Paused at `high`, flowing again at `low`.
     pub watermarks: Watermarks,
@@ -129,14 +132,29 @@ impl From<Watermarks> for GaugeConfig {
 /// A [`GaugeConfig`] as written in a configuration file, before it is
 /// checked.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct GaugeConfigDoc {
     watermarks: Watermarks,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     low_priority: Option<Watermarks>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     retry_after: Option<Duration>,
+}
+
+#[cfg(feature = "serde")]
+impl From<GaugeConfig> for GaugeConfigDoc {
+    fn from(c: GaugeConfig) -> Self {
+        GaugeConfigDoc {
+            watermarks: c.watermarks,
+            low_priority: c.low_priority,
+            retry_after: c.retry_after,
+        }
+    }
 }
 
 #[cfg(feature = "serde")]

@@ -22,8 +22,11 @@ use crate::error::WatermarkError;
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "WatermarksDoc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(try_from = "WatermarksDoc", into = "WatermarksDoc")
+)]
 pub struct Watermarks {
     high: u64,
     low: u64,
@@ -31,13 +34,23 @@ pub struct Watermarks {
 
 /// Watermarks as written in a configuration file, before they are checked.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct WatermarksDoc {
     #[serde(with = "buttress_core::human::size")]
     high: u64,
     #[serde(with = "buttress_core::human::size")]
     low: u64,
+}
+
+#[cfg(feature = "serde")]
+impl From<Watermarks> for WatermarksDoc {
+    fn from(w: Watermarks) -> Self {
+        WatermarksDoc {
+            high: w.high,
+            low: w.low,
+        }
+    }
 }
 
 #[cfg(feature = "serde")]

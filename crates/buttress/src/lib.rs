@@ -13,6 +13,7 @@
 //! | `executor` | `executor`          | `buttress-executor` |
 //! | `health`  | `health`             | `buttress-health`  |
 //! | `degrade` | `degrade`            | `buttress-degrade` |
+//! | `policy`  | `policy`             | `buttress-policy`  |
 //!
 //! and the shared pieces of `buttress-core` under [`common`]: the clock,
 //! outcome classification, and the rejection handlers every layer takes
@@ -29,6 +30,7 @@
 //! | `postgres` | `buttress::checkpoint::PgStore` (enables `checkpoint`) |
 //! | `axum` | `buttress::health::HealthEndpoints::router` (enables `health`); `IntoResponse` for problems and `buttress::degrade::handle_error` |
 //! | `cache` | `buttress::degrade::StaleCache` and `CacheLayer`, on moka (enables `degrade`) |
+//! | `watch` | `buttress::policy::Policy::watch_file`, on notify (enables `policy`) |
 //! | `full` | all of the above |
 //!
 //! ```
@@ -78,6 +80,9 @@ pub use buttress_health as health;
 #[cfg(feature = "degrade")]
 pub use buttress_degrade as degrade;
 
+#[cfg(feature = "policy")]
+pub use buttress_policy as policy;
+
 // The README's examples are compiled as doctests (they need every
 // primitive, `http` and `axum`, which `cargo test --workspace` enables).
 #[cfg(all(
@@ -91,6 +96,7 @@ pub use buttress_degrade as degrade;
     feature = "health",
     feature = "degrade",
     feature = "cache",
+    feature = "policy",
     feature = "axum",
     feature = "http"
 ))]
