@@ -5,6 +5,7 @@
 //! criterion benches measure the same routines, so the report and the
 //! detailed tables can never measure two different things.
 
+pub mod admin;
 pub mod breaker;
 pub mod checkpoint;
 pub mod degrade;

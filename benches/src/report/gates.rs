@@ -3,7 +3,7 @@
 use super::{Figures, Outcome};
 use crate::Routine;
 use crate::cases::{
-    breaker, checkpoint, degrade, executor, health, journal, limit, pressure, retry,
+    admin, breaker, checkpoint, degrade, executor, health, journal, limit, pressure, retry,
 };
 
 /// What a gate checks of its figures.
@@ -332,6 +332,26 @@ pub fn gates() -> Vec<Gate> {
             degrade::cache_layer_hit,
             degrade::moka_get,
             Check::Report,
+        ),
+        // The admin surface. A snapshot of a large service must stay far
+        // under a page's half-second refresh; a breaker followed by a
+        // status page must cost its calls nothing (the page listens to
+        // state changes only).
+        gate(
+            "admin.status_snapshot",
+            "status snapshot: 100 breakers, 20 limiters, 10 gauges, 5 executors (ns)",
+            "an empty loop",
+            admin::status_snapshot,
+            admin::nothing,
+            overhead(1_000_000.0),
+        ),
+        gate(
+            "admin.breaker_followed",
+            "breaker permit, closed, 10 status-page clients following",
+            "the same breaker, followed by nobody",
+            admin::permit_followed,
+            breaker::permit,
+            ratio(1.05),
         ),
         gate(
             "pressure.gauge_2_threads",

@@ -59,6 +59,9 @@ struct Shared {
     slow_nanos: AtomicU64,
     metrics: Metrics,
     listeners: Listeners<BreakerEvent>,
+    /// Listeners of state changes only: the calls' own paths never look at
+    /// them, so a status page that follows the breaker costs nothing there.
+    transitions: Listeners<BreakerEvent>,
     /// Orders the reports of transitions; see `publish`.
     publishing: std::sync::Mutex<()>,
 }
@@ -527,15 +530,17 @@ impl CircuitBreaker {
                 generation = t.generation, "circuit breaker changed state"
             ),
         }
-        if !shared.listeners.is_empty() {
-            shared.listeners.emit(&BreakerEvent::StateChanged {
+        if !(shared.listeners.is_empty() && shared.transitions.is_empty()) {
+            let event = BreakerEvent::StateChanged {
                 name: shared.name.clone(),
                 from: t.from,
                 to: t.to,
                 reason: t.reason,
                 open_for: t.open_for,
                 generation: t.generation,
-            });
+            };
+            shared.listeners.emit(&event);
+            shared.transitions.emit(&event);
         }
     }
 }
@@ -805,6 +810,7 @@ pub struct Builder {
     clock: SharedClock,
     random: SharedRandom,
     listeners: Vec<Listener<BreakerEvent>>,
+    transitions: Vec<Listener<BreakerEvent>>,
     registry: Option<Registry>,
 }
 
@@ -827,6 +833,7 @@ impl Builder {
             clock: default_clock(),
             random: Arc::new(FastRandom),
             listeners: Vec::new(),
+            transitions: Vec::new(),
             registry: None,
         }
     }
@@ -1199,6 +1206,32 @@ impl Builder {
         self
     }
 
+    /// Adds a listener for state changes only
+    /// ([`BreakerEvent::StateChanged`]). Unlike [`on_event`](Self::on_event),
+    /// it adds nothing to the path of an admitted or refused call: a
+    /// dashboard that follows every breaker leaves their cost unchanged.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use buttress_breaker::CircuitBreaker;
+    ///
+    /// let changes = Arc::new(AtomicU32::new(0));
+    /// let seen = Arc::clone(&changes);
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .consecutive_failures(1)
+    ///     .on_state_change(move |_| { seen.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()?;
+    /// breaker.try_acquire()?.success(); // no event
+    /// breaker.try_acquire()?.failure(); // closed → open
+    /// assert_eq!(changes.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_state_change(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
+        self.transitions.push(Arc::new(f));
+        self
+    }
+
     /// Registers the breaker in `registry` when it is built.
     ///
     /// ```
@@ -1237,6 +1270,7 @@ impl Builder {
                 name,
                 watch: Stopwatch::new(self.clock),
                 listeners: Listeners::from_vec(self.listeners),
+                transitions: Listeners::from_vec(self.transitions),
                 publishing: std::sync::Mutex::new(()),
             }),
         };

@@ -124,3 +124,57 @@ async fn an_invalid_config_is_refused_and_nothing_changes() {
     );
     assert_eq!(executor.config(), config);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_history_forgets_the_oldest_records() {
+    let executor = Executor::new("jobs", ExecutorConfig::default().history(10)).expect("valid");
+    for i in 0..5u64 {
+        executor
+            .submit(0, async move { i })
+            .expect("room")
+            .await
+            .expect("ran");
+    }
+    executor
+        .reconfigure(ExecutorConfig::default().history(5))
+        .expect("valid");
+    assert_eq!(
+        executor.snapshot().history.len(),
+        5,
+        "as many as kept: none forgotten"
+    );
+    executor
+        .reconfigure(ExecutorConfig::default().history(2))
+        .expect("valid");
+    let ids: Vec<u64> = executor.snapshot().history.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [3, 4], "the newest two");
+}
+
+#[tokio::test(start_paused = true)]
+async fn aging_set_live_lets_old_low_priority_work_run_first() {
+    let executor = Executor::new("jobs", ExecutorConfig::default().max_running(1)).expect("valid");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (first, release) = gated(&log, "first");
+    let first = executor.submit(9, first).expect("room");
+    let (old, _r1) = gated(&log, "old-low");
+    let old = executor.submit(0, old).expect("room");
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let (new, _r2) = gated(&log, "new-high");
+    let _new = executor.submit(9, new).expect("room");
+    executor
+        .reconfigure(
+            ExecutorConfig::default()
+                .max_running(1)
+                .aging(Some(Duration::from_secs(10))),
+        )
+        .expect("valid");
+    let _ = release.send(());
+    first.await.expect("ran");
+    settle().await;
+    assert_eq!(
+        *log.lock().expect("not poisoned"),
+        ["first", "old-low"],
+        "waited past the aging bound: it runs before newer high-priority work"
+    );
+    drop(old);
+}

@@ -14,6 +14,7 @@ use buttress_retry::RetryPolicy;
 
 use crate::document::{CachePolicy, DependencyPolicy, FallbackPolicy};
 use crate::error::Path;
+use crate::events;
 use crate::timeout::LiveTimeout;
 
 /// The running primitives in front of one dependency, as its section of
@@ -60,6 +61,7 @@ impl Dependency {
         name: &str,
         policy: &DependencyPolicy,
         at: &Path,
+        events: &events::Sender,
     ) -> Result<Self, Problems> {
         let mut problems = Vec::new();
         let mut note = |key: &str, e: &dyn fmt::Display| {
@@ -89,7 +91,10 @@ impl Dependency {
                 .ok()
         });
         let breaker = policy.breaker.clone().and_then(|c| {
-            CircuitBreaker::new(name, c)
+            CircuitBreaker::builder(name)
+                .config(c)
+                .on_state_change(events::forward(events.clone()))
+                .build()
                 .map_err(|e| note("breaker", &e))
                 .ok()
         });

@@ -88,9 +88,9 @@ pub(crate) fn read(text: &str, format: Format) -> Result<Value, DocumentError> {
             let line = e.span().map(|s| line_of(text, s.start));
             DocumentError::one(Path::root(), line, first_line(e.message()))
         }),
+        // A syntax error read from a string always has a line.
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
-            let line = (e.line() > 0).then_some(e.line());
-            DocumentError::one(Path::root(), line, strip_position(&e.to_string()))
+            DocumentError::one(Path::root(), Some(e.line()), strip_position(&e.to_string()))
         }),
         Format::Yaml => yaml::read(text),
     }
@@ -198,9 +198,9 @@ mod yaml {
             YamlData::Mapping(map) => {
                 let mut out = Map::new();
                 for (k, v) in map {
+                    // The loader resolves every scalar, keys too.
                     let key = match &k.data {
                         YamlData::Value(s) => scalar_text(s),
-                        YamlData::Representation(raw, _, _) => raw.clone(),
                         _ => return unsupported("keys that are not plain words"),
                     };
                     out.insert(key.into_owned(), value(v)?);
@@ -257,7 +257,6 @@ mod yaml {
                 (Segment::Key(k), YamlData::Mapping(map)) => {
                     let Some((key, value)) = map.iter().find(|(key, _)| match &key.data {
                         YamlData::Value(s) => scalar_text(s) == k.as_str(),
-                        YamlData::Representation(raw, _, _) => raw == k,
                         _ => false,
                     }) else {
                         break;

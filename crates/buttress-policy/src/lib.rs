@@ -63,6 +63,7 @@ mod dependency;
 mod document;
 mod emit;
 mod error;
+mod events;
 mod file;
 mod format;
 mod parse;
@@ -79,6 +80,7 @@ pub use document::{
     ServicePolicy,
 };
 pub use error::{DocumentError, Path, Problem, Segment};
+pub use events::{EVENTS_BUFFERED, PolicyEvent};
 pub use file::FileError;
 pub use format::Format;
 pub use policy::{Applied, DEFAULT_VERSIONS_KEPT, Policy, RollbackError};

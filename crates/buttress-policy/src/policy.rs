@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::dependency::{Dependency, Problems, RESTART};
 use crate::document::{InboundPolicy, PolicyDocument};
 use crate::error::{DocumentError, Path, Problem};
+use crate::events::{self, PolicyEvent};
 use crate::format::{self, Format};
 
 /// How many applied versions a policy keeps by default.
@@ -77,6 +78,7 @@ struct Inner {
     history: Mutex<VecDeque<Arc<Applied>>>,
     keep: usize,
     changes: watch::Sender<Arc<Applied>>,
+    events: events::Sender,
 }
 
 /// The per-client limiter and its exempt networks, which change live.
@@ -134,9 +136,10 @@ impl Policy {
         document.validate().map_err(|e| relocate(e, &lines))?;
         let mut problems: Problems = Vec::new();
         let mut dependencies = BTreeMap::new();
+        let events = events::channel();
         for (name, section) in &document.dependencies {
             let at = Path::root().key("dependencies").key(name.clone());
-            match Dependency::build(name, section, &at) {
+            match Dependency::build(name, section, &at, &events) {
                 Ok(d) => {
                     dependencies.insert(name.clone(), d);
                 }
@@ -185,6 +188,7 @@ impl Policy {
                 history: Mutex::new(VecDeque::from([applied])),
                 keep,
                 changes,
+                events,
             }),
         })
     }
@@ -254,6 +258,15 @@ impl Policy {
     /// the number the policy keeps.
     pub fn history(&self) -> Vec<Arc<Applied>> {
         self.lock_history().iter().cloned().collect()
+    }
+
+    /// A receiver of the policy's events as they happen: each breaker's
+    /// changes of state, each version applied. A receiver that falls more
+    /// than [`EVENTS_BUFFERED`](crate::EVENTS_BUFFERED) events behind loses
+    /// the oldest and is told how many (`RecvError::Lagged`); the breakers
+    /// never wait for it.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<PolicyEvent> {
+        self.inner.events.subscribe()
     }
 
     /// A receiver that sees each version as it is applied: for the parts
@@ -345,6 +358,10 @@ impl Policy {
         drop(history);
         tracing::info!(version = applied.version, by = %applied.by, "policy applied");
         self.inner.changes.send_replace(applied.clone());
+        let _ = self.inner.events.send(PolicyEvent::Applied {
+            version: applied.version,
+            by: applied.by.clone(),
+        });
         Ok(applied)
     }
 
@@ -372,7 +389,7 @@ impl Policy {
                 (Some(before), Some(_)) => {
                     problems.extend(Dependency::unchangeable(before, section, &at));
                 }
-                _ => match Dependency::build(name, section, &at) {
+                _ => match Dependency::build(name, section, &at, &self.inner.events) {
                     Ok(d) => {
                         added.insert(name.clone(), d);
                     }

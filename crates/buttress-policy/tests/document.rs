@@ -21,7 +21,7 @@ const CASES: &[Case] = &[
         text: "[service]\nname = \"api\"\n[dependencies.llm\ntimeout = \"1s\"\n",
         path: "(document)",
         line: 3,
-        says: "",
+        says: "unclosed table, expected `]`",
     },
     Case {
         name: "toml unknown top-level key",
@@ -157,7 +157,7 @@ const CASES: &[Case] = &[
         text: "dependencies:\n  llm:\n    timeout: \"30s\n",
         path: "(document)",
         line: 3,
-        says: "",
+        says: "found unexpected end of stream",
     },
     Case {
         name: "yaml unknown key",
@@ -182,6 +182,22 @@ const CASES: &[Case] = &[
         path: "(document)",
         line: 4,
         says: "one document per file",
+    },
+    Case {
+        name: "yaml bad exempt network",
+        format: Format::Yaml,
+        text: "service:\n  inbound:\n    rate: { count: 150, per: 1m }\n    exempt:\n      - 127.0.0.0/8\n      - 10.0.0.0/33\n",
+        path: "service.inbound.exempt[1]",
+        line: 6,
+        says: "10.0.0.0/33",
+    },
+    Case {
+        name: "yaml a key that is a list",
+        format: Format::Yaml,
+        text: "dependencies:\n  ? [a, b]\n  : {}\n",
+        path: "(document)",
+        line: 2,
+        says: "keys that are not plain words",
     },
     Case {
         name: "json syntax",
@@ -302,4 +318,22 @@ fn an_empty_document_is_an_empty_policy() {
             PolicyDocument::default()
         );
     }
+}
+
+#[test]
+fn a_document_built_in_code_is_checked_too() {
+    let mut doc = PolicyDocument::default();
+    let mut db = buttress_policy::DependencyPolicy::default();
+    db.attempt_timeout = Some(std::time::Duration::ZERO);
+    doc.dependencies.insert("db".into(), db);
+    let e = doc.validate().expect_err("a zero timeout");
+    assert_eq!(
+        e.to_string(),
+        "invalid policy: dependencies.db.attempt_timeout: must be above zero"
+    );
+    let e = buttress_policy::Policy::new(doc).expect_err("checked before it is built");
+    assert_eq!(
+        e.problems()[0].path.to_string(),
+        "dependencies.db.attempt_timeout"
+    );
 }

@@ -31,6 +31,12 @@ fn base() -> Policy {
     Policy::from_text(BASE, Format::Toml).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The breaker in front of the LLM.
+fn llm_breaker(policy: &Policy) -> buttress_breaker::CircuitBreaker {
+    let llm = policy.dependency("llm").expect("declared");
+    llm.breaker().expect("declared").clone()
+}
+
 /// `BASE` with `from` replaced by `to` (once, and it must be there).
 fn edited(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from} is not in the base document");
@@ -376,4 +382,105 @@ fn changes_under_load_are_never_seen_half_applied() {
         llm.limiter().expect("declared").quota().burst() as u64,
         VERSIONS + 1
     );
+}
+
+#[tokio::test]
+async fn breaker_changes_and_new_versions_are_events() {
+    use buttress_policy::PolicyEvent;
+    let policy = base();
+    let mut events = policy.events();
+    let breaker = llm_breaker(&policy);
+    breaker.try_acquire().expect("closed").success();
+    breaker.try_acquire().expect("closed").failure();
+    match events.try_recv().expect("an event") {
+        PolicyEvent::Breaker { name, from, to, .. } => {
+            assert_eq!(
+                (name.as_str(), from, to),
+                ("llm", State::Closed, State::Open)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    breaker.reset();
+    assert!(matches!(
+        events.try_recv(),
+        Ok(PolicyEvent::Breaker {
+            to: State::Closed,
+            ..
+        })
+    ));
+    policy
+        .apply_text(&edited("count = 5,", "count = 7,"), Format::Toml, "alice")
+        .expect("valid");
+    assert_eq!(
+        events.try_recv().expect("an event"),
+        PolicyEvent::Applied {
+            version: 2,
+            by: "alice".to_owned()
+        }
+    );
+    assert!(events.try_recv().is_err(), "nothing else");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_loses_the_oldest_and_is_told_how_many() {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let policy = base();
+    let mut slow = policy.events();
+    let breaker = llm_breaker(&policy);
+    let changes = buttress_policy::EVENTS_BUFFERED + 10;
+    for _ in 0..changes / 2 {
+        breaker.force_open();
+        breaker.reset();
+    }
+    match slow.try_recv() {
+        Err(TryRecvError::Lagged(n)) => assert_eq!(n, 10),
+        other => panic!("{other:?}"),
+    }
+    let mut kept = 0;
+    while slow.try_recv().is_ok() {
+        kept += 1;
+    }
+    assert_eq!(kept, buttress_policy::EVENTS_BUFFERED);
+}
+
+#[tokio::test]
+async fn a_new_fallback_or_cache_needs_a_restart() {
+    let text = format!("{BASE}fallback = {{ on = [\"timed_out\"] }}\ncache = {{ ttl = \"1m\" }}\n");
+    let policy = Policy::from_text(&text, Format::Toml).unwrap_or_else(|e| panic!("{e}"));
+    for (from, to, path) in [
+        (
+            "on = [\"timed_out\"]",
+            "on = [\"error\"]",
+            "dependencies.embeddings.fallback",
+        ),
+        (
+            "ttl = \"1m\"",
+            "ttl = \"2m\"",
+            "dependencies.embeddings.cache",
+        ),
+    ] {
+        let e = policy
+            .apply_text(&text.replace(from, to), Format::Toml, "test")
+            .expect_err("needs a restart");
+        assert_eq!(e.problems()[0].path.to_string(), path, "{e}");
+    }
+    policy
+        .apply_text(&text, Format::Toml, "test")
+        .expect("the same fallback and cache");
+}
+
+#[tokio::test]
+async fn a_dependency_shows_its_primitives() {
+    let policy = Policy::from_text(&format!("{BASE}attempt_timeout = \"2s\"\n"), Format::Toml)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let llm = policy.dependency("llm").expect("declared");
+    assert_eq!(llm.name(), "llm");
+    assert_eq!(llm.retry().expect("declared").max_attempts(), 3);
+    assert_eq!(llm.timeout(), Some(Duration::from_secs(30)));
+    assert!(llm.is_critical());
+    let embeddings = policy.dependency("embeddings").expect("declared");
+    assert_eq!(embeddings.attempt_timeout(), Some(Duration::from_secs(2)));
+    assert!(!embeddings.is_critical());
+    assert!(embeddings.retry().is_none() && embeddings.breaker().is_none());
 }

@@ -68,6 +68,7 @@ mod policy;
 mod request;
 mod retry;
 mod service;
+mod times;
 #[cfg(feature = "tower")]
 mod tower_policy;
 

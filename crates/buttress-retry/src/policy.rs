@@ -16,6 +16,7 @@ use crate::budget::{RatioBudget, RetryBudget, Throttle};
 use crate::config::{BudgetConfig, ConfigError, RetryConfig};
 use crate::event::RetryEvent;
 use crate::metrics::Metrics;
+use crate::times::Times;
 
 /// A retry policy. Cheap to clone; clones share the budget.
 ///
@@ -31,6 +32,10 @@ struct Inner {
     /// Swapped whole by [`RetryPolicy::reconfigure`]; each decision reads
     /// one complete set.
     settings: ArcSwap<Settings>,
+    /// The deadline and attempt timeout, read by every request.
+    times: Times,
+    /// Serialises changes of configuration.
+    changing: std::sync::Mutex<()>,
     budget: Option<Arc<dyn RetryBudget>>,
     clock: SharedClock,
     random: SharedRandom,
@@ -42,7 +47,6 @@ struct Inner {
 #[derive(Debug)]
 struct Settings {
     rules: Rules,
-    attempt_timeout: Option<Duration>,
     config: RetryConfig,
 }
 
@@ -57,7 +61,6 @@ impl Settings {
                 honor_retry_after: c.honor_retry_after,
                 max_retry_after: c.max_retry_after.unwrap_or_else(|| c.backoff.max()),
             },
-            attempt_timeout: c.attempt_timeout,
             config: c.clone(),
         }
     }
@@ -173,11 +176,19 @@ impl RetryPolicy {
     /// ```
     pub fn reconfigure(&self, config: RetryConfig) -> Result<(), ConfigError> {
         config.validate()?;
+        let _changing = self
+            .inner
+            .changing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.inner.settings.load();
         if old.config.budget != config.budget {
             return Err(ConfigError::BudgetChanged);
         }
         self.inner.settings.store(Arc::new(Settings::new(&config)));
+        self.inner
+            .times
+            .write(config.deadline, config.attempt_timeout);
         tracing::info!(retry = %self.inner.name, "configuration changed");
         Ok(())
     }
@@ -228,12 +239,7 @@ impl RetryPolicy {
     #[inline]
     pub(crate) fn begin(&self) -> Run {
         let inner = &*self.inner;
-        let started = inner
-            .settings
-            .load()
-            .rules
-            .deadline
-            .map(|_| inner.clock.now());
+        let started = inner.times.deadline().map(|_| inner.clock.now());
         if let Some(budget) = &inner.budget {
             match started {
                 Some(now) => budget.deposit(now),
@@ -254,7 +260,7 @@ impl RetryPolicy {
     #[inline]
     pub(crate) fn time_left(&self, run: &Run) -> Option<Duration> {
         let inner = &*self.inner;
-        match (inner.settings.load().rules.deadline, run.started) {
+        match (inner.times.deadline(), run.started) {
             (Some(deadline), Some(started)) => {
                 Some(deadline.saturating_sub(inner.clock.now().saturating_duration_since(started)))
             }
@@ -273,8 +279,15 @@ impl RetryPolicy {
     #[inline]
     pub(crate) fn start_attempt(&self, run: &mut Run) -> Option<Duration> {
         run.attempts.start();
-        let left = self.time_left(run);
-        match (self.inner.settings.load().attempt_timeout, left) {
+        let inner = &*self.inner;
+        let (deadline, attempt_timeout) = inner.times.read();
+        let left = match (deadline, run.started) {
+            (Some(deadline), Some(started)) => {
+                Some(deadline.saturating_sub(inner.clock.now().saturating_duration_since(started)))
+            }
+            _ => None,
+        };
+        match (attempt_timeout, left) {
             (Some(a), Some(l)) => Some(a.min(l)),
             (a, l) => a.or(l),
         }
@@ -785,6 +798,8 @@ impl Builder {
                 metrics: Metrics::new(&name),
                 name,
                 settings: ArcSwap::from_pointee(Settings::new(c)),
+                times: Times::new(c.deadline, c.attempt_timeout),
+                changing: std::sync::Mutex::new(()),
                 budget,
                 clock: self.clock,
                 random: self.random,

@@ -14,6 +14,7 @@
 //! | `health`  | `health`             | `buttress-health`  |
 //! | `degrade` | `degrade`            | `buttress-degrade` |
 //! | `policy`  | `policy`             | `buttress-policy`  |
+//! | `admin`   | `admin`              | `buttress-admin`   |
 //!
 //! and the shared pieces of `buttress-core` under [`common`]: the clock,
 //! outcome classification, and the rejection handlers every layer takes
@@ -82,6 +83,9 @@ pub use buttress_degrade as degrade;
 
 #[cfg(feature = "policy")]
 pub use buttress_policy as policy;
+
+#[cfg(feature = "admin")]
+pub use buttress_admin as admin;
 
 // The README's examples are compiled as doctests (they need every
 // primitive, `http` and `axum`, which `cargo test --workspace` enables).
