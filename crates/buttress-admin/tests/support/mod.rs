@@ -3,7 +3,7 @@
 /// A knowledge API's policy: an inbound limit, backpressure, and three
 /// dependencies with breakers (the LLM also with a rate limit and a
 /// bulkhead).
-pub const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [service]
 name = "knowledge-api"
 inbound = { rate = { count = 150, per = "1m" } }
