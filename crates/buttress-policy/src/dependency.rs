@@ -53,7 +53,7 @@ impl fmt::Debug for Dependency {
 pub(crate) type Problems = Vec<(Path, String)>;
 
 /// The message for a change the running primitives cannot take.
-pub(crate) const RESTART: &str = "cannot change while the service runs; restart it to apply";
+pub(crate) const RESTART: &str = "needs a restart";
 
 impl Dependency {
     /// Builds the primitives `policy` declares, named `name`.
@@ -129,7 +129,10 @@ impl Dependency {
         let mut presence = |key: &str, before: bool, after: bool| {
             if before != after {
                 let what = if after { "adding" } else { "removing" };
-                out.push((at.clone().key(key), format!("{what} this layer {RESTART}")));
+                out.push((
+                    at.clone().key(key),
+                    format!("{what} a layer of a running stack {RESTART}"),
+                ));
             }
         };
         presence("timeout", old.timeout.is_some(), new.timeout.is_some());
@@ -157,7 +160,9 @@ impl Dependency {
         {
             out.push((
                 at.clone().key("breaker").key("window"),
-                format!("a new window shape (or adding or dropping every rate rule) {RESTART}"),
+                format!(
+                    "a new window shape (or adding or dropping every rate rule) {RESTART}: the counts in the window cannot be carried over"
+                ),
             ));
         }
         if let (Some(a), Some(b)) = (&old.retry, &new.retry)
@@ -165,7 +170,7 @@ impl Dependency {
         {
             out.push((
                 at.clone().key("retry").key("budget"),
-                format!("the budget {RESTART}"),
+                format!("a new budget {RESTART}: its balance cannot be carried over"),
             ));
         }
         if let (Some(a), Some(b)) = (&old.fallback, &new.fallback)
@@ -173,13 +178,13 @@ impl Dependency {
         {
             out.push((
                 at.clone().key("fallback"),
-                format!("the fallback {RESTART}"),
+                format!("a new fallback {RESTART}"),
             ));
         }
         if let (Some(a), Some(b)) = (&old.cache, &new.cache)
             && a != b
         {
-            out.push((at.clone().key("cache"), format!("the cache {RESTART}")));
+            out.push((at.clone().key("cache"), format!("a new cache {RESTART}")));
         }
         out
     }

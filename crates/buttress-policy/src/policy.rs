@@ -379,7 +379,7 @@ impl Policy {
             if !new.dependencies.contains_key(name) {
                 problems.push((
                     Path::root().key("dependencies").key(name.clone()),
-                    format!("removing a dependency {RESTART}"),
+                    format!("removing a dependency {RESTART}: its stacks are in use"),
                 ));
             }
         }
@@ -401,13 +401,13 @@ impl Policy {
         if old.service.inbound.is_some() != new.service.inbound.is_some() {
             problems.push((
                 service.clone().key("inbound"),
-                format!("adding or removing it {RESTART}"),
+                format!("adding or removing this section {RESTART}"),
             ));
         }
         if old.service.backpressure.is_some() != new.service.backpressure.is_some() {
             problems.push((
                 service.key("backpressure"),
-                format!("adding or removing it {RESTART}"),
+                format!("adding or removing this section {RESTART}"),
             ));
         }
         (added, problems)

@@ -100,6 +100,9 @@ impl Policy {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let ours = match &event {
+                    // Reading the file is an event too (an open, a close):
+                    // only a change counts, or each read would cause the next.
+                    Ok(e) if e.kind.is_access() => false,
                     Ok(e) => e.paths.iter().any(|p| p.file_name() == name.as_deref()),
                     // An error of the watch itself: read the file to be sure.
                     Err(_) => true,

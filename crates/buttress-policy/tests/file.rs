@@ -119,6 +119,15 @@ mod watching {
         let s = next_read(&mut status).await;
         assert!(s.last_error.is_none());
         assert_eq!(policy.current().version, 3);
+        assert_eq!(s.reads, 3, "one read per save");
+        // Reading the file is not a change: the watcher stays quiet. (This
+        // test follows a real file system, so proving a silence takes a
+        // bounded wait: three times the watcher's settling time.)
+        let quiet = tokio::time::timeout(Duration::from_millis(300), status.changed()).await;
+        assert!(
+            quiet.is_err(),
+            "the watcher read the file again with no change"
+        );
         drop(watch);
     }
 

@@ -176,7 +176,12 @@ async fn changes_the_running_primitives_cannot_take_are_refused_with_their_lines
         ],
         "{e}"
     );
-    assert!(e.to_string().contains("restart it to apply"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "dependencies.llm.timeout: removing a layer of a running stack needs a restart, line 7"
+        ),
+        "{e}"
+    );
     assert_eq!(
         policy.document(),
         before,
