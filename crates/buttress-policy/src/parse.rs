@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::document::PolicyDocument;
-use crate::error::{DocumentError, Path, Problem, Segment};
+use crate::error::{DocumentError, Path, Problem};
 use crate::format::{self, Format};
 use crate::validate;
 
@@ -105,20 +105,8 @@ fn typed(value: Value) -> Result<PolicyDocument, (Path, String)> {
                 _ => path,
             };
         }
-        let message = e.inner().to_string();
-        // An unknown key must be named by the path (so the line is the
-        // key's), whichever way the reader reported it.
-        if let Some(key) = unknown_field(&message)
-            && path.segments().last() != Some(&Segment::Key(key.to_owned()))
-        {
-            path = path.key(key);
-        }
-        (path, message)
+        // An unknown key's path names the key itself, so its line is the
+        // key's.
+        (path, e.inner().to_string())
     })
-}
-
-/// The key of serde's "unknown field `x`, expected ..." message.
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    Some(&rest[..rest.find('`')?])
 }

@@ -132,8 +132,9 @@ impl Policy {
         by: &str,
         keep: usize,
     ) -> Result<Policy, DocumentError> {
+        // A document read from text was checked, with lines, as it was read.
+        document.validate()?;
         let lines = |path: &Path| text.and_then(|(t, f)| format::locate(t, f, path));
-        document.validate().map_err(|e| relocate(e, &lines))?;
         let mut problems: Problems = Vec::new();
         let mut dependencies = BTreeMap::new();
         let events = events::channel();
@@ -333,8 +334,8 @@ impl Policy {
         text: Option<(&str, Format)>,
         by: String,
     ) -> Result<Arc<Applied>, DocumentError> {
+        document.validate()?;
         let lines = |path: &Path| text.and_then(|(t, f)| format::locate(t, f, path));
-        document.validate().map_err(|e| relocate(e, &lines))?;
         // One change at a time: the check and the switch see one state.
         let mut history = self.lock_history();
         let current = history.back().cloned().ok_or_else(|| {
@@ -481,19 +482,6 @@ fn running_quota(
     declared: buttress_limit::QuotaConfig,
 ) -> buttress_limit::QuotaConfig {
     crate::dependency::as_declared(running, declared)
-}
-
-/// Adds lines to problems found without them.
-fn relocate(e: DocumentError, lines: &impl Fn(&Path) -> Option<usize>) -> DocumentError {
-    DocumentError::new(
-        e.problems()
-            .iter()
-            .map(|p| Problem {
-                line: p.line.or_else(|| lines(&p.path)),
-                ..p.clone()
-            })
-            .collect(),
-    )
 }
 
 fn located(problems: Problems, lines: &impl Fn(&Path) -> Option<usize>) -> DocumentError {

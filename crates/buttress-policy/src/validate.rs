@@ -71,7 +71,7 @@ fn dependency(d: &DependencyPolicy, at: &Path, out: &mut Vec<(Path, String)>) {
     if let Some(r) = &d.retry
         && let Err(e) = r.validate()
     {
-        out.push((field(at, "retry", e.field()), bare(&e.to_string())));
+        out.push((field(at, "retry", e.field()), bare(&chain(&e))));
     }
     if let Some(q) = &d.rate_limit {
         quota(q, &at.clone().key("rate_limit"), out);
@@ -79,12 +79,12 @@ fn dependency(d: &DependencyPolicy, at: &Path, out: &mut Vec<(Path, String)>) {
     if let Some(c) = &d.concurrency
         && let Err(e) = c.validate()
     {
-        out.push((at.clone().key("concurrency"), e.to_string()));
+        out.push((at.clone().key("concurrency"), chain(&e)));
     }
     if let Some(b) = &d.breaker
         && let Err(e) = b.validate()
     {
-        out.push((field(at, "breaker", e.field()), bare(&e.to_string())));
+        out.push((field(at, "breaker", e.field()), bare(&chain(&e))));
     }
     if let Some(f) = &d.fallback {
         for (i, reason) in f.on.iter().enumerate() {
@@ -129,6 +129,19 @@ fn duration(d: Duration, at: &Path, out: &mut Vec<(Path, String)>) {
     } else if d > HUNDRED_YEARS {
         out.push((at.clone(), "must be at most 100 years".to_owned()));
     }
+}
+
+/// An error and its causes, as one line: "invalid retry budget: budget
+/// ratio must be in [0, 100], got 500".
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// The path of a primitive's key, dotted as its error names it.

@@ -200,6 +200,46 @@ const CASES: &[Case] = &[
         says: "keys that are not plain words",
     },
     Case {
+        name: "toml a number in a list of networks",
+        format: Format::Toml,
+        text: "[service.inbound]\nrate = { count = 1, per = \"1s\" }\nexempt = [\n  \"127.0.0.0/8\",\n  5,\n]\n",
+        path: "service.inbound.exempt[1]",
+        line: 5,
+        says: "invalid type: integer `5`, expected a string",
+    },
+    Case {
+        name: "toml a timeout past 100 years",
+        format: Format::Toml,
+        text: "[dependencies.db]\ntimeout = \"36501days\"\n",
+        path: "dependencies.db.timeout",
+        line: 2,
+        says: "must be at most 100 years",
+    },
+    Case {
+        name: "toml a stale window past 100 years",
+        format: Format::Toml,
+        text: "[dependencies.db.cache]\nstale_if_error = \"36501days\"\n",
+        path: "dependencies.db.cache.stale_if_error",
+        line: 2,
+        says: "must be at most 100 years",
+    },
+    Case {
+        name: "toml a retry budget out of range, with its cause",
+        format: Format::Toml,
+        text: "[dependencies.db.retry]\nbudget = { kind = \"ratio\", ratio = 500.0, min_per_second = 1.0, window = \"10s\" }\n",
+        path: "dependencies.db.retry.budget",
+        line: 2,
+        says: "invalid retry budget: budget ratio must be in [0, 100], got 500",
+    },
+    Case {
+        name: "toml a breaker with no rule",
+        format: Format::Toml,
+        text: "[dependencies.db]\nbreaker = { failure_rate_threshold = \"off\" }\n",
+        path: "dependencies.db.breaker",
+        line: 2,
+        says: "no trip rule: set consecutive_failures, failure_rate_threshold or slow_call_rate_threshold",
+    },
+    Case {
         name: "json syntax",
         format: Format::Json,
         text: "{\n  \"service\": {\n    \"name\": \"api\",\n  }\n}\n",
@@ -336,4 +376,11 @@ fn a_document_built_in_code_is_checked_too() {
         e.problems()[0].path.to_string(),
         "dependencies.db.attempt_timeout"
     );
+}
+
+#[test]
+fn a_hundred_years_is_the_longest_duration() {
+    let text =
+        "[dependencies.db]\ntimeout = \"36500days\"\ncache = { stale_if_error = \"36500days\" }\n";
+    PolicyDocument::parse(text, Format::Toml).unwrap_or_else(|e| panic!("{e}"));
 }

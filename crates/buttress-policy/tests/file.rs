@@ -120,15 +120,32 @@ mod watching {
         assert!(s.last_error.is_none());
         assert_eq!(policy.current().version, 3);
         assert_eq!(s.reads, 3, "one read per save");
-        // Reading the file is not a change: the watcher stays quiet. (This
+        // Neither another file's change nor the reading of this one is a
+        // change of the policy: the watcher stays quiet. (This
         // test follows a real file system, so proving a silence takes a
         // bounded wait: three times the watcher's settling time.)
+        std::fs::write(dir.join("notes.txt"), "not the policy").expect("written");
         let quiet = tokio::time::timeout(Duration::from_millis(300), status.changed()).await;
         assert!(
             quiet.is_err(),
             "the watcher read the file again with no change"
         );
         drop(watch);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_watch_stops_it() {
+        let dir = dir("watch-drop");
+        let path = dir.join("policy.yaml");
+        save(&path, V1);
+        let policy = Policy::load(&path).expect("valid");
+        let watch = policy.watch_file(&path).expect("watchable");
+        let mut status = watch.subscribe();
+        drop(watch);
+        let ended = tokio::time::timeout(Duration::from_secs(20), status.changed())
+            .await
+            .expect("the watch ended at once");
+        assert!(ended.is_err(), "nothing more will be read");
     }
 
     #[tokio::test]

@@ -161,3 +161,43 @@ async fn the_cache_answers_identical_requests_once() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_fallback_answers_only_for_its_reasons() {
+    let p = policy("[dependencies.llm]\nfallback = { on = [\"timed_out\", \"circuit_open\"] }\n");
+    let llm = p.dependency("llm").expect("declared");
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = llm
+        .fallback(
+            llm.service(failing(&calls)),
+            backup::value(Served::normal("busy".to_owned())),
+        )
+        .expect("built");
+    let e = svc
+        .oneshot("q".into())
+        .await
+        .expect_err("an error is not a reason it answers for");
+    assert_eq!(e.to_string(), "down");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_live_timeout_passes_the_inner_readiness_on() {
+    use std::task::{Context, Poll};
+    #[derive(Clone)]
+    struct NeverReady;
+    impl tower::Service<()> for NeverReady {
+        type Response = ();
+        type Error = std::io::Error;
+        type Future = std::future::Ready<Result<(), std::io::Error>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Err(std::io::Error::other("not ready: shutting down")))
+        }
+        fn call(&mut self, (): ()) -> Self::Future {
+            std::future::ready(Ok(()))
+        }
+    }
+    let timeout = buttress_policy::LiveTimeout::new(Duration::from_secs(1));
+    let svc = tower::Layer::layer(&timeout.layer(), NeverReady);
+    let e = svc.oneshot(()).await.expect_err("not ready");
+    assert_eq!(e.to_string(), "not ready: shutting down");
+}
