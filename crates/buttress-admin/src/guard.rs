@@ -28,7 +28,16 @@ pub(crate) fn limiter() -> RateLimiter {
 }
 
 /// Lets a request through, or answers `401`, `403` or `429`.
-pub(crate) async fn guard(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+/// Who a request came from, for the policy's history: the peer's
+/// address, and whether it presented the token.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) String);
+
+pub(crate) async fn guard(
+    State(admin): State<Admin>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let page = request.uri().path() == crate::routes::PAGE;
     let allowed = match admin.inner.token.as_deref() {
         Some(token) => page || bearer(request.headers()).is_some_and(|t| same(t, token)),
@@ -48,6 +57,12 @@ pub(crate) async fn guard(State(admin): State<Admin>, request: Request, next: Ne
         }
         return p.into_response();
     }
+    let from = peer(&request).map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    let caller = match admin.inner.token {
+        Some(_) => format!("{from}, with the token"),
+        None => from,
+    };
+    request.extensions_mut().insert(Caller(caller));
     next.run(request).await
 }
 

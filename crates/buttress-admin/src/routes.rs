@@ -2,17 +2,18 @@
 
 use std::time::UNIX_EPOCH;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use buttress_degrade::{Invalid, Problem};
 use buttress_policy::{DocumentError, Format};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::Admin;
+use crate::guard::Caller;
 use crate::status;
 
 /// The page's path.
@@ -128,6 +129,7 @@ struct AppliedBody {
 
 async fn put_config(
     State(admin): State<Admin>,
+    Extension(Caller(caller)): Extension<Caller>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Json<AppliedBody>, Response> {
@@ -145,7 +147,7 @@ async fn put_config(
             .into_response()
         })?;
     let applied = policy
-        .apply_text(&body, format, "admin api")
+        .apply_text(&body, format, format!("admin api ({caller})"))
         .map_err(|e| invalid(&e).into_response())?;
     Ok(Json(AppliedBody {
         version: applied.version,
@@ -195,10 +197,11 @@ async fn history(State(admin): State<Admin>) -> Result<Json<Vec<Version>>, Respo
 
 async fn rollback(
     State(admin): State<Admin>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(version): Path<u64>,
 ) -> Result<Json<AppliedBody>, Response> {
     let policy = admin.policy().ok_or_else(no_policy)?;
-    match policy.rollback(version, "admin api") {
+    match policy.rollback(version, format!("admin api ({caller})")) {
         Ok(applied) => Ok(Json(AppliedBody {
             version: applied.version,
             by: applied.by.clone(),
@@ -212,6 +215,7 @@ async fn rollback(
 
 async fn breaker(
     State(admin): State<Admin>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Json<status::BreakerStatus>, Response> {
     let Some(b) = admin.find_breaker(&name) else {
@@ -235,7 +239,7 @@ async fn breaker(
             .into_response());
         }
     }
-    tracing::warn!(breaker = %name, %action, "breaker changed by hand through the admin api");
+    tracing::warn!(breaker = %name, %action, %caller, "breaker changed by hand through the admin api");
     let critical = admin
         .policy()
         .and_then(|p| p.dependency(&name))

@@ -86,6 +86,8 @@ async fn the_status_lists_every_primitive_the_policy_runs_and_the_ones_registere
     assert_eq!(s["breakers"][1]["critical"], true);
     assert_eq!(s["breakers"][0]["critical"], false);
     assert_eq!(s["limiters"][1]["remaining"], 10);
+    assert_eq!(s["limiters"][1]["per_second"], 10.0);
+    assert_eq!(s["limiters"][0]["per_second"], 2.5, "150 a minute");
     assert_eq!(s["gauges"][0]["high"], 100_000_000);
     assert_eq!(s["executors"][0]["max_running"], 4);
 }
@@ -134,6 +136,14 @@ async fn a_token_lets_anyone_in_who_presents_it() {
         .body(Body::empty())
         .expect("a request");
     assert_eq!(send(&app, right).await.0, StatusCode::OK);
+    let put = Request::put("/admin/config")
+        .header(header::AUTHORIZATION, "Bearer s3cret-token")
+        .header(header::CONTENT_TYPE, "application/toml")
+        .body(Body::from(POLICY.replace("count = 10,", "count = 11,")))
+        .expect("a request");
+    let (status, _, body) = send(&app, put).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body)["by"], "admin api (203.0.113.9, with the token)");
     // The page holds no data: it is served, and asks for the token.
     let (status, headers, body) = send(&app, get("/admin")).await;
     assert_eq!(status, StatusCode::OK);
@@ -188,6 +198,7 @@ async fn the_policy_is_read_in_every_format_and_replaced_whole() {
     let (status, _, body) = send(&app, put(changed, "application/toml")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(json(&body)["version"], 2);
+    assert_eq!(json(&body)["by"], "admin api (127.0.0.1)");
     let b = admin.find_breaker("llm").expect("declared");
     assert_eq!(b.config().consecutive_failures, Some(4));
 
@@ -232,6 +243,10 @@ async fn versions_are_listed_and_rolled_back() {
     let (status, _, body) = send(&app, post("/admin/config/rollback/1")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(json(&body)["version"], 3);
+    assert_eq!(
+        json(&body)["by"],
+        "admin api (127.0.0.1) (rollback to version 1)"
+    );
     let (status, _, _) = send(&app, post("/admin/config/rollback/99")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -266,4 +281,51 @@ async fn without_a_policy_the_config_routes_say_so() {
     let (status, _, body) = send(&local(&admin), get("/admin/status")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json(&body)["breakers"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn a_loopback_address_mapped_into_ipv6_is_local() {
+    let admin = Admin::new(policy());
+    let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().expect("an address");
+    let app = admin
+        .router()
+        .layer(MockConnectInfo(SocketAddr::new(mapped, 40000)));
+    assert_eq!(send(&app, get("/admin/status")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_with_the_right_bytes_in_the_wrong_order_is_refused() {
+    let admin = Admin::new(policy()).token("ab");
+    let swapped = Request::get("/admin/status")
+        .header(header::AUTHORIZATION, "Bearer ba")
+        .body(Body::empty())
+        .expect("a request");
+    assert_eq!(
+        send(&remote(&admin), swapped).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_open_breaker_says_when_it_will_probe() {
+    let admin = Admin::new(policy());
+    let llm = admin.find_breaker("llm").expect("declared");
+    for _ in 0..3 {
+        llm.try_acquire().expect("closed").failure();
+    }
+    let (_, _, body) = send(&local(&admin), get("/admin/status")).await;
+    let s = json(&body);
+    let llm = s["breakers"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|b| b["name"] == "llm")
+        .expect("listed");
+    assert_eq!(llm["state"], "open");
+    let ms = llm["half_open_in_ms"].as_u64().expect("a time");
+    assert!(
+        (100_000..=120_000).contains(&ms),
+        "{ms} ms of a 120 s open period"
+    );
+    assert_eq!(s["open_breakers"], 1);
 }
