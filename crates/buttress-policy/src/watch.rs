@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::document::PolicyDocument;
 use crate::file::{FileError, read};
@@ -42,7 +41,6 @@ pub enum WatchError {
 #[derive(Debug)]
 pub struct FileWatch {
     _watcher: RecommendedWatcher,
-    task: JoinHandle<()>,
     status: watch::Receiver<WatchStatus>,
 }
 
@@ -69,12 +67,6 @@ impl FileWatch {
     }
 }
 
-impl Drop for FileWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Policy {
     /// Watches `path` and applies each version saved there, by
     /// `"file <path>"`. The directory is watched, not the file, so an
@@ -91,10 +83,11 @@ impl Policy {
             return Err(WatchError::Format(path));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(WatchError::NoRuntime)?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        // A bare file name's parent is "", which the watcher takes as the
+        // current directory.
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
         let name = path.file_name().map(ToOwned::to_owned);
         let (tx, rx) = mpsc::channel::<()>(1);
         let mut watcher =
@@ -123,10 +116,11 @@ impl Policy {
                 source,
             })?;
         let (status, status_rx) = watch::channel(WatchStatus::default());
-        let task = runtime.spawn(follow(self.clone(), path, rx, status));
+        // The task ends when the watcher, which holds the sending side of
+        // its channel, is dropped with the `FileWatch`.
+        runtime.spawn(follow(self.clone(), path, rx, status));
         Ok(FileWatch {
             _watcher: watcher,
-            task,
             status: status_rx,
         })
     }

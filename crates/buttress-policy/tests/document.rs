@@ -384,3 +384,16 @@ fn a_hundred_years_is_the_longest_duration() {
         "[dependencies.db]\ntimeout = \"36500days\"\ncache = { stale_if_error = \"36500days\" }\n";
     PolicyDocument::parse(text, Format::Toml).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_message_does_not_repeat_the_key_its_path_names() {
+    let e = PolicyDocument::parse(
+        "[dependencies.llm]\nbreaker = { consecutive_failures = 3, open = { kind = \"fixed\", duration = \"0s\" } }\n",
+        Format::Toml,
+    )
+    .expect_err("a zero open period");
+    assert_eq!(
+        e.problems()[0].to_string(),
+        "dependencies.llm.breaker.open.duration: must be above zero and at most 100 years, got 0ns, line 2"
+    );
+}

@@ -86,6 +86,12 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_duration_is_a_duration_not_none() {
+        let t = Times::new(Some(Duration::MAX), None);
+        assert_eq!(t.read().0, Some(Duration::from_nanos(u64::MAX - 1)));
+    }
+
+    #[test]
     fn a_reader_never_sees_two_configurations_at_once() {
         let t = std::sync::Arc::new(Times::new(
             Some(Duration::from_nanos(0)),
