@@ -200,6 +200,7 @@ impl Admin {
             .map(|(b, critical)| status::breaker(b, *critical))
             .collect();
         let mut limiters = Vec::new();
+        let mut shed = Vec::new();
         let mut gauges = Vec::new();
         let mut executors = Vec::new();
         if let Some(p) = policy {
@@ -211,6 +212,7 @@ impl Admin {
             }
             for d in p.dependencies() {
                 limiters.extend(d.limiter().map(status::limiter));
+                shed.extend(d.shed().map(status::shed));
                 executors.extend(d.executor().map(status::executor));
             }
         }
@@ -226,6 +228,7 @@ impl Admin {
             open_breakers: breakers.iter().filter(|b| status::is_open(b.state)).count(),
             breakers,
             limiters,
+            shed,
             gauges,
             executors,
             journals: i.journals.iter().map(status::journal).collect(),

@@ -7,7 +7,7 @@ use buttress_breaker::{CircuitBreaker, State};
 use buttress_executor::Executor;
 use buttress_journal::Journal;
 use buttress_limit::{KeyedRateLimiter, RateLimiter};
-use buttress_pressure::{Gauge, LagGauge, Priority};
+use buttress_pressure::{AdaptiveLimiter, Gauge, LagGauge, Priority};
 use serde::Serialize;
 
 /// A snapshot of everything an [`Admin`](crate::Admin) follows.
@@ -24,6 +24,8 @@ pub struct Status {
     pub breakers: Vec<BreakerStatus>,
     /// Every rate limiter, by name.
     pub limiters: Vec<LimiterStatus>,
+    /// Every adaptive concurrency limit (a dependency's `shed`), by name.
+    pub shed: Vec<ShedStatus>,
     /// Every gauge, by name.
     pub gauges: Vec<GaugeStatus>,
     /// Every executor, by name.
@@ -87,6 +89,18 @@ pub struct LimiterStatus {
     pub next_token_in_ms: Option<u64>,
     /// Clients tracked (keyed limiters).
     pub keys: Option<usize>,
+}
+
+/// One adaptive concurrency limit: what it learned, and what is using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ShedStatus {
+    /// Its name (the dependency's).
+    pub name: String,
+    /// Calls allowed at once now.
+    pub limit: u64,
+    /// Calls in flight.
+    pub inflight: u64,
 }
 
 /// One gauge and its watermarks.
@@ -264,6 +278,14 @@ pub(crate) fn keyed<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
         per_second: per_second(q.interval()),
         next_token_in_ms: None,
         keys: Some(l.len()),
+    }
+}
+
+pub(crate) fn shed(l: &AdaptiveLimiter) -> ShedStatus {
+    ShedStatus {
+        name: l.name().to_owned(),
+        limit: l.limit(),
+        inflight: l.inflight(),
     }
 }
 

@@ -83,6 +83,9 @@ async fn the_status_lists_every_primitive_the_policy_runs_and_the_ones_registere
     );
     assert_eq!(names("gauges"), ["knowledge-api"]);
     assert_eq!(names("executors"), ["llm"]);
+    assert_eq!(names("shed"), ["llm"]);
+    assert_eq!(s["shed"][0]["limit"], 8);
+    assert_eq!(s["shed"][0]["inflight"], 0);
     assert_eq!(s["breakers"][1]["critical"], true);
     assert_eq!(s["breakers"][0]["critical"], false);
     assert_eq!(s["limiters"][1]["remaining"], 10);
@@ -211,7 +214,7 @@ async fn the_policy_is_read_in_every_format_and_replaced_whole() {
         p["errors"][0]["field"],
         "dependencies.llm.breaker.consecutive_failures"
     );
-    assert_eq!(p["errors"][0]["message"], "must be at least 1, line 11");
+    assert_eq!(p["errors"][0]["message"], "must be at least 1, line 12");
     assert_eq!(b.config().consecutive_failures, Some(4), "nothing applied");
 
     let (status, _, _) = send(&app, put(POLICY.to_owned(), "text/plain")).await;

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use buttress_breaker::{BreakerConfig, CircuitBreaker, Window};
 use buttress_executor::Executor;
 use buttress_limit::{Quota, QuotaConfig, RateLimiter};
+use buttress_pressure::{AdaptiveConfig, AdaptiveLimiter};
 use buttress_retry::RetryPolicy;
 
 use crate::document::{CachePolicy, DependencyPolicy, FallbackPolicy};
@@ -34,6 +35,7 @@ struct Inner {
     attempt_timeout: Option<LiveTimeout>,
     retry: Option<RetryPolicy>,
     limiter: Option<(RateLimiter, ArcSwap<QuotaConfig>)>,
+    shed: Option<(AdaptiveLimiter, AdaptiveConfig)>,
     executor: Option<Executor>,
     breaker: Option<CircuitBreaker>,
     fallback: Option<FallbackPolicy>,
@@ -80,6 +82,14 @@ impl Dependency {
                 .map_err(|e| note("rate_limit", &e))
                 .ok()
         });
+        let shed = policy.shed.clone().and_then(|c| {
+            c.build()
+                .map_err(|e| e.to_string())
+                .and_then(|a| AdaptiveLimiter::new(name, a).map_err(|e| e.to_string()))
+                .map(|l| (l, c))
+                .map_err(|e| note("shed", &e))
+                .ok()
+        });
         let executor = policy.concurrency.clone().and_then(|c| {
             Executor::new(name, c)
                 .map_err(|e| {
@@ -109,6 +119,7 @@ impl Dependency {
                 attempt_timeout: policy.attempt_timeout.map(LiveTimeout::new),
                 retry,
                 limiter,
+                shed,
                 executor,
                 breaker,
                 fallback: policy.fallback.clone(),
@@ -171,6 +182,14 @@ impl Dependency {
             out.push((
                 at.clone().key("retry").key("budget"),
                 format!("a new budget {RESTART}: its balance cannot be carried over"),
+            ));
+        }
+        if let (Some(a), Some(b)) = (&old.shed, &new.shed)
+            && a != b
+        {
+            out.push((
+                at.clone().key("shed"),
+                format!("a new shed {RESTART}: the limit it learned cannot be carried over"),
             ));
         }
         if let (Some(a), Some(b)) = (&old.fallback, &new.fallback)
@@ -243,6 +262,7 @@ impl Dependency {
                 .limiter
                 .as_ref()
                 .map(|(l, declared)| as_declared(l.quota(), **declared.load())),
+            shed: inner.shed.as_ref().map(|(_, c)| c.clone()),
             concurrency: inner.executor.as_ref().map(Executor::config),
             breaker: inner.breaker.as_ref().map(CircuitBreaker::config),
             fallback: inner.fallback.clone(),
@@ -273,6 +293,12 @@ impl Dependency {
     /// The rate limiter, if the policy has one.
     pub fn limiter(&self) -> Option<&RateLimiter> {
         self.inner.limiter.as_ref().map(|(l, _)| l)
+    }
+
+    /// The adaptive concurrency limit that sheds load, if the policy has
+    /// one.
+    pub fn shed(&self) -> Option<&AdaptiveLimiter> {
+        self.inner.shed.as_ref().map(|(l, _)| l)
     }
 
     /// The bulkhead's executor, if the policy has one.

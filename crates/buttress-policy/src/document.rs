@@ -10,7 +10,7 @@ use std::time::Duration;
 use buttress_breaker::BreakerConfig;
 use buttress_executor::ExecutorConfig;
 use buttress_limit::QuotaConfig;
-use buttress_pressure::GaugeConfig;
+use buttress_pressure::{AdaptiveConfig, GaugeConfig};
 use buttress_retry::RetryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,11 @@ pub struct DependencyPolicy {
     /// A limit on calls to the dependency (each attempt counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaConfig>,
+    /// Load shedding: an adaptive concurrency limit (`algorithm = "aimd"`,
+    /// `"vegas"` or `"gradient2"`) that learns from latency how many calls
+    /// the dependency takes at once, and refuses the rest at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed: Option<AdaptiveConfig>,
     /// A bulkhead: calls running at once, and a bounded priority queue for
     /// the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +176,7 @@ impl Default for DependencyPolicy {
             attempt_timeout: None,
             retry: None,
             rate_limit: None,
+            shed: None,
             concurrency: None,
             breaker: None,
             fallback: None,

@@ -4,7 +4,7 @@
 //! * [`PolicyDocument`]: the service's parts (a per-client-IP limit with
 //!   exempt networks, backpressure watermarks, a checkpoint interval) and,
 //!   per dependency, its timeout, retries with a budget, rate limit,
-//!   bulkhead, breaker, attempt timeout, fallback and stale cache. TOML,
+//!   shed, bulkhead, breaker, attempt timeout, fallback and stale cache. TOML,
 //!   YAML and JSON, with human durations and sizes; every problem reported
 //!   with its path and line (`dependencies.llm.breaker.failure_rate_threshold:
 //!   must be in (0, 1], got 1.5, line 14`); unknown keys refused.

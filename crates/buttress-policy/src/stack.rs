@@ -9,6 +9,7 @@
 //! | `timeout` | the caller's whole budget: retries and their waits included, so a 30 s request never runs a 60 s retry |
 //! | `retry` | each attempt goes through everything below, so the rate limit and the breaker see every attempt, and the budget bounds how many there are |
 //! | `rate_limit` | a quota on attempts, above the breaker so a local refusal is never counted as the dependency failing |
+//! | `shed` | the adaptive concurrency limit: it learns from the latency of each attempt and refuses what is over, above the breaker for the same reason |
 //! | `concurrency` | the bulkhead, above the breaker for the same reason; a queued call waits here, not inside the breaker's count |
 //! | `breaker` | closest to the dependency: it counts only what the dependency did |
 //! | `attempt_timeout` | below the breaker, so a hung attempt is a failure the breaker counts, not a call it never hears of |
@@ -25,6 +26,7 @@ use buttress_degrade::{
 };
 use buttress_executor::ExecutorLayer;
 use buttress_limit::RateLimitLayer;
+use buttress_pressure::AdaptiveLimitLayer;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
@@ -60,7 +62,7 @@ pub enum StackError {
 }
 
 impl Dependency {
-    /// Puts this dependency's timeout, retries, rate limit, bulkhead,
+    /// Puts this dependency's timeout, retries, rate limit, shed, bulkhead,
     /// breaker and attempt timeout (those its policy declares, in the
     /// order of [`crate::stack`]) in front of `inner`.
     ///
@@ -96,6 +98,7 @@ impl Dependency {
             .option_layer(timeout.map(|t| t.layer()))
             .option_layer(self.retry().map(|r| r.layer()))
             .option_layer(self.limiter().map(|l| RateLimitLayer::new(l.clone())))
+            .option_layer(self.shed().map(|l| AdaptiveLimitLayer::new(l.clone())))
             .option_layer(self.executor().map(|e| {
                 ExecutorLayer::new(e.clone(), same_priority::<Req> as fn(&Req) -> u8).in_place()
             }))

@@ -76,6 +76,11 @@ fn dependency(d: &DependencyPolicy, at: &Path, out: &mut Vec<(Path, String)>) {
     if let Some(q) = &d.rate_limit {
         quota(q, &at.clone().key("rate_limit"), out);
     }
+    if let Some(c) = &d.shed
+        && let Err(e) = c.validate()
+    {
+        out.push((at.clone().key("shed"), chain(&e)));
+    }
     if let Some(c) = &d.concurrency
         && let Err(e) = c.validate()
     {

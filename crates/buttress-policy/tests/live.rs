@@ -489,3 +489,27 @@ async fn a_dependency_shows_its_primitives() {
     assert!(!embeddings.is_critical());
     assert!(embeddings.retry().is_none() && embeddings.breaker().is_none());
 }
+
+#[tokio::test]
+async fn a_new_shed_needs_a_restart() {
+    let text = format!("{BASE}shed = {{ algorithm = \"aimd\", max = 50 }}\n");
+    let policy = Policy::from_text(&text, Format::Toml).unwrap_or_else(|e| panic!("{e}"));
+    let limit = policy
+        .dependency("embeddings")
+        .expect("declared")
+        .shed()
+        .expect("declared")
+        .limit();
+    assert_eq!(limit, 20, "AIMD starts at 20");
+    let e = policy
+        .apply_text(&text.replace("max = 50", "max = 60"), Format::Toml, "test")
+        .expect_err("needs a restart");
+    assert_eq!(
+        e.problems()[0].path.to_string(),
+        "dependencies.embeddings.shed"
+    );
+    assert!(
+        e.problems()[0].message.contains("the limit it learned"),
+        "{e}"
+    );
+}

@@ -10,7 +10,9 @@ use buttress_policy::{
     CachePolicy, CheckpointPolicy, DependencyPolicy, FallbackPolicy, Format, InboundPolicy, Policy,
     PolicyDocument,
 };
-use buttress_pressure::{GaugeConfig, Watermarks};
+use buttress_pressure::{
+    AdaptiveConfig, AimdConfig, GaugeConfig, Gradient2Config, VegasConfig, Watermarks,
+};
 use buttress_retry::{Backoff, BudgetConfig, RetryConfig};
 use proptest::prelude::*;
 
@@ -107,6 +109,26 @@ fn executor() -> impl Strategy<Value = ExecutorConfig> {
         })
 }
 
+fn shed() -> impl Strategy<Value = AdaptiveConfig> {
+    prop_oneof![
+        (2u32..100, 1u32..10).prop_map(|(max, b)| AdaptiveConfig::Aimd(
+            AimdConfig::default()
+                .initial(max / 2 + 1)
+                .max(max)
+                .backoff(0.5 + f64::from(b) / 25.0)
+        )),
+        (2u32..100).prop_map(|max| AdaptiveConfig::Vegas(
+            VegasConfig::default().initial(max / 2 + 1).max(max)
+        )),
+        (2u32..100, 1u32..1000).prop_map(|(max, window)| AdaptiveConfig::Gradient2(
+            Gradient2Config::default()
+                .initial(max / 2 + 1)
+                .max(max)
+                .window(window)
+        )),
+    ]
+}
+
 fn dependency() -> impl Strategy<Value = DependencyPolicy> {
     (
         any::<bool>(),
@@ -118,9 +140,10 @@ fn dependency() -> impl Strategy<Value = DependencyPolicy> {
         proptest::option::of(breaker()),
         any::<bool>(),
         proptest::option::of((millis(1..600_000), 1u64..100_000)),
+        proptest::option::of(shed()),
     )
         .prop_map(
-            |(critical, timeout, attempt, retry, rate, conc, breaker, fallback, cache)| {
+            |(critical, timeout, attempt, retry, rate, conc, breaker, fallback, cache, shed)| {
                 let mut d = DependencyPolicy::default();
                 d.critical = critical;
                 d.timeout = timeout;
@@ -128,6 +151,7 @@ fn dependency() -> impl Strategy<Value = DependencyPolicy> {
                 d.retry = retry;
                 d.rate_limit = rate;
                 d.concurrency = conc;
+                d.shed = shed;
                 d.breaker = breaker;
                 d.fallback = fallback.then(FallbackPolicy::default);
                 d.cache = cache.map(|(ttl, max)| {

@@ -201,3 +201,30 @@ async fn the_live_timeout_passes_the_inner_readiness_on() {
     let e = svc.oneshot(()).await.expect_err("not ready");
     assert_eq!(e.to_string(), "not ready: shutting down");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shed_call_is_never_counted_by_the_breaker() {
+    let p = policy(
+        "[dependencies.llm]\nshed = { algorithm = \"aimd\", initial = 1, min = 1, max = 1 }\nbreaker = { consecutive_failures = 1, failure_rate_threshold = \"off\" }\n",
+    );
+    let llm = p.dependency("llm").expect("declared");
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(Some(gate)));
+    let client = service_fn(move |_: u32| {
+        let gate = gate.lock().expect("not poisoned").take();
+        async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    let svc = llm.service(client);
+    let first = tokio::spawn(svc.clone().oneshot(1));
+    tokio::task::yield_now().await;
+    let e = svc.oneshot(2).await.expect_err("over the limit of one");
+    assert!(e.is::<buttress_pressure::Overloaded>(), "{e}");
+    assert_eq!(llm.breaker().expect("declared").state(), State::Closed);
+    let _ = release.send(());
+    first.await.expect("joined").expect("served");
+}

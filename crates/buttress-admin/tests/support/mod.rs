@@ -12,6 +12,7 @@ backpressure = { watermarks = { high = "100MB", low = "50MB" } }
 [dependencies.llm]
 timeout = "30s"
 rate_limit = { count = 10, per = "1s" }
+shed = { algorithm = "gradient2", initial = 8, max = 64 }
 concurrency = { max_running = 4, max_queued = 50 }
 breaker = { consecutive_failures = 3, failure_rate_threshold = "off", open = { kind = "fixed", duration = "120s" } }
 

@@ -82,8 +82,8 @@ impl Aimd {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "AimdDoc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "AimdDoc", into = "AimdDoc"))]
 pub struct AimdConfig {
     /// The limit before any sample, within `min..=max`. Default 20.
     pub initial: u32,
@@ -196,19 +196,37 @@ impl AimdConfig {
 /// An [`AimdConfig`] as written in a configuration file, before it is
 /// checked; what is left out keeps its default.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct AimdDoc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     initial: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     min: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     backoff: Option<f64>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     timeout: Option<Duration>,
+}
+
+/// Written out in full: loading it back gives the same configuration.
+#[cfg(feature = "serde")]
+impl From<AimdConfig> for AimdDoc {
+    fn from(c: AimdConfig) -> Self {
+        AimdDoc {
+            initial: Some(c.initial),
+            min: Some(c.min),
+            max: Some(c.max),
+            backoff: Some(c.backoff),
+            timeout: Some(c.timeout),
+        }
+    }
 }
 
 #[cfg(feature = "serde")]

@@ -29,7 +29,7 @@ use crate::error::AdaptiveConfigError;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(tag = "algorithm", rename_all = "lowercase"))]
 pub enum AdaptiveConfig {
     /// [`Aimd`](crate::Aimd).

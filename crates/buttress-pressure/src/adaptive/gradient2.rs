@@ -102,8 +102,11 @@ impl Gradient2 {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "Gradient2Doc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(try_from = "Gradient2Doc", into = "Gradient2Doc")
+)]
 pub struct Gradient2Config {
     /// The limit before any sample, within `min..=max`. Default 20.
     pub initial: u32,
@@ -244,23 +247,39 @@ impl Gradient2Config {
 /// A [`Gradient2Config`] as written in a configuration file, before it is
 /// checked; what is left out keeps its default.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct Gradient2Doc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     initial: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     min: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     smoothing: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     tolerance: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     queue_size: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     window: Option<u32>,
+}
+
+/// Written out in full: loading it back gives the same configuration.
+#[cfg(feature = "serde")]
+impl From<Gradient2Config> for Gradient2Doc {
+    fn from(c: Gradient2Config) -> Self {
+        Gradient2Doc {
+            initial: Some(c.initial),
+            min: Some(c.min),
+            max: Some(c.max),
+            smoothing: Some(c.smoothing),
+            tolerance: Some(c.tolerance),
+            queue_size: Some(c.queue_size),
+            window: Some(c.window),
+        }
+    }
 }
 
 #[cfg(feature = "serde")]

@@ -100,8 +100,8 @@ impl Vegas {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "VegasDoc"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "VegasDoc", into = "VegasDoc"))]
 pub struct VegasConfig {
     /// The limit before any sample, within `min..=max`. Default 20.
     pub initial: u32,
@@ -217,19 +217,33 @@ impl VegasConfig {
 /// A [`VegasConfig`] as written in a configuration file, before it is
 /// checked; what is left out keeps its default.
 #[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct VegasDoc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     initial: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     min: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     smoothing: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     probe_multiplier: Option<u32>,
+}
+
+/// Written out in full: loading it back gives the same configuration.
+#[cfg(feature = "serde")]
+impl From<VegasConfig> for VegasDoc {
+    fn from(c: VegasConfig) -> Self {
+        VegasDoc {
+            initial: Some(c.initial),
+            min: Some(c.min),
+            max: Some(c.max),
+            smoothing: Some(c.smoothing),
+            probe_multiplier: Some(c.probe_multiplier),
+        }
+    }
 }
 
 #[cfg(feature = "serde")]
