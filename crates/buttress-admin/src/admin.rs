@@ -183,10 +183,21 @@ impl Admin {
 
     /// The breaker named `name`.
     pub fn find_breaker(&self, name: &str) -> Option<CircuitBreaker> {
+        self.find(name).map(|(b, _)| b)
+    }
+
+    /// The breaker named `name`, with its criticality (as
+    /// [`breakers`](Self::breakers) gives it).
+    pub(crate) fn find(&self, name: &str) -> Option<(CircuitBreaker, Option<bool>)> {
         self.breakers()
             .into_iter()
-            .map(|(b, _)| b)
-            .find(|b| b.name().as_str() == name)
+            .find(|(b, _)| b.name().as_str() == name)
+    }
+
+    /// The status of the breaker named `name`, now.
+    pub(crate) fn breaker_status(&self, name: &str) -> Option<crate::BreakerStatus> {
+        self.find(name)
+            .map(|(b, critical)| status::breaker(&b, critical))
     }
 
     /// The status of everything followed, but health (which may run

@@ -98,14 +98,9 @@ impl Client {
             Some(Ok(PolicyEvent::Breaker {
                 name, from, reason, ..
             })) => {
-                if let Some(b) = self.admin.find_breaker(&name) {
-                    let critical = self
-                        .admin
-                        .policy()
-                        .and_then(|p| p.dependency(&name))
-                        .map(|d| d.is_critical());
+                if let Some(status) = self.admin.breaker_status(&name) {
                     let change = BreakerChange {
-                        status: status::breaker(&b, critical),
+                        status,
                         from,
                         reason: &reason,
                     };

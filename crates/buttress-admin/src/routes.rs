@@ -218,7 +218,7 @@ async fn breaker(
     Extension(Caller(caller)): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Json<status::BreakerStatus>, Response> {
-    let Some(b) = admin.find_breaker(&name) else {
+    let Some((b, critical)) = admin.find(&name) else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "no_such_breaker",
@@ -240,9 +240,5 @@ async fn breaker(
         }
     }
     tracing::warn!(breaker = %name, %action, %caller, "breaker changed by hand through the admin api");
-    let critical = admin
-        .policy()
-        .and_then(|p| p.dependency(&name))
-        .map(|d| d.is_critical());
     Ok(Json(status::breaker(&b, critical)))
 }

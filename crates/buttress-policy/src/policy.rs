@@ -12,7 +12,7 @@ use buttress_limit::{KeyedRateLimiter, Networks, Quota};
 use buttress_pressure::Gauge;
 use tokio::sync::watch;
 
-use crate::dependency::{Dependency, Problems, RESTART};
+use crate::dependency::{Dependency, Problems, RESTART, as_declared};
 use crate::document::{InboundPolicy, PolicyDocument};
 use crate::error::{DocumentError, Path, Problem};
 use crate::events::{self, PolicyEvent};
@@ -225,7 +225,7 @@ impl Policy {
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            declared.rate = running_quota(i.limiter.quota(), declared.rate);
+            declared.rate = as_declared(i.limiter.quota(), declared.rate);
             doc.service.inbound = Some(declared);
         }
         if let Some(g) = &self.inner.backpressure {
@@ -473,15 +473,6 @@ impl Inbound {
             _ => tracing::error!("the inbound limit refused a checked change"),
         }
     }
-}
-
-/// The rate as declared when the limiter still runs it; else the running
-/// quota as a count per period.
-fn running_quota(
-    running: Quota,
-    declared: buttress_limit::QuotaConfig,
-) -> buttress_limit::QuotaConfig {
-    crate::dependency::as_declared(running, declared)
 }
 
 fn located(problems: Problems, lines: &impl Fn(&Path) -> Option<usize>) -> DocumentError {
