@@ -15,3 +15,4 @@ pub mod journal;
 pub mod limit;
 pub mod pressure;
 pub mod retry;
+pub mod stack;

@@ -3,7 +3,7 @@
 use super::{Figures, Outcome};
 use crate::Routine;
 use crate::cases::{
-    admin, breaker, checkpoint, degrade, executor, health, journal, limit, pressure, retry,
+    admin, breaker, checkpoint, degrade, executor, health, journal, limit, pressure, retry, stack,
 };
 
 /// What a gate checks of its figures.
@@ -353,6 +353,19 @@ pub fn gates() -> Vec<Gate> {
             breaker::permit,
             ratio(1.05),
         ),
+        // The AI stack: the knowledge API's throughput on loopback with
+        // its whole resilience stack, against the same handler with none.
+        Gate {
+            min_iters: 4,
+            ..gate(
+                "stack.knowledge_query",
+                "knowledge API, 16 queries in flight, built-in policy",
+                "the same handler, no layers",
+                stack::query_resilient,
+                stack::query_bare,
+                ratio(1.05),
+            )
+        },
         gate(
             "pressure.gauge_2_threads",
             "gauge add + sub, 2 threads, per thread",

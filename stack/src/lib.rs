@@ -1,0 +1,25 @@
+//! The AI stack on buttress: the services of a small retrieval-augmented
+//! stack, each held up by the workspace's crates through their public API.
+//!
+//! * [`knowledge`]: the knowledge API (`POST /query`), in front of an
+//!   embeddings service, a vector store, an LLM server and PostgreSQL.
+//! * [`embeddings`]: an OpenAI-compatible embeddings service whose model
+//!   loads in the background.
+//! * [`sim`]: upstream-sim, which speaks the LLM server's, the embeddings
+//!   service's and Qdrant's APIs with scriptable faults.
+//! * [`stack`]: all of them in one process, for `cargo run --bin stack`.
+//!
+//! The binaries in `src/bin` only read their settings ([`env`](mod@env)) and call
+//! these.
+
+pub mod client;
+pub mod corpus;
+pub mod demo;
+pub mod embeddings;
+pub mod env;
+pub mod knowledge;
+pub mod model;
+pub mod serving;
+pub mod sim;
+pub mod stack;
+pub mod wire;

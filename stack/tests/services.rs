@@ -1,0 +1,193 @@
+//! The knowledge API against the PostgreSQL at `DATABASE_URL` and the
+//! Redis at `REDIS_URL` (defaults: the local servers). Without them these
+//! tests print why and pass, unless `BUTTRESS_REQUIRE_SERVICES=1` (as in
+//! CI) makes that a failure.
+
+// Helpers outside #[test] functions panic on failure too: that is the report.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use buttress_stack::knowledge::{APPLICATION_NAME, KnowledgeApi};
+use buttress_stack::sim::{Faults, SimConfig, Target};
+use buttress_test_support::services;
+use serde_json::json;
+use support::{LOCAL, SimServer, call, knowledge, start_sim, temp_dir, test_policy};
+
+fn ask(question: &str) -> String {
+    json!({ "question": question }).to_string()
+}
+
+fn outage() -> Faults {
+    serde_json::from_value(json!({"outage": {"for": "1h"}})).unwrap()
+}
+
+/// Whether PostgreSQL answers; says why not.
+async fn postgres() -> Option<tokio_postgres::Client> {
+    let url = services::database_url();
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            Some(client)
+        }
+        Err(e) => {
+            services::unavailable("PostgreSQL", "DATABASE_URL", &url, e);
+            None
+        }
+    }
+}
+
+async fn redis() -> bool {
+    let url = services::redis_url();
+    let reached = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match reached.await {
+        Ok(_) => true,
+        Err(e) => {
+            services::unavailable("Redis", "REDIS_URL", &url, e);
+            false
+        }
+    }
+}
+
+async fn with_postgres(sim: &SimServer, name: &str, extra: &[(&str, &str)]) -> KnowledgeApi {
+    let url = services::database_url();
+    let mut vars = vec![("DATABASE_URL", url.as_str())];
+    vars.extend_from_slice(extra);
+    let api = knowledge(sim, &temp_dir(name), &test_policy(), &vars);
+    api.start_database().await.expect("the database comes up");
+    assert!(api.health().readiness().is_ready());
+    api
+}
+
+#[tokio::test]
+async fn documents_and_keyword_search_come_from_postgres() {
+    let Some(_) = postgres().await else { return };
+    let sim = start_sim(SimConfig::default()).await;
+    let api = with_postgres(&sim, "pg-docs", &[]).await;
+    let routes = api.router();
+    let (status, _, body) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/query",
+        &ask("How does a circuit breaker probe?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sources"][0]["title"], "Circuit breakers");
+    assert!(body["answered_by"].to_string().contains("documents"));
+
+    sim.sim.set_faults(Target::Qdrant, outage());
+    let (status, _, body) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/query",
+        &ask("What does a retry budget allow?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["degraded"], "no vector search");
+    assert_eq!(
+        body["sources"][0]["title"], "Retry budgets",
+        "PostgreSQL's full-text search: {body}"
+    );
+    // Hostile text is only words to the query: no syntax error, no injection.
+    let (status, _, body) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/query",
+        &ask("breaker'); DROP TABLE knowledge_documents; -- & | !"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = call(&routes, LOCAL, "GET", "/health", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["postgres"], "ok");
+}
+
+#[tokio::test]
+async fn killed_database_connections_are_replaced() {
+    let Some(admin) = postgres().await else {
+        return;
+    };
+    let sim = start_sim(SimConfig::default()).await;
+    let api = with_postgres(&sim, "pg-kill", &[]).await;
+    let routes = api.router();
+    let (status, _, _) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/query",
+        &ask("What is a half-open probe?"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&APPLICATION_NAME],
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "the API had connections to kill");
+    for _ in 0..3 {
+        let (status, _, body) = call(
+            &routes,
+            LOCAL,
+            "POST",
+            "/query",
+            &ask("What is a half-open probe?"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn replicas_share_cached_embeddings_and_the_inbound_limit_through_redis() {
+    if !redis().await {
+        return;
+    }
+    let sim = start_sim(SimConfig::default()).await;
+    let url = services::redis_url();
+    let policy = test_policy().replace("count = 150, per = \"1m\"", "count = 2, per = \"1m\"");
+    let replica = |name: &str| {
+        knowledge(
+            &sim,
+            &temp_dir(name),
+            &policy,
+            &[("REDIS_URL", url.as_str())],
+        )
+    };
+    let (a, b) = (replica("redis-a").router(), replica("redis-b").router());
+
+    // One replica embeds a question; with the embeddings down, the other
+    // finds its embedding in Redis.
+    let question = format!("How does a breaker probe, run {}?", fastrand::u64(..));
+    let (status, _, _) = call(&a, LOCAL, "POST", "/query", &ask(&question)).await;
+    assert_eq!(status, 200);
+    sim.sim.set_faults(Target::Embeddings, outage());
+    let (status, _, body) = call(&b, LOCAL, "POST", "/query", &ask(&question)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["degraded"], "cached embedding");
+    sim.sim.clear_faults();
+
+    // One client, two replicas, one limit of 2 a minute.
+    let client = SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 9, fastrand::u8(..), fastrand::u8(1..))),
+        50000,
+    );
+    let (first, _, _) = call(&a, client, "POST", "/query", &ask("first")).await;
+    let (second, _, _) = call(&b, client, "POST", "/query", &ask("second")).await;
+    let (third, headers, _) = call(&a, client, "POST", "/query", &ask("third")).await;
+    assert_eq!((first, second, third), (200, 200, 429));
+    assert!(headers.contains_key("retry-after"));
+}

@@ -1,0 +1,136 @@
+//! Shared by the stack's tests: a simulator on a loopback port, and a
+//! knowledge API configured against it.
+
+// Helpers outside #[test] functions panic on failure too: that is the report.
+#![allow(clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use buttress_stack::env::Env;
+use buttress_stack::knowledge::{DEFAULT_POLICY, KnowledgeApi, KnowledgeConfig};
+use buttress_stack::sim::{Sim, SimConfig};
+use http::Request;
+use tower::ServiceExt;
+
+/// A running simulator.
+pub struct SimServer {
+    pub sim: Sim,
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl SimServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub async fn start_sim(config: SimConfig) -> SimServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    let sim = Sim::new(config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(buttress_stack::sim::serve(
+        listener,
+        sim.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    SimServer {
+        sim,
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// The built-in policy with retries that do not wait (these tests run in
+/// real time against a real socket).
+pub fn test_policy() -> String {
+    DEFAULT_POLICY.replace(
+        "retry = { max_attempts = 2,",
+        "retry = { max_attempts = 2, backoff = { kind = \"constant\", delay = \"0s\" },",
+    )
+}
+
+/// A knowledge API against `sim`, its policy `policy` written to `dir`,
+/// its journal in `dir`; `extra` adds variables.
+pub fn knowledge(
+    sim: &SimServer,
+    dir: &Path,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> KnowledgeApi {
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy).expect("policy written");
+    let mut vars: BTreeMap<String, String> = [
+        ("PORT", "0".to_owned()),
+        ("EMBEDDINGS_URL", sim.url("/embeddings")),
+        ("QDRANT_URL", sim.url("/qdrant")),
+        ("LLM_URL", sim.url("/llm")),
+        ("POLICY_FILE", policy_file.display().to_string()),
+        ("JOURNAL_DIR", dir.join("telemetry").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = KnowledgeConfig::from_env(&Env::from_map(vars)).expect("valid settings");
+    KnowledgeApi::new(config).expect("the API builds")
+}
+
+/// A fresh directory under the target directory's temp.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("buttress-stack-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One request through `router` from `peer`; the status, headers and JSON body.
+pub async fn call(
+    router: &axum::Router,
+    peer: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, http::HeaderMap, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .extension(axum::extract::ConnectInfo(peer))
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("a request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+pub const LOCAL: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+pub const REMOTE: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)),
+    40000,
+);
