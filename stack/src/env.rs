@@ -85,6 +85,23 @@ impl Env {
         }
     }
 
+    /// A size such as `1GiB` or `512MB` (or a number of bytes), or
+    /// `default` when unset.
+    pub fn bytes(&self, name: &'static str, default: u64) -> Result<u64, EnvError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| b.as_u64())
+                .map_err(|e| EnvError {
+                    name,
+                    value: v.clone(),
+                    reason: format!("{e} (write a size such as 1GiB or 512MB)"),
+                }),
+        }
+    }
+
     /// The address to listen on: `BIND` (default all interfaces) and
     /// `PORT` (default `port`).
     pub fn listen(&self, port: u16) -> Result<SocketAddr, EnvError> {

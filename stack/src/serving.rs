@@ -5,15 +5,26 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use axum::Router;
+use axum::extract::rejection::BytesRejection;
 use axum::routing::get;
+use buttress::degrade::Problem;
 use buttress::health::{Outcome, Shutdown};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-/// Logs to stderr at `RUST_LOG`'s level (`error`, `warn`, `info` (the
-/// default), `debug` or `trace`; anything else is `info`).
+/// Logs to stderr at `RUST_LOG`'s level: `error`, `warn`, `info` (the
+/// default), `debug` or `trace`, in any case; in a list such as
+/// `info,hyper=warn`, the first bare level (per-target levels are not
+/// read: the services log little, and only their own events).
 pub fn init_logging() {
-    let level = match std::env::var("RUST_LOG").unwrap_or_default().trim() {
+    let setting = std::env::var("RUST_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bare = setting
+        .split(',')
+        .map(str::trim)
+        .find(|part| !part.contains('='));
+    let level = match bare.unwrap_or("") {
         "error" => tracing::Level::ERROR,
         "warn" => tracing::Level::WARN,
         "debug" => tracing::Level::DEBUG,
@@ -27,14 +38,16 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// The process's Prometheus recorder, installed on first use: call it
-/// before building any primitive, since each takes its metric handles
-/// from the recorder installed when it is made. When it
-/// cannot be installed (another recorder came first, as in a test that
-/// captures metrics), `/metrics` renders an empty registry.
-pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (once; later calls return
+/// the same handle). A binary calls it first, before it builds any
+/// primitive: each takes its metric handles from the recorder installed
+/// when it is made, so a breaker built earlier reports to nothing. A
+/// library never installs it by itself: a process that embeds the
+/// services (a test, a benchmark) keeps its own recorder, or none.
+pub fn install_metrics() -> PrometheusHandle {
+    PROMETHEUS
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
@@ -48,19 +61,21 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// `GET /metrics`: the Prometheus text format of the recorder
+/// [`install_metrics`] installed; empty (with a comment saying why) when
+/// none was.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    let handle = prometheus();
     Router::new().route(
         "/metrics",
-        get(move || {
-            let handle = handle.clone();
-            async move {
-                (
-                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    handle.render(),
-                )
-            }
+        get(|| async {
+            let text = PROMETHEUS.get().map_or_else(
+                || "# no Prometheus recorder is installed in this process\n".to_owned(),
+                PrometheusHandle::render,
+            );
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
         }),
     )
 }
@@ -94,4 +109,23 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
             format!("cannot listen on {addr}: {e} (set PORT or BIND to another address)"),
         )
     })
+}
+
+/// A request body that could not be read (over the route's limit, or cut
+/// off), as problem+json: axum's own answer would be plain text.
+pub fn body_problem(rejection: &BytesRejection) -> Problem {
+    let status = rejection.status();
+    if status == http::StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            status,
+            "payload_too_large",
+            "The request body is larger than this endpoint takes.",
+        )
+    } else {
+        Problem::new(
+            status,
+            "unreadable_body",
+            "The request body could not be read.",
+        )
+    }
 }

@@ -39,17 +39,26 @@ pub struct StackConfig {
 /// embeddings service and the simulator on the next two ports of the
 /// same host (or any free ports when the first is 0).
 pub async fn bind(first: SocketAddr) -> std::io::Result<[TcpListener; 3]> {
-    let next = |n: u16| {
+    let next = |n: u16| -> std::io::Result<SocketAddr> {
         let mut a = first;
         if a.port() != 0 {
-            a.set_port(first.port() + n);
+            let port = first.port().checked_add(n).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "PORT {} leaves no room for the next two services' ports",
+                        first.port()
+                    ),
+                )
+            })?;
+            a.set_port(port);
         }
-        a
+        Ok(a)
     };
     Ok([
         serving::bind(first).await?,
-        serving::bind(next(1)).await?,
-        serving::bind(next(2)).await?,
+        serving::bind(next(1)?).await?,
+        serving::bind(next(2)?).await?,
     ])
 }
 
@@ -142,7 +151,12 @@ pub async fn start(config: StackConfig, listeners: [TcpListener; 3]) -> Result<R
         let shutdown = shutdown.clone();
         tasks.spawn(async move { serving::serve(knowledge_listener, router, &shutdown).await });
     }
-    knowledge.spawn_startup();
+    let startup = knowledge.spawn_startup();
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = startup.await {
+            tracing::error!(error = %e, "/readyz stays 503");
+        }
+    });
     shutdowns.push(shutdown);
 
     Ok(Running {
@@ -171,8 +185,8 @@ impl Running {
         Ok(())
     }
 
-    /// Begins every service's shutdown (the knowledge API first, so it
-    /// stops taking queries before its upstreams go).
+    /// Begins every service's shutdown, all at once (each finishes its
+    /// requests in flight within its grace period).
     pub fn stop(&self) {
         for s in self.shutdowns.iter().rev() {
             s.trigger();

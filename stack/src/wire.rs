@@ -129,6 +129,20 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// The OpenAI-compatible answer to a chat completion (the fields used).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The answers; the first is used.
+    pub choices: Vec<ChatChoice>,
+}
+
+/// One answer of a chat completion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatChoice {
+    /// The assistant's message.
+    pub message: ChatMessage,
+}
+
 /// Qdrant's `POST /collections/{name}/points/search`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchRequest {

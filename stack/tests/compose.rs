@@ -226,9 +226,9 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
                 },
             ));
             let client = buttress_stack::client::JsonClient::new("sim", &format!("http://{addr}"));
-            let found = match client.get::<Value>(path).await {
-                Ok(_) => true,
-                Err(e) => e.status() != Some(http::StatusCode::NOT_FOUND),
+            let found = match client.get_any(path).await {
+                Ok((status, _)) => is_health_answer(status),
+                Err(_) => false,
             };
             let _ = tx.send(());
             return found;
@@ -243,7 +243,14 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
         .unwrap();
     let status = router.oneshot(request).await.unwrap().status();
     let _ = std::fs::remove_dir_all(&dir);
-    status != http::StatusCode::NOT_FOUND
+    is_health_answer(status)
+}
+
+/// What a health endpoint answers: `2xx`, or `503` while the service (or a
+/// dependency) is not there yet. A `404`, a `405` or a `500` means the
+/// healthcheck asks the wrong thing.
+fn is_health_answer(status: http::StatusCode) -> bool {
+    status.is_success() || status == http::StatusCode::SERVICE_UNAVAILABLE
 }
 
 const TIERS: [&str; 3] = ["infrastructure", "application", "monitoring"];
@@ -351,8 +358,31 @@ async fn check(file: &Value, what: &str) {
             uri.path()
         );
     }
-    // The image builds what the file runs.
-    let dockerfile = std::fs::read_to_string(Path::new(DIR).join("Dockerfile")).unwrap();
+    // The image builds what the file runs (comments do not count), and
+    // gives its user the journal's directory.
+    let dockerfile: String = std::fs::read_to_string(Path::new(DIR).join("Dockerfile"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (name, service) in services {
+        if let Some(dir) = environment(service).get("JOURNAL_DIR") {
+            assert!(
+                dockerfile.contains(&format!("mkdir -p {dir}"))
+                    && dockerfile.contains("chown -R buttress"),
+                "{what}: {name} writes its journal to {dir}, which the image does not create for its user"
+            );
+            let user_line = dockerfile
+                .lines()
+                .find(|l| l.starts_with("USER "))
+                .expect("a USER line");
+            assert_eq!(
+                user_line, "USER buttress",
+                "the service runs as the user that owns its directory"
+            );
+        }
+    }
     for binary in binaries
         .iter()
         .chain(std::iter::once(&"buttress-wait".to_owned()))

@@ -241,3 +241,34 @@ async fn a_request_past_its_timeout_is_a_504() {
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["status"], 504);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_largest_batch_escaped_at_worst_fits_and_more_is_a_413_problem() {
+    let app = Embeddings::new(EmbeddingsConfig::default());
+    app.load().await.unwrap();
+    let routes = router(app);
+    // 32 inputs of 10,000 characters outside the basic plane, each written
+    // as a \u pair (12 bytes): about 3.8 MB of JSON, a valid request.
+    let text = "\\ud83d\\ude00".repeat(10_000);
+    let inputs = vec![format!("\"{text}\""); 32].join(",");
+    let (status, _, _) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/v1/embeddings",
+        &format!("{{\"input\": [{inputs}]}}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, headers, problem) = call(
+        &routes,
+        LOCAL,
+        "POST",
+        "/v1/embeddings",
+        &"x".repeat(5 << 20),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(problem["kind"], "payload_too_large");
+}

@@ -10,7 +10,7 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use buttress_stack::knowledge::{APPLICATION_NAME, KnowledgeApi};
+use buttress_stack::knowledge::{APPLICATION_NAME, KnowledgeApi, question_hash};
 use buttress_stack::sim::{Faults, SimConfig, Target};
 use buttress_test_support::services;
 use serde_json::json;
@@ -174,6 +174,24 @@ async fn replicas_share_cached_embeddings_and_the_inbound_limit_through_redis() 
     let question = format!("How does a breaker probe, run {}?", fastrand::u64(..));
     let (status, _, _) = call(&a, LOCAL, "POST", "/query", &ask(&question)).await;
     assert_eq!(status, 200);
+    // The cache is written off the answer's path: wait (bounded) for it.
+    let key = format!("knowledge:embedding:{}", question_hash(&question));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let cached: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if cached {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     sim.sim.set_faults(Target::Embeddings, outage());
     let (status, _, body) = call(&b, LOCAL, "POST", "/query", &ask(&question)).await;
     assert_eq!(status, 200, "{body}");

@@ -636,6 +636,13 @@ async fn outage_drill() {
         "the LLM saw 3 failures, then only the probes ({failed_probes} failed)"
     );
     assert_eq!(closings, 1.0, "one successful probe closed it");
+    // One probe per open period: a breaker probing more often would pass
+    // the count above.
+    let periods = (Duration::from_secs(10).as_secs_f64() / OPEN_FOR.as_secs_f64()).ceil();
+    assert!(
+        failed_probes <= periods,
+        "{failed_probes} failed probes in a 10 s outage, one per {OPEN_FOR:?} at most"
+    );
     notes.push(format!(
         "llm: opened after exactly 3 failed calls; then {failed_probes} failed probes (one per {OPEN_FOR:?}) and nothing else reached it; one probe closed it {closed_in:.1?} after the outage"
     ));
@@ -700,6 +707,10 @@ async fn outage_drill() {
         refused_calls as f64,
         5.0 + failed_probes,
         "the embeddings saw 5 failures, then only the probes ({failed_probes} failed)"
+    );
+    assert!(
+        failed_probes <= 2.0,
+        "{failed_probes} failed probes in a 5 s restart, one per {OPEN_FOR:?} at most"
     );
     notes.push(format!(
         "embeddings: opened after exactly 5 failed calls; then {failed_probes} failed probes and nothing else reached it; one probe closed it {closed_in:.1?} after the restart ended"
@@ -788,6 +799,13 @@ async fn outage_drill() {
     // Health: 503 while the LLM (critical) is down, 200 degraded while
     // only the embeddings are; never slower than its check timeout.
     for h in &health {
+        let api_down = h.at + h.took >= killed_at && h.at <= ready_at;
+        if h.status.is_none() && !api_down {
+            failures.push(format!(
+                "/health did not answer at {:?} (waited {:?})",
+                h.at, h.took
+            ));
+        }
         if h.status.is_some() && h.took > CHECK_TIMEOUT + Duration::from_millis(500) {
             failures.push(format!("/health took {:?} at {:?}", h.took, h.at));
         }
@@ -830,10 +848,14 @@ async fn outage_drill() {
         let late: Vec<&Sample> = samples
             .iter()
             .filter(|s| {
+                // Its whole life (sent to answered) clear of every fault
+                // and of the settling after each: a query in flight when
+                // the next fault began is that fault's, not this one's.
+                let done = s.sent + s.latency;
                 s.sent > *end + settle
                     && windows
                         .iter()
-                        .all(|(_, b, e)| s.sent < *b || s.sent > *e + settle)
+                        .all(|(_, b, e)| done < *b || s.sent > *e + settle)
             })
             .filter(
                 |s| !matches!(&s.outcome, Outcome::Answer { degraded, .. } if degraded.is_empty()),
@@ -943,6 +965,14 @@ async fn outage_drill() {
             .iter()
             .filter(|id| recorded.contains_key(**id))
             .count();
+    // At most the one record being written at the kill can be torn; the
+    // restarted writer seals it, and the reader skips it.
+    if stats.corrupt_records > 1 {
+        failures.push(format!(
+            "journal: {} torn or corrupt records",
+            stats.corrupt_records
+        ));
+    }
     if missing > 0 || doubled > 0 {
         failures.push(format!(
             "journal: {missing} acknowledged queries without a record, {doubled} recorded twice"

@@ -204,13 +204,14 @@ impl Health {
     }
 
     /// Whether the service is ready: the gate is open and no critical
-    /// check is down (only critical checks run).
+    /// check that gates readiness is down (only those run; see
+    /// [`CheckOptions::readiness`]).
     pub async fn ready(&self) -> ReadyReport {
         let gate = self.inner.readiness.snapshot();
         let critical: Vec<_> = self
             .entries()
             .into_iter()
-            .filter(|e| e.options.criticality.is_critical())
+            .filter(|e| e.options.criticality.is_critical() && e.options.gates_readiness)
             .collect();
         let checks = join_all(critical.iter().map(|e| e.observe())).await;
         let ready = is_ready(

@@ -25,6 +25,9 @@ pub struct CheckOptions {
     pub timeout: Duration,
     /// How long a result is reused.
     pub interval: Duration,
+    /// Whether this check, when critical and down, closes `/readyz`
+    /// (default yes). See [`readiness`](CheckOptions::readiness).
+    pub gates_readiness: bool,
 }
 
 impl Default for CheckOptions {
@@ -40,6 +43,7 @@ impl CheckOptions {
             criticality: Criticality::Critical,
             timeout: Duration::from_secs(2),
             interval: Duration::from_secs(1),
+            gates_readiness: true,
         }
     }
 
@@ -63,6 +67,27 @@ impl CheckOptions {
     #[must_use]
     pub const fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
+        self
+    }
+
+    /// Sets whether a critical check that is down closes `/readyz` (it
+    /// always makes `/health` say `unhealthy`). Leave it on for what this
+    /// replica alone cannot do without; turn it off for a dependency every
+    /// replica shares and answers without, degraded (an LLM server when
+    /// the passages alone are an answer): a load balancer that routes on
+    /// readiness would otherwise take every replica out at once, when
+    /// their degraded answers are wanted most.
+    ///
+    /// ```
+    /// use buttress_health::CheckOptions;
+    ///
+    /// let llm = CheckOptions::critical().readiness(false);
+    /// assert!(!llm.gates_readiness);
+    /// assert!(CheckOptions::critical().gates_readiness);
+    /// ```
+    #[must_use]
+    pub const fn readiness(mut self, gates: bool) -> Self {
+        self.gates_readiness = gates;
         self
     }
 }

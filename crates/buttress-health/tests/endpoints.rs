@@ -178,6 +178,53 @@ async fn a_critical_dependency_down_is_503_and_not_ready() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_critical_check_can_leave_readiness_alone() {
+    // The LLM every replica shares: its outage is unhealthy (an alert),
+    // but the replicas stay ready to answer without it; the database
+    // still closes readiness.
+    let health = Health::new();
+    let llm_probes = Arc::new(AtomicUsize::new(0));
+    let counted = llm_probes.clone();
+    health
+        .register(
+            "llm",
+            check_fn(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>(std::io::Error::other("connection refused")) }
+            }),
+            CheckOptions::critical().readiness(false),
+        )
+        .expect("valid");
+    let endpoints = HealthEndpoints::new(health.clone());
+    let (status, _, body) = get(&endpoints, Method::GET, "/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&body)["status"], "unhealthy");
+    let probes_for_health = llm_probes.load(Ordering::SeqCst);
+    let (status, _, body) = get(&endpoints, Method::GET, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body), serde_json::json!({ "ready": true }));
+    assert_eq!(
+        llm_probes.load(Ordering::SeqCst),
+        probes_for_health,
+        "/readyz does not probe it"
+    );
+
+    health
+        .register(
+            "postgres",
+            check_fn(|| async { Err::<(), _>(std::io::Error::other("too many connections")) }),
+            CheckOptions::critical(),
+        )
+        .expect("valid");
+    let (status, _, body) = get(&endpoints, Method::GET, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        json(&body),
+        serde_json::json!({ "ready": false, "reasons": ["postgres: too many connections"] })
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn head_other_methods_and_other_paths() {
     let (health, _, _) = stack();
     let endpoints = HealthEndpoints::new(health);

@@ -14,6 +14,8 @@ use buttress_stack::serving;
 #[tokio::main]
 async fn main() -> ExitCode {
     serving::init_logging();
+    // Before anything is built (see `install_metrics`).
+    serving::install_metrics();
     let config = match EmbeddingsConfig::from_env(&Env::process()) {
         Ok(c) => c,
         Err(e) => {
@@ -35,13 +37,23 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     tracing::info!(address = %app.config().listen, "embeddings listening; loading the model");
-    let loader = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = loader.load().await {
-            tracing::error!(error = %e, "the model did not load; /readyz stays 503");
-        }
-    });
+    // When every load fails, stop (exit 1) so that a supervisor restarts
+    // the service, rather than stay unready for good.
+    let loading = {
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let failed = app.load().await.err();
+            if let Some(e) = &failed {
+                tracing::error!(error = %e, "stopping: the model did not load");
+                shutdown.trigger();
+            }
+            failed.is_some()
+        })
+    };
     let outcome = serving::serve(listener, router(app), &shutdown).await;
     tracing::info!(?outcome, "embeddings stopped");
+    if loading.is_finished() && loading.await.unwrap_or(false) {
+        return ExitCode::FAILURE;
+    }
     ExitCode::from(outcome.exit_code() as u8)
 }

@@ -23,6 +23,8 @@ use buttress_stack::stack::{self, StackConfig};
 #[tokio::main]
 async fn main() -> ExitCode {
     serving::init_logging();
+    // Before anything is built (see `install_metrics`).
+    serving::install_metrics();
     let demo = match std::env::args().nth(1).as_deref() {
         None => false,
         Some("--demo") => true,
@@ -115,7 +117,14 @@ async fn main() -> ExitCode {
             "in process (set REDIS_URL for Redis)"
         }
     );
-    println!("  telemetry       {}", journal.display());
+    if std::env::var_os("JOURNAL_DIR").is_none() {
+        println!(
+            "  telemetry       {} (removed at exit; set JOURNAL_DIR to keep it)",
+            journal.display()
+        );
+    } else {
+        println!("  telemetry       {}", journal.display());
+    }
     println!();
     println!(
         "  curl -s localhost:{k}/query -d '{{\"question\": \"How does a circuit breaker probe?\"}}'"

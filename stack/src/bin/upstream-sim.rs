@@ -10,6 +10,7 @@
 
 use std::process::ExitCode;
 
+use buttress::health::{Readiness, Shutdown};
 use buttress_stack::env::Env;
 use buttress_stack::serving;
 use buttress_stack::sim::{self, Sim, SimConfig};
@@ -83,10 +84,14 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(address = %listen, seed = config.seed, "upstream-sim listening");
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        match sim::serve(listener, Sim::new(config), stop).await {
+        // SIGTERM (a container's stop) or SIGINT (Ctrl-C): stop accepting,
+        // let open requests finish for 2 s, drop the hung ones.
+        let shutdown = Shutdown::new(Readiness::new());
+        if let Err(e) = shutdown.listen_for_signals() {
+            eprintln!("upstream-sim: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+        match sim::serve(listener, Sim::new(config), shutdown.signalled()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("upstream-sim: {e}");

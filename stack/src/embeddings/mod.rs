@@ -1,6 +1,6 @@
 //! The embeddings service: OpenAI-compatible `POST /v1/embeddings`. The
-//! server answers at once; the model loads in the background (3 attempts,
-//! 5 s then 10 s apart, 2 minutes each), and until it has, `/health`,
+//! server answers at once; the model loads in the background (retried 3
+//! times, 5, 10 and 20 s apart, 2 minutes an attempt), and until it has, `/health`,
 //! `/readyz` and the work answer `503` with `Retry-After`. A batch holds
 //! at most 32 inputs of at most 10,000 characters each (`422` naming
 //! each input in error otherwise), and a request gets 30 s.
@@ -63,7 +63,6 @@ impl std::fmt::Debug for Embeddings {
 impl Embeddings {
     /// A service with no model yet: it answers `503` until [`load`](Self::load) ends.
     pub fn new(config: EmbeddingsConfig) -> Self {
-        crate::serving::prometheus();
         Embeddings {
             model: Arc::new(OnceLock::new()),
             health: Health::new().version(env!("CARGO_PKG_VERSION")),

@@ -1,7 +1,8 @@
 //! The embeddings service's routes.
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use buttress::degrade::{Invalid, Problem, handle_error, problem_stack};
@@ -16,8 +17,12 @@ use crate::wire::{EmbeddingsRequest, EmbeddingsResponse};
 /// timeout; `/health`, `/livez`, `/readyz`, `/metrics`; every error as
 /// problem+json with the request id.
 pub fn router(app: Embeddings) -> Router {
+    // The largest valid batch, JSON-escaped at worst (a character outside
+    // the basic plane is 12 bytes as a `\u` pair), and room for the rest.
+    let limit = app.config.max_inputs * app.config.max_chars * 12 + 64 * 1024;
     let work = Router::new()
         .route("/v1/embeddings", post(embed))
+        .layer(DefaultBodyLimit::max(limit))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(handle_error))
@@ -34,8 +39,9 @@ pub fn router(app: Embeddings) -> Router {
 
 async fn embed(
     State(app): State<Embeddings>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EmbeddingsResponse>, Problem> {
+    let body = body.map_err(|r| crate::serving::body_problem(&r))?;
     let request: EmbeddingsRequest = serde_json::from_slice(&body).map_err(|e| {
         let mut invalid = Invalid::new();
         invalid.push(

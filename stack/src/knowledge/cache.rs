@@ -16,6 +16,8 @@ use tokio::sync::OnceCell;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long Redis keeps an embedding.
 const TTL_SECONDS: u64 = 24 * 3600;
+/// How long a failed connection to Redis waits before the next try.
+const RECONNECT_AFTER: Duration = Duration::from_secs(5);
 /// The most embeddings kept in process.
 const MEMORY_ENTRIES: usize = 10_000;
 
@@ -29,6 +31,9 @@ pub enum EmbeddingCache {
         /// The connection, made on first use (so the API starts while
         /// Redis is down) and re-made by the manager after a failure.
         conn: Arc<OnceCell<ConnectionManager>>,
+        /// After a failed connection, no other is tried before this: a
+        /// Redis that is down costs a query nothing.
+        retry_at: Arc<Mutex<Option<std::time::Instant>>>,
     },
     /// In the process.
     Memory(Arc<Mutex<Bounded>>),
@@ -56,6 +61,7 @@ impl EmbeddingCache {
         Ok(EmbeddingCache::Redis {
             client: redis::Client::open(url)?,
             conn: Arc::new(OnceCell::new()),
+            retry_at: Arc::default(),
         })
     }
 
@@ -71,9 +77,16 @@ impl EmbeddingCache {
     async fn connection(
         client: &redis::Client,
         conn: &OnceCell<ConnectionManager>,
+        retry_at: &Mutex<Option<std::time::Instant>>,
     ) -> Option<ConnectionManager> {
+        if let Some(c) = conn.get() {
+            return Some(c.clone());
+        }
+        if lock(retry_at).is_some_and(|at| std::time::Instant::now() < at) {
+            return None;
+        }
         let made = tokio::time::timeout(
-            REDIS_TIMEOUT * 4,
+            REDIS_TIMEOUT * 2,
             conn.get_or_try_init(|| {
                 // One try a call: a Redis that is down is a miss now, not
                 // after a second of reconnecting.
@@ -87,7 +100,10 @@ impl EmbeddingCache {
         .await;
         match made {
             Ok(Ok(c)) => Some(c.clone()),
-            _ => None,
+            _ => {
+                *lock(retry_at) = Some(std::time::Instant::now() + RECONNECT_AFTER);
+                None
+            }
         }
     }
 
@@ -95,8 +111,12 @@ impl EmbeddingCache {
     pub async fn get(&self, hash: &str) -> Option<Arc<Vec<f32>>> {
         match self {
             EmbeddingCache::Memory(m) => lock(m).map.get(hash).cloned(),
-            EmbeddingCache::Redis { client, conn } => {
-                let mut c = Self::connection(client, conn).await?;
+            EmbeddingCache::Redis {
+                client,
+                conn,
+                retry_at,
+            } => {
+                let mut c = Self::connection(client, conn, retry_at).await?;
                 let bytes: Vec<u8> = tokio::time::timeout(REDIS_TIMEOUT, c.get(Self::key(hash)))
                     .await
                     .ok()?
@@ -120,8 +140,12 @@ impl EmbeddingCache {
                     }
                 }
             }
-            EmbeddingCache::Redis { client, conn } => {
-                let Some(mut c) = Self::connection(client, conn).await else {
+            EmbeddingCache::Redis {
+                client,
+                conn,
+                retry_at,
+            } => {
+                let Some(mut c) = Self::connection(client, conn, retry_at).await else {
                     return;
                 };
                 let write = c.set_ex::<_, _, ()>(Self::key(hash), encode(&vector), TTL_SECONDS);
@@ -178,9 +202,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn redis_down_is_a_miss() {
+    async fn redis_down_is_a_miss_and_is_not_tried_again_at_once() {
         let cache = EmbeddingCache::redis("redis://127.0.0.1:1/").unwrap();
         cache.put("q", Arc::new(vec![1.0])).await;
+        let EmbeddingCache::Redis { retry_at, .. } = &cache else {
+            unreachable!()
+        };
+        let first = lock(retry_at).expect("the failure is remembered");
         assert!(cache.get("q").await.is_none());
+        assert_eq!(
+            lock(retry_at).expect("still"),
+            first,
+            "no second try within the pause"
+        );
     }
 }

@@ -26,11 +26,17 @@ pub struct KnowledgeConfig {
     pub collection: String,
     /// The llama.cpp server (`LLM_URL`, default `http://127.0.0.1:8082`).
     pub llm_url: String,
+    /// Its API (`LLM_API`): `completion` (llama.cpp's `/completion`, the
+    /// default) or `chat` (OpenAI-compatible `/v1/chat/completions`).
+    pub llm_api: super::LlmApi,
     /// The policy file (`POLICY_FILE`), watched for changes; unset, the
     /// built-in `stack/policy.toml`.
     pub policy_file: Option<PathBuf>,
     /// The telemetry journal's directory (`JOURNAL_DIR`, default `data/telemetry`).
     pub journal_dir: PathBuf,
+    /// The most the journal's files keep (`JOURNAL_KEEP_BYTES`, default
+    /// `1GiB`): past it the oldest rotated files are deleted, read or not.
+    pub journal_keep_bytes: u64,
     /// The bearer token of `/admin` for callers that are not on loopback
     /// (`ADMIN_TOKEN`; unset, `/admin` answers loopback only).
     pub admin_token: Option<String>,
@@ -56,10 +62,12 @@ impl KnowledgeConfig {
                 .get("QDRANT_COLLECTION")
                 .unwrap_or_else(|| "documents".to_owned()),
             llm_url: env.url("LLM_URL", "http://127.0.0.1:8082")?,
+            llm_api: env.parse("LLM_API", super::LlmApi::Completion)?,
             policy_file: env.get("POLICY_FILE").map(PathBuf::from),
             journal_dir: env
                 .get("JOURNAL_DIR")
                 .map_or_else(|| PathBuf::from("data/telemetry"), PathBuf::from),
+            journal_keep_bytes: env.bytes("JOURNAL_KEEP_BYTES", 1 << 30)?,
             admin_token: env.get("ADMIN_TOKEN"),
             top_k: env.parse("TOP_K", 4)?,
             check_timeout: env.duration("HEALTH_CHECK_TIMEOUT", Duration::from_secs(2))?,

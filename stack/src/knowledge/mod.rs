@@ -35,7 +35,7 @@ pub use query::MAX_QUESTION_CHARS;
 pub use store::{APPLICATION_NAME, Passage, Store, StoreError};
 pub use telemetry::{JOURNAL_NAME, QueryRecord, question_hash};
 pub use upstreams::{
-    CompleteService, DEPENDENCIES, EmbedQuery, EmbedService, Endpoints, Found, SearchQuery,
+    CompleteService, DEPENDENCIES, EmbedQuery, EmbedService, Endpoints, Found, LlmApi, SearchQuery,
     SearchService, Undeclared, Upstreams,
 };
 
@@ -72,9 +72,6 @@ impl KnowledgeApi {
     ///
     /// Must be called inside a tokio runtime.
     pub fn new(config: KnowledgeConfig) -> Result<Self, BoxError> {
-        // Before any primitive is built: each takes its metric handles
-        // from the recorder installed when it is made.
-        crate::serving::prometheus();
         let (policy, watch) = match &config.policy_file {
             Some(path) => {
                 let policy = Policy::load(path)?;
@@ -96,14 +93,16 @@ impl KnowledgeApi {
             qdrant: JsonClient::new("vector_store", &config.qdrant_url),
             collection: config.collection.clone(),
             llm: JsonClient::new("llm", &config.llm_url),
+            llm_api: config.llm_api,
         };
         let upstreams = Upstreams::new(&policy, endpoints, store.clone(), cache.clone())?;
-        let journal = telemetry::open(&config.journal_dir).map_err(|e| {
-            format!(
-                "cannot open the telemetry journal in {} (set JOURNAL_DIR): {e}",
-                config.journal_dir.display()
-            )
-        })?;
+        let journal =
+            telemetry::open(&config.journal_dir, config.journal_keep_bytes).map_err(|e| {
+                format!(
+                    "cannot open the telemetry journal in {} (set JOURNAL_DIR): {e}",
+                    config.journal_dir.display()
+                )
+            })?;
         let inbound = Inbound::new(&policy, config.redis_url.as_deref())?;
         let health = Health::new().version(env!("CARGO_PKG_VERSION"));
         let api = KnowledgeApi {
@@ -123,8 +122,9 @@ impl KnowledgeApi {
         Ok(api)
     }
 
-    /// The health checks: PostgreSQL (critical), each upstream's own
-    /// health endpoint and its breaker, critical as the policy says.
+    /// The health checks: PostgreSQL (critical, and it gates readiness),
+    /// each upstream's own health endpoint and its breaker, critical for
+    /// `/health` as the policy says but never gating `/readyz`.
     fn register_checks(&self) -> Result<(), BoxError> {
         let app = &*self.inner;
         let timeout = app.config.check_timeout;
@@ -159,14 +159,15 @@ impl KnowledgeApi {
             let Some(dependency) = app.policy.dependency(name) else {
                 continue;
             };
-            let critical = dependency.is_critical();
-            app.health.register(
-                name,
-                buttress::health::checks::http(&url)?,
-                options(critical),
-            )?;
+            // Every replica shares these upstreams and answers without
+            // them (degraded): an outage makes /health unhealthy when the
+            // policy says the dependency is critical, but never closes
+            // /readyz, or a load balancer would drop every replica at once.
+            let options = options(dependency.is_critical()).readiness(false);
+            app.health
+                .register(name, buttress::health::checks::http(&url)?, options)?;
             if let Some(breaker) = dependency.breaker() {
-                app.health.register_breaker(breaker, options(critical))?;
+                app.health.register_breaker(breaker, options)?;
             }
         }
         Ok(())
@@ -174,7 +175,7 @@ impl KnowledgeApi {
 
     /// The retries of the first database connection, as the report sets
     /// them: 5 retries, 2 s doubling (2, 4, 8, 16, 32: 62 s of waiting at
-    /// most), 10 s per attempt.
+    /// most, besides the attempts themselves, 10 s each at most).
     pub fn database_startup_policy() -> Result<RetryPolicy, BoxError> {
         Ok(RetryPolicy::builder("postgres-startup")
             .max_attempts(6)
@@ -207,18 +208,20 @@ impl KnowledgeApi {
     }
 
     /// Spawns the start-up work: [`start_database`](Self::start_database),
-    /// then [`build_index`](Self::build_index), each logging why when it
-    /// gives up (readiness then stays closed, or queries use keyword search).
-    pub fn spawn_startup(&self) -> tokio::task::JoinHandle<()> {
+    /// then [`build_index`](Self::build_index). The task ends with an error
+    /// when the database never came up (readiness then stays closed: a
+    /// binary should exit so its supervisor restarts it); an index that
+    /// could not be built is logged, and queries use keyword search.
+    pub fn spawn_startup(&self) -> tokio::task::JoinHandle<Result<(), BoxError>> {
         let api = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = api.start_database().await {
-                tracing::error!(error = %e, "the database did not come up; /readyz stays 503");
-                return;
-            }
+            api.start_database()
+                .await
+                .map_err(|e| -> BoxError { format!("the database did not come up: {e}").into() })?;
             if let Err(e) = api.build_index().await {
                 tracing::warn!(error = %e, "the vector index was not built; queries use keyword search");
             }
+            Ok(())
         })
     }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::{Extension, Json};
 use buttress::degrade::{Invalid, Problem, RequestId, Served};
 use bytes::Bytes;
@@ -72,8 +73,9 @@ fn parse(body: &[u8]) -> Result<String, Invalid> {
 pub(super) async fn query(
     State(app): State<KnowledgeApi>,
     Extension(id): Extension<RequestId>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, Problem> {
+    let body = body.map_err(|r| crate::serving::body_problem(&r))?;
     let started = tokio::time::Instant::now();
     let request_id = id.header_value().to_str().unwrap_or_default().to_owned();
     let question = parse(&body).map_err(Problem::invalid)?;
@@ -92,7 +94,7 @@ pub(super) async fn query(
             hash: hash.clone().into(),
         })
         .await
-        .map_err(|e| Problem::from_error(&*e))?;
+        .map_err(|e| upstream_problem(&e))?;
     let vector = if trace.degrade(&embedded, "cached embedding") {
         if embedded.value.is_some() {
             trace.answered_by.push("embedding_cache");
@@ -103,7 +105,9 @@ pub(super) async fn query(
     } else {
         trace.answered_by.push("embeddings");
         if let Some(v) = &embedded.value {
-            app.cache.put(&hash, v.clone()).await;
+            // Off the answer's path: a slow cache never slows a query.
+            let (cache, hash, v) = (app.cache.clone(), hash.clone(), v.clone());
+            tokio::spawn(async move { cache.put(&hash, v).await });
         }
         embedded.value
     };
@@ -122,7 +126,7 @@ pub(super) async fn query(
                     limit,
                 })
                 .await
-                .map_err(|e| Problem::from_error(&*e))?;
+                .map_err(|e| upstream_problem(&e))?;
             trace.degrade(&served, "no vector search");
             served.value
         }
@@ -137,7 +141,10 @@ pub(super) async fn query(
         }
     };
     let passages: Vec<Passage> = match found {
-        Found::Vector(hits) => {
+        Found::Vector(mut hits) => {
+            // A question of common words only has no direction: nothing
+            // matches it, whatever the order the store returns.
+            hits.retain(|&(_, score)| score > 0.0);
             trace.answered_by.push("vector_store");
             let passages = app.store.load(&hits).await.map_err(store_problem)?;
             trace.answered_by.push("documents");
@@ -146,6 +153,10 @@ pub(super) async fn query(
         Found::Keyword(passages) => {
             trace.answered_by.push("keyword_search");
             passages
+        }
+        Found::StoreDown(e) => {
+            tracing::warn!(error = %e, "keyword search failed");
+            return Err(unavailable());
         }
     };
 
@@ -157,7 +168,7 @@ pub(super) async fn query(
         .clone()
         .oneshot(prompt.into())
         .await
-        .map_err(|e| Problem::from_error(&*e))?;
+        .map_err(|e| upstream_problem(&e))?;
     if !trace.degrade(&generated, "no generated answer") {
         trace.answered_by.push("llm");
     }
@@ -197,8 +208,24 @@ pub(super) async fn query(
 /// The database failed: it is critical, so the query cannot be answered.
 fn store_problem(e: super::store::StoreError) -> Problem {
     tracing::warn!(error = %e, "document store failed");
+    unavailable()
+}
+
+/// `503` with `Retry-After`: a dependency the answer needs failed.
+fn unavailable() -> Problem {
     Problem::for_status(http::StatusCode::SERVICE_UNAVAILABLE)
         .with_retry_after(std::time::Duration::from_secs(1))
+}
+
+/// An upstream's failure that no fallback answered (the policy declares
+/// none): a refusal keeps its own status (`503`, `429`, `504`); any other
+/// failure is a `503`, logged, never a `500`.
+fn upstream_problem(e: &buttress::BoxError) -> Problem {
+    if buttress::degrade::refusal_in(&**e).is_some() {
+        return Problem::from_error(&**e);
+    }
+    tracing::warn!(error = %e, "an upstream failed and the policy gives no fallback");
+    unavailable()
 }
 
 /// The question first (the simulator echoes the first line), then the

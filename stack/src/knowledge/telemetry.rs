@@ -33,9 +33,13 @@ pub struct QueryRecord {
 }
 
 /// The journal in `dir`, each append acknowledged once it is on disk
-/// (group commit), so an answered query's record survives a `kill -9`.
-pub(super) fn open(dir: &Path) -> Result<Journal, OpenError> {
-    let config = JournalConfig::default().durability(Durability::GroupCommit);
+/// (group commit), so an answered query's record survives a `kill -9`;
+/// files of 64 MB, at most `keep_bytes` of them kept.
+pub(super) fn open(dir: &Path, keep_bytes: u64) -> Result<Journal, OpenError> {
+    let config = JournalConfig::default()
+        .durability(Durability::GroupCommit)
+        .rotate_bytes(Some(64 << 20))
+        .keep_bytes(Some(keep_bytes));
     Journal::open(dir, JOURNAL_NAME, config)
 }
 

@@ -19,8 +19,8 @@ use super::cache::EmbeddingCache;
 use super::store::{Passage, Store};
 use crate::client::JsonClient;
 use crate::wire::{
-    CompletionRequest, CompletionResponse, EmbeddingsRequest, EmbeddingsResponse, Input,
-    SearchRequest, SearchResponse,
+    ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
+    EmbeddingsRequest, EmbeddingsResponse, Input, SearchRequest, SearchResponse,
 };
 
 /// The dependencies the policy must declare.
@@ -53,6 +53,9 @@ pub enum Found {
     Vector(Vec<(i64, f32)>),
     /// Whole passages from keyword search.
     Keyword(Vec<Passage>),
+    /// The vector store failed and so did keyword search: the document
+    /// store is down (what went wrong, for the log).
+    StoreDown(String),
 }
 
 /// The embeddings client's answer: a vector, or (degraded) the cached one
@@ -92,6 +95,32 @@ pub struct Endpoints {
     pub collection: String,
     /// The LLM server.
     pub llm: JsonClient,
+    /// Which of its APIs to call.
+    pub llm_api: LlmApi,
+}
+
+/// The LLM server's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LlmApi {
+    /// llama.cpp's `POST /completion` (`LLM_API=completion`, the default).
+    #[default]
+    Completion,
+    /// OpenAI-compatible `POST /v1/chat/completions` (`LLM_API=chat`).
+    Chat,
+}
+
+impl std::str::FromStr for LlmApi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "completion" => Ok(LlmApi::Completion),
+            "chat" => Ok(LlmApi::Chat),
+            other => Err(format!(
+                "{other:?} is not an LLM API: completion (llama.cpp) or chat (OpenAI-compatible)"
+            )),
+        }
+    }
 }
 
 impl Upstreams {
@@ -144,23 +173,52 @@ impl Upstreams {
         let keyword = service_fn(move |q: SearchQuery| {
             let store = store.clone();
             async move {
-                let passages = store.keyword(&q.question, q.limit).await?;
-                Ok::<_, BoxError>(Served::normal(Found::Keyword(passages)))
+                // Never an error: a failed backup would hand the caller the
+                // vector store's error, and the database's would be lost.
+                let found = match store.keyword(&q.question, q.limit).await {
+                    Ok(passages) => Found::Keyword(passages),
+                    Err(e) => Found::StoreDown(e.to_string()),
+                };
+                Ok::<_, BoxError>(Served::normal(found))
             }
         });
         let search = vector_store.fallback(search, backup::service(keyword))?;
 
         let llm = dependency("llm")?;
         let client = endpoints.llm.clone();
+        let api = endpoints.llm_api;
         let complete = llm.service(service_fn(move |prompt: Arc<str>| {
             let client = client.clone();
             async move {
-                let request = CompletionRequest {
-                    prompt: prompt.to_string(),
-                    n_predict: Some(256),
+                let text = match api {
+                    LlmApi::Completion => {
+                        let request = CompletionRequest {
+                            prompt: prompt.to_string(),
+                            n_predict: Some(256),
+                        };
+                        let answer: CompletionResponse =
+                            client.post("/completion", &request).await?;
+                        answer.content
+                    }
+                    LlmApi::Chat => {
+                        let request = ChatRequest {
+                            messages: vec![ChatMessage {
+                                role: "user".to_owned(),
+                                content: prompt.to_string(),
+                            }],
+                            model: None,
+                        };
+                        let answer: ChatResponse =
+                            client.post("/v1/chat/completions", &request).await?;
+                        answer
+                            .choices
+                            .into_iter()
+                            .next()
+                            .map(|c| c.message.content)
+                            .ok_or_else(|| BoxError::from("the LLM answered with no choice"))?
+                    }
                 };
-                let answer: CompletionResponse = client.post("/completion", &request).await?;
-                Ok::<_, BoxError>(Served::normal(Some(answer.content)))
+                Ok::<_, BoxError>(Served::normal(Some(text)))
             }
         }));
         let complete = llm.fallback(complete, backup::value(Served::normal(None)))?;

@@ -127,14 +127,20 @@ impl Armed {
 
     /// Whether a slow start is still going on at `now`, and for how long.
     pub fn loading_left(&self, now: Instant) -> Option<Duration> {
-        let end = self.since + self.faults.loading?;
-        (now < end).then(|| end - now)
+        let loading = self.faults.loading?;
+        match self.since.checked_add(loading) {
+            Some(end) => (now < end).then(|| end - now),
+            // Past what the clock can say: loading for good.
+            None => Some(loading),
+        }
     }
 
     fn in_outage(&self, now: Instant) -> bool {
         self.faults.outage.is_some_and(|w| {
-            let start = self.since + w.after;
-            now >= start && now < start + w.duration
+            let Some(start) = self.since.checked_add(w.after) else {
+                return false;
+            };
+            now >= start && start.checked_add(w.duration).is_none_or(|end| now < end)
         })
     }
 
@@ -196,8 +202,29 @@ impl Latency {
     }
 }
 
+/// The longest duration a fault may name: a simulation that runs longer
+/// is a mistake in the setting.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Checks `faults` for values that cannot mean anything.
 pub fn validate(faults: &Faults) -> Result<(), String> {
+    let latencies = match faults.latency {
+        Latency::Fixed(d) => vec![("latency", d)],
+        Latency::Uniform { min, max } => vec![("latency.min", min), ("latency.max", max)],
+        Latency::Percentiles { p50, p99 } => vec![("latency.p50", p50), ("latency.p99", p99)],
+    };
+    let windows = faults.outage.map_or_else(Vec::new, |w| {
+        vec![("outage.after", w.after), ("outage.for", w.duration)]
+    });
+    let loading = faults.loading.map(|d| ("loading", d));
+    for (name, d) in latencies.into_iter().chain(windows).chain(loading) {
+        if d > MAX_DURATION {
+            return Err(format!(
+                "{name} must be at most 30 days, got {}",
+                humantime::format_duration(d)
+            ));
+        }
+    }
     for (name, rate) in [
         ("error_rate", faults.error_rate),
         ("reset_rate", faults.reset_rate),
@@ -250,6 +277,18 @@ mod tests {
         assert!(serde_json::from_str::<Faults>(r#"{"eror_rate": 1}"#).is_err());
         assert!(validate(&parse(r#"{"error_rate": 1.5}"#)).is_err());
         assert!(validate(&parse(r#"{"error_status": 200}"#)).is_err());
+        assert_eq!(
+            validate(&parse(r#"{"loading": "500000000000y"}"#)).unwrap_err(),
+            "loading must be at most 30 days, got 500000000000years"
+        );
+        assert!(validate(&parse(r#"{"outage": {"after": "31days", "for": "1s"}}"#)).is_err());
+        assert!(validate(&parse(r#"{"latency": {"p50": "1ms", "p99": "40days"}}"#)).is_err());
+        assert!(
+            validate(&parse(
+                r#"{"loading": "30days", "latency": {"fixed": "1s"}}"#
+            ))
+            .is_ok()
+        );
         let back: Faults = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
     }
@@ -283,6 +322,42 @@ mod tests {
         );
         assert!(matches!(
             loading.verdict(loading.since + Duration::from_secs(5), &mut rng),
+            Verdict::Answer { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn durations_past_the_clock_do_not_panic() {
+        // Set through the API without validation: no overflow, no panic.
+        let huge = Duration::from_secs(u64::MAX / 4);
+        let armed = Armed::now(Faults {
+            loading: Some(huge),
+            ..Faults::default()
+        });
+        assert_eq!(
+            armed.verdict(armed.since, &mut fastrand::Rng::with_seed(1)),
+            Verdict::Loading(huge)
+        );
+        let armed = Armed::now(Faults {
+            outage: Some(Window {
+                after: Duration::ZERO,
+                duration: huge,
+            }),
+            ..Faults::default()
+        });
+        assert!(matches!(
+            armed.verdict(armed.since, &mut fastrand::Rng::with_seed(1)),
+            Verdict::Fail { status: 503, .. }
+        ));
+        let armed = Armed::now(Faults {
+            outage: Some(Window {
+                after: huge,
+                duration: huge,
+            }),
+            ..Faults::default()
+        });
+        assert!(matches!(
+            armed.verdict(armed.since, &mut fastrand::Rng::with_seed(1)),
             Verdict::Answer { .. }
         ));
     }

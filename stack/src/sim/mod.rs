@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 pub use apis::parse_faults;
-pub use faults::{Armed, Faults, Latency, Verdict, Window, validate};
+pub use faults::{Armed, Faults, Latency, MAX_DURATION, Verdict, Window, validate};
 pub use serve::serve;
 
 use crate::model::HashedModel;
