@@ -362,6 +362,36 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn each_distribution_draws_by_its_formula() {
+        // The formulas, written again as a reference: the same uniforms
+        // from the same seed must give the same durations.
+        let ms = Duration::from_millis;
+        let uniform = Latency::Uniform {
+            min: ms(30),
+            max: ms(10),
+        };
+        let log_normal = Latency::Percentiles {
+            p50: ms(20),
+            p99: ms(400),
+        };
+        let (mut a, mut b) = (fastrand::Rng::with_seed(3), fastrand::Rng::with_seed(3));
+        for _ in 0..100 {
+            let u = b.f64();
+            assert_eq!(uniform.draw(&mut a), ms(10) + ms(20).mul_f64(u));
+            let (u1, u2) = (b.f64(), b.f64());
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            let sigma = (400.0f64 / 20.0).ln() / Z99;
+            let want = Duration::from_secs_f64(0.020 * (sigma * z).exp());
+            let got = log_normal.draw(&mut a);
+            assert!(
+                got.abs_diff(want) < Duration::from_nanos(2),
+                "{got:?} vs {want:?}"
+            );
+        }
+        assert_eq!(Latency::Fixed(ms(7)).draw(&mut a), ms(7));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn rates_and_latency_are_seeded() {
         let armed = Armed::now(parse(
