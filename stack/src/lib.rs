@@ -23,3 +23,9 @@ pub mod serving;
 pub mod sim;
 pub mod stack;
 pub mod wire;
+
+/// Locks `m`; a poisoned lock (a panic while it was held) still holds
+/// consistent data here (counters, maps written in one step), so it is used.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

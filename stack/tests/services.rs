@@ -10,11 +10,14 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use buttress_stack::knowledge::{APPLICATION_NAME, KnowledgeApi, question_hash};
+use buttress_stack::knowledge::{KnowledgeApi, question_hash};
 use buttress_stack::sim::{Faults, SimConfig, Target};
 use buttress_test_support::services;
 use serde_json::json;
-use support::{LOCAL, SimServer, call, knowledge, start_sim, temp_dir, test_policy};
+use support::{
+    LOCAL, SimServer, call, kill_api_connections, knowledge, postgres, redis, start_sim, temp_dir,
+    test_policy,
+};
 
 fn ask(question: &str) -> String {
     json!({ "question": question }).to_string()
@@ -22,37 +25,6 @@ fn ask(question: &str) -> String {
 
 fn outage() -> Faults {
     serde_json::from_value(json!({"outage": {"for": "1h"}})).unwrap()
-}
-
-/// Whether PostgreSQL answers; says why not.
-async fn postgres() -> Option<tokio_postgres::Client> {
-    let url = services::database_url();
-    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            Some(client)
-        }
-        Err(e) => {
-            services::unavailable("PostgreSQL", "DATABASE_URL", &url, e);
-            None
-        }
-    }
-}
-
-async fn redis() -> bool {
-    let url = services::redis_url();
-    let reached = async {
-        let client = redis::Client::open(url.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    match reached.await {
-        Ok(_) => true,
-        Err(e) => {
-            services::unavailable("Redis", "REDIS_URL", &url, e);
-            false
-        }
-    }
 }
 
 async fn with_postgres(sim: &SimServer, name: &str, extra: &[(&str, &str)]) -> KnowledgeApi {
@@ -130,14 +102,8 @@ async fn killed_database_connections_are_replaced() {
     )
     .await;
     assert_eq!(status, 200);
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            &[&APPLICATION_NAME],
-        )
-        .await
-        .unwrap();
-    assert!(!killed.is_empty(), "the API had connections to kill");
+    let killed = kill_api_connections(&admin).await;
+    assert!(killed > 0, "the API had connections to kill");
     for _ in 0..3 {
         let (status, _, body) = call(
             &routes,

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use buttress::journal::JournalReader;
-use buttress_stack::knowledge::{APPLICATION_NAME, DEFAULT_POLICY, JOURNAL_NAME, QueryRecord};
+use buttress_stack::knowledge::{JOURNAL_NAME, QueryRecord};
 use buttress_stack::sim::{Faults, SimConfig, Stats, Target};
 use buttress_test_support::services;
 use bytes::Bytes;
@@ -41,7 +41,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use support::{SimServer, start_sim, temp_dir};
+use support::{SimServer, kill_api_connections, postgres, redis, start_sim, temp_dir};
 
 /// The probe period of every breaker in the drill's policy: how long one
 /// stays open before its one probe.
@@ -50,14 +50,6 @@ const OPEN_FOR: Duration = Duration::from_secs(3);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The health report's own slack: it is cached for up to a second.
 const HEALTH_LAG: Duration = Duration::from_millis(1500);
-
-/// The built-in policy with breakers that probe every 3 s, so the drill
-/// sees them close.
-fn drill_policy() -> String {
-    DEFAULT_POLICY
-        .replace("duration = \"60s\"", "duration = \"3s\"")
-        .replace("duration = \"120s\"", "duration = \"3s\"")
-}
 
 // ---------------------------------------------------------------- the API process
 
@@ -514,25 +506,13 @@ async fn outage_drill() {
         return;
     }
     // The services, or why not.
-    let db_url = services::database_url();
-    let admin = match tokio_postgres::connect(&db_url, tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            client
-        }
-        Err(e) => return services::unavailable("PostgreSQL", "DATABASE_URL", &db_url, e),
+    let Some(admin) = postgres().await else {
+        return;
     };
-    let redis_url = services::redis_url();
-    if let Err(e) = async {
-        let mut c = redis::Client::open(redis_url.as_str())?
-            .get_multiplexed_async_connection()
-            .await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await
+    if !redis().await {
+        return;
     }
-    .await
-    {
-        return services::unavailable("Redis", "REDIS_URL", &redis_url, e);
-    }
+    let (db_url, redis_url) = (services::database_url(), services::redis_url());
 
     let rate: f64 = std::env::var("DRILL_RATE")
         .ok()
@@ -541,7 +521,9 @@ async fn outage_drill() {
     let sim = start_sim(SimConfig::default()).await;
     let dir = temp_dir("drill");
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, drill_policy()).unwrap();
+    // The demo's policy: the built-in one with breakers that probe every
+    // 3 s, so the drill sees them close.
+    std::fs::write(&policy, buttress_stack::demo::demo_policy()).unwrap();
     let journal_dir = dir.join("telemetry");
     let port = free_port();
     let env: Vec<(String, String)> = [
@@ -720,14 +702,7 @@ async fn outage_drill() {
     // 4. PostgreSQL connections killed under load.
     drill.enter("postgres connections killed");
     let began = drill.now();
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            &[&APPLICATION_NAME],
-        )
-        .await
-        .unwrap()
-        .len();
+    let killed = kill_api_connections(&admin).await;
     assert!(killed > 0, "the API had connections to kill");
     notes.push(format!(
         "postgres: {killed} connections of the API terminated"

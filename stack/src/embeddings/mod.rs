@@ -9,11 +9,10 @@ mod config;
 mod routes;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use buttress::BoxError;
 use buttress::health::{Health, Shutdown};
-use buttress::retry::{Backoff, RetryPolicy};
+use buttress::retry::{RetryConfig, RetryPolicy};
 
 pub use config::{DEFAULT_PORT, EmbeddingsConfig};
 pub use routes::router;
@@ -85,19 +84,14 @@ impl Embeddings {
         self.model.get().is_some()
     }
 
-    /// The retries of a load: 3 after the first attempt, 5, 10 and 20 s
-    /// apart, 2 minutes an attempt.
+    /// The retries of a load: buttress-retry's `model_download` preset (3
+    /// after the first attempt, 5, 10 and 20 s apart, 2 minutes an
+    /// attempt, no budget).
     pub fn load_policy() -> Result<RetryPolicy, BoxError> {
-        Ok(RetryPolicy::builder("embeddings-model")
-            .max_attempts(4)
-            .backoff(Backoff::Exponential {
-                base: Duration::from_secs(5),
-                factor: 2.0,
-                max: Duration::from_secs(20),
-            })
-            .attempt_timeout(Duration::from_secs(120))
-            .no_budget()
-            .build()?)
+        Ok(RetryPolicy::new(
+            "embeddings-model",
+            RetryConfig::model_download(),
+        )?)
     }
 
     /// Loads the model with `loader`, retried by [`load_policy`](Self::load_policy),

@@ -12,6 +12,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
+use crate::lock;
+
 /// The longest a Redis call may take before it counts as a miss.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long Redis keeps an embedding.
@@ -155,10 +157,6 @@ impl EmbeddingCache {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Little-endian `f32`s.

@@ -25,7 +25,7 @@ use buttress::degrade::problem_stack;
 use buttress::health::{CheckOptions, Health, HealthEndpoints, Shutdown, check_fn};
 use buttress::journal::Journal;
 use buttress::policy::{FileWatch, Format, Policy};
-use buttress::retry::{Backoff, RetryPolicy};
+use buttress::retry::{Backoff, RetryConfig, RetryPolicy};
 
 pub use cache::EmbeddingCache;
 pub use config::{DEFAULT_PORT, KnowledgeConfig};
@@ -174,19 +174,12 @@ impl KnowledgeApi {
     }
 
     /// The retries of the first database connection, as the report sets
-    /// them: 5 retries, 2 s doubling (2, 4, 8, 16, 32: 62 s of waiting at
-    /// most, besides the attempts themselves, 10 s each at most).
+    /// them (buttress-retry's `database_connect` preset): 5 retries, 2 s
+    /// doubling (2, 4, 8, 16, 32: 62 s of waiting at most), no budget; and
+    /// 10 s an attempt at most.
     pub fn database_startup_policy() -> Result<RetryPolicy, BoxError> {
-        Ok(RetryPolicy::builder("postgres-startup")
-            .max_attempts(6)
-            .backoff(Backoff::Exponential {
-                base: Duration::from_secs(2),
-                factor: 2.0,
-                max: Duration::from_secs(32),
-            })
-            .attempt_timeout(Duration::from_secs(10))
-            .no_budget()
-            .build()?)
+        let config = RetryConfig::database_connect().attempt_timeout(Duration::from_secs(10));
+        Ok(RetryPolicy::new("postgres-startup", config)?)
     }
 
     /// Connects to the database and loads the corpus, retried by

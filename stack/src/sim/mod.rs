@@ -26,6 +26,7 @@ pub use apis::parse_faults;
 pub use faults::{Armed, Faults, Latency, MAX_DURATION, Verdict, Window, validate};
 pub use serve::serve;
 
+use crate::lock;
 use crate::model::HashedModel;
 
 /// Which API a request is for.
@@ -261,10 +262,6 @@ impl Sim {
         counter.fetch_add(1, Ordering::Relaxed);
         verdict
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

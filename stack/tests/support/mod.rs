@@ -134,3 +134,49 @@ pub const REMOTE: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)),
     40000,
 );
+
+/// A client of the PostgreSQL at `DATABASE_URL`, or `None` (having said
+/// why: a failure with `BUTTRESS_REQUIRE_SERVICES=1`).
+pub async fn postgres() -> Option<tokio_postgres::Client> {
+    let url = buttress_test_support::services::database_url();
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            Some(client)
+        }
+        Err(e) => {
+            buttress_test_support::services::unavailable("PostgreSQL", "DATABASE_URL", &url, e);
+            None
+        }
+    }
+}
+
+/// Whether the Redis at `REDIS_URL` answers `PING` (having said why not).
+pub async fn redis() -> bool {
+    let url = buttress_test_support::services::redis_url();
+    let reached = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match reached.await {
+        Ok(_) => true,
+        Err(e) => {
+            buttress_test_support::services::unavailable("Redis", "REDIS_URL", &url, e);
+            false
+        }
+    }
+}
+
+/// Terminates every PostgreSQL connection of the knowledge API (found by
+/// its `application_name`); how many there were.
+pub async fn kill_api_connections(admin: &tokio_postgres::Client) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&buttress_stack::knowledge::APPLICATION_NAME],
+        )
+        .await
+        .unwrap()
+        .len()
+}
