@@ -27,6 +27,11 @@ fn outage() -> Faults {
     serde_json::from_value(json!({"outage": {"for": "1h"}})).unwrap()
 }
 
+/// Held by every test whose API uses PostgreSQL: one of them kills the
+/// knowledge API's connections (found by their application name), which
+/// would kill the other's mid-query too.
+static POSTGRES_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn with_postgres(sim: &SimServer, name: &str, extra: &[(&str, &str)]) -> KnowledgeApi {
     let url = services::database_url();
     let mut vars = vec![("DATABASE_URL", url.as_str())];
@@ -40,6 +45,7 @@ async fn with_postgres(sim: &SimServer, name: &str, extra: &[(&str, &str)]) -> K
 #[tokio::test]
 async fn documents_and_keyword_search_come_from_postgres() {
     let Some(_) = postgres().await else { return };
+    let _alone = POSTGRES_TESTS.lock().await;
     let sim = start_sim(SimConfig::default()).await;
     let api = with_postgres(&sim, "pg-docs", &[]).await;
     let routes = api.router();
@@ -90,6 +96,7 @@ async fn killed_database_connections_are_replaced() {
     let Some(admin) = postgres().await else {
         return;
     };
+    let _alone = POSTGRES_TESTS.lock().await;
     let sim = start_sim(SimConfig::default()).await;
     let api = with_postgres(&sim, "pg-kill", &[]).await;
     let routes = api.router();
