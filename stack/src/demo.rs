@@ -95,11 +95,44 @@ pub async fn run(running: &Running) -> Result<(), BoxError> {
     let answer = ask(&api, "Why write checkpoints atomically?").await?;
     expect(answer.get("degraded").is_none(), "whole answers again")?;
 
+    step(
+        "The learner has read every answered query's telemetry record, and stored each question's pattern once.",
+    );
+    let stats = learned(running).await?;
+    println!(
+        "    {} events, {} patterns, {} duplicates ({:.0} %), {} checkpoints saved",
+        stats.journal.events,
+        stats.patterns.learned,
+        stats.deduplication.duplicates,
+        stats.deduplication.ratio * 100.0,
+        stats.checkpointing.saves,
+    );
+    expect(
+        stats.deduplication.duplicates > 0 && stats.patterns.learned >= 2,
+        "the repeated question is one pattern",
+    )?;
+
     step("A bad request is a problem+json naming the field, with the request id.");
     let (status, problem) = api.post_any("/query", &json!({"question": ""})).await?;
     println!("    {status} {problem}");
     expect(status == 422, "an empty question is refused")?;
     Ok(())
+}
+
+/// The learner's statistics once it has caught up with the journal.
+async fn learned(running: &Running) -> Result<crate::learner::LearningStats, BoxError> {
+    let began = Instant::now();
+    loop {
+        let stats = running.learner.stats();
+        let b = &stats.backpressure;
+        if stats.journal.events > 0 && b.journal_unread_bytes == 0 && b.unprocessed_bytes == 0 {
+            return Ok(stats);
+        }
+        if began.elapsed() > Duration::from_secs(10) {
+            return Err(format!("the learner did not catch up within 10 s: {stats:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn expect(held: bool, what: &str) -> Result<(), BoxError> {

@@ -42,6 +42,16 @@ impl Env {
         }
     }
 
+    /// A fixed set of variables from pairs, for tests.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Env::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     /// Every variable read so far.
     pub fn names_read(&self) -> Vec<&'static str> {
         self.read.borrow().clone()
@@ -149,12 +159,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Env::from_pairs(pairs)
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   loads in the background.
 //! * [`sim`]: upstream-sim, which speaks the LLM server's, the embeddings
 //!   service's and Qdrant's APIs with scriptable faults.
+//! * [`learner`]: the continuous learner, which reads the knowledge API's
+//!   telemetry journal and stores each new query pattern once.
 //! * [`stack`]: all of them in one process, for `cargo run --bin stack`.
 //!
 //! The binaries in `src/bin` only read their settings ([`env`](mod@env)) and call
@@ -18,7 +20,9 @@ pub mod demo;
 pub mod embeddings;
 pub mod env;
 pub mod knowledge;
+pub mod learner;
 pub mod model;
+pub mod pg;
 pub mod serving;
 pub mod sim;
 pub mod stack;

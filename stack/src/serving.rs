@@ -4,11 +4,15 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
+use std::path::Path;
+
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::routing::get;
+use buttress::BoxError;
 use buttress::degrade::Problem;
 use buttress::health::{Outcome, Shutdown};
+use buttress::policy::{FileWatch, Format, Policy};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
@@ -128,4 +132,20 @@ pub fn body_problem(rejection: &BytesRejection) -> Problem {
             "The request body could not be read.",
         )
     }
+}
+
+/// A service's policy: `file`, watched so that each saved version applies
+/// live (keep the watch), or the built-in TOML `default` when unset.
+pub fn load_policy(
+    file: Option<&Path>,
+    default: &str,
+) -> Result<(Policy, Option<FileWatch>), BoxError> {
+    Ok(match file {
+        Some(path) => {
+            let policy = Policy::load(path)?;
+            let watch = policy.watch_file(path)?;
+            (policy, Some(watch))
+        }
+        None => (Policy::from_text(default, Format::Toml)?, None),
+    })
 }

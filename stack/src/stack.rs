@@ -1,6 +1,7 @@
 //! The whole stack in one process: upstream-sim (standing in for the LLM
-//! server and Qdrant), the embeddings service and the knowledge API, each
-//! on its own port, stopped together by one Ctrl-C.
+//! server and Qdrant), the embeddings service, the knowledge API and the
+//! learner reading its telemetry, each on its own port, stopped together
+//! by one Ctrl-C.
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::embeddings::{Embeddings, EmbeddingsConfig};
 use crate::knowledge::{KnowledgeApi, KnowledgeConfig};
+use crate::learner::{Learner, LearnerConfig};
 use crate::serving;
 use crate::sim::{Sim, SimConfig};
 
@@ -22,23 +24,29 @@ pub struct Addresses {
     pub embeddings: SocketAddr,
     /// upstream-sim.
     pub sim: SocketAddr,
+    /// The learner.
+    pub learner: SocketAddr,
 }
 
 /// The stack's settings: the knowledge API's (its upstream URLs are
 /// replaced by the services started here) and the first port; the
-/// embeddings service takes the next and upstream-sim the one after.
+/// embeddings service takes the next, upstream-sim the one after, and the
+/// learner the one after that.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     /// The knowledge API's settings.
     pub knowledge: KnowledgeConfig,
+    /// The learner's settings (it reads the knowledge API's journal
+    /// directory, whatever these say).
+    pub learner: LearnerConfig,
     /// The simulator's seed and faults.
     pub sim: SimConfig,
 }
 
-/// Binds the three listeners: the knowledge API's address, then the
-/// embeddings service and the simulator on the next two ports of the
-/// same host (or any free ports when the first is 0).
-pub async fn bind(first: SocketAddr) -> std::io::Result<[TcpListener; 3]> {
+/// Binds the four listeners: the knowledge API's address, then the
+/// embeddings service, the simulator and the learner on the next three
+/// ports of the same host (or any free ports when the first is 0).
+pub async fn bind(first: SocketAddr) -> std::io::Result<[TcpListener; 4]> {
     let next = |n: u16| -> std::io::Result<SocketAddr> {
         let mut a = first;
         if a.port() != 0 {
@@ -46,7 +54,7 @@ pub async fn bind(first: SocketAddr) -> std::io::Result<[TcpListener; 3]> {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!(
-                        "PORT {} leaves no room for the next two services' ports",
+                        "PORT {} leaves no room for the next three services' ports",
                         first.port()
                     ),
                 )
@@ -59,6 +67,7 @@ pub async fn bind(first: SocketAddr) -> std::io::Result<[TcpListener; 3]> {
         serving::bind(first).await?,
         serving::bind(next(1)?).await?,
         serving::bind(next(2)?).await?,
+        serving::bind(next(3)?).await?,
     ])
 }
 
@@ -71,6 +80,8 @@ pub struct Running {
     pub sim: Sim,
     /// The knowledge API.
     pub knowledge: KnowledgeApi,
+    /// The learner.
+    pub learner: Learner,
     shutdowns: Vec<buttress::health::Shutdown>,
     tasks: tokio::task::JoinSet<Outcome>,
     embeddings: tokio::sync::Mutex<EmbeddingsServer>,
@@ -106,12 +117,18 @@ fn start_embeddings(listener: TcpListener, load_delay: std::time::Duration) -> E
 }
 
 /// Starts the stack on `listeners` (from [`bind`]).
-pub async fn start(config: StackConfig, listeners: [TcpListener; 3]) -> Result<Running, BoxError> {
-    let [knowledge_listener, embeddings_listener, sim_listener] = listeners;
+pub async fn start(config: StackConfig, listeners: [TcpListener; 4]) -> Result<Running, BoxError> {
+    let [
+        knowledge_listener,
+        embeddings_listener,
+        sim_listener,
+        learner_listener,
+    ] = listeners;
     let addresses = Addresses {
         knowledge: knowledge_listener.local_addr()?,
         embeddings: embeddings_listener.local_addr()?,
         sim: sim_listener.local_addr()?,
+        learner: learner_listener.local_addr()?,
     };
     let local = |addr: SocketAddr, path: &str| {
         let host = if addr.ip().is_unspecified() {
@@ -140,6 +157,9 @@ pub async fn start(config: StackConfig, listeners: [TcpListener; 3]) -> Result<R
     let embeddings = start_embeddings(embeddings_listener, std::time::Duration::ZERO);
 
     let mut kc = config.knowledge;
+    let mut lc = config.learner;
+    lc.listen = addresses.learner;
+    lc.journal_dir = kc.journal_dir.clone();
     kc.listen = addresses.knowledge;
     kc.embeddings_url = local(addresses.embeddings, "");
     kc.llm_url = local(addresses.sim, "/llm");
@@ -159,10 +179,21 @@ pub async fn start(config: StackConfig, listeners: [TcpListener; 3]) -> Result<R
     });
     shutdowns.push(shutdown);
 
+    let learner = Learner::new(lc)?;
+    let shutdown = learner.shutdown();
+    let router = learner.router();
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { serving::serve(learner_listener, router, &shutdown).await });
+    }
+    drop(learner.spawn());
+    shutdowns.push(shutdown);
+
     Ok(Running {
         addresses,
         sim,
         knowledge,
+        learner,
         shutdowns,
         tasks,
         embeddings: tokio::sync::Mutex::new(embeddings),

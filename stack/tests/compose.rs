@@ -22,6 +22,7 @@ use std::path::Path;
 use buttress_stack::embeddings::{Embeddings, EmbeddingsConfig};
 use buttress_stack::env::Env;
 use buttress_stack::knowledge::{KnowledgeApi, KnowledgeConfig};
+use buttress_stack::learner::{Learner, LearnerConfig};
 use buttress_stack::sim::SimConfig;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value};
@@ -154,7 +155,7 @@ struct Ours {
 /// service when a variable is missing or refused.
 fn ours(name: &str, service: &Value) -> Option<Ours> {
     let binary = strings(&service["command"]).first()?.clone();
-    if !["knowledge-api", "embeddings", "upstream-sim"].contains(&binary.as_str()) {
+    if !["knowledge-api", "embeddings", "learner", "upstream-sim"].contains(&binary.as_str()) {
         return None;
     }
     let vars = environment(service);
@@ -165,6 +166,10 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
             .listen
             .port(),
         "embeddings" => EmbeddingsConfig::from_env(&env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .listen
+            .port(),
+        "learner" => LearnerConfig::from_env(&env)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .listen
             .port(),
@@ -212,6 +217,17 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
         }
         "embeddings" => {
             buttress_stack::embeddings::router(Embeddings::new(EmbeddingsConfig::default()))
+        }
+        "learner" => {
+            let mut vars = env.clone();
+            vars.insert("JOURNAL_DIR".into(), dir.display().to_string());
+            vars.insert("HEALTH_CHECK_TIMEOUT".into(), "50ms".into());
+            vars.insert(
+                "POLICY_FILE".into(),
+                Path::new(DIR).join("learner.toml").display().to_string(),
+            );
+            let config = LearnerConfig::from_env(&Env::from_map(vars)).unwrap();
+            Learner::new(config).unwrap().router()
         }
         _ => {
             // The simulator's own router, served on a loopback port.
@@ -367,11 +383,15 @@ async fn check(file: &Value, what: &str) {
         .collect::<Vec<_>>()
         .join("\n");
     for (name, service) in services {
-        if let Some(dir) = environment(service).get("JOURNAL_DIR") {
+        let env = environment(service);
+        for dir in ["JOURNAL_DIR", "CHECKPOINT_DIR"]
+            .iter()
+            .filter_map(|v| env.get(*v))
+        {
             assert!(
                 dockerfile.contains(&format!("mkdir -p {dir}"))
                     && dockerfile.contains("chown -R buttress"),
-                "{what}: {name} writes its journal to {dir}, which the image does not create for its user"
+                "{what}: {name} writes to {dir}, which the image does not create for its user"
             );
             let user_line = dockerfile
                 .lines()

@@ -1,13 +1,15 @@
 //! The whole stack on localhost in one process: the knowledge API, the
-//! embeddings service and upstream-sim (as the LLM server and Qdrant).
+//! embeddings service, upstream-sim (as the LLM server and Qdrant) and the
+//! learner.
 //!
 //! ```text
 //! cargo run --release -p buttress-stack --bin stack
 //! ```
 //! PostgreSQL and Redis are used when `DATABASE_URL` / `REDIS_URL` are set;
 //! otherwise the documents, limits and cache stay in memory. `PORT` (8080)
-//! is the knowledge API's; the embeddings service takes the next port and
-//! upstream-sim the one after. Ctrl-C stops everything.
+//! is the knowledge API's; the embeddings service takes the next port,
+//! upstream-sim the one after and the learner the one after that. Ctrl-C
+//! stops everything.
 //!
 //! `--demo` runs a scripted outage of each upstream instead (about 15 s),
 //! printing what a client sees, then stops.
@@ -16,6 +18,7 @@ use std::process::ExitCode;
 
 use buttress_stack::env::Env;
 use buttress_stack::knowledge::KnowledgeConfig;
+use buttress_stack::learner::LearnerConfig;
 use buttress_stack::serving;
 use buttress_stack::sim::SimConfig;
 use buttress_stack::stack::{self, StackConfig};
@@ -64,6 +67,16 @@ async fn main() -> ExitCode {
         }
         knowledge.policy_file = Some(file);
     }
+    let mut learner = match LearnerConfig::from_env(&Env::process()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stack: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if std::env::var_os("CHECKPOINT_DIR").is_none() {
+        learner.checkpoint_dir = scratch.join("learner");
+    }
     let listeners = match stack::bind(knowledge.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -78,6 +91,7 @@ async fn main() -> ExitCode {
     let journal = knowledge.journal_dir.clone();
     let config = StackConfig {
         knowledge,
+        learner,
         sim: SimConfig::default(),
     };
     let running = match stack::start(config, listeners).await {
@@ -100,6 +114,10 @@ async fn main() -> ExitCode {
     println!(
         "  upstream-sim    http://127.0.0.1:{}   (the LLM at /llm, Qdrant at /qdrant; PUT /faults)",
         a.sim.port()
+    );
+    println!(
+        "  learner         http://127.0.0.1:{}   (GET /learning/stats: the patterns learned from the telemetry)",
+        a.learner.port()
     );
     println!(
         "  documents       {}",

@@ -24,7 +24,7 @@ use buttress::admin::Admin;
 use buttress::degrade::problem_stack;
 use buttress::health::{CheckOptions, Health, HealthEndpoints, Shutdown, check_fn};
 use buttress::journal::Journal;
-use buttress::policy::{FileWatch, Format, Policy};
+use buttress::policy::{FileWatch, Policy};
 use buttress::retry::{Backoff, RetryConfig, RetryPolicy};
 
 pub use cache::EmbeddingCache;
@@ -72,14 +72,8 @@ impl KnowledgeApi {
     ///
     /// Must be called inside a tokio runtime.
     pub fn new(config: KnowledgeConfig) -> Result<Self, BoxError> {
-        let (policy, watch) = match &config.policy_file {
-            Some(path) => {
-                let policy = Policy::load(path)?;
-                let watch = policy.watch_file(path)?;
-                (policy, Some(watch))
-            }
-            None => (Policy::from_text(DEFAULT_POLICY, Format::Toml)?, None),
-        };
+        let (policy, watch) =
+            crate::serving::load_policy(config.policy_file.as_deref(), DEFAULT_POLICY)?;
         let store = match &config.database_url {
             Some(url) => Store::postgres(url)?,
             None => Store::Memory,

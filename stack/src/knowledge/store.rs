@@ -3,13 +3,9 @@
 //! documents by id and run the keyword search that stands in for vector
 //! search when the vector store is down.
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use bb8::Pool;
-use bb8_postgres::PostgresConnectionManager;
 use serde::Serialize;
-use tokio_postgres::NoTls;
+
+use crate::pg::PgPool;
 
 use crate::corpus::DOCUMENTS;
 use crate::model::words;
@@ -42,8 +38,6 @@ pub enum StoreError {
     Url(String),
 }
 
-type PgPool = Pool<PostgresConnectionManager<NoTls>>;
-
 /// The document store.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -63,18 +57,7 @@ impl Store {
     /// statement after 30 s and an idle transaction after 60 s. Nothing
     /// connects until [`prepare`](Store::prepare).
     pub fn postgres(url: &str) -> Result<Store, StoreError> {
-        let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
-        config
-            .application_name(APPLICATION_NAME)
-            .connect_timeout(Duration::from_secs(5))
-            .options("-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000");
-        let manager = PostgresConnectionManager::new(config, NoTls);
-        let pool = Pool::builder()
-            .max_size(16)
-            .max_lifetime(Some(Duration::from_secs(3600)))
-            .connection_timeout(Duration::from_secs(30))
-            .build_unchecked(manager);
+        let pool = crate::pg::pool(url, APPLICATION_NAME, 16).map_err(StoreError::Url)?;
         Ok(Store::Postgres(pool))
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use buttress::journal::{Durability, Journal, JournalConfig, OpenError};
+use buttress::journal::{Compression, Durability, Journal, JournalConfig, OpenError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,11 +34,12 @@ pub struct QueryRecord {
 
 /// The journal in `dir`, each append acknowledged once it is on disk
 /// (group commit), so an answered query's record survives a `kill -9`;
-/// files of 64 MB, at most `keep_bytes` of them kept.
+/// files of 64 MB, gzipped once sealed, at most `keep_bytes` of them kept.
 pub(super) fn open(dir: &Path, keep_bytes: u64) -> Result<Journal, OpenError> {
     let config = JournalConfig::default()
         .durability(Durability::GroupCommit)
         .rotate_bytes(Some(64 << 20))
+        .compression(Compression::Gzip)
         .keep_bytes(Some(keep_bytes));
     Journal::open(dir, JOURNAL_NAME, config)
 }

@@ -180,3 +180,75 @@ pub async fn kill_api_connections(admin: &tokio_postgres::Client) -> usize {
         .unwrap()
         .len()
 }
+
+/// A query record of `question`, as the knowledge API writes one, with
+/// `pad` more characters in its request id (to make backlogs quickly).
+pub fn query_record(n: u64, question: &str, pad: usize) -> buttress_stack::knowledge::QueryRecord {
+    buttress_stack::knowledge::QueryRecord {
+        at_ms: 1_700_000_000_000 + n,
+        request_id: format!("req-{n}-{}", "x".repeat(pad)),
+        question_sha256: buttress_stack::knowledge::question_hash(question),
+        latency_ms: 12,
+        answered_by: vec!["embeddings".into(), "vector_store".into(), "llm".into()],
+        degraded: Vec::new(),
+        passages: 3,
+    }
+}
+
+/// `count` questions of which about `duplicates` (a fraction) repeat an
+/// earlier one, from a fixed seed.
+pub fn questions(count: usize, duplicates: f64, seed: u64) -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut out: Vec<String> = Vec::with_capacity(count);
+    let mut distinct = 0usize;
+    for _ in 0..count {
+        if distinct > 0 && rng.f64() < duplicates {
+            let again = out[rng.usize(..out.len())].clone();
+            // Written differently, the same pattern once normalised.
+            out.push(format!("  {}  ", again.to_uppercase()));
+        } else {
+            out.push(format!("what is question {distinct}?"));
+            distinct += 1;
+        }
+    }
+    out
+}
+
+/// A learner reading `dir/telemetry`, checkpointing in `dir/learner`, with
+/// `policy` and `extra` variables.
+pub fn learner(
+    dir: &Path,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> buttress_stack::learner::Learner {
+    use buttress_stack::learner::{Learner, LearnerConfig};
+    let policy_file = dir.join("learner.toml");
+    std::fs::write(&policy_file, policy).expect("policy written");
+    let mut vars: BTreeMap<String, String> = [
+        ("PORT", "0".to_owned()),
+        ("POLICY_FILE", policy_file.display().to_string()),
+        ("JOURNAL_DIR", dir.join("telemetry").display().to_string()),
+        ("CHECKPOINT_DIR", dir.join("learner").display().to_string()),
+        ("POLL_INTERVAL", "20ms".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = LearnerConfig::from_env(&Env::from_map(vars)).expect("valid settings");
+    Learner::new(config).expect("the learner builds")
+}
+
+/// Polls `done` every 10 ms for at most `limit`; whether it came true.
+pub async fn eventually(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    done()
+}

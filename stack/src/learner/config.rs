@@ -1,0 +1,123 @@
+//! The learner's settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::env::{Env, EnvError};
+
+/// The learner's settings, from its environment.
+#[derive(Debug, Clone)]
+pub struct LearnerConfig {
+    /// Where it listens (`BIND`, `PORT`; default `0.0.0.0:8083`).
+    pub listen: SocketAddr,
+    /// PostgreSQL (`DATABASE_URL`): set, patterns and checkpoints are kept
+    /// there; unset, patterns are kept in memory (a demo: they are lost
+    /// with the process) and checkpoints in `CHECKPOINT_DIR`.
+    pub database_url: Option<String>,
+    /// The knowledge API's telemetry journal (`JOURNAL_DIR`, default
+    /// `data/telemetry`), read from the saved cursor.
+    pub journal_dir: PathBuf,
+    /// The checkpoints' directory without a database (`CHECKPOINT_DIR`,
+    /// default `data/learner`).
+    pub checkpoint_dir: PathBuf,
+    /// This learner's name (`LEARNER_NAME`, default `learner`): its
+    /// checkpoint's name, so learners of different journals keep apart.
+    pub name: String,
+    /// The patterns' table (`PATTERNS_TABLE`, default `learned_patterns`).
+    pub patterns_table: String,
+    /// The checkpoints' table (`CHECKPOINT_TABLE`, default `learner_checkpoints`).
+    pub checkpoint_table: String,
+    /// The policy file (`POLICY_FILE`), watched for changes; unset, the
+    /// built-in `stack/learner.toml`.
+    pub policy_file: Option<PathBuf>,
+    /// How often it looks for new records at the end of the journal
+    /// (`POLL_INTERVAL`, default 200 ms).
+    pub poll_interval: Duration,
+    /// The bearer token of `/admin` for callers not on loopback
+    /// (`ADMIN_TOKEN`; unset, `/admin` answers loopback only).
+    pub admin_token: Option<String>,
+    /// How long each health check may take (`HEALTH_CHECK_TIMEOUT`, default 2 s).
+    pub check_timeout: Duration,
+}
+
+/// The port the learner listens on by default.
+pub const DEFAULT_PORT: u16 = 8083;
+
+impl LearnerConfig {
+    /// The settings `env` gives.
+    pub fn from_env(env: &Env) -> Result<Self, EnvError> {
+        let table = |name: &'static str, default: &str| -> Result<String, EnvError> {
+            let value = env.get(name).unwrap_or_else(|| default.to_owned());
+            if crate::pg::valid_table(&value) {
+                Ok(value)
+            } else {
+                Err(EnvError {
+                    name,
+                    value,
+                    reason: "a table name is lower-case letters, digits and _, starting with a letter, at most 63".to_owned(),
+                })
+            }
+        };
+        let name = env
+            .get("LEARNER_NAME")
+            .unwrap_or_else(|| "learner".to_owned());
+        if name.len() > 200
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(EnvError {
+                name: "LEARNER_NAME",
+                value: name,
+                reason: "letters, digits, '-', '_' and '.' only, at most 200".to_owned(),
+            });
+        }
+        Ok(LearnerConfig {
+            listen: env.listen(DEFAULT_PORT)?,
+            database_url: env.get("DATABASE_URL"),
+            journal_dir: env
+                .get("JOURNAL_DIR")
+                .map_or_else(|| PathBuf::from("data/telemetry"), PathBuf::from),
+            checkpoint_dir: env
+                .get("CHECKPOINT_DIR")
+                .map_or_else(|| PathBuf::from("data/learner"), PathBuf::from),
+            name,
+            patterns_table: table("PATTERNS_TABLE", "learned_patterns")?,
+            checkpoint_table: table("CHECKPOINT_TABLE", "learner_checkpoints")?,
+            policy_file: env.get("POLICY_FILE").map(PathBuf::from),
+            poll_interval: env.duration("POLL_INTERVAL", Duration::from_millis(200))?,
+            admin_token: env.get("ADMIN_TOKEN"),
+            check_timeout: env.duration("HEALTH_CHECK_TIMEOUT", Duration::from_secs(2))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = LearnerConfig::from_env(&env(&[])).unwrap();
+        assert_eq!(c.listen.port(), DEFAULT_PORT);
+        assert_eq!(c.patterns_table, "learned_patterns");
+        assert_eq!(c.name, "learner");
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_variable() {
+        let e =
+            LearnerConfig::from_env(&env(&[("PATTERNS_TABLE", "x; drop table y")])).unwrap_err();
+        assert_eq!(e.name, "PATTERNS_TABLE");
+        let e = LearnerConfig::from_env(&env(&[("LEARNER_NAME", "../etc")])).unwrap_err();
+        assert_eq!(e.name, "LEARNER_NAME");
+        let e = LearnerConfig::from_env(&env(&[("POLL_INTERVAL", "soon")])).unwrap_err();
+        assert_eq!(e.name, "POLL_INTERVAL");
+    }
+}

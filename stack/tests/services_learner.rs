@@ -1,0 +1,321 @@
+//! The learner binary against the PostgreSQL at `DATABASE_URL` (patterns
+//! and checkpoints there), killed with `kill -9` at 50 random moments over
+//! a 10,000-event journal (rotated, gzipped, about 18 % duplicates): in the
+//! end every event's pattern is in PostgreSQL exactly once, at the position
+//! of its first occurrence, no restart redid more than 100 events, and
+//! `/learning/stats` counts as one pass would. Without PostgreSQL it says
+//! why and passes, unless `BUTTRESS_REQUIRE_SERVICES=1`.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use buttress::journal::{Compression, Cursor, Durability, Journal, JournalConfig, JournalReader};
+use buttress_stack::client::JsonClient;
+use buttress_stack::knowledge::{JOURNAL_NAME, QueryRecord, question_hash};
+use buttress_stack::learner::{Hash, LearningStats, parse_hash};
+use support::{query_record, questions, temp_dir};
+
+const EVENTS: usize = 10_000;
+const KILLS: usize = 50;
+const EVERY: u64 = 100;
+
+/// One run of the learner binary, its log lines read on a thread.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Run {
+    fn start(vars: &[(String, String)]) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_learner"))
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the learner starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Run {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// The next log line, waiting at most `limit`.
+    fn next(&mut self, limit: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(limit).ok()?;
+        self.log.push(line.clone());
+        Some(line)
+    }
+
+    /// Reads lines until one satisfies `f`; panics with the log after 60 s.
+    fn until(&mut self, what: &str, mut f: impl FnMut(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(line) = self.next(Duration::from_millis(100)) {
+                if f(&line) {
+                    return line;
+                }
+            } else if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the learner exited ({status}) before {what}:\n{}",
+                    self.log.join("\n")
+                );
+            }
+        }
+        panic!("no {what} within 60 s:\n{}", self.log.join("\n"));
+    }
+
+    /// Every line left, once the process has ended.
+    fn drain(&mut self) {
+        while self.next(Duration::from_secs(5)).is_some() {}
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.drain();
+    }
+}
+
+/// `name=<number>` in a log line.
+fn field(line: &str, name: &str) -> Option<u64> {
+    let at = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Where a run resumed (events processed by the checkpoint).
+fn resumed(line: &str) -> u64 {
+    if line.contains("no checkpoint") {
+        0
+    } else {
+        field(line, "events").expect("events in the resume line")
+    }
+}
+
+fn is_start(line: &str) -> bool {
+    line.contains("resuming from the checkpoint") || line.contains("no checkpoint")
+}
+
+/// The highest event a run began to process (a batch is logged before its
+/// writes, so every event whose effects may be stored is counted).
+fn attempted(log: &[String]) -> Option<u64> {
+    log.iter()
+        .filter(|l| l.contains("processing events"))
+        .filter_map(|l| field(l, "to"))
+        .max()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice() {
+    let Some(pg) = support::postgres().await else {
+        return;
+    };
+    let dir = temp_dir("learner-kill9");
+    let tag = std::process::id();
+    let patterns_table = format!("learned_patterns_kill_{tag}");
+    let checkpoint_table = format!("learner_checkpoints_kill_{tag}");
+    for table in [&patterns_table, &checkpoint_table] {
+        pg.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
+    }
+
+    // The journal: rotated every 128 KiB and gzipped behind.
+    let asked = questions(EVENTS, 0.18, 42);
+    let config = JournalConfig::default()
+        .durability(Durability::Buffered)
+        .rotate_bytes(Some(128 << 10))
+        .compression(Compression::Gzip);
+    let journal = Journal::open(dir.join("telemetry"), JOURNAL_NAME, config).unwrap();
+    for (n, q) in asked.iter().enumerate() {
+        journal
+            .append_blocking(&query_record(n as u64, q, 0))
+            .unwrap();
+    }
+    journal.close().unwrap();
+    let mut first: BTreeMap<Hash, Cursor> = BTreeMap::new();
+    let mut reader = JournalReader::open(dir.join("telemetry"), JOURNAL_NAME).unwrap();
+    while let Some(record) = reader.next_record::<QueryRecord>().unwrap() {
+        first
+            .entry(parse_hash(&record.event.question_sha256).unwrap())
+            .or_insert(record.cursor);
+    }
+    let distinct = asked
+        .iter()
+        .map(|q| question_hash(q))
+        .collect::<HashSet<_>>();
+    assert_eq!(first.len(), distinct.len());
+    let gz = std::fs::read_dir(dir.join("telemetry"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "gz")
+        })
+        .count();
+    assert!(gz >= 3, "several rotated files are gzipped ({gz})");
+
+    let vars: Vec<(String, String)> = [
+        (
+            "DATABASE_URL",
+            buttress_test_support::services::database_url(),
+        ),
+        ("BIND", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("JOURNAL_DIR", dir.join("telemetry").display().to_string()),
+        ("LEARNER_NAME", format!("kill-test-{tag}")),
+        ("PATTERNS_TABLE", patterns_table.clone()),
+        ("CHECKPOINT_TABLE", checkpoint_table.clone()),
+        ("POLL_INTERVAL", "20ms".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    // Kill points spread over the journal, each a little after a batch
+    // began, so that kills land anywhere in a batch: in its write, between
+    // the write and the save, in the save.
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut targets: Vec<u64> = (0..KILLS).map(|_| rng.u64(0..EVENTS as u64)).collect();
+    targets.sort_unstable();
+    let mut previous: Option<u64> = None;
+    let mut redone = Vec::new();
+    for target in targets {
+        let mut run = Run::start(&vars);
+        let start = run.until("a start", is_start);
+        let from = resumed(&start);
+        if let Some(before) = previous {
+            assert!(
+                from <= before,
+                "resumed at {from}, past what was processed ({before})"
+            );
+            assert!(
+                before - from <= EVERY,
+                "a restart redoes {} events (from {from} to {before}):\n{}",
+                before - from,
+                run.log.join("\n")
+            );
+            redone.push(before - from);
+        }
+        if from < EVENTS as u64 {
+            run.until("the kill point", |l| {
+                l.contains("processing events")
+                    && field(l, "to").is_some_and(|to| to >= target.max(from + 1))
+            });
+        }
+        std::thread::sleep(Duration::from_micros(rng.u64(0..4_000)));
+        run.kill_9();
+        previous = Some(attempted(&run.log).unwrap_or(from).max(from));
+    }
+
+    // A last run to the end, then a graceful stop.
+    let mut run = Run::start(&vars);
+    let start = run.until("a start", is_start);
+    let from = resumed(&start);
+    let before = previous.unwrap();
+    assert!(from <= before && before - from <= EVERY, "{from} {before}");
+    redone.push(before - from);
+    let listening = run
+        .log
+        .iter()
+        .find(|l| l.contains("learner listening"))
+        .cloned()
+        .expect("the address is logged");
+    let address = listening
+        .split("address=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .expect("an address")
+        .to_owned();
+    let client = JsonClient::new("learner", &format!("http://{address}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stats = loop {
+        let stats: LearningStats = client.get("/learning/stats").await.expect("stats");
+        if stats.journal.events == EVENTS as u64 || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(stats.journal.events, EVENTS as u64, "{stats:?}");
+    assert_eq!(stats.deduplication.seen, EVENTS as u64);
+    assert_eq!(
+        stats.deduplication.duplicates,
+        (EVENTS - distinct.len()) as u64
+    );
+    assert_eq!(stats.patterns.learned, distinct.len() as u64);
+    assert_eq!(stats.patterns.stored, distinct.len() as u64);
+    assert_eq!(stats.checkpointing.store, "postgres");
+    assert_eq!(
+        stats.checkpointing.resumed_from.as_ref().map(|c| c.events),
+        Some(from)
+    );
+    buttress_test_support::process::signal(&run.child, "TERM");
+    let status = run.child.wait().unwrap();
+    run.drain();
+    assert!(
+        status.success(),
+        "a graceful stop: {status}\n{}",
+        run.log.join("\n")
+    );
+    assert!(run.log.iter().any(|l| l.contains("progress saved")));
+
+    // Exactly once, each at its first occurrence.
+    let rows = pg
+        .query(
+            &format!("SELECT hash, first_file, first_offset FROM {patterns_table}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: BTreeMap<Hash, Cursor> = rows
+        .iter()
+        .map(|r| {
+            let hash: String = r.get(0);
+            let (file, offset): (i64, i64) = (r.get(1), r.get(2));
+            (
+                parse_hash(&hash).unwrap(),
+                Cursor {
+                    file: file as u64,
+                    offset: offset as u64,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), stored.len(), "no pattern stored twice");
+    assert_eq!(stored.len(), first.len(), "no pattern lost");
+    assert!(stored == first, "each pattern at its first occurrence");
+    let max = redone.iter().max().copied().unwrap_or(0);
+    eprintln!(
+        "{} kills; events redone per restart: max {max}, mean {:.1}",
+        KILLS,
+        redone.iter().sum::<u64>() as f64 / redone.len() as f64
+    );
+    for table in [&patterns_table, &checkpoint_table] {
+        pg.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
