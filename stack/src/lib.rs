@@ -9,11 +9,14 @@
 //!   service's and Qdrant's APIs with scriptable faults.
 //! * [`learner`]: the continuous learner, which reads the knowledge API's
 //!   telemetry journal and stores each new query pattern once.
+//! * [`chat`]: the chat backend, whose pipeline runs on the priority
+//!   executor and answers the legacy way when it fails.
 //! * [`stack`]: all of them in one process, for `cargo run --bin stack`.
 //!
 //! The binaries in `src/bin` only read their settings ([`env`](mod@env)) and call
 //! these.
 
+pub mod chat;
 pub mod client;
 pub mod corpus;
 pub mod demo;
@@ -22,6 +25,7 @@ pub mod env;
 pub mod knowledge;
 pub mod learner;
 pub mod model;
+pub mod nats;
 pub mod pg;
 pub mod serving;
 pub mod sim;

@@ -10,7 +10,9 @@ use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::routing::get;
 use buttress::BoxError;
-use buttress::degrade::Problem;
+use buttress::admin::Admin;
+use buttress::degrade::{Problem, problem_stack};
+use buttress::health::{Health, HealthEndpoints};
 use buttress::health::{Outcome, Shutdown};
 use buttress::policy::{FileWatch, Format, Policy};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -148,4 +150,21 @@ pub fn load_policy(
         }
         None => (Policy::from_text(default, Format::Toml)?, None),
     })
+}
+
+/// `work` with what every service serves beside it: `/health`, `/livez`,
+/// `/readyz`, `/metrics` and `admin`'s `/admin` (behind `token` for
+/// callers off loopback, when set); every error as problem+json with the
+/// request id.
+pub fn with_surface(work: Router, admin: Admin, health: &Health, token: Option<&str>) -> Router {
+    let admin = match token {
+        Some(t) => admin.token(t.to_owned()),
+        None => admin,
+    };
+    Router::new()
+        .merge(work)
+        .merge(HealthEndpoints::new(health.clone()).router())
+        .merge(metrics_router())
+        .merge(admin.router())
+        .layer(problem_stack())
 }

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use buttress_stack::chat::{Chat, ChatConfig};
 use buttress_stack::embeddings::{Embeddings, EmbeddingsConfig};
 use buttress_stack::env::Env;
 use buttress_stack::knowledge::{KnowledgeApi, KnowledgeConfig};
@@ -155,7 +156,15 @@ struct Ours {
 /// service when a variable is missing or refused.
 fn ours(name: &str, service: &Value) -> Option<Ours> {
     let binary = strings(&service["command"]).first()?.clone();
-    if !["knowledge-api", "embeddings", "learner", "upstream-sim"].contains(&binary.as_str()) {
+    if ![
+        "knowledge-api",
+        "embeddings",
+        "learner",
+        "chat",
+        "upstream-sim",
+    ]
+    .contains(&binary.as_str())
+    {
         return None;
     }
     let vars = environment(service);
@@ -170,6 +179,10 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
             .listen
             .port(),
         "learner" => LearnerConfig::from_env(&env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .listen
+            .port(),
+        "chat" => ChatConfig::from_env(&env)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .listen
             .port(),
@@ -228,6 +241,16 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
             );
             let config = LearnerConfig::from_env(&Env::from_map(vars)).unwrap();
             Learner::new(config).unwrap().router()
+        }
+        "chat" => {
+            let mut vars = env.clone();
+            vars.insert("HEALTH_CHECK_TIMEOUT".into(), "50ms".into());
+            vars.insert(
+                "POLICY_FILE".into(),
+                Path::new(DIR).join("chat.toml").display().to_string(),
+            );
+            let config = ChatConfig::from_env(&Env::from_map(vars)).unwrap();
+            Chat::new(config).unwrap().router()
         }
         _ => {
             // The simulator's own router, served on a loopback port.
@@ -322,7 +345,7 @@ async fn check(file: &Value, what: &str) {
             let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
                 continue;
             };
-            if !["http", "postgres", "redis"].contains(&scheme) {
+            if !["http", "postgres", "redis", "nats"].contains(&scheme) {
                 continue;
             }
             assert!(

@@ -10,6 +10,11 @@
 //! 4. the API's PostgreSQL connections killed (`pg_terminate_backend`);
 //! 5. `kill -9` of the API, and a restart.
 //!
+//! Beside it run the learner (reading the API's journal into PostgreSQL)
+//! and the chat backend (ten chats a second, its LLM on a simulator of
+//! its own with the same outage): the learner must keep up with the API's
+//! load, and chat must answer the legacy way through the LLM outage.
+//!
 //! It asserts what the stack promises (see `stack/README.md`), prints a
 //! table of each stage and writes it to `target/outage-drill.md`.
 //!
@@ -53,8 +58,10 @@ const HEALTH_LAG: Duration = Duration::from_millis(1500);
 
 // ---------------------------------------------------------------- the API process
 
-/// The knowledge API, as a child process.
+/// One of the stack's binaries (the knowledge API, the learner, the chat
+/// backend), as a child process.
 struct Api {
+    bin: &'static str,
     child: Option<Child>,
     port: u16,
     env: Vec<(String, String)>,
@@ -68,13 +75,13 @@ impl Api {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_knowledge-api"))
+        let child = Command::new(self.bin)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("the knowledge-api binary starts");
+            .unwrap_or_else(|e| panic!("{} starts: {e}", self.bin));
         self.child = Some(child);
     }
 
@@ -232,6 +239,84 @@ async fn query(client: &HttpClient, url: &str, question: &str) -> Outcome {
         }
         _ => raw("not an answer nor a documented problem"),
     }
+}
+
+// ---------------------------------------------------------------- the companions
+
+/// The most the learner may have read and not processed, or not read,
+/// at any moment of the drill: 256 kB, about 4 s of the load's records.
+const MAX_LEARNER_BACKLOG: u64 = 256_000;
+
+/// What one chat got.
+#[derive(Debug, Clone)]
+struct ChatSample {
+    sent: Duration,
+    stage: &'static str,
+    latency: Duration,
+    status: Option<u16>,
+    degraded: bool,
+    kind: String,
+}
+
+/// Ten chats a second to the chat backend until the drill stops.
+async fn chat_load(drill: Arc<Drill>, url: String, out: Arc<Mutex<Vec<ChatSample>>>) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i = 0u64;
+    while !drill.stop.load(Ordering::SeqCst) {
+        ticks.tick().await;
+        i += 1;
+        let (drill, url, out) = (drill.clone(), url.clone(), out.clone());
+        tasks.spawn(async move {
+            let (sent, stage) = (drill.now(), drill.stage());
+            let began = Instant::now();
+            let body = json!({"message": question(i), "domain": "engineering"}).to_string();
+            let got = send(&drill.client, http::Method::POST, &url, body).await;
+            let (status, json) = match got {
+                Ok((status, _, bytes)) => (
+                    Some(status),
+                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+                ),
+                Err(_) => (None, Value::Null),
+            };
+            out.lock().unwrap().push(ChatSample {
+                sent,
+                stage,
+                latency: began.elapsed(),
+                status,
+                degraded: json["degraded"] == true,
+                kind: json["error"]["kind"].as_str().unwrap_or("").to_owned(),
+            });
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The learner's backlog (bytes not read plus read and not processed),
+/// every half second until the drill stops.
+async fn poll_learner(drill: Arc<Drill>, url: String, out: Arc<Mutex<Vec<(Duration, u64)>>>) {
+    while !drill.stop.load(Ordering::SeqCst) {
+        if let Ok((200, _, bytes)) =
+            send(&drill.client, http::Method::GET, &url, String::new()).await
+        {
+            let stats: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let b = &stats["backpressure"];
+            let backlog = b["journal_unread_bytes"].as_u64().unwrap_or(0)
+                + b["unprocessed_bytes"].as_u64().unwrap_or(0);
+            out.lock().unwrap().push((drill.now(), backlog));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The machine's NATS, when it answers.
+async fn nats_reachable() -> Option<String> {
+    let url = services::nats_url();
+    let host = url.trim_start_matches("nats://").to_owned();
+    tokio::net::TcpStream::connect(&host)
+        .await
+        .ok()
+        .map(|_| url)
 }
 
 // ---------------------------------------------------------------- the load
@@ -436,7 +521,8 @@ async fn wait_ready(client: &HttpClient, api: &Api) -> Duration {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
-        "the knowledge API was not ready within 30 s; see {}",
+        "{} was not ready within 30 s; see {}",
+        api.bin,
         api.log.display()
     );
 }
@@ -542,6 +628,7 @@ async fn outage_drill() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let mut api = Api {
+        bin: env!("CARGO_BIN_EXE_knowledge-api"),
         child: None,
         port,
         env,
@@ -551,6 +638,66 @@ async fn outage_drill() {
     let http = client();
     wait_ready(&http, &api).await;
     let api_url = api.url("");
+
+    // The learner, reading the API's journal into PostgreSQL.
+    let tag = std::process::id();
+    let (patterns_table, checkpoint_table) = (
+        format!("learned_patterns_drill_{tag}"),
+        format!("learner_checkpoints_drill_{tag}"),
+    );
+    let mut learner = Api {
+        bin: env!("CARGO_BIN_EXE_learner"),
+        child: None,
+        port: free_port(),
+        env: Vec::new(),
+        log: dir.join("learner.log"),
+    };
+    learner.env = [
+        ("BIND", "127.0.0.1".to_owned()),
+        ("PORT", learner.port.to_string()),
+        ("DATABASE_URL", db_url.clone()),
+        ("JOURNAL_DIR", journal_dir.display().to_string()),
+        ("LEARNER_NAME", format!("drill-{tag}")),
+        ("PATTERNS_TABLE", patterns_table.clone()),
+        ("CHECKPOINT_TABLE", checkpoint_table.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    learner.spawn();
+    wait_ready(&http, &learner).await;
+
+    // The chat backend, on a simulator of its own (so the API's LLM
+    // counts stay the API's), with the same LLM outage staged on it.
+    let chat_sim = start_sim(SimConfig::default()).await;
+    let chat_policy = dir.join("chat.toml");
+    std::fs::write(
+        &chat_policy,
+        buttress_stack::chat::DEFAULT_POLICY.replace("duration = \"30s\"", "duration = \"3s\""),
+    )
+    .unwrap();
+    let mut chat = Api {
+        bin: env!("CARGO_BIN_EXE_chat"),
+        child: None,
+        port: free_port(),
+        env: Vec::new(),
+        log: dir.join("chat.log"),
+    };
+    chat.env = [
+        ("BIND", "127.0.0.1".to_owned()),
+        ("PORT", chat.port.to_string()),
+        ("LLM_URL", chat_sim.url("/llm")),
+        ("DATABASE_URL", db_url.clone()),
+        ("POLICY_FILE", chat_policy.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(nats) = nats_reachable().await {
+        chat.env.push(("NATS_URL".to_owned(), nats));
+    }
+    chat.spawn();
+    wait_ready(&http, &chat).await;
 
     let drill = Arc::new(Drill {
         client: http.clone(),
@@ -565,6 +712,18 @@ async fn outage_drill() {
     });
     let health = Arc::new(Mutex::new(Vec::new()));
     let load = tokio::spawn(drill.clone().run(rate));
+    let chats = Arc::new(Mutex::new(Vec::new()));
+    let chat_load = tokio::spawn(chat_load(
+        drill.clone(),
+        chat.url("/api/chat"),
+        chats.clone(),
+    ));
+    let backlog = Arc::new(Mutex::new(Vec::new()));
+    let learner_poll = tokio::spawn(poll_learner(
+        drill.clone(),
+        learner.url("/learning/stats"),
+        backlog.clone(),
+    ));
     let poller = tokio::spawn(poll_health(
         drill.clone(),
         api.url("/health"),
@@ -590,6 +749,10 @@ async fn outage_drill() {
     let began = drill.now();
     sim.sim
         .set_faults(Target::Llm, faults(json!({"outage": {"for": "10s"}})));
+    chat_sim
+        .sim
+        .set_faults(Target::Llm, faults(json!({"outage": {"for": "10s"}})));
+    let chat_llm_before = chat_sim.sim.stats(Target::Llm);
     let opened_after = calls_until_open(&drill, &sim, Target::Llm, "llm").await;
     assert_eq!(
         opened_after, 3,
@@ -603,6 +766,7 @@ async fn outage_drill() {
         (Target::Llm, llm_before, sim.sim.stats(Target::Llm)),
     );
     windows.push(("llm down", began, ended));
+    let chat_llm_calls = delta(chat_sim.sim.stats(Target::Llm), chat_llm_before);
     drill.enter("llm recovery");
     let closed_in = until_closed(&drill, "llm", OPEN_FOR + Duration::from_secs(2)).await;
     // Every failed call of the LLM was one of the 3 that opened it or a
@@ -731,13 +895,23 @@ async fn outage_drill() {
     drill.stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     poller.await.unwrap();
+    chat_load.await.unwrap();
+    learner_poll.await.unwrap();
     drill.pause().await;
+    let load_stopped = Instant::now();
     let exit = api.stop();
     assert_eq!(
         exit,
         Some(0),
         "a graceful stop after the drill; see {}",
         api.log.display()
+    );
+    let chat_exit = chat.stop();
+    assert_eq!(
+        chat_exit,
+        Some(0),
+        "chat stops gracefully; see {}",
+        chat.log.display()
     );
 
     // ------------------------------------------------------------ the verdict
@@ -962,6 +1136,114 @@ async fn outage_drill() {
         "load: {rate} queries/s; {} not sent (1000 in flight)",
         drill.skipped.load(Ordering::Relaxed)
     ));
+
+    // The chat backend: always 200; the legacy answer through the LLM
+    // outage, whole answers again one probe period after it.
+    let chats = chats.lock().unwrap().clone();
+    let (llm_began, llm_ended) = windows
+        .iter()
+        .find(|w| w.0 == "llm down")
+        .map(|w| (w.1, w.2))
+        .unwrap();
+    let mut during = (0usize, 0usize);
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &chats {
+        if c.status != Some(200) {
+            failures.push(format!(
+                "chat: {:?} at {:?} ({})",
+                c.status, c.sent, c.stage
+            ));
+            continue;
+        }
+        if c.sent > llm_began + Duration::from_millis(200) && c.sent + c.latency < llm_ended {
+            during.0 += 1;
+            if c.degraded {
+                during.1 += 1;
+                *kinds.entry(c.kind.clone()).or_insert(0) += 1;
+            }
+        } else if c.sent > llm_ended + settle && c.degraded {
+            failures.push(format!(
+                "chat: degraded ({}) at {:?}, after the LLM came back",
+                c.kind, c.sent
+            ));
+        }
+    }
+    if during.0 == 0 || during.1 != during.0 {
+        failures.push(format!(
+            "chat: {} of {} chats during the LLM outage answered the legacy way",
+            during.1, during.0
+        ));
+    }
+    notes.push(format!(
+        "chat: {} chats, all 200; during the LLM outage {} of {} answered the legacy way ({kinds:?}), {chat_llm_calls} LLM calls for them",
+        chats.len(),
+        during.1,
+        during.0
+    ));
+
+    // The learner keeps up: it has every record of the journal soon after
+    // the load stops, and its backlog stayed small all along.
+    let records = recorded.values().sum::<usize>() as u64;
+    let learner_client = buttress_stack::client::JsonClient::new("learner", &learner.url(""));
+    let caught_up = loop {
+        let stats: Value = learner_client
+            .get("/learning/stats")
+            .await
+            .unwrap_or(Value::Null);
+        let events = stats["journal"]["events"].as_u64().unwrap_or(0);
+        if events == records {
+            break Some(load_stopped.elapsed());
+        }
+        if load_stopped.elapsed() > Duration::from_secs(20) {
+            failures.push(format!(
+                "learner: {events} of {records} journal records after 20 s"
+            ));
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let backlog = backlog.lock().unwrap().clone();
+    let worst = backlog.iter().map(|b| b.1).max().unwrap_or(0);
+    if backlog.is_empty() || worst > MAX_LEARNER_BACKLOG {
+        failures.push(format!(
+            "learner: backlog up to {worst} bytes ({} samples), over {MAX_LEARNER_BACKLOG}",
+            backlog.len()
+        ));
+    }
+    let distinct = {
+        let mut reader = JournalReader::open(&journal_dir, JOURNAL_NAME).expect("the journal");
+        let mut hashes = std::collections::HashSet::new();
+        while let Some(r) = reader.next_record::<QueryRecord>().expect("readable") {
+            hashes.insert(r.event.question_sha256);
+        }
+        hashes.len() as i64
+    };
+    let rows_stored: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM {patterns_table}"), &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(-1);
+    if rows_stored != distinct {
+        failures.push(format!(
+            "learner: {rows_stored} patterns stored for {distinct} distinct questions"
+        ));
+    }
+    let learner_exit = learner.stop();
+    if learner_exit != Some(0) {
+        failures.push(format!(
+            "learner: exit {learner_exit:?}; see {}",
+            learner.log.display()
+        ));
+    }
+    notes.push(format!(
+        "learner: {records} records, {distinct} patterns stored once each; backlog at most {worst} bytes; caught up {:.1?} after the load stopped",
+        caught_up.unwrap_or_default()
+    ));
+    for table in [&patterns_table, &checkpoint_table] {
+        let _ = admin
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await;
+    }
 
     let report = table(&rows, &notes, &failures);
     println!("{report}");

@@ -1,4 +1,4 @@
-//! Tests that need PostgreSQL or Redis: where to find them, and what to
+//! Tests that need PostgreSQL, Redis or NATS: where to find them, and what to
 //! do when they are not there (print why and pass, unless
 //! `BUTTRESS_REQUIRE_SERVICES=1`, as in CI, makes it a failure).
 
@@ -17,6 +17,11 @@ pub fn database_url() -> String {
 /// Redis's URL: `REDIS_URL`, or the local server.
 pub fn redis_url() -> String {
     url("REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// NATS's URL: `NATS_URL`, or the local server.
+pub fn nats_url() -> String {
+    url("NATS_URL", "nats://127.0.0.1:4222")
 }
 
 /// Whether tests must fail, rather than skip, when a service is missing.

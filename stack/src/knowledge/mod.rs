@@ -21,8 +21,7 @@ use axum::Router;
 use axum::routing::post;
 use buttress::BoxError;
 use buttress::admin::Admin;
-use buttress::degrade::problem_stack;
-use buttress::health::{CheckOptions, Health, HealthEndpoints, Shutdown, check_fn};
+use buttress::health::{CheckOptions, Health, Shutdown, check_fn};
 use buttress::journal::Journal;
 use buttress::policy::{FileWatch, Policy};
 use buttress::retry::{Backoff, RetryConfig, RetryPolicy};
@@ -36,7 +35,7 @@ pub use store::{APPLICATION_NAME, Passage, Store, StoreError};
 pub use telemetry::{JOURNAL_NAME, QueryRecord, question_hash};
 pub use upstreams::{
     CompleteService, DEPENDENCIES, EmbedQuery, EmbedService, Endpoints, Found, LlmApi, SearchQuery,
-    SearchService, Undeclared, Upstreams,
+    SearchService, Undeclared, Upstreams, complete,
 };
 
 use crate::client::JsonClient;
@@ -244,12 +243,9 @@ impl KnowledgeApi {
     /// and admin, every error as problem+json with the request id.
     pub fn router(&self) -> Router {
         let app = &*self.inner;
-        let mut admin = Admin::new(app.policy.clone())
+        let admin = Admin::new(app.policy.clone())
             .journal(app.journal.clone())
             .health(app.health.clone());
-        if let Some(token) = &app.config.admin_token {
-            admin = admin.token(token.clone());
-        }
         let work = Router::new()
             .route("/query", post(query::query))
             .route_layer(
@@ -260,12 +256,7 @@ impl KnowledgeApi {
                 inbound::limit,
             ))
             .with_state(self.clone());
-        Router::new()
-            .merge(work)
-            .merge(HealthEndpoints::new(app.health.clone()).router())
-            .merge(crate::serving::metrics_router())
-            .merge(admin.router())
-            .layer(problem_stack())
+        crate::serving::with_surface(work, admin, &app.health, app.config.admin_token.as_deref())
     }
 
     /// A shutdown that closes the gate, then flushes the journal.

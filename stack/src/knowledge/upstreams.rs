@@ -190,34 +190,7 @@ impl Upstreams {
         let complete = llm.service(service_fn(move |prompt: Arc<str>| {
             let client = client.clone();
             async move {
-                let text = match api {
-                    LlmApi::Completion => {
-                        let request = CompletionRequest {
-                            prompt: prompt.to_string(),
-                            n_predict: Some(256),
-                        };
-                        let answer: CompletionResponse =
-                            client.post("/completion", &request).await?;
-                        answer.content
-                    }
-                    LlmApi::Chat => {
-                        let request = ChatRequest {
-                            messages: vec![ChatMessage {
-                                role: "user".to_owned(),
-                                content: prompt.to_string(),
-                            }],
-                            model: None,
-                        };
-                        let answer: ChatResponse =
-                            client.post("/v1/chat/completions", &request).await?;
-                        answer
-                            .choices
-                            .into_iter()
-                            .next()
-                            .map(|c| c.message.content)
-                            .ok_or_else(|| BoxError::from("the LLM answered with no choice"))?
-                    }
-                };
+                let text = complete(&client, api, &prompt).await?;
                 Ok::<_, BoxError>(Served::normal(Some(text)))
             }
         }));
@@ -228,5 +201,36 @@ impl Upstreams {
             search,
             complete,
         })
+    }
+}
+
+/// Asks the LLM server behind `client` (llama.cpp's `/completion`, or the
+/// OpenAI-compatible chat API) to complete `prompt`; at most 256 tokens.
+pub async fn complete(client: &JsonClient, api: LlmApi, prompt: &str) -> Result<String, BoxError> {
+    match api {
+        LlmApi::Completion => {
+            let request = CompletionRequest {
+                prompt: prompt.to_owned(),
+                n_predict: Some(256),
+            };
+            let answer: CompletionResponse = client.post("/completion", &request).await?;
+            Ok(answer.content)
+        }
+        LlmApi::Chat => {
+            let request = ChatRequest {
+                messages: vec![ChatMessage {
+                    role: "user".to_owned(),
+                    content: prompt.to_owned(),
+                }],
+                model: None,
+            };
+            let answer: ChatResponse = client.post("/v1/chat/completions", &request).await?;
+            answer
+                .choices
+                .into_iter()
+                .next()
+                .map(|c| c.message.content)
+                .ok_or_else(|| BoxError::from("the LLM answered with no choice"))
+        }
     }
 }

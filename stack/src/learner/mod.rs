@@ -27,8 +27,7 @@ use buttress::admin::Admin;
 use buttress::checkpoint::{
     Checkpointer, FileStore, FileStoreConfig, PgStore, Policy as SavePolicy, SaveError,
 };
-use buttress::degrade::problem_stack;
-use buttress::health::{CheckOptions, Health, HealthEndpoints, Shutdown, check_fn};
+use buttress::health::{CheckOptions, Health, Shutdown, check_fn};
 use buttress::journal::JournalReader;
 use buttress::policy::{FileWatch, Policy, Stacked};
 use buttress::pressure::{Gauge, GaugeConfig, Watermarks};
@@ -492,17 +491,11 @@ impl Learner {
     /// The routes: `/learning/stats`, health, metrics and admin.
     pub fn router(&self) -> Router {
         let app = &*self.inner;
-        let mut admin = Admin::new(app.policy.clone()).health(app.health.clone());
-        if let Some(token) = &app.config.admin_token {
-            admin = admin.token(token.clone());
-        }
-        Router::new()
+        let work = Router::new()
             .route("/learning/stats", get(stats_handler))
-            .with_state(self.clone())
-            .merge(HealthEndpoints::new(app.health.clone()).router())
-            .merge(crate::serving::metrics_router())
-            .merge(admin.router())
-            .layer(problem_stack())
+            .with_state(self.clone());
+        let admin = Admin::new(app.policy.clone()).health(app.health.clone());
+        crate::serving::with_surface(work, admin, &app.health, app.config.admin_token.as_deref())
     }
 
     /// `/learning/stats` as it is now.

@@ -252,3 +252,36 @@ pub async fn eventually(limit: std::time::Duration, mut done: impl FnMut() -> bo
     }
     done()
 }
+
+/// A chat backend against `sim`'s LLM, its policy `policy` written to
+/// `dir`; `extra` adds variables.
+pub fn chat(
+    sim: &SimServer,
+    dir: &Path,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> buttress_stack::chat::Chat {
+    use buttress_stack::chat::{Chat, ChatConfig};
+    let policy_file = dir.join("chat.toml");
+    std::fs::write(&policy_file, policy).expect("policy written");
+    let mut vars: BTreeMap<String, String> = [
+        ("PORT", "0".to_owned()),
+        ("LLM_URL", sim.url("/llm")),
+        ("POLICY_FILE", policy_file.display().to_string()),
+        ("SUMMARY_INTERVAL", "0s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = ChatConfig::from_env(&Env::from_map(vars)).expect("valid settings");
+    Chat::new(config).expect("the chat backend builds")
+}
+
+/// A port on loopback that nothing listens on (bound, then closed).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.local_addr().expect("its address").port()
+}
