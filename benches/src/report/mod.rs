@@ -88,7 +88,10 @@ pub fn main() -> i32 {
         let mut figures = measure(&g, &settings);
         let mut outcome = g.check.judge(&figures);
         let mut reruns = 0;
-        if outcome == Outcome::Fail {
+        // A shared machine has bursts of noise longer than one
+        // measurement: a gate fails only when MEASUREMENTS in a row are
+        // over it (a real regression is over every time).
+        while outcome == Outcome::Fail && reruns + 1 < MEASUREMENTS {
             println!(
                 "  {}: over its gate ({:.3} against {:.3}, ours {:.1} ns, anchor {:.1} ns); measuring again",
                 g.id,
@@ -99,7 +102,7 @@ pub fn main() -> i32 {
             );
             figures = measure(&g, &settings);
             outcome = g.check.judge(&figures);
-            reruns = 1;
+            reruns += 1;
         }
         let row = Row::new(&g, figures, outcome, reruns);
         println!("{}", row.line());
@@ -130,6 +133,9 @@ pub fn main() -> i32 {
         1
     }
 }
+
+/// How many measurements in a row must be over a gate for it to fail.
+pub const MEASUREMENTS: u32 = 3;
 
 /// How long a figure is, for humans: ns, µs or ms with three figures.
 pub fn human(ns: f64) -> String {

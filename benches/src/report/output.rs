@@ -86,10 +86,9 @@ impl Row {
             self.value(),
             self.verdict(),
             self.gate_text(),
-            if self.reruns > 0 {
-                " (measured twice)"
-            } else {
-                ""
+            match self.reruns {
+                0 => String::new(),
+                n => format!(" (measured {} times)", n + 1),
             },
         )
     }
@@ -148,7 +147,7 @@ fn json(rows: &[Row]) -> serde_json::Value {
                     Outcome::Fail => "fail",
                     Outcome::Report => "report",
                 },
-                "measured_twice": r.reruns > 0,
+                "measurements": r.reruns + 1,
             })
         })
         .collect();
