@@ -11,6 +11,8 @@
 //!   telemetry journal and stores each new query pattern once.
 //! * [`chat`]: the chat backend, whose pipeline runs on the priority
 //!   executor and answers the legacy way when it fails.
+//! * [`outbox`]: the transactional outbox (the learner is its producer)
+//!   and the relay that publishes it to NATS JetStream.
 //! * [`stack`]: all of them in one process, for `cargo run --bin stack`.
 //!
 //! The binaries in `src/bin` only read their settings ([`env`](mod@env)) and call
@@ -26,6 +28,7 @@ pub mod knowledge;
 pub mod learner;
 pub mod model;
 pub mod nats;
+pub mod outbox;
 pub mod pg;
 pub mod serving;
 pub mod sim;

@@ -2,10 +2,13 @@
 //! (and again after a failed attempt), each message published with an id so
 //! that the stream drops a repeat inside its duplicate window.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context, context::PublishAckFuture, stream};
 use buttress::BoxError;
+
+use crate::env::EnvError;
 
 /// A JetStream stream, and the connection to it, made on first use.
 #[derive(Debug)]
@@ -14,6 +17,7 @@ pub struct JetStream {
     stream: String,
     subjects: Vec<String>,
     timeout: Duration,
+    duplicate_window: Duration,
     context: tokio::sync::OnceCell<Context>,
 }
 
@@ -35,8 +39,18 @@ impl JetStream {
             stream: stream.to_owned(),
             subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
             timeout,
+            duplicate_window: DUPLICATE_WINDOW,
             context: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The same stream, remembering message ids for `window` instead of
+    /// [`DUPLICATE_WINDOW`]: a publisher that may send a message again
+    /// after a longer pause (a relay restarted after a crash) needs the
+    /// stream to remember at least that long.
+    pub fn duplicate_window(mut self, window: Duration) -> JetStream {
+        self.duplicate_window = window;
+        self
     }
 
     /// The server's URL.
@@ -65,7 +79,7 @@ impl JetStream {
                     .create_or_update_stream(stream::Config {
                         name: self.stream.clone(),
                         subjects: self.subjects.clone(),
-                        duplicate_window: DUPLICATE_WINDOW,
+                        duplicate_window: self.duplicate_window,
                         max_age: MAX_AGE,
                         ..stream::Config::default()
                     })
@@ -99,6 +113,37 @@ impl JetStream {
         Ok(ack.duplicate)
     }
 
+    /// Publishes every message of `batch` (subject, message id, payload)
+    /// at once, then waits for every acknowledgement. Returns how many the
+    /// stream had seen already (repeats, dropped). Fails when any is not
+    /// acknowledged: the caller sends the whole batch again, and the ids
+    /// make the stream keep each message once.
+    pub async fn publish_batch(
+        &self,
+        batch: impl IntoIterator<Item = (String, String, bytes::Bytes)>,
+    ) -> Result<u64, BoxError> {
+        let context = self.context().await?;
+        let mut acks = Vec::new();
+        for (subject, id, payload) in batch {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload)
+                .message_id(id);
+            let ack = context
+                .send_publish(subject.clone(), message)
+                .await
+                .map_err(|e| format!("publish to {subject} failed: {e}"))?;
+            acks.push(ack);
+        }
+        let mut duplicates = 0;
+        for ack in
+            futures_util::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await
+        {
+            let ack = ack.map_err(|e| format!("publish not acknowledged: {e}"))?;
+            duplicates += u64::from(ack.duplicate);
+        }
+        Ok(duplicates)
+    }
+
     /// One round trip to the server: the check behind `/health`.
     pub async fn ping(&self) -> Result<(), BoxError> {
         let context = self.context().await?;
@@ -107,5 +152,18 @@ impl JetStream {
             .map_err(|_| "NATS did not answer in time")?
             .map_err(|e| format!("the stream {} is not there: {e}", self.stream))?;
         Ok(())
+    }
+}
+
+/// Checks a `NATS_URL`: `nats://`, `tls://` or a bare `host:port`.
+pub fn check_url(url: &str) -> Result<(), EnvError> {
+    if url.starts_with("nats://") || url.starts_with("tls://") || !url.contains("://") {
+        Ok(())
+    } else {
+        Err(EnvError {
+            name: "NATS_URL",
+            value: url.to_owned(),
+            reason: "must be nats://host:port, tls://host:port or host:port".to_owned(),
+        })
     }
 }

@@ -32,6 +32,15 @@ pub fn pool(url: &str, application_name: &str, max_size: u32) -> Result<PgPool, 
         .build_unchecked(manager))
 }
 
+/// A connection taken from a [`PgPool`].
+pub type PgConn<'a> = bb8::PooledConnection<'a, PostgresConnectionManager<NoTls>>;
+
+/// A connection from `pool`, or why there is none (the pool's own error,
+/// as text: "timed out waiting for connection", the server's refusal).
+pub async fn conn(pool: &PgPool) -> Result<PgConn<'_>, String> {
+    pool.get().await.map_err(|e| e.to_string())
+}
+
 /// Whether `name` can be used as a table name unquoted: lower-case ASCII
 /// letters, digits and `_`, starting with a letter, at most 63 bytes.
 pub fn valid_table(name: &str) -> bool {

@@ -106,6 +106,37 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -
         .await
 }
 
+/// Serves `router` until `shutdown` ends it, while `task` (a service's
+/// background work) runs. A task that fails (it could not start, or must
+/// not go on) triggers the shutdown, and the process should then exit 1
+/// for its supervisor; otherwise the exit code is the shutdown's.
+pub async fn serve_with_task(
+    name: &str,
+    listener: TcpListener,
+    router: Router,
+    shutdown: &Shutdown,
+    task: tokio::task::JoinHandle<Result<(), BoxError>>,
+) -> std::process::ExitCode {
+    let failed = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(())) => false,
+                Ok(Err(_)) | Err(_) => {
+                    shutdown.trigger();
+                    true
+                }
+            }
+        })
+    };
+    let outcome = serve(listener, router, shutdown).await;
+    tracing::info!(?outcome, "{name} stopped");
+    if failed.is_finished() && failed.await.unwrap_or(false) {
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
 /// Binds `addr`, with a message that names the variable to change when it
 /// is taken.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

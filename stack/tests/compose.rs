@@ -24,6 +24,7 @@ use buttress_stack::embeddings::{Embeddings, EmbeddingsConfig};
 use buttress_stack::env::Env;
 use buttress_stack::knowledge::{KnowledgeApi, KnowledgeConfig};
 use buttress_stack::learner::{Learner, LearnerConfig};
+use buttress_stack::outbox::{Relay, RelayConfig};
 use buttress_stack::sim::SimConfig;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value};
@@ -161,6 +162,7 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
         "embeddings",
         "learner",
         "chat",
+        "outbox-relay",
         "upstream-sim",
     ]
     .contains(&binary.as_str())
@@ -183,6 +185,10 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
             .listen
             .port(),
         "chat" => ChatConfig::from_env(&env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .listen
+            .port(),
+        "outbox-relay" => RelayConfig::from_env(&env)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .listen
             .port(),
@@ -251,6 +257,16 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
             );
             let config = ChatConfig::from_env(&Env::from_map(vars)).unwrap();
             Chat::new(config).unwrap().router()
+        }
+        "outbox-relay" => {
+            let mut vars = env.clone();
+            vars.insert("HEALTH_CHECK_TIMEOUT".into(), "50ms".into());
+            vars.insert(
+                "POLICY_FILE".into(),
+                Path::new(DIR).join("outbox.toml").display().to_string(),
+            );
+            let config = RelayConfig::from_env(&Env::from_map(vars)).unwrap();
+            Relay::new(config).unwrap().router()
         }
         _ => {
             // The simulator's own router, served on a loopback port.

@@ -319,6 +319,82 @@ async fn nats_reachable() -> Option<String> {
         .map(|_| url)
 }
 
+/// The outbox after the drill: every event sent (within 20 s of the load
+/// stopping), each in the stream exactly once, one per pattern stored.
+#[allow(clippy::too_many_arguments)]
+async fn check_outbox(
+    admin: &tokio_postgres::Client,
+    nats: &str,
+    table: &str,
+    stream: &str,
+    patterns: i64,
+    relay: &mut Api,
+    notes: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) {
+    let unsent = async || -> i64 {
+        admin
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL"),
+                &[],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while unsent().await != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = unsent().await;
+    if left != 0 {
+        failures.push(format!(
+            "outbox: {left} events unsent 20 s after the load stopped"
+        ));
+    }
+    let ids: Vec<i64> = admin
+        .query(&format!("SELECT id FROM {table}"), &[])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    let Ok(client) = async_nats::connect(nats).await else {
+        failures.push("outbox: NATS not reachable after the drill".to_owned());
+        return;
+    };
+    let context = async_nats::jetstream::new(client);
+    let in_stream = support::ids_in_stream(&context, stream).await;
+    let expected: std::collections::BTreeSet<String> =
+        ids.iter().map(|id| format!("{table}:{id}")).collect();
+    let once = in_stream.values().all(|n| *n == 1);
+    let same = in_stream
+        .keys()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        == expected;
+    if ids.len() as i64 != patterns || !once || !same {
+        failures.push(format!(
+            "outbox: {} events for {patterns} patterns; {} ids in the stream, each once: {once}, the same ids: {same}",
+            ids.len(),
+            in_stream.len()
+        ));
+    }
+    let exit = relay.stop();
+    if exit != Some(0) {
+        failures.push(format!(
+            "outbox relay: exit {exit:?}; see {}",
+            relay.log.display()
+        ));
+    }
+    notes.push(format!(
+        "outbox: {} pattern.learned events, each once in the stream (the relay killed with -9 and restarted in stage 5)",
+        ids.len()
+    ));
+    let _ = context.delete_stream(stream).await;
+    let _ = admin
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await;
+}
+
 // ---------------------------------------------------------------- the load
 
 /// The load generator and what it saw.
@@ -664,8 +740,46 @@ async fn outage_drill() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    // With NATS: each new pattern adds an event to an outbox table in the
+    // statement that stores it, and the outbox relay publishes them to a
+    // stream of the drill's own (killed with -9 and restarted beside the
+    // API in stage 5).
+    let nats = nats_reachable().await;
+    let outbox = nats.as_ref().map(|_| {
+        (
+            format!("outbox_drill_{tag}"),
+            format!("OUTBOX_DRILL_{tag}"),
+            format!("drill.{tag}"),
+        )
+    });
+    let mut relay = Api {
+        bin: env!("CARGO_BIN_EXE_outbox-relay"),
+        child: None,
+        port: free_port(),
+        env: Vec::new(),
+        log: dir.join("outbox-relay.log"),
+    };
+    if let (Some(nats), Some((table, stream, prefix))) = (&nats, &outbox) {
+        learner.env.push(("OUTBOX_TABLE".to_owned(), table.clone()));
+        relay.env = [
+            ("BIND", "127.0.0.1".to_owned()),
+            ("PORT", relay.port.to_string()),
+            ("DATABASE_URL", db_url.clone()),
+            ("NATS_URL", nats.clone()),
+            ("OUTBOX_TABLE", table.clone()),
+            ("OUTBOX_STREAM", stream.clone()),
+            ("OUTBOX_SUBJECT_PREFIX", prefix.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    }
     learner.spawn();
     wait_ready(&http, &learner).await;
+    if outbox.is_some() {
+        relay.spawn();
+        wait_ready(&http, &relay).await;
+    }
 
     // The chat backend, on a simulator of its own (so the API's LLM
     // counts stay the API's), with the same LLM outage staged on it.
@@ -693,8 +807,8 @@ async fn outage_drill() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    if let Some(nats) = nats_reachable().await {
-        chat.env.push(("NATS_URL".to_owned(), nats));
+    if let Some(nats) = &nats {
+        chat.env.push(("NATS_URL".to_owned(), nats.clone()));
     }
     chat.spawn();
     wait_ready(&http, &chat).await;
@@ -881,6 +995,10 @@ async fn outage_drill() {
     let began = drill.now();
     let killed_at = drill.now();
     api.kill_9();
+    if outbox.is_some() {
+        relay.kill_9();
+        relay.spawn();
+    }
     sleep(Duration::from_secs(1)).await;
     api.spawn();
     let ready_in = wait_ready(&http, &api).await;
@@ -1239,6 +1357,19 @@ async fn outage_drill() {
         "learner: {records} records, {distinct} patterns stored once each; backlog at most {worst} bytes; caught up {:.1?} after the load stopped",
         caught_up.unwrap_or_default()
     ));
+    if let (Some(nats), Some((table, stream, _))) = (&nats, &outbox) {
+        check_outbox(
+            &admin,
+            nats,
+            table,
+            stream,
+            rows_stored,
+            &mut relay,
+            &mut notes,
+            &mut failures,
+        )
+        .await;
+    }
     for table in [&patterns_table, &checkpoint_table] {
         let _ = admin
             .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))

@@ -9,99 +9,18 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use buttress::journal::{Compression, Cursor, Durability, Journal, JournalConfig, JournalReader};
 use buttress_stack::client::JsonClient;
 use buttress_stack::knowledge::{JOURNAL_NAME, QueryRecord, question_hash};
 use buttress_stack::learner::{Hash, LearningStats, parse_hash};
+use support::process::{Run, field};
 use support::{query_record, questions, temp_dir};
 
 const EVENTS: usize = 10_000;
 const KILLS: usize = 50;
 const EVERY: u64 = 100;
-
-/// One run of the learner binary, its log lines read on a thread.
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Run {
-    fn start(vars: &[(String, String)]) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_learner"))
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the learner starts");
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Run {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// The next log line, waiting at most `limit`.
-    fn next(&mut self, limit: Duration) -> Option<String> {
-        let line = self.lines.recv_timeout(limit).ok()?;
-        self.log.push(line.clone());
-        Some(line)
-    }
-
-    /// Reads lines until one satisfies `f`; panics with the log after 60 s.
-    fn until(&mut self, what: &str, mut f: impl FnMut(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(line) = self.next(Duration::from_millis(100)) {
-                if f(&line) {
-                    return line;
-                }
-            } else if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the learner exited ({status}) before {what}:\n{}",
-                    self.log.join("\n")
-                );
-            }
-        }
-        panic!("no {what} within 60 s:\n{}", self.log.join("\n"));
-    }
-
-    /// Every line left, once the process has ended.
-    fn drain(&mut self) {
-        while self.next(Duration::from_secs(5)).is_some() {}
-    }
-
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-        self.drain();
-    }
-}
-
-/// `name=<number>` in a log line.
-fn field(line: &str, name: &str) -> Option<u64> {
-    let at = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// Where a run resumed (events processed by the checkpoint).
 fn resumed(line: &str) -> u64 {
@@ -203,7 +122,7 @@ async fn kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice() {
     let mut previous: Option<u64> = None;
     let mut redone = Vec::new();
     for target in targets {
-        let mut run = Run::start(&vars);
+        let mut run = Run::start(env!("CARGO_BIN_EXE_learner"), &vars);
         let start = run.until("a start", is_start);
         let from = resumed(&start);
         if let Some(before) = previous {
@@ -231,24 +150,13 @@ async fn kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice() {
     }
 
     // A last run to the end, then a graceful stop.
-    let mut run = Run::start(&vars);
+    let mut run = Run::start(env!("CARGO_BIN_EXE_learner"), &vars);
     let start = run.until("a start", is_start);
     let from = resumed(&start);
     let before = previous.unwrap();
     assert!(from <= before && before - from <= EVERY, "{from} {before}");
     redone.push(before - from);
-    let listening = run
-        .log
-        .iter()
-        .find(|l| l.contains("learner listening"))
-        .cloned()
-        .expect("the address is logged");
-    let address = listening
-        .split("address=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .expect("an address")
-        .to_owned();
+    let address = run.address();
     let client = JsonClient::new("learner", &format!("http://{address}"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let stats = loop {

@@ -248,6 +248,19 @@ impl Admin {
         }
     }
 
+    /// The health report's summary, when a `Health` is registered: the
+    /// overall status, each check's state and readiness, without the
+    /// timings and details (the live page's health panel, sent only when
+    /// it changes). Checks answer from their caches while fresh.
+    pub(crate) async fn health_summary(&self) -> Option<serde_json::Value> {
+        let health = self.inner.health.as_ref()?;
+        let mut report = health.report().await.to_json();
+        if let serde_json::Value::Object(map) = &mut report {
+            map.retain(|_, v| v.is_string() || v.is_boolean());
+        }
+        Some(report)
+    }
+
     /// [`snapshot`](Self::snapshot), with the health report when a
     /// `Health` is registered.
     pub async fn status(&self) -> Status {

@@ -79,7 +79,7 @@ impl Client {
     /// Waits for what to send next and queues it.
     async fn next(&mut self) {
         if self.last.is_none() {
-            self.send_status(true);
+            self.send_status(true).await;
             return;
         }
         let event = match &mut self.events {
@@ -94,7 +94,7 @@ impl Client {
             }
         };
         match event {
-            None => self.send_status(false),
+            None => self.send_status(false).await,
             Some(Ok(PolicyEvent::Breaker {
                 name, from, reason, ..
             })) => {
@@ -106,7 +106,7 @@ impl Client {
                     };
                     self.ready.push(json("breaker", &change));
                     // The badge counts open breakers: the status carries it.
-                    self.send_status(false);
+                    self.send_status(false).await;
                 }
             }
             Some(Ok(PolicyEvent::Applied { version, by })) => {
@@ -114,21 +114,24 @@ impl Client {
                     "applied",
                     &serde_json::json!({ "version": version, "by": by }),
                 ));
-                self.send_status(false);
+                self.send_status(false).await;
             }
             Some(Ok(_)) => {}
             Some(Err(RecvError::Lagged(count))) => {
                 metrics::counter!("buttress_admin_events_dropped_total").increment(count);
                 self.ready.push(json("dropped", &Dropped { count }));
-                self.send_status(true);
+                self.send_status(true).await;
             }
             Some(Err(RecvError::Closed)) => self.events = None,
         }
     }
 
     /// Queues the status if it changed since the last one sent (or always).
-    fn send_status(&mut self, always: bool) {
-        let now = self.admin.snapshot();
+    /// The health part is the summary the page shows (each check's state),
+    /// so that timings alone do not count as a change.
+    async fn send_status(&mut self, always: bool) {
+        let mut now = self.admin.snapshot();
+        now.health = self.admin.health_summary().await;
         if always || self.last.as_ref() != Some(&now) {
             self.ready.push(json("status", &now));
             self.last = Some(now);

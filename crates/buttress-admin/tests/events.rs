@@ -174,3 +174,39 @@ async fn a_client_that_falls_behind_loses_the_oldest_and_is_told() {
         "the status catches up"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_status_carries_each_health_check_and_its_changes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use buttress_health::{CheckOptions, Health, check_fn};
+
+    let up = Arc::new(AtomicBool::new(true));
+    let health = Health::new();
+    let probe = up.clone();
+    health
+        .register(
+            "postgres",
+            check_fn(move || {
+                let up = probe.load(Ordering::SeqCst);
+                async move { if up { Ok(()) } else { Err("refused") } }
+            }),
+            CheckOptions::critical(),
+        )
+        .expect("registered");
+    let admin = admin().health(health);
+    let mut events = Events::open(&admin).await;
+    let status = events.until("status").await;
+    assert_eq!(status["health"]["status"], "healthy", "{status}");
+    assert_eq!(status["health"]["postgres"], "ok", "{status}");
+    assert!(
+        status["health"].get("uptime_seconds").is_none()
+            && status["health"].get("checks").is_none(),
+        "timings and details stay on /admin/status: {status}"
+    );
+    up.store(false, Ordering::SeqCst);
+    let status = events.until("status").await;
+    assert_eq!(status["health"]["status"], "unhealthy", "{status}");
+    assert_eq!(status["health"]["postgres"], "down", "{status}");
+}

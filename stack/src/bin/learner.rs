@@ -5,7 +5,8 @@
 //! `CHECKPOINT_DIR` (`data/learner`), `LEARNER_NAME` (`learner`),
 //! `PATTERNS_TABLE` (`learned_patterns`), `CHECKPOINT_TABLE`
 //! (`learner_checkpoints`), `POLICY_FILE` (unset: the built-in policy),
-//! `POLL_INTERVAL` (200ms), `ADMIN_TOKEN`, `HEALTH_CHECK_TIMEOUT` (2s).
+//! `POLL_INTERVAL` (200ms), `OUTBOX_TABLE` (unset: no events; needs
+//! `DATABASE_URL`), `ADMIN_TOKEN`, `HEALTH_CHECK_TIMEOUT` (2s).
 
 use std::process::ExitCode;
 
@@ -49,22 +50,5 @@ async fn main() -> ExitCode {
     // When the learner cannot start or must stop (another one took over
     // its checkpoint), stop the process (exit 1) for its supervisor.
     let task = learner.spawn();
-    let failed = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            match task.await {
-                Ok(Ok(())) => false,
-                Ok(Err(_)) | Err(_) => {
-                    shutdown.trigger();
-                    true
-                }
-            }
-        })
-    };
-    let outcome = serving::serve(listener, learner.router(), &shutdown).await;
-    tracing::info!(?outcome, "learner stopped");
-    if failed.is_finished() && failed.await.unwrap_or(false) {
-        return ExitCode::FAILURE;
-    }
-    ExitCode::from(outcome.exit_code() as u8)
+    serving::serve_with_task("learner", listener, learner.router(), &shutdown, task).await
 }

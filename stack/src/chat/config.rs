@@ -44,14 +44,8 @@ impl ChatConfig {
     /// The settings `env` gives.
     pub fn from_env(env: &Env) -> Result<Self, EnvError> {
         let nats_url = env.get("NATS_URL");
-        if let Some(url) = &nats_url
-            && !(url.starts_with("nats://") || url.starts_with("tls://") || !url.contains("://"))
-        {
-            return Err(EnvError {
-                name: "NATS_URL",
-                value: url.clone(),
-                reason: "must be a nats:// URL (or host:port)".to_owned(),
-            });
+        if let Some(url) = &nats_url {
+            crate::nats::check_url(url)?;
         }
         Ok(ChatConfig {
             listen: env.listen(DEFAULT_PORT)?,

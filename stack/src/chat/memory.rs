@@ -57,15 +57,8 @@ impl Memory {
         matches!(self, Memory::Postgres(_))
     }
 
-    async fn conn(
-        pool: &PgPool,
-    ) -> Result<
-        bb8::PooledConnection<'_, bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>>,
-        MemoryError,
-    > {
-        pool.get()
-            .await
-            .map_err(|e| MemoryError::Pool(e.to_string()))
+    async fn conn(pool: &PgPool) -> Result<crate::pg::PgConn<'_>, MemoryError> {
+        crate::pg::conn(pool).await.map_err(MemoryError::Pool)
     }
 
     /// Remembers `exchange` (once per id: a retried write stores it once).

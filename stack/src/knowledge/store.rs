@@ -72,10 +72,7 @@ impl Store {
         let Store::Postgres(pool) = self else {
             return Ok(());
         };
-        let mut conn = pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = crate::pg::conn(pool).await.map_err(StoreError::Pool)?;
         let tx = conn.transaction().await?;
         // Two replicas creating the table at once would collide in the
         // catalog: one at a time.
@@ -101,10 +98,7 @@ impl Store {
     /// One round trip: the check behind `/health`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         if let Store::Postgres(pool) = self {
-            let conn = pool
-                .get()
-                .await
-                .map_err(|e| StoreError::Pool(e.to_string()))?;
+            let conn = crate::pg::conn(pool).await.map_err(StoreError::Pool)?;
             conn.simple_query("SELECT 1").await?;
         }
         Ok(())
@@ -119,10 +113,7 @@ impl Store {
                 .collect(),
             Store::Postgres(pool) => {
                 let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
-                let conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| StoreError::Pool(e.to_string()))?;
+                let conn = crate::pg::conn(pool).await.map_err(StoreError::Pool)?;
                 conn.query(
                     "SELECT id, title, body FROM knowledge_documents WHERE id = ANY($1)",
                     &[&ids],
@@ -161,10 +152,7 @@ impl Store {
                 // Words only (alphanumeric), joined by OR: nothing of the
                 // question reaches the query syntax.
                 let query = terms.join(" | ");
-                let conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| StoreError::Pool(e.to_string()))?;
+                let conn = crate::pg::conn(pool).await.map_err(StoreError::Pool)?;
                 let rows = conn
                     .query(
                         "SELECT id, title, body,

@@ -28,6 +28,10 @@ pub struct LearnerConfig {
     pub patterns_table: String,
     /// The checkpoints' table (`CHECKPOINT_TABLE`, default `learner_checkpoints`).
     pub checkpoint_table: String,
+    /// The outbox table (`OUTBOX_TABLE`; needs `DATABASE_URL`): set, each
+    /// new pattern adds a `pattern.learned` event to it in the statement
+    /// that stores the pattern, for the outbox relay to publish.
+    pub outbox_table: Option<String>,
     /// The policy file (`POLICY_FILE`), watched for changes; unset, the
     /// built-in `stack/learner.toml`.
     pub policy_file: Option<PathBuf>,
@@ -73,9 +77,21 @@ impl LearnerConfig {
                 reason: "letters, digits, '-', '_' and '.' only, at most 200".to_owned(),
             });
         }
+        let database_url = env.get("DATABASE_URL");
+        let outbox_table = match env.get("OUTBOX_TABLE") {
+            None => None,
+            Some(value) if database_url.is_none() => {
+                return Err(EnvError {
+                    name: "OUTBOX_TABLE",
+                    value,
+                    reason: "the outbox is a PostgreSQL table: set DATABASE_URL too".to_owned(),
+                });
+            }
+            Some(_) => Some(table("OUTBOX_TABLE", "")?),
+        };
         Ok(LearnerConfig {
             listen: env.listen(DEFAULT_PORT)?,
-            database_url: env.get("DATABASE_URL"),
+            database_url,
             journal_dir: env
                 .get("JOURNAL_DIR")
                 .map_or_else(|| PathBuf::from("data/telemetry"), PathBuf::from),
@@ -85,6 +101,7 @@ impl LearnerConfig {
             name,
             patterns_table: table("PATTERNS_TABLE", "learned_patterns")?,
             checkpoint_table: table("CHECKPOINT_TABLE", "learner_checkpoints")?,
+            outbox_table,
             policy_file: env.get("POLICY_FILE").map(PathBuf::from),
             poll_interval: env.duration("POLL_INTERVAL", Duration::from_millis(200))?,
             admin_token: env.get("ADMIN_TOKEN"),
@@ -119,5 +136,12 @@ mod tests {
         assert_eq!(e.name, "LEARNER_NAME");
         let e = LearnerConfig::from_env(&env(&[("POLL_INTERVAL", "soon")])).unwrap_err();
         assert_eq!(e.name, "POLL_INTERVAL");
+        let e = LearnerConfig::from_env(&env(&[("OUTBOX_TABLE", "outbox")])).unwrap_err();
+        assert_eq!(e.name, "OUTBOX_TABLE");
+        let db = ("DATABASE_URL", "postgres://postgres@127.0.0.1/test");
+        let e = LearnerConfig::from_env(&env(&[db, ("OUTBOX_TABLE", "Out Box")])).unwrap_err();
+        assert_eq!(e.name, "OUTBOX_TABLE");
+        let c = LearnerConfig::from_env(&env(&[db, ("OUTBOX_TABLE", "outbox")])).unwrap();
+        assert_eq!(c.outbox_table.as_deref(), Some("outbox"));
     }
 }

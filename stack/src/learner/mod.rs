@@ -36,7 +36,7 @@ use tower::{ServiceExt, service_fn};
 
 pub use config::{DEFAULT_PORT, LearnerConfig};
 pub use known::{Event, Hash, Known, Lesson, NewPattern, Progress, Seen, hex, parse_hash};
-pub use patterns::{APPLICATION_NAME, PatternError, PatternStore, StoredPattern};
+pub use patterns::{APPLICATION_NAME, PATTERN_LEARNED, PatternError, PatternStore, StoredPattern};
 pub use progress::ProgressStore;
 pub use stats::LearningStats;
 
@@ -108,6 +108,10 @@ impl Learner {
                     format!("DATABASE_URL is not a PostgreSQL connection string: {e}")
                 })?,
                 table: config.patterns_table.clone(),
+                outbox: match &config.outbox_table {
+                    Some(t) => Some(crate::outbox::OutboxTable::new(t)?),
+                    None => None,
+                },
             },
             None => PatternStore::memory(),
         };

@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex};
 use buttress::journal::Cursor;
 
 use super::known::{Hash, NewPattern, hex, parse_hash};
+use crate::outbox::{EventType, OutboxTable};
 use crate::pg::PgPool;
+
+/// The type of the event each new pattern adds to the outbox.
+pub const PATTERN_LEARNED: &str = "pattern.learned";
 
 /// The application name of the learner's connections.
 pub const APPLICATION_NAME: &str = "learner";
@@ -50,6 +54,9 @@ pub enum PatternStore {
         pool: PgPool,
         /// The table (checked by [`crate::pg::valid_table`]).
         table: String,
+        /// The outbox each new pattern adds a `pattern.learned` event to,
+        /// in the statement that stores it.
+        outbox: Option<OutboxTable>,
     },
     /// Memory: hash → the pattern's first position and time.
     Memory(Arc<Mutex<HashMap<Hash, (Cursor, u64)>>>),
@@ -66,20 +73,18 @@ impl PatternStore {
         matches!(self, PatternStore::Postgres { .. })
     }
 
-    async fn conn(
-        pool: &PgPool,
-    ) -> Result<
-        bb8::PooledConnection<'_, bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>>,
-        PatternError,
-    > {
-        pool.get()
-            .await
-            .map_err(|e| PatternError::Pool(e.to_string()))
+    async fn conn(pool: &PgPool) -> Result<crate::pg::PgConn<'_>, PatternError> {
+        crate::pg::conn(pool).await.map_err(PatternError::Pool)
     }
 
     /// Creates the table (once; safe from many learners at once).
     pub async fn prepare(&self) -> Result<(), PatternError> {
-        let PatternStore::Postgres { pool, table } = self else {
+        let PatternStore::Postgres {
+            pool,
+            table,
+            outbox,
+        } = self
+        else {
             return Ok(());
         };
         let mut conn = Self::conn(pool).await?;
@@ -97,6 +102,9 @@ impl PatternStore {
         ))
         .await?;
         tx.commit().await?;
+        if let Some(outbox) = outbox {
+            outbox.prepare(&mut conn).await?;
+        }
         Ok(())
     }
 
@@ -109,7 +117,10 @@ impl PatternStore {
     }
 
     /// Stores `patterns` in one statement; those already stored are left
-    /// as they are. Returns how many were new to the store.
+    /// as they are. Returns how many were new to the store. With an
+    /// outbox, the same statement adds a `pattern.learned` event for each
+    /// new one (hash and first position as JSON): the event exists exactly
+    /// when the row does.
     pub async fn insert(&self, patterns: &[NewPattern]) -> Result<u64, PatternError> {
         if patterns.is_empty() {
             return Ok(0);
@@ -123,21 +134,34 @@ impl PatternStore {
                 }
                 Ok((map.len() - before) as u64)
             }
-            PatternStore::Postgres { pool, table } => {
+            PatternStore::Postgres {
+                pool,
+                table,
+                outbox,
+            } => {
                 let hashes: Vec<String> = patterns.iter().map(|p| hex(&p.hash)).collect();
                 let files: Vec<i64> = patterns.iter().map(|p| p.at.file as i64).collect();
                 let offsets: Vec<i64> = patterns.iter().map(|p| p.at.offset as i64).collect();
                 let times: Vec<i64> = patterns.iter().map(|p| p.at_ms as i64).collect();
+                let insert = format!(
+                    "INSERT INTO {table} (hash, first_file, first_offset, first_seen_ms)
+                     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                     ON CONFLICT (hash) DO NOTHING"
+                );
+                let statement = match outbox {
+                    None => insert,
+                    Some(outbox) => format!(
+                        "WITH new AS ({insert} RETURNING hash, first_file, first_offset, first_seen_ms) {} FROM new",
+                        outbox.insert_select(
+                            &pattern_learned(),
+                            "jsonb_build_object('hash', hash, 'first_file', first_file, \
+                             'first_offset', first_offset, 'first_seen_ms', first_seen_ms)"
+                        )
+                    ),
+                };
                 let conn = Self::conn(pool).await?;
                 let n = conn
-                    .execute(
-                        &format!(
-                            "INSERT INTO {table} (hash, first_file, first_offset, first_seen_ms)
-                             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-                             ON CONFLICT (hash) DO NOTHING"
-                        ),
-                        &[&hashes, &files, &offsets, &times],
-                    )
+                    .execute(&statement, &[&hashes, &files, &offsets, &times])
                     .await?;
                 Ok(n)
             }
@@ -154,7 +178,7 @@ impl PatternStore {
                     at: *at,
                 })
                 .collect()),
-            PatternStore::Postgres { pool, table } => {
+            PatternStore::Postgres { pool, table, .. } => {
                 let conn = Self::conn(pool).await?;
                 let rows = conn
                     .query(
@@ -182,18 +206,8 @@ impl PatternStore {
             }
         }
     }
+}
 
-    /// How many patterns are stored.
-    pub async fn count(&self) -> Result<u64, PatternError> {
-        match self {
-            PatternStore::Memory(map) => Ok(crate::lock(map).len() as u64),
-            PatternStore::Postgres { pool, table } => {
-                let conn = Self::conn(pool).await?;
-                let row = conn
-                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                    .await?;
-                Ok(row.get::<_, i64>(0) as u64)
-            }
-        }
-    }
+fn pattern_learned() -> EventType {
+    EventType::new(PATTERN_LEARNED).expect("a valid event type")
 }

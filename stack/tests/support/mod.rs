@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -284,4 +286,50 @@ pub fn chat(
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     listener.local_addr().expect("its address").port()
+}
+
+/// Every message in the JetStream stream `stream`: message id (the
+/// `Nats-Msg-Id` header) → how many times it is there.
+pub async fn ids_in_stream(
+    context: &async_nats::jetstream::Context,
+    stream: &str,
+) -> BTreeMap<String, u32> {
+    use async_nats::jetstream::consumer;
+    use futures_util::StreamExt;
+    let mut stream = context.get_stream(stream).await.unwrap();
+    let total = stream.info().await.unwrap().state.messages;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: std::time::Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids = BTreeMap::new();
+    let mut read = 0;
+    while read < total {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(std::time::Duration::from_secs(2))
+            .messages()
+            .await
+            .unwrap();
+        let before = read;
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.as_str().to_owned())
+                .expect("every message has an id");
+            *ids.entry(id).or_insert(0) += 1;
+            read += 1;
+        }
+        assert!(read > before, "the stream holds {total}, read {read}");
+    }
+    ids
 }
