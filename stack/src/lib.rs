@@ -13,6 +13,8 @@
 //!   executor and answers the legacy way when it fails.
 //! * [`outbox`]: the transactional outbox (the learner is its producer)
 //!   and the relay that publishes it to NATS JetStream.
+//! * [`journal_relay`]: ships a machine's telemetry journal to NATS
+//!   JetStream, for learners on other machines.
 //! * [`stack`]: all of them in one process, for `cargo run --bin stack`.
 //!
 //! The binaries in `src/bin` only read their settings ([`env`](mod@env)) and call
@@ -24,6 +26,7 @@ pub mod corpus;
 pub mod demo;
 pub mod embeddings;
 pub mod env;
+pub mod journal_relay;
 pub mod knowledge;
 pub mod learner;
 pub mod model;
@@ -34,6 +37,7 @@ pub mod serving;
 pub mod sim;
 pub mod stack;
 pub mod wire;
+mod worker;
 
 /// Locks `m`; a poisoned lock (a panic while it was held) still holds
 /// consistent data here (counters, maps written in one step), so it is used.

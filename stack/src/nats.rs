@@ -18,12 +18,17 @@ pub struct JetStream {
     subjects: Vec<String>,
     timeout: Duration,
     duplicate_window: Duration,
+    /// Only look the stream up (a consumer): never create or reconfigure it.
+    existing: bool,
     context: tokio::sync::OnceCell<Context>,
 }
 
 /// How long the stream remembers message ids to drop repeats: JetStream's
 /// default, two minutes.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Messages to publish at once: subject, message id, payload.
+pub type Batch = std::sync::Arc<Vec<(String, String, bytes::Bytes)>>;
 
 /// How long the stream keeps a message: a week (consumers that fall
 /// further behind lose the oldest).
@@ -40,6 +45,7 @@ impl JetStream {
             subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
             timeout,
             duplicate_window: DUPLICATE_WINDOW,
+            existing: false,
             context: tokio::sync::OnceCell::new(),
         }
     }
@@ -50,6 +56,46 @@ impl JetStream {
     /// stream to remember at least that long.
     pub fn duplicate_window(mut self, window: Duration) -> JetStream {
         self.duplicate_window = window;
+        self
+    }
+
+    /// The stream `stream` (subjects `subjects`) on the server at `url`,
+    /// published to through `dependency`: each connection attempt and
+    /// each acknowledgement waits at most its attempt timeout (else its
+    /// timeout, else 5 s), and message ids are remembered for `window`.
+    /// Returns the stream and the batch publisher (the dependency's
+    /// timeout, retries and breaker around [`publish_batch`](Self::publish_batch);
+    /// it answers how many of the batch the stream had seen already).
+    pub fn publisher(
+        url: &str,
+        stream: &str,
+        subjects: &[&str],
+        dependency: &buttress::policy::Dependency,
+        window: Duration,
+    ) -> (
+        std::sync::Arc<JetStream>,
+        buttress::policy::Stacked<Batch, u64>,
+    ) {
+        let timeout = dependency
+            .attempt_timeout()
+            .or(dependency.timeout())
+            .unwrap_or(Duration::from_secs(5));
+        let js = std::sync::Arc::new(
+            JetStream::new(url, stream, subjects, timeout).duplicate_window(window),
+        );
+        let nats = js.clone();
+        let publish = dependency.service(tower::service_fn(move |batch: Batch| {
+            let nats = nats.clone();
+            async move { nats.publish_batch(batch.iter().cloned()).await }
+        }));
+        (js, publish)
+    }
+
+    /// The same stream, for a consumer: looked up, never created or
+    /// reconfigured (its publisher owns its settings), so connecting fails
+    /// while it does not exist.
+    pub fn existing(mut self) -> JetStream {
+        self.existing = true;
         self
     }
 
@@ -75,6 +121,15 @@ impl JetStream {
                     .map_err(|e| format!("cannot connect to NATS at {}: {e}", self.url))?;
                 let mut context = jetstream::new(client);
                 context.set_timeout(self.timeout);
+                if self.existing {
+                    context.get_stream(&self.stream).await.map_err(|e| {
+                        format!(
+                            "the stream {} is not there (is its publisher running?): {e}",
+                            self.stream
+                        )
+                    })?;
+                    return Ok::<_, BoxError>(context);
+                }
                 context
                     .create_or_update_stream(stream::Config {
                         name: self.stream.clone(),

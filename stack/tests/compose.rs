@@ -22,6 +22,7 @@ use std::path::Path;
 use buttress_stack::chat::{Chat, ChatConfig};
 use buttress_stack::embeddings::{Embeddings, EmbeddingsConfig};
 use buttress_stack::env::Env;
+use buttress_stack::journal_relay::{JournalRelay, JournalRelayConfig};
 use buttress_stack::knowledge::{KnowledgeApi, KnowledgeConfig};
 use buttress_stack::learner::{Learner, LearnerConfig};
 use buttress_stack::outbox::{Relay, RelayConfig};
@@ -163,6 +164,7 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
         "learner",
         "chat",
         "outbox-relay",
+        "journal-relay",
         "upstream-sim",
     ]
     .contains(&binary.as_str())
@@ -189,6 +191,10 @@ fn ours(name: &str, service: &Value) -> Option<Ours> {
             .listen
             .port(),
         "outbox-relay" => RelayConfig::from_env(&env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .listen
+            .port(),
+        "journal-relay" => JournalRelayConfig::from_env(&env)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .listen
             .port(),
@@ -267,6 +273,20 @@ async fn serves(binary: &str, env: &BTreeMap<String, String>, path: &str) -> boo
             );
             let config = RelayConfig::from_env(&Env::from_map(vars)).unwrap();
             Relay::new(config).unwrap().router()
+        }
+        "journal-relay" => {
+            let mut vars = env.clone();
+            vars.insert("JOURNAL_DIR".into(), dir.display().to_string());
+            vars.insert("HEALTH_CHECK_TIMEOUT".into(), "50ms".into());
+            vars.insert(
+                "POLICY_FILE".into(),
+                Path::new(DIR)
+                    .join("journal-relay.toml")
+                    .display()
+                    .to_string(),
+            );
+            let config = JournalRelayConfig::from_env(&Env::from_map(vars)).unwrap();
+            JournalRelay::new(config).unwrap().router()
         }
         _ => {
             // The simulator's own router, served on a loopback port.

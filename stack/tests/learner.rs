@@ -103,7 +103,10 @@ async fn every_pattern_is_learned_once_and_the_stats_say_what_happened() {
 
     // Each pattern once, at the position of its first occurrence.
     let stored = learner.patterns().all().await.unwrap();
-    let stored: BTreeMap<Hash, _> = stored.into_iter().map(|p| (p.hash, p.at)).collect();
+    let stored: BTreeMap<Hash, _> = stored
+        .into_iter()
+        .map(|p| (p.hash, p.at.expect("from this source")))
+        .collect();
     assert_eq!(stored, first_positions(&dir));
 
     // The journal grows: the learner follows.

@@ -395,6 +395,82 @@ async fn check_outbox(
         .await;
 }
 
+/// The journal relay after the drill: every record of the API's journal
+/// in the stream (within 20 s of the load stopping), each exactly once,
+/// in journal order.
+async fn check_shipped(
+    http: &HttpClient,
+    nats: &str,
+    stream: &str,
+    journal_dir: &Path,
+    shipper: &mut Api,
+    notes: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) {
+    let mut expected = Vec::new();
+    let mut reader = JournalReader::open(journal_dir, JOURNAL_NAME).expect("the journal");
+    while let Ok(Some((_, at))) = reader.next_raw() {
+        expected.push(buttress_stack::journal_relay::message_id("drill", at));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shipped = match send(
+            http,
+            http::Method::GET,
+            &shipper.url("/relay/stats"),
+            String::new(),
+        )
+        .await
+        {
+            Ok((200, _, body)) => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["shipped"]["records"].as_u64())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        if shipped >= expected.len() as u64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            failures.push(format!(
+                "journal relay: {shipped} of {} records shipped 20 s after the load stopped",
+                expected.len()
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Ok(client) = async_nats::connect(nats).await else {
+        failures.push("journal relay: NATS not reachable after the drill".to_owned());
+        return;
+    };
+    let context = async_nats::jetstream::new(client);
+    let ids: Vec<String> = support::messages_in_stream(&context, stream)
+        .await
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    if ids != expected {
+        failures.push(format!(
+            "journal relay: the stream holds {} messages for {} records, or not in journal order",
+            ids.len(),
+            expected.len()
+        ));
+    }
+    let exit = shipper.stop();
+    if exit != Some(0) {
+        failures.push(format!(
+            "journal relay: exit {exit:?}; see {}",
+            shipper.log.display()
+        ));
+    }
+    notes.push(format!(
+        "journal relay: {} records, each once in the stream in journal order (killed with -9 and restarted in stage 5)",
+        expected.len()
+    ));
+    let _ = context.delete_stream(stream).await;
+}
+
 // ---------------------------------------------------------------- the load
 
 /// The load generator and what it saw.
@@ -780,6 +856,35 @@ async fn outage_drill() {
         relay.spawn();
         wait_ready(&http, &relay).await;
     }
+    // With NATS: the journal relay ships the API's journal to a stream of
+    // the drill's own (killed with -9 and restarted in stage 5 too).
+    let telemetry_stream = format!("TELEMETRY_DRILL_{tag}");
+    let mut shipper = Api {
+        bin: env!("CARGO_BIN_EXE_journal-relay"),
+        child: None,
+        port: free_port(),
+        env: Vec::new(),
+        log: dir.join("journal-relay.log"),
+    };
+    if let Some(nats) = &nats {
+        shipper.env = [
+            ("BIND", "127.0.0.1".to_owned()),
+            ("PORT", shipper.port.to_string()),
+            ("NATS_URL", nats.clone()),
+            ("JOURNAL_DIR", journal_dir.display().to_string()),
+            (
+                "CHECKPOINT_DIR",
+                dir.join("journal-relay").display().to_string(),
+            ),
+            ("MACHINE_ID", "drill".to_owned()),
+            ("TELEMETRY_STREAM", telemetry_stream.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        shipper.spawn();
+        wait_ready(&http, &shipper).await;
+    }
 
     // The chat backend, on a simulator of its own (so the API's LLM
     // counts stay the API's), with the same LLM outage staged on it.
@@ -998,6 +1103,10 @@ async fn outage_drill() {
     if outbox.is_some() {
         relay.kill_9();
         relay.spawn();
+    }
+    if nats.is_some() {
+        shipper.kill_9();
+        shipper.spawn();
     }
     sleep(Duration::from_secs(1)).await;
     api.spawn();
@@ -1365,6 +1474,18 @@ async fn outage_drill() {
             stream,
             rows_stored,
             &mut relay,
+            &mut notes,
+            &mut failures,
+        )
+        .await;
+    }
+    if let Some(nats) = &nats {
+        check_shipped(
+            &http,
+            nats,
+            &telemetry_stream,
+            &journal_dir,
+            &mut shipper,
             &mut notes,
             &mut failures,
         )

@@ -9,40 +9,16 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
 
 use buttress::journal::{Compression, Cursor, Durability, Journal, JournalConfig, JournalReader};
-use buttress_stack::client::JsonClient;
 use buttress_stack::knowledge::{JOURNAL_NAME, QueryRecord, question_hash};
-use buttress_stack::learner::{Hash, LearningStats, parse_hash};
-use support::process::{Run, field};
+use buttress_stack::learner::{Hash, parse_hash};
+use support::learner_runs::{KillRuns, kill_9_at_random_moments, stats_once_processed};
 use support::{query_record, questions, temp_dir};
 
 const EVENTS: usize = 10_000;
 const KILLS: usize = 50;
 const EVERY: u64 = 100;
-
-/// Where a run resumed (events processed by the checkpoint).
-fn resumed(line: &str) -> u64 {
-    if line.contains("no checkpoint") {
-        0
-    } else {
-        field(line, "events").expect("events in the resume line")
-    }
-}
-
-fn is_start(line: &str) -> bool {
-    line.contains("resuming from the checkpoint") || line.contains("no checkpoint")
-}
-
-/// The highest event a run began to process (a batch is logged before its
-/// writes, so every event whose effects may be stored is counted).
-fn attempted(log: &[String]) -> Option<u64> {
-    log.iter()
-        .filter(|l| l.contains("processing events"))
-        .filter_map(|l| field(l, "to"))
-        .max()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice() {
@@ -113,59 +89,12 @@ async fn kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
 
-    // Kill points spread over the journal, each a little after a batch
-    // began, so that kills land anywhere in a batch: in its write, between
-    // the write and the save, in the save.
-    let mut rng = fastrand::Rng::with_seed(9);
-    let mut targets: Vec<u64> = (0..KILLS).map(|_| rng.u64(0..EVENTS as u64)).collect();
-    targets.sort_unstable();
-    let mut previous: Option<u64> = None;
-    let mut redone = Vec::new();
-    for target in targets {
-        let mut run = Run::start(env!("CARGO_BIN_EXE_learner"), &vars);
-        let start = run.until("a start", is_start);
-        let from = resumed(&start);
-        if let Some(before) = previous {
-            assert!(
-                from <= before,
-                "resumed at {from}, past what was processed ({before})"
-            );
-            assert!(
-                before - from <= EVERY,
-                "a restart redoes {} events (from {from} to {before}):\n{}",
-                before - from,
-                run.log.join("\n")
-            );
-            redone.push(before - from);
-        }
-        if from < EVENTS as u64 {
-            run.until("the kill point", |l| {
-                l.contains("processing events")
-                    && field(l, "to").is_some_and(|to| to >= target.max(from + 1))
-            });
-        }
-        std::thread::sleep(Duration::from_micros(rng.u64(0..4_000)));
-        run.kill_9();
-        previous = Some(attempted(&run.log).unwrap_or(from).max(from));
-    }
-
-    // A last run to the end, then a graceful stop.
-    let mut run = Run::start(env!("CARGO_BIN_EXE_learner"), &vars);
-    let start = run.until("a start", is_start);
-    let from = resumed(&start);
-    let before = previous.unwrap();
-    assert!(from <= before && before - from <= EVERY, "{from} {before}");
-    redone.push(before - from);
-    let address = run.address();
-    let client = JsonClient::new("learner", &format!("http://{address}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stats = loop {
-        let stats: LearningStats = client.get("/learning/stats").await.expect("stats");
-        if stats.journal.events == EVENTS as u64 || Instant::now() > deadline {
-            break stats;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let KillRuns {
+        redone,
+        last: mut run,
+        from,
+    } = kill_9_at_random_moments(&vars, EVENTS as u64, KILLS, EVERY, 9);
+    let stats = stats_once_processed(&mut run, EVENTS as u64).await;
     assert_eq!(stats.journal.events, EVENTS as u64, "{stats:?}");
     assert_eq!(stats.deduplication.seen, EVENTS as u64);
     assert_eq!(

@@ -390,6 +390,7 @@ async fn each_new_pattern_adds_one_event_in_its_statement() {
         pool,
         table: patterns_table.clone(),
         outbox: Some(setup.table.clone()),
+        source: "journal".to_owned(),
     };
     store.prepare().await.unwrap();
     let pattern = |n: u8| NewPattern {

@@ -6,7 +6,9 @@
 //! `PATTERNS_TABLE` (`learned_patterns`), `CHECKPOINT_TABLE`
 //! (`learner_checkpoints`), `POLICY_FILE` (unset: the built-in policy),
 //! `POLL_INTERVAL` (200ms), `OUTBOX_TABLE` (unset: no events; needs
-//! `DATABASE_URL`), `ADMIN_TOKEN`, `HEALTH_CHECK_TIMEOUT` (2s).
+//! `DATABASE_URL`), `TELEMETRY_SOURCE` (`journal`, or `nats` to read the
+//! stream journal relays fill: then `NATS_URL` and `TELEMETRY_STREAM`
+//! (`TELEMETRY`)), `ADMIN_TOKEN`, `HEALTH_CHECK_TIMEOUT` (2s).
 
 use std::process::ExitCode;
 

@@ -6,6 +6,32 @@ use std::time::Duration;
 
 use crate::env::{Env, EnvError};
 
+/// Where the learner reads telemetry from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TelemetrySource {
+    /// The knowledge API's journal on this machine (`JOURNAL_DIR`).
+    Journal,
+    /// A JetStream stream the journal relays of one or more machines fill,
+    /// read through a durable consumer named after the learner.
+    Nats {
+        /// The server (`NATS_URL`, default `nats://127.0.0.1:4222`).
+        url: String,
+        /// The stream (`TELEMETRY_STREAM`, default `TELEMETRY`).
+        stream: String,
+    },
+}
+
+impl TelemetrySource {
+    /// How stored patterns name where their position comes from: positions
+    /// from another source never match this one's.
+    pub fn label(&self) -> String {
+        match self {
+            TelemetrySource::Journal => "journal".to_owned(),
+            TelemetrySource::Nats { stream, .. } => format!("nats:{stream}"),
+        }
+    }
+}
+
 /// The learner's settings, from its environment.
 #[derive(Debug, Clone)]
 pub struct LearnerConfig {
@@ -15,6 +41,9 @@ pub struct LearnerConfig {
     /// there; unset, patterns are kept in memory (a demo: they are lost
     /// with the process) and checkpoints in `CHECKPOINT_DIR`.
     pub database_url: Option<String>,
+    /// Where telemetry comes from (`TELEMETRY_SOURCE`: `journal`, the
+    /// default, or `nats`).
+    pub source: TelemetrySource,
     /// The knowledge API's telemetry journal (`JOURNAL_DIR`, default
     /// `data/telemetry`), read from the saved cursor.
     pub journal_dir: PathBuf,
@@ -49,6 +78,17 @@ pub struct LearnerConfig {
 pub const DEFAULT_PORT: u16 = 8083;
 
 impl LearnerConfig {
+    /// The name its progress is saved under: `LEARNER_NAME`, with `.nats`
+    /// after it for the NATS source (a journal cursor and a stream
+    /// sequence must never be taken one for the other). Also the durable
+    /// consumer's name.
+    pub fn checkpoint_name(&self) -> String {
+        match self.source {
+            TelemetrySource::Journal => self.name.clone(),
+            TelemetrySource::Nats { .. } => format!("{}.nats", self.name),
+        }
+    }
+
     /// The settings `env` gives.
     pub fn from_env(env: &Env) -> Result<Self, EnvError> {
         let table = |name: &'static str, default: &str| -> Result<String, EnvError> {
@@ -89,8 +129,29 @@ impl LearnerConfig {
             }
             Some(_) => Some(table("OUTBOX_TABLE", "")?),
         };
+        let source = match env.get("TELEMETRY_SOURCE").as_deref() {
+            None | Some("journal") => TelemetrySource::Journal,
+            Some("nats") => {
+                let url = env
+                    .get("NATS_URL")
+                    .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+                crate::nats::check_url(&url)?;
+                TelemetrySource::Nats {
+                    url,
+                    stream: crate::journal_relay::telemetry_stream(env)?,
+                }
+            }
+            Some(other) => {
+                return Err(EnvError {
+                    name: "TELEMETRY_SOURCE",
+                    value: other.to_owned(),
+                    reason: "journal (this machine's journal) or nats (the stream the journal relays fill)".to_owned(),
+                });
+            }
+        };
         Ok(LearnerConfig {
             listen: env.listen(DEFAULT_PORT)?,
+            source,
             database_url,
             journal_dir: env
                 .get("JOURNAL_DIR")
@@ -125,6 +186,8 @@ mod tests {
         assert_eq!(c.patterns_table, "learned_patterns");
         assert_eq!(c.name, "learner");
         assert!(c.database_url.is_none());
+        assert_eq!(c.source, TelemetrySource::Journal);
+        assert_eq!(c.checkpoint_name(), "learner");
     }
 
     #[test]
@@ -143,5 +206,16 @@ mod tests {
         assert_eq!(e.name, "OUTBOX_TABLE");
         let c = LearnerConfig::from_env(&env(&[db, ("OUTBOX_TABLE", "outbox")])).unwrap();
         assert_eq!(c.outbox_table.as_deref(), Some("outbox"));
+        let e = LearnerConfig::from_env(&env(&[("TELEMETRY_SOURCE", "kafka")])).unwrap_err();
+        assert_eq!(e.name, "TELEMETRY_SOURCE");
+        let c = LearnerConfig::from_env(&env(&[("TELEMETRY_SOURCE", "nats")])).unwrap();
+        assert_eq!(c.source.label(), "nats:TELEMETRY");
+        assert_eq!(c.checkpoint_name(), "learner.nats");
+        let e = LearnerConfig::from_env(&env(&[
+            ("TELEMETRY_SOURCE", "nats"),
+            ("NATS_URL", "http://x"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, "NATS_URL");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use buttress::journal::{JournalReader, ReadError};
+use buttress::journal::{Cursor, JournalReader, ReadError};
 use buttress::pressure::{Gauge, Priority};
 use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
@@ -143,18 +143,24 @@ fn read_chunk(reader: &mut JournalReader) -> Result<(Vec<Event>, u64), ReadError
             Err(_) => break,
         };
         let (line, at) = raw;
-        let size = line.len() as u64 + 1;
-        let (hash, at_ms) = match serde_json::from_slice::<Fields>(line) {
-            Ok(f) => (parse_hash(&f.question_sha256), f.at_ms),
-            Err(_) => (None, 0),
-        };
-        bytes += size;
-        chunk.push(Event {
-            hash,
-            at,
-            at_ms,
-            bytes: size,
-        });
+        let event = event_of(line, at);
+        bytes += event.bytes;
+        chunk.push(event);
     }
     Ok((chunk, bytes))
+}
+
+/// The event of a telemetry record `line` (a query record's JSON) at `at`;
+/// a record that is not a query record has no hash (undecodable).
+pub(super) fn event_of(line: &[u8], at: Cursor) -> Event {
+    let (hash, at_ms) = match serde_json::from_slice::<Fields>(line) {
+        Ok(f) => (parse_hash(&f.question_sha256), f.at_ms),
+        Err(_) => (None, 0),
+    };
+    Event {
+        hash,
+        at,
+        at_ms,
+        bytes: line.len() as u64 + 1,
+    }
 }

@@ -14,6 +14,14 @@ use std::collections::HashMap;
 use buttress::journal::Cursor;
 use serde::{Deserialize, Serialize};
 
+/// The position of a pattern whose first event came from another source
+/// than this learner's: no event it reads is at this position, so each is
+/// a duplicate.
+pub const ELSEWHERE: Cursor = Cursor {
+    file: u64::MAX,
+    offset: u64::MAX,
+};
+
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
 

@@ -10,6 +10,7 @@
 
 mod config;
 mod ingest;
+mod ingest_nats;
 mod known;
 mod patterns;
 mod progress;
@@ -34,8 +35,10 @@ use buttress::pressure::{Gauge, GaugeConfig, Watermarks};
 use tokio::sync::{mpsc, watch};
 use tower::{ServiceExt, service_fn};
 
-pub use config::{DEFAULT_PORT, LearnerConfig};
-pub use known::{Event, Hash, Known, Lesson, NewPattern, Progress, Seen, hex, parse_hash};
+pub use config::{DEFAULT_PORT, LearnerConfig, TelemetrySource};
+pub use known::{
+    ELSEWHERE, Event, Hash, Known, Lesson, NewPattern, Progress, Seen, hex, parse_hash,
+};
 pub use patterns::{APPLICATION_NAME, PATTERN_LEARNED, PatternError, PatternStore, StoredPattern};
 pub use progress::ProgressStore;
 pub use stats::LearningStats;
@@ -55,9 +58,26 @@ type Started = (
     Checkpointer<ProgressStore>,
     Known,
     Progress,
-    ingest::Ingest,
+    Reading,
     mpsc::UnboundedReceiver<Vec<Event>>,
 );
+
+/// What reads ahead of processing: the journal's thread, or the stream's
+/// consumer task.
+#[derive(Debug)]
+enum Reading {
+    Journal(ingest::Ingest),
+    Nats(ingest_nats::NatsIngest),
+}
+
+impl Reading {
+    async fn stop(&mut self) {
+        match self {
+            Reading::Journal(i) => i.stop(),
+            Reading::Nats(i) => i.stop().await,
+        }
+    }
+}
 
 /// The running learner, cheap to clone.
 #[derive(Debug, Clone)]
@@ -70,18 +90,16 @@ struct Inner {
     policy: Policy,
     _watch: Option<FileWatch>,
     patterns: PatternStore,
+    /// The telemetry stream, for the NATS source.
+    nats: Option<Arc<crate::nats::JetStream>>,
     write: WriteService,
     gauge: Gauge,
     health: Health,
     stats: Arc<stats::Shared>,
-    stop: watch::Sender<bool>,
-    finished: watch::Sender<bool>,
+    worker: crate::worker::Worker,
     checkpoint_every: SavePolicy,
     every_events: u64,
     idle_save: Duration,
-    /// Holds readiness closed from construction until the learner has
-    /// resumed (released), or says why it could not (failed).
-    startup: std::sync::Mutex<Option<buttress::health::Hold>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -112,6 +130,7 @@ impl Learner {
                     Some(t) => Some(crate::outbox::OutboxTable::new(t)?),
                     None => None,
                 },
+                source: config.source.label(),
             },
             None => PatternStore::memory(),
         };
@@ -137,8 +156,20 @@ impl Learner {
         if let Some(every) = saving.every {
             checkpoint_every = checkpoint_every.or_every(every);
         }
+        let nats = match &config.source {
+            TelemetrySource::Journal => None,
+            TelemetrySource::Nats { url, stream } => Some(Arc::new(
+                crate::nats::JetStream::new(
+                    url,
+                    stream,
+                    &[crate::journal_relay::SUBJECTS],
+                    Duration::from_secs(5),
+                )
+                .existing(),
+            )),
+        };
         let health = Health::new().version(env!("CARGO_PKG_VERSION"));
-        let startup = health.readiness().hold("resuming from the checkpoint");
+        let worker = crate::worker::Worker::new("learner", &health, "resuming from the checkpoint");
         let learner = Learner {
             inner: Arc::new(Inner {
                 idle_save: saving.every.unwrap_or(Duration::from_secs(10)),
@@ -146,15 +177,14 @@ impl Learner {
                 policy,
                 _watch: watch,
                 patterns,
+                nats,
                 write,
                 gauge,
                 health,
                 stats: Arc::default(),
-                stop: watch::Sender::new(false),
-                finished: watch::Sender::new(true),
+                worker,
                 checkpoint_every,
                 every_events,
-                startup: std::sync::Mutex::new(Some(startup)),
             }),
         };
         learner.register_checks(&dependency)?;
@@ -175,6 +205,17 @@ impl Learner {
                 options,
             )?;
         }
+        if let Some(nats) = &app.nats {
+            let nats = nats.clone();
+            app.health.register(
+                "nats",
+                check_fn(move || {
+                    let nats = nats.clone();
+                    async move { nats.ping().await }
+                }),
+                options,
+            )?;
+        }
         if let Some(breaker) = dependency.breaker() {
             app.health.register_breaker(breaker, options)?;
         }
@@ -189,43 +230,21 @@ impl Learner {
     /// start or another learner took over its checkpoint.
     pub fn spawn(&self) -> tokio::task::JoinHandle<Result<(), BoxError>> {
         let learner = self.clone();
-        self.inner.finished.send_replace(false);
-        tokio::spawn(async move {
-            let result = learner.run().await;
-            learner.inner.finished.send_replace(true);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "the learner stopped");
-            }
-            result
-        })
+        self.inner.worker.spawn(async move { learner.run().await })
     }
 
     /// Asks the learner to stop: it finishes the batch in hand, saves its
     /// progress, and its task ends. Returns when it has (at once when it
     /// is not running).
     pub async fn stop(&self) {
-        self.inner.stop.send_replace(true);
-        let mut finished = self.inner.finished.subscribe();
-        let _ = finished.wait_for(|f| *f).await;
+        self.inner.worker.stop().await;
     }
 
     async fn run(&self) -> Result<(), BoxError> {
-        let hold = crate::lock(&self.inner.startup).take();
-        let started = self.start().await;
-        let (mut checkpointer, known, progress, mut ingest, rx) = match started {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(hold) = hold {
-                    hold.fail(e.to_string());
-                }
-                return Err(e);
-            }
-        };
-        if let Some(hold) = hold {
-            hold.release();
-        }
+        let (mut checkpointer, known, progress, mut reading, rx) =
+            self.inner.worker.started(self.start().await)?;
         let result = self.process(&mut checkpointer, known, rx, progress).await;
-        ingest.stop();
+        reading.stop().await;
         // What was read and not processed is read again after a restart.
         self.inner.gauge.set(0);
         result
@@ -259,7 +278,7 @@ impl Learner {
             .await
             .map_err(|e| format!("the stored patterns could not be loaded: {e}"))?;
         for p in &stored {
-            known.insert(p.hash, p.at);
+            known.insert(p.hash, p.at.unwrap_or(ELSEWHERE));
         }
         let progress = resumed.unwrap_or_default();
         match resumed {
@@ -274,25 +293,51 @@ impl Learner {
                 "no checkpoint: reading the journal from its start"
             ),
         }
-        app.stats
-            .started(store_kind, app.every_events, resumed, stored.len() as u64);
-        let mut reader =
-            JournalReader::open(&app.config.journal_dir, JOURNAL_NAME).map_err(|e| {
-                format!(
-                    "cannot read the telemetry journal in {} (set JOURNAL_DIR): {e}",
-                    app.config.journal_dir.display()
-                )
-            })?;
-        reader.seek(progress.cursor);
+        app.stats.started(
+            app.config.source.label(),
+            store_kind,
+            app.every_events,
+            resumed,
+            stored.len() as u64,
+        );
         let (tx, rx) = mpsc::unbounded_channel();
-        let ingest = ingest::Ingest::spawn(
-            reader,
-            app.gauge.clone(),
-            tx,
-            app.stats.clone(),
-            app.config.poll_interval,
-        )?;
-        Ok((checkpointer, known, progress, ingest, rx))
+        let reading = match &app.nats {
+            None => {
+                let mut reader = JournalReader::open(&app.config.journal_dir, JOURNAL_NAME)
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the telemetry journal in {} (set JOURNAL_DIR): {e}",
+                            app.config.journal_dir.display()
+                        )
+                    })?;
+                reader.seek(progress.cursor);
+                Reading::Journal(ingest::Ingest::spawn(
+                    reader,
+                    app.gauge.clone(),
+                    tx,
+                    app.stats.clone(),
+                    app.config.poll_interval,
+                )?)
+            }
+            Some(js) => {
+                let name = app.config.checkpoint_name().replace('.', "_");
+                let started = buttress::retry::retry(&policy, || {
+                    ingest_nats::NatsIngest::start(
+                        js,
+                        &name,
+                        progress.cursor.offset,
+                        app.gauge.clone(),
+                        tx.clone(),
+                        app.stats.clone(),
+                        app.config.poll_interval,
+                    )
+                })
+                .await
+                .map_err(|e| format!("cannot read the telemetry stream: {e}"))?;
+                Reading::Nats(started)
+            }
+        };
+        Ok((checkpointer, known, progress, reading, rx))
     }
 
     async fn open_progress_store(
@@ -302,8 +347,9 @@ impl Learner {
         let app = &*self.inner;
         Ok(match &app.config.database_url {
             Some(url) => {
+                let name = app.config.checkpoint_name();
                 let store = buttress::retry::retry(policy, || {
-                    PgStore::connect(url, &app.config.checkpoint_table, &app.config.name)
+                    PgStore::connect(url, &app.config.checkpoint_table, &name)
                 })
                 .await
                 .map_err(|e| format!("the checkpoint table could not be opened: {e}"))?;
@@ -312,7 +358,7 @@ impl Learner {
             None => {
                 let store = FileStore::open(
                     &app.config.checkpoint_dir,
-                    &app.config.name,
+                    &app.config.checkpoint_name(),
                     FileStoreConfig::default(),
                 )
                 .map_err(|e| {
@@ -338,7 +384,7 @@ impl Learner {
         mut progress: Progress,
     ) -> Result<(), BoxError> {
         let app = &*self.inner;
-        let mut stop = app.stop.subscribe();
+        let mut stop = app.worker.stopping();
         let mut pending: VecDeque<Event> = VecDeque::new();
         let mut since_save = 0u64;
         loop {

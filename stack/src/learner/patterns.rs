@@ -41,8 +41,10 @@ pub enum PatternError {
 pub struct StoredPattern {
     /// Its hash.
     pub hash: Hash,
-    /// The position of the event that introduced it.
-    pub at: Cursor,
+    /// The position of the event that introduced it, when that event came
+    /// from this store's source (`None`: from another source, so no event
+    /// this learner reads introduced it).
+    pub at: Option<Cursor>,
 }
 
 /// The pattern store.
@@ -57,6 +59,10 @@ pub enum PatternStore {
         /// The outbox each new pattern adds a `pattern.learned` event to,
         /// in the statement that stores it.
         outbox: Option<OutboxTable>,
+        /// Where this learner's positions come from
+        /// ([`TelemetrySource::label`](super::TelemetrySource::label)),
+        /// stored beside each position it writes.
+        source: String,
     },
     /// Memory: hash → the pattern's first position and time.
     Memory(Arc<Mutex<HashMap<Hash, (Cursor, u64)>>>),
@@ -83,6 +89,7 @@ impl PatternStore {
             pool,
             table,
             outbox,
+            ..
         } = self
         else {
             return Ok(());
@@ -98,7 +105,9 @@ impl PatternStore {
                  first_file BIGINT NOT NULL,
                  first_offset BIGINT NOT NULL,
                  first_seen_ms BIGINT NOT NULL,
-                 learned_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                 learned_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                 source TEXT NOT NULL DEFAULT 'journal');
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS source TEXT NOT NULL DEFAULT 'journal';"
         ))
         .await?;
         tx.commit().await?;
@@ -138,14 +147,15 @@ impl PatternStore {
                 pool,
                 table,
                 outbox,
+                source,
             } => {
                 let hashes: Vec<String> = patterns.iter().map(|p| hex(&p.hash)).collect();
                 let files: Vec<i64> = patterns.iter().map(|p| p.at.file as i64).collect();
                 let offsets: Vec<i64> = patterns.iter().map(|p| p.at.offset as i64).collect();
                 let times: Vec<i64> = patterns.iter().map(|p| p.at_ms as i64).collect();
                 let insert = format!(
-                    "INSERT INTO {table} (hash, first_file, first_offset, first_seen_ms)
-                     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                    "INSERT INTO {table} (hash, first_file, first_offset, first_seen_ms, source)
+                     SELECT *, $5::text FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
                      ON CONFLICT (hash) DO NOTHING"
                 );
                 let statement = match outbox {
@@ -161,7 +171,7 @@ impl PatternStore {
                 };
                 let conn = Self::conn(pool).await?;
                 let n = conn
-                    .execute(&statement, &[&hashes, &files, &offsets, &times])
+                    .execute(&statement, &[&hashes, &files, &offsets, &times, source])
                     .await?;
                 Ok(n)
             }
@@ -175,31 +185,36 @@ impl PatternStore {
                 .iter()
                 .map(|(hash, (at, _))| StoredPattern {
                     hash: *hash,
-                    at: *at,
+                    at: Some(*at),
                 })
                 .collect()),
-            PatternStore::Postgres { pool, table, .. } => {
+            PatternStore::Postgres {
+                pool,
+                table,
+                source,
+                ..
+            } => {
                 let conn = Self::conn(pool).await?;
                 let rows = conn
                     .query(
-                        &format!("SELECT hash, first_file, first_offset FROM {table}"),
-                        &[],
+                        &format!("SELECT hash, first_file, first_offset, source = $1 FROM {table}"),
+                        &[source],
                     )
                     .await?;
                 rows.iter()
                     .map(|r| {
                         let text: String = r.get(0);
-                        let (file, offset): (i64, i64) = (r.get(1), r.get(2));
+                        let (file, offset, ours): (i64, i64, bool) = (r.get(1), r.get(2), r.get(3));
                         let hash = parse_hash(&text).ok_or_else(|| PatternError::Corrupt {
                             table: table.clone(),
                             detail: format!("hash {text:?} is not 64 hexadecimal digits"),
                         })?;
                         Ok(StoredPattern {
                             hash,
-                            at: Cursor {
+                            at: ours.then(|| Cursor {
                                 file: u64::try_from(file).unwrap_or(0),
                                 offset: u64::try_from(offset).unwrap_or(0),
-                            },
+                            }),
                         })
                     })
                     .collect()

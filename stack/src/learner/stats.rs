@@ -18,6 +18,7 @@ pub(super) struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
+    source: String,
     progress: Progress,
     store: &'static str,
     every_events: u64,
@@ -129,6 +130,10 @@ pub struct Patterns {
 /// The journal as read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalStats {
+    /// Where the events come from: `journal` (this machine's) or
+    /// `nats:<stream>` (then the cursor's offset is a stream sequence).
+    #[serde(default)]
+    pub source: String,
     /// Where the next event starts (`file:offset`).
     pub cursor: String,
     /// Events processed in all (by every run, from the checkpoint).
@@ -164,12 +169,14 @@ impl Shared {
 
     pub(super) fn started(
         &self,
+        source: String,
         store: &'static str,
         every_events: u64,
         resumed: Option<Progress>,
         stored: u64,
     ) {
         self.with(|s| {
+            s.source = source;
             s.store = store;
             s.every_events = every_events;
             s.resumed_from = resumed;
@@ -277,6 +284,7 @@ impl Shared {
                     write_failures: s.write_failures,
                 },
                 journal: JournalStats {
+                    source: s.source.clone(),
                     cursor: cursor(p.cursor),
                     events: p.events,
                     undecodable: p.undecodable,

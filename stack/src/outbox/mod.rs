@@ -38,12 +38,12 @@ use buttress::health::{CheckOptions, Health, Shutdown, check_fn};
 use buttress::policy::{FileWatch, Policy, Stacked};
 use buttress::pressure::LagGauge;
 use tokio::sync::watch;
-use tower::{ServiceExt, service_fn};
+use tower::ServiceExt;
 
 pub use config::{DEFAULT_PORT, RelayConfig};
 pub use table::{BadEventType, Claimed, EventType, OutboxTable, Pending};
 
-use crate::nats::JetStream;
+use crate::nats::{Batch, JetStream};
 use crate::pg::PgPool;
 
 /// The policy used when `POLICY_FILE` is unset.
@@ -88,12 +88,6 @@ pub struct RelayStats {
     pub draining: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Running,
-    Draining,
-}
-
 /// The relay, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -107,13 +101,13 @@ struct Inner {
     pool: PgPool,
     table: OutboxTable,
     nats: Arc<JetStream>,
-    publish: Stacked<Arc<Vec<Claimed>>, u64>,
+    publish: Stacked<Batch, u64>,
     lag: LagGauge,
     health: Health,
     stats: Mutex<RelayStats>,
-    mode: watch::Sender<Mode>,
-    finished: watch::Sender<bool>,
-    startup: Mutex<Option<buttress::health::Hold>>,
+    /// Its stop is a drain: what was pending when it was asked is
+    /// published first.
+    worker: crate::worker::Worker,
 }
 
 impl std::fmt::Debug for Inner {
@@ -139,32 +133,15 @@ impl Relay {
         let dependency = policy.dependency(NATS).ok_or_else(|| {
             format!("the policy declares no [dependencies.{NATS}]: publishing needs it")
         })?;
-        let nats = Arc::new(
-            JetStream::new(
-                &config.nats_url,
-                &config.stream,
-                &[&format!("{}.>", config.subject_prefix)],
-                dependency
-                    .attempt_timeout()
-                    .or(dependency.timeout())
-                    .unwrap_or(Duration::from_secs(5)),
-            )
-            .duplicate_window(config.duplicate_window),
+        let (nats, publish) = JetStream::publisher(
+            &config.nats_url,
+            &config.stream,
+            &[&format!("{}.>", config.subject_prefix)],
+            &dependency,
+            config.duplicate_window,
         );
-        let publish = {
-            let (nats, table, prefix) =
-                (nats.clone(), table.clone(), config.subject_prefix.clone());
-            dependency.service(service_fn(move |batch: Arc<Vec<Claimed>>| {
-                let (nats, table, prefix) = (nats.clone(), table.clone(), prefix.clone());
-                async move {
-                    let messages: Vec<_> =
-                        batch.iter().map(|c| message(&table, &prefix, c)).collect();
-                    nats.publish_batch(messages).await
-                }
-            }))
-        };
         let health = Health::new().version(env!("CARGO_PKG_VERSION"));
-        let startup = health.readiness().hold("creating the outbox table");
+        let worker = crate::worker::Worker::new("relay", &health, "creating the outbox table");
         let relay = Relay {
             inner: Arc::new(Inner {
                 config,
@@ -177,9 +154,7 @@ impl Relay {
                 lag: LagGauge::new("outbox")?,
                 health,
                 stats: Mutex::default(),
-                mode: watch::Sender::new(Mode::Running),
-                finished: watch::Sender::new(true),
-                startup: Mutex::new(Some(startup)),
+                worker,
             }),
         };
         relay.register_checks(&dependency)?;
@@ -223,15 +198,10 @@ impl Relay {
     /// metrics and prunes sent events meanwhile.
     pub fn spawn(&self) -> tokio::task::JoinHandle<Result<(), BoxError>> {
         let relay = self.clone();
-        self.inner.finished.send_replace(false);
-        tokio::spawn(async move {
+        self.inner.worker.spawn(async move {
             let watcher = tokio::spawn(relay.clone().watch_table());
             let result = relay.run().await;
             watcher.abort();
-            relay.inner.finished.send_replace(true);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "the relay stopped");
-            }
             result
         })
     }
@@ -240,29 +210,19 @@ impl Relay {
     /// relay has stopped (at once when it is not running). Events added
     /// meanwhile stay for the next relay.
     pub async fn drain(&self) {
-        self.inner.mode.send_replace(Mode::Draining);
         crate::lock(&self.inner.stats).draining = true;
-        let mut finished = self.inner.finished.subscribe();
-        let _ = finished.wait_for(|f| *f).await;
+        self.inner.worker.stop().await;
     }
 
     async fn run(&self) -> Result<(), BoxError> {
         let app = &*self.inner;
-        let hold = crate::lock(&app.startup).take();
-        let prepared = self.prepare().await;
-        if let Some(hold) = hold {
-            match &prepared {
-                Ok(()) => hold.release(),
-                Err(e) => hold.fail(e.to_string()),
-            }
-        }
-        prepared?;
+        app.worker.started(self.prepare().await)?;
         tracing::info!(table = %app.table.name(), stream = %app.nats.stream(), nats = %app.nats.url(), "relaying the outbox");
-        let mut mode = app.mode.subscribe();
+        let mut mode = app.worker.stopping();
         let mut up_to: Option<i64> = None;
         let mut pause = Duration::from_millis(250);
         loop {
-            let draining = *mode.borrow_and_update() == Mode::Draining;
+            let draining = *mode.borrow_and_update();
             if draining && up_to.is_none() {
                 match self.last_unsent().await {
                     Ok(last) => {
@@ -339,7 +299,12 @@ impl Relay {
         crate::lock(&app.stats).in_hand = in_hand.len() as u64;
         let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
         let result = async {
-            let duplicates = app.publish.clone().oneshot(Arc::new(claimed)).await?;
+            let prefix = &app.config.subject_prefix;
+            let batch = claimed
+                .iter()
+                .map(|c| message(&app.table, prefix, c))
+                .collect();
+            let duplicates = app.publish.clone().oneshot(Arc::new(batch)).await?;
             app.table.mark_sent(&tx, &ids).await?;
             tx.commit().await?;
             Ok::<u64, BoxError>(duplicates)
@@ -511,7 +476,7 @@ async fn stats_handler(State(relay): State<Relay>) -> axum::Json<RelayStats> {
 }
 
 /// Waits `pause`, or less when the mode changes (a drain begins).
-async fn sleep_or_change(pause: Duration, mode: &mut watch::Receiver<Mode>) {
+async fn sleep_or_change(pause: Duration, mode: &mut watch::Receiver<bool>) {
     tokio::select! {
         () = tokio::time::sleep(pause) => {}
         _ = mode.changed() => {}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code, unreachable_pub)]
 
+pub mod learner_runs;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -294,6 +295,19 @@ pub async fn ids_in_stream(
     context: &async_nats::jetstream::Context,
     stream: &str,
 ) -> BTreeMap<String, u32> {
+    let mut ids = BTreeMap::new();
+    for (_, id, _) in messages_in_stream(context, stream).await {
+        *ids.entry(id).or_insert(0) += 1;
+    }
+    ids
+}
+
+/// Every message in the JetStream stream `stream`, in stream order: its
+/// sequence, its message id and its payload.
+pub async fn messages_in_stream(
+    context: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Vec<(u64, String, bytes::Bytes)> {
     use async_nats::jetstream::consumer;
     use futures_util::StreamExt;
     let mut stream = context.get_stream(stream).await.unwrap();
@@ -307,9 +321,8 @@ pub async fn ids_in_stream(
         })
         .await
         .unwrap();
-    let mut ids = BTreeMap::new();
-    let mut read = 0;
-    while read < total {
+    let mut out = Vec::new();
+    while (out.len() as u64) < total {
         let mut batch = consumer
             .fetch()
             .max_messages(1000)
@@ -317,7 +330,7 @@ pub async fn ids_in_stream(
             .messages()
             .await
             .unwrap();
-        let before = read;
+        let before = out.len();
         while let Some(m) = batch.next().await {
             let m = m.unwrap();
             let id = m
@@ -326,10 +339,14 @@ pub async fn ids_in_stream(
                 .and_then(|h| h.get("Nats-Msg-Id"))
                 .map(|v| v.as_str().to_owned())
                 .expect("every message has an id");
-            *ids.entry(id).or_insert(0) += 1;
-            read += 1;
+            let seq = m.info().unwrap().stream_sequence;
+            out.push((seq, id, m.payload.clone()));
         }
-        assert!(read > before, "the stream holds {total}, read {read}");
+        assert!(
+            out.len() > before,
+            "the stream holds {total}, read {}",
+            out.len()
+        );
     }
-    ids
+    out
 }
