@@ -168,18 +168,7 @@ async fn oversized_and_malformed_batches_are_refused_with_the_field() {
         ("not json".to_owned(), vec!["body"]),
     ];
     for (body, fields) in cases {
-        let (status, headers, problem) =
-            call(&routes, LOCAL, "POST", "/v1/embeddings", &body).await;
-        assert_eq!(status, 422, "{problem}");
-        assert_eq!(headers["content-type"], "application/problem+json");
-        let named: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
-        assert_eq!(named, fields, "{problem}");
-        assert!(problem["request_id"].is_string());
+        support::assert_invalid(&routes, "/v1/embeddings", &body, &fields).await;
     }
     // 32 inputs of 10,000 characters are fine.
     let (status, _, _) = call(

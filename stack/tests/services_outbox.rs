@@ -438,3 +438,57 @@ async fn each_new_pattern_adds_one_event_in_its_statement() {
         .unwrap();
     setup.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_events_past_keep_sent_are_deleted_and_no_others() {
+    let Some(setup) = setup("prune").await else {
+        return;
+    };
+    let mut pg = support::postgres().await.unwrap();
+    let table = &setup.table;
+    table.prepare(&mut pg).await.unwrap();
+    let kind = EventType::new("item.created").unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            table
+                .enqueue(&pg, &kind, &format!("{{\"n\": {n}}}"))
+                .await
+                .unwrap(),
+        );
+    }
+    // Two sent two hours ago, one sent now, two unsent.
+    pg.execute(
+        &format!(
+            "UPDATE {} SET sent_at = now() - interval '2 hours' WHERE id = ANY($1)",
+            table.name()
+        ),
+        &[&&ids[..2]],
+    )
+    .await
+    .unwrap();
+    let tx = pg.transaction().await.unwrap();
+    assert_eq!(table.mark_sent(&tx, &ids[2..3]).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(table.last_unsent(&pg).await.unwrap(), ids[4]);
+    let keep = Duration::from_secs(3600);
+    assert_eq!(
+        table.prune(&pg, keep, 1).await.unwrap(),
+        1,
+        "at most the limit"
+    );
+    assert_eq!(table.prune(&pg, keep, 100).await.unwrap(), 1);
+    assert_eq!(table.prune(&pg, keep, 100).await.unwrap(), 0);
+    let left: Vec<i64> = pg
+        .query(&format!("SELECT id FROM {} ORDER BY id", table.name()), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ids[2..]);
+    let pending = table.pending(&pg).await.unwrap();
+    assert_eq!(pending.total(), 2);
+    assert_eq!(pending.by_type.get("item.created"), Some(&2));
+    setup.cleanup().await;
+}

@@ -283,6 +283,26 @@ pub fn chat(
     Chat::new(config).expect("the chat backend builds")
 }
 
+/// `POST body` to `path` answers 422 problem+json naming exactly
+/// `fields` (in order) as in error, with the request id of the response.
+pub async fn assert_invalid(router: &axum::Router, path: &str, body: &str, fields: &[&str]) {
+    let (status, headers, problem) = call(router, LOCAL, "POST", path, body).await;
+    assert_eq!(status, 422, "{body}: {problem}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let named: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, fields, "{body}: {problem}");
+    assert_eq!(
+        problem["request_id"],
+        headers["x-request-id"].to_str().unwrap(),
+        "{problem}"
+    );
+}
+
 /// A port on loopback that nothing listens on (bound, then closed).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
