@@ -878,6 +878,7 @@ async fn outage_drill() {
             ),
             ("MACHINE_ID", "drill".to_owned()),
             ("TELEMETRY_STREAM", telemetry_stream.clone()),
+            ("TELEMETRY_SUBJECT_PREFIX", format!("telemetry.drill{tag}")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

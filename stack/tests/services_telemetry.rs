@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use buttress::journal::{Compression, Cursor, Durability, Journal, JournalConfig, JournalReader};
 use buttress_stack::client::JsonClient;
-use buttress_stack::journal_relay::{SUBJECTS, message_id};
+use buttress_stack::journal_relay::message_id;
 use buttress_stack::knowledge::{JOURNAL_NAME, QueryRecord};
 use buttress_stack::learner::{Hash, parse_hash};
 use buttress_stack::nats::JetStream;
@@ -47,8 +47,14 @@ async fn the_journal_travels_once_and_a_learner_elsewhere_learns_it_once() {
     let stream = format!("TELEMETRY_TEST_{tag}");
     let machine = format!("machine-{tag}");
     // The stream as the relay creates it; emptied first.
-    let js = JetStream::new(&nats, &stream, &[SUBJECTS], Duration::from_secs(5))
-        .duplicate_window(Duration::from_secs(600));
+    let prefix = format!("telemetry.test{tag}");
+    let js = JetStream::new(
+        &nats,
+        &stream,
+        &[&format!("{prefix}.>")],
+        Duration::from_secs(5),
+    )
+    .duplicate_window(Duration::from_secs(600));
     let context = match js.context().await {
         Ok(c) => c.clone(),
         Err(e) => {
@@ -91,6 +97,7 @@ async fn the_journal_travels_once_and_a_learner_elsewhere_learns_it_once() {
         ("CHECKPOINT_DIR", dir.join("relay").display().to_string()),
         ("MACHINE_ID", machine.clone()),
         ("TELEMETRY_STREAM", stream.clone()),
+        ("TELEMETRY_SUBJECT_PREFIX", prefix.clone()),
         ("BATCH_SIZE", "50".to_owned()),
         ("POLL_INTERVAL", "20ms".to_owned()),
     ]
@@ -237,4 +244,67 @@ fn duplicates(log: &[String]) -> u64 {
     log.iter()
         .filter_map(|l| support::process::field(l, "duplicates"))
         .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_gone_from_the_stream_are_passed_over_and_the_rest_learned() {
+    let nats = buttress_test_support::services::nats_url();
+    let tag = std::process::id();
+    let stream = format!("TELEMETRY_GAP_{tag}");
+    let subject = format!("telemetry.gap{tag}.machine");
+    let js = JetStream::new(&nats, &stream, &[&subject], Duration::from_secs(5));
+    let context = match js.context().await {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            buttress_test_support::services::unavailable("NATS", "NATS_URL", &nats, e);
+            return;
+        }
+    };
+    let mut nats_stream = context.get_stream(&stream).await.unwrap();
+    nats_stream.purge().await.unwrap();
+    // 300 events of 300 distinct questions; 11 deleted from the middle.
+    let asked = questions(300, 0.0, 5);
+    let batch = asked.iter().enumerate().map(|(n, q)| {
+        let record = query_record(n as u64, q, 0);
+        (
+            subject.clone(),
+            format!("gap:{n}"),
+            serde_json::to_vec(&record).unwrap().into(),
+        )
+    });
+    assert_eq!(js.publish_batch(batch).await.unwrap(), 0);
+    let first = nats_stream.info().await.unwrap().state.first_sequence;
+    for seq in first + 100..first + 111 {
+        nats_stream.delete_message(seq).await.unwrap();
+    }
+
+    let dir = temp_dir("learner-gap");
+    let learner = support::learner(
+        &dir,
+        buttress_stack::learner::DEFAULT_POLICY,
+        &[
+            ("TELEMETRY_SOURCE", "nats"),
+            ("NATS_URL", &nats),
+            ("TELEMETRY_STREAM", &stream),
+        ],
+    );
+    let task = learner.spawn();
+    let done =
+        support::eventually(Duration::from_secs(30), || learner.progress().events == 289).await;
+    if !done && task.is_finished() {
+        panic!("the learner ended: {:?}", task.await);
+    }
+    assert!(done, "{:?}", learner.stats());
+    learner.stop().await;
+    task.await.unwrap().unwrap();
+    let stats = learner.stats();
+    assert_eq!(stats.journal.events, 289);
+    assert_eq!(stats.patterns.learned, 289);
+    assert_eq!(
+        stats.journal.cursor,
+        format!("0:{}", first + 299),
+        "{stats:?}"
+    );
+    let _ = context.delete_stream(&stream).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,7 +2,8 @@
 //!
 //! Environment: `PORT` (8086), `BIND`, `JOURNAL_DIR` (`data/telemetry`),
 //! `MACHINE_ID` (the host name), `NATS_URL` (`nats://127.0.0.1:4222`),
-//! `TELEMETRY_STREAM` (`TELEMETRY`), `CHECKPOINT_DIR`
+//! `TELEMETRY_STREAM` (`TELEMETRY`), `TELEMETRY_SUBJECT_PREFIX`
+//! (`telemetry`), `CHECKPOINT_DIR`
 //! (`data/journal-relay`), `BATCH_SIZE` (256), `POLL_INTERVAL` (200ms),
 //! `DUPLICATE_WINDOW` (10m), `POLICY_FILE` (unset: the built-in policy),
 //! `ADMIN_TOKEN`, `HEALTH_CHECK_TIMEOUT` (2s).

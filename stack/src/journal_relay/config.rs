@@ -20,9 +20,12 @@ pub struct JournalRelayConfig {
     pub machine: String,
     /// NATS with JetStream (`NATS_URL`, default `nats://127.0.0.1:4222`).
     pub nats_url: String,
-    /// The stream (`TELEMETRY_STREAM`, default `TELEMETRY`, subjects
-    /// `telemetry.>`).
+    /// The stream (`TELEMETRY_STREAM`, default `TELEMETRY`).
     pub stream: String,
+    /// The subjects' prefix (`TELEMETRY_SUBJECT_PREFIX`, default
+    /// `telemetry`): records go to `<prefix>.<machine>`, and the stream
+    /// takes `<prefix>.>` (two streams cannot share subjects).
+    pub subject_prefix: String,
     /// Where its cursor is saved (`CHECKPOINT_DIR`, default `data/journal-relay`).
     pub checkpoint_dir: PathBuf,
     /// Records per batch (`BATCH_SIZE`, default 256, 1–10,000; a batch also
@@ -90,6 +93,16 @@ impl JournalRelayConfig {
             .get("NATS_URL")
             .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         crate::nats::check_url(&nats_url)?;
+        let subject_prefix = env
+            .get("TELEMETRY_SUBJECT_PREFIX")
+            .unwrap_or_else(|| super::SUBJECT_PREFIX.to_owned());
+        if crate::outbox::EventType::new(&subject_prefix).is_err() {
+            return Err(EnvError {
+                name: "TELEMETRY_SUBJECT_PREFIX",
+                value: subject_prefix,
+                reason: "dot-separated words of a-z, 0-9, '_' and '-'".to_owned(),
+            });
+        }
         let batch_size: usize = env.parse("BATCH_SIZE", 256)?;
         if !(1..=10_000).contains(&batch_size) {
             return Err(EnvError {
@@ -106,6 +119,7 @@ impl JournalRelayConfig {
             machine,
             nats_url,
             stream: telemetry_stream(env)?,
+            subject_prefix,
             checkpoint_dir: env
                 .get("CHECKPOINT_DIR")
                 .map_or_else(|| PathBuf::from("data/journal-relay"), PathBuf::from),
@@ -160,6 +174,7 @@ mod tests {
             ("MACHINE_ID", "a.b"),
             ("MACHINE_ID", "a>"),
             ("TELEMETRY_STREAM", "a b"),
+            ("TELEMETRY_SUBJECT_PREFIX", "a.>"),
             ("NATS_URL", "http://x"),
             ("BATCH_SIZE", "0"),
             ("POLL_INTERVAL", "often"),

@@ -3,7 +3,8 @@
 //!
 //! It reads the journal from its saved cursor (rotated and gzipped files
 //! included) in batches, publishes each record as it is to the subject
-//! `telemetry.<machine>` with the message id `<machine>:<file>:<offset>`
+//! `telemetry.<machine>` (the prefix is `TELEMETRY_SUBJECT_PREFIX`) with
+//! the message id `<machine>:<file>:<offset>`
 //! (the record's position, which never changes), waits for every
 //! acknowledgement, and then saves the cursor past the batch. Delivery is
 //! at least once: a relay killed after publishing and before saving
@@ -42,8 +43,8 @@ use crate::nats::{Batch, JetStream};
 /// The policy used when `POLICY_FILE` is unset.
 pub const DEFAULT_POLICY: &str = include_str!("../../journal-relay.toml");
 
-/// The subjects of the telemetry stream: `telemetry.<machine>`.
-pub const SUBJECTS: &str = "telemetry.>";
+/// The default subjects' prefix: records go to `telemetry.<machine>`.
+pub const SUBJECT_PREFIX: &str = "telemetry";
 
 /// A batch stops growing past this many bytes (by one record at most).
 const BATCH_BYTES: usize = 1 << 20;
@@ -141,7 +142,7 @@ impl JournalRelay {
         let (nats, publish) = JetStream::publisher(
             &config.nats_url,
             &config.stream,
-            &[SUBJECTS],
+            &[&format!("{}.>", config.subject_prefix)],
             &dependency,
             config.duplicate_window,
         );
@@ -206,9 +207,11 @@ impl JournalRelay {
                 Some(b) => b,
                 None => {
                     let (r, read) = tokio::task::spawn_blocking({
+                        let subject =
+                            format!("{}.{}", app.config.subject_prefix, app.config.machine);
                         let (machine, size) = (app.config.machine.clone(), app.config.batch_size);
                         move || {
-                            let read = read_batch(&mut reader, &machine, size);
+                            let read = read_batch(&mut reader, &subject, &machine, size);
                             (reader, read)
                         }
                     })
@@ -384,12 +387,13 @@ async fn stats_handler(State(relay): State<JournalRelay>) -> axum::Json<JournalR
 }
 
 /// Up to `size` records (and about 1 MiB) from where `reader` is, as
-/// messages; the cursor past the last; the bytes left unread; the
+/// messages to `subject`; the cursor past the last; the bytes left unread; the
 /// reader's counts. A read error ends the batch early when something was
 /// read (it comes back on the next call).
 #[allow(clippy::type_complexity)]
 fn read_batch(
     reader: &mut JournalReader,
+    subject: &str,
     machine: &str,
     size: usize,
 ) -> Result<
@@ -401,7 +405,6 @@ fn read_batch(
     ),
     BoxError,
 > {
-    let subject = format!("telemetry.{machine}");
     let mut messages = Vec::new();
     let mut bytes = 0;
     let mut end = reader.cursor();
@@ -414,7 +417,7 @@ fn read_batch(
         };
         bytes += line.len();
         messages.push((
-            subject.clone(),
+            subject.to_owned(),
             message_id(machine, at),
             bytes::Bytes::copy_from_slice(line),
         ));

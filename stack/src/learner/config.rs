@@ -78,14 +78,14 @@ pub struct LearnerConfig {
 pub const DEFAULT_PORT: u16 = 8083;
 
 impl LearnerConfig {
-    /// The name its progress is saved under: `LEARNER_NAME`, with `.nats`
+    /// The name its progress is saved under: `LEARNER_NAME`, with `-nats`
     /// after it for the NATS source (a journal cursor and a stream
     /// sequence must never be taken one for the other). Also the durable
     /// consumer's name.
     pub fn checkpoint_name(&self) -> String {
         match self.source {
             TelemetrySource::Journal => self.name.clone(),
-            TelemetrySource::Nats { .. } => format!("{}.nats", self.name),
+            TelemetrySource::Nats { .. } => format!("{}-nats", self.name),
         }
     }
 
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(e.name, "TELEMETRY_SOURCE");
         let c = LearnerConfig::from_env(&env(&[("TELEMETRY_SOURCE", "nats")])).unwrap();
         assert_eq!(c.source.label(), "nats:TELEMETRY");
-        assert_eq!(c.checkpoint_name(), "learner.nats");
+        assert_eq!(c.checkpoint_name(), "learner-nats");
         let e = LearnerConfig::from_env(&env(&[
             ("TELEMETRY_SOURCE", "nats"),
             ("NATS_URL", "http://x"),

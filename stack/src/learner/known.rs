@@ -255,6 +255,20 @@ mod tests {
         assert_eq!(known.observe([1; 32], at(50)), Seen::Again);
     }
 
+    #[test]
+    fn counts_and_patterns_from_elsewhere() {
+        let mut known = Known::default();
+        assert!(known.is_empty());
+        assert_eq!(known.len(), 0);
+        known.insert([1; 32], at(50));
+        known.insert([2; 32], ELSEWHERE);
+        assert!(!known.is_empty());
+        assert_eq!(known.len(), 2);
+        // First learned from another source: a duplicate wherever it is seen.
+        assert_eq!(known.observe([2; 32], at(10)), Seen::Duplicate);
+        assert_eq!(known.observe([2; 32], at(90)), Seen::Duplicate);
+    }
+
     proptest! {
         /// Against a model that sees the whole stream once: processing in
         /// batches, with crashes that lose the unsaved progress but keep

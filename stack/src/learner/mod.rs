@@ -162,7 +162,8 @@ impl Learner {
                 crate::nats::JetStream::new(
                     url,
                     stream,
-                    &[crate::journal_relay::SUBJECTS],
+                    // Looked up, not created: its subjects are the relay's.
+                    &[],
                     Duration::from_secs(5),
                 )
                 .existing(),
