@@ -203,7 +203,10 @@ pub fn gates() -> Vec<Gate> {
             "tower-resilience retry",
             retry::layer,
             retry::tower_resilience_layer,
-            ratio(0.6),
+            // Held at 0.92x since 2026-12-01: on that day's VM the code
+            // that had passed at 0.59x (42f7d7e) measured 0.71x to 0.83x
+            // in every process (docs/benchmarks.md); the goal is still 0.6x.
+            ratio_held(0.6, 0.92),
         ),
         gate(
             "retry.budget_2_threads",
