@@ -413,14 +413,6 @@ impl Relay {
         crate::lock(&self.inner.stats).clone()
     }
 
-    /// Reads the pending events now (the metrics task does it every
-    /// `STATS_INTERVAL`) and returns the stats.
-    pub async fn refresh(&self) -> Result<RelayStats, BoxError> {
-        let mut seen = Default::default();
-        self.read_pending(&mut seen).await?;
-        Ok(self.stats())
-    }
-
     /// A shutdown that closes the gate, then drains the outbox (what was
     /// pending when it began), within `DRAIN_TIMEOUT`.
     pub fn shutdown(&self) -> Shutdown {
